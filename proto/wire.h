@@ -1,0 +1,123 @@
+/* wire.h - the MessagePack codec for every message of the wire contract (PROTOCOL.md).
+ * This is the only module that includes <msgpack.h>; no msgpack type escapes it.
+ *
+ * Decoding is strict and bounded: the frame must be exactly one MessagePack map, every
+ * known field must have its type, and size, depth, path, string and element-count limits
+ * apply before anything is allocated. Errors name the offending field, e.g.
+ * `batch.completions[3].command.path[1]: expected str`. Unknown keys are ignored. */
+#ifndef FO_WIRE_H
+#define FO_WIRE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/buf.h"
+#include "proto/command.h"
+#include "proto/error.h"
+
+typedef enum fo_msg_type {
+    FO_MSG_NONE = 0,
+    /* client -> hub */
+    FO_MSG_HELLO,
+    FO_MSG_SUB,
+    FO_MSG_UNSUB,
+    FO_MSG_FLUSH,
+    FO_MSG_GET,
+    FO_MSG_HISTORY,
+    FO_MSG_PRESENCE,
+    /* hub -> client */
+    FO_MSG_WELCOME,
+    FO_MSG_SNAP,
+    FO_MSG_DIFF,
+    FO_MSG_OK,
+    FO_MSG_ACK,
+    FO_MSG_PUSH,
+    FO_MSG_PRESENCE_EVT, /* `presence` from the hub: {model, session, state} */
+    FO_MSG_ERROR,
+} fo_msg_type;
+
+/* The `t` field's spelling ("hello", ..., "presence" for both presence forms). */
+const char *fo_msg_type_name(fo_msg_type t);
+
+typedef enum fo_error_code {
+    FO_ERR_BAD_FRAME = 1,
+    FO_ERR_BAD_REQUEST,
+    FO_ERR_UNAUTHORIZED,
+    FO_ERR_FORBIDDEN,
+    FO_ERR_TOO_LARGE,
+    FO_ERR_RATE_LIMITED,
+    FO_ERR_GONE,
+    FO_ERR_OVERLOADED,
+    FO_ERR_SHUTTING_DOWN,
+    FO_ERR_INTERNAL,
+} fo_error_code;
+/* "bad_frame", ...; NULL for an unknown code. */
+const char *fo_error_code_name(fo_error_code c);
+fo_error_code fo_error_code_parse(const char *s, size_t len); /* 0 when unknown */
+
+/* One decoded or to-be-encoded message. Which fields matter depends on `type`; strings
+ * are NUL-terminated and, when decoded, live in the decode arena. */
+typedef struct fo_msg {
+    fo_msg_type type;
+    bool has_rid;
+    uint64_t rid;
+    const char *model;     /* every model-scoped message */
+    uint32_t model_len;
+    /* hello */
+    const char *client;
+    const char *token;     /* NULL when absent */
+    /* sub (from), get (at), history (from, to) */
+    bool has_from, has_to, has_at;
+    uint64_t from, to, at;
+    /* flush, ack */
+    uint64_t seq;
+    /* flush.batch, diff.diff, push.diff */
+    fo_batch batch;
+    /* snap.snapshot */
+    fo_snapshot snapshot;
+    /* ack.result */
+    fo_apply_result result;
+    /* presence (request and event): NULL for nil */
+    const fo_value *state;
+    /* welcome, presence event */
+    const char *session;
+    const char *server;
+    uint64_t max_frame;
+    /* error */
+    fo_error_code code;
+    const char *message;
+} fo_msg;
+
+typedef struct fo_wire_limits {
+    size_t max_frame;        /* bytes in one frame */
+    uint32_t max_depth;      /* nested maps/arrays, the frame's own map included (<= 32) */
+    uint32_t max_path;       /* segments in one path */
+    uint32_t max_str;        /* bytes in one string or key */
+    uint32_t max_elems;      /* entries in one map or array */
+    uint32_t max_total;      /* objects in the whole frame */
+} fo_wire_limits;
+
+/* Safe defaults: 1 MiB frame, depth 32, path 32, string 64 KiB, 100k elements per
+ * container, 1M objects per frame. */
+void fo_wire_limits_default(fo_wire_limits *l);
+
+/* Decodes one frame. On success returns 0 and fills *out (allocated in `a`).
+ * FO_EAGAIN: the bytes are a proper prefix of a MessagePack value; FO_EPROTO: not a
+ * MessagePack map, or trailing bytes (code bad_frame); FO_EINVAL: a field is missing or
+ * has the wrong type (code bad_request; err->path names it); FO_ELIMIT: a limit was
+ * exceeded (code too_large); FO_ENOMEM. `err` may be NULL. */
+int fo_wire_decode(const void *data, size_t len, const fo_wire_limits *l, fo_arena *a,
+                   fo_msg *out, fo_err_info *err);
+
+/* Appends the encoding of *m to `out`. 0 or FO_ENOMEM / FO_EINVAL (unknown type). */
+int fo_wire_encode(const fo_msg *m, fo_buf *out);
+
+/* Standalone values and batches (the store keeps snapshots and log entries in this form). */
+int fo_wire_encode_value(const fo_value *v, fo_buf *out);
+int fo_wire_decode_value(const void *data, size_t len, const fo_wire_limits *l, fo_arena *a,
+                         fo_value *out, fo_err_info *err);
+int fo_wire_encode_batch(const fo_batch *b, fo_buf *out);
+int fo_wire_decode_batch(const void *data, size_t len, const fo_wire_limits *l, fo_arena *a,
+                         fo_batch *out, fo_err_info *err);
+
+#endif

@@ -1,0 +1,37 @@
+/* wire_scan.h - bounded structural validation of raw MessagePack bytes, the first step
+ * of every wire decode (wire_decode.c). Internal to the wire module: it works on bytes
+ * only, allocates nothing and never recurses, so it is safe on any input.
+ *
+ * msgpack-c allocates a container's element array from the count in its header before
+ * reading a single element (a 5-byte frame claiming 2^32 elements asks for ~96 GB) and
+ * fails at a fixed nesting of 32. After fo_wire_scan() has accepted a buffer,
+ * msgpack_unpack_next() on it can only fail for out-of-memory, and its allocations are
+ * bounded by the limits. */
+#ifndef FO_WIRE_SCAN_H
+#define FO_WIRE_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/error.h"
+#include "proto/wire.h"
+
+/* Nesting msgpack-c 4.0 can unpack (MSGPACK_EMBED_STACK_SIZE); max_depth is capped to it. */
+#define FO_WIRE_SCAN_MAX_DEPTH 32
+
+/* Checks that data[0, len) is exactly one MessagePack value within `l` (`need_map`: and
+ * that it is a map). Returns 0; FO_EAGAIN when the bytes end before the value does
+ * (including when headers promise more items or string bytes than remain); FO_EPROTO
+ * for a non-map top level (need_map), reserved byte 0xc1, ext types or trailing bytes;
+ * FO_ELIMIT when a limit is exceeded. A limit is checked as soon as the header that
+ * breaks it is read, so a truncated frame may report FO_ELIMIT rather than FO_EAGAIN.
+ * On error `e` gets the code, the byte offset and a static reason (empty path). */
+int fo_wire_scan(const uint8_t *data, size_t len, const fo_wire_limits *l, bool need_map,
+                 fo_err_info *e);
+
+/* True when s[0, n) is well-formed UTF-8 (no overlong forms, surrogates or code points
+ * above U+10FFFF). */
+bool fo_utf8_valid(const uint8_t *s, size_t n);
+
+#endif

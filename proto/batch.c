@@ -90,8 +90,10 @@ int fo_batch_apply(fo_doc *d, const fo_completion *items, uint32_t n, fo_pathmap
 
                     if (!from || !to)
                         return FO_ENOMEM;
-                    memcpy(from, cmd.path.seg, cmd.path.len * sizeof(fo_key));
-                    memcpy(to, cmd.path.seg, cmd.path.len * sizeof(fo_key));
+                    if (cmd.path.len) {
+                        memcpy(from, cmd.path.seg, cmd.path.len * sizeof(fo_key));
+                        memcpy(to, cmd.path.seg, cmd.path.len * sizeof(fo_key));
+                    }
                     from[cmd.path.len] = c->created_id;
                     to[cmd.path.len] = done.created_id;
                     if (fo_pathmap_put(pm, pf, pt))

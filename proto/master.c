@@ -93,7 +93,8 @@ int fo_master_apply(fo_master *m, const fo_batch *b, void *context, fo_arena *ar
         if (!(all = fo_arena_alloc(arena, ((size_t)hist.len + out->applied.len + 1) *
                                               sizeof(fo_completion))))
             return FO_ENOMEM;
-        memcpy(all, hist.items, hist.len * sizeof(fo_completion));
+        if (hist.len)
+            memcpy(all, hist.items, hist.len * sizeof(fo_completion));
         if (out->applied.len)
             memcpy(all + hist.len, out->applied.items,
                    out->applied.len * sizeof(fo_completion));

@@ -133,8 +133,10 @@ int fo_pathmap_get(fo_pathmap *pm, fo_path p, fo_path *out)
         if (!(seg = fo_arena_alloc(pm->arena, ((size_t)to.len + p.len - len + 1) *
                                                   sizeof(fo_key))))
             return FO_ENOMEM;
-        memcpy(seg, to.seg, to.len * sizeof(fo_key));
-        memcpy(seg + to.len, p.seg + len, (p.len - len) * sizeof(fo_key));
+        if (to.len)
+            memcpy(seg, to.seg, to.len * sizeof(fo_key));
+        if (p.len > len)
+            memcpy(seg + to.len, p.seg + len, (p.len - len) * sizeof(fo_key));
         out->seg = seg;
         out->len = to.len + p.len - len;
         /* Remembered for the whole path, as the reference does. */

@@ -39,8 +39,8 @@ enum {
 
 /* Export: each appends one JSON text (no trailing newline) to `out`. Returns 0,
  * FO_ENOMEM (out->len is restored then) or FO_EINVAL (a struct holds an action that has no
- * name, a document that is not a map). Commands are written as {action, path, props?,
- * parentDefault?} with `path` always present; completions {command, createdId?}; batches
+ * name, a document that is not a map). Commands are written as {action, path?, props?,
+ * parentDefault?} with `path` left out when empty (as the wire codec does); completions {command, createdId?}; batches
  * {from, completions}; snapshots {commandCount, document}; results {applied, sync?,
  * errors?} with sync {isPartial, diff | latest, mappedPaths?}, mappedPaths keyed by the
  * path joined with ',' as the reference does. */

@@ -2,8 +2,10 @@
  * This is the only module that includes <msgpack.h>; no msgpack type escapes it.
  *
  * Decoding is strict and bounded: the frame must be exactly one MessagePack map, every
- * known field must have its type, and size, depth, path, string and element-count limits
- * apply before anything is allocated. Errors name the offending field, e.g.
+ * known field must have its type, and a pre-scan of the raw bytes enforces the size,
+ * depth, string and element-count limits before msgpack-c allocates anything (path
+ * lengths are checked during conversion). Strings must be valid UTF-8; nil in an
+ * optional field means absent; float32 is accepted and re-emitted as float64. Errors name the offending field, e.g.
  * `batch.completions[3].command.path[1]: expected str`. Unknown keys are ignored. */
 #ifndef FO_WIRE_H
 #define FO_WIRE_H
@@ -101,7 +103,12 @@ typedef struct fo_wire_limits {
  * container, 1M objects per frame. */
 void fo_wire_limits_default(fo_wire_limits *l);
 
-/* Decodes one frame. On success returns 0 and fills *out (allocated in `a`).
+/* Decodes one frame (a complete WebSocket message). `l` NULL means the defaults;
+ * max_depth is capped at 32 (msgpack-c's own nesting limit). On success returns 0 and
+ * fills *out (allocated in `a`). err->code holds the returned value. After FO_EINVAL,
+ * out->type, has_rid/rid and model are set when they could be read, so an error reply
+ * can be addressed. A complete message that returns FO_EAGAIN is truncated: answer it
+ * with bad_frame.
  * FO_EAGAIN: the bytes are a proper prefix of a MessagePack value; FO_EPROTO: not a
  * MessagePack map, or trailing bytes (code bad_frame); FO_EINVAL: a field is missing or
  * has the wrong type (code bad_request; err->path names it); FO_ELIMIT: a limit was

@@ -1,0 +1,32 @@
+/* auth.h - bearer tokens and their rights on models, from the file given by --auth:
+ *
+ *     # token            model pattern (fnmatch)   rights
+ *     s3cr3t-editor      todo-*                    rw
+ *     s3cr3t-viewer      *                         r
+ *
+ * A token may have several lines. Without --auth the hub is open: every connection may
+ * read and write every model. */
+#ifndef FO_AUTH_H
+#define FO_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct fo_auth fo_auth;
+typedef struct fo_auth_token fo_auth_token;
+
+/* What one connection may do: `open` (no --auth) or the lines of its token. */
+typedef struct fo_rights {
+    bool open;
+    const fo_auth_token *token;
+} fo_rights;
+
+/* Loads the file. NULL with a message in err on a missing file or a bad line. */
+fo_auth *fo_auth_load(const char *path, char *err, size_t errlen);
+void fo_auth_free(fo_auth *a);
+/* Looks a token up (constant time per candidate). False: unknown token. */
+bool fo_auth_check(const fo_auth *a, const char *token, fo_rights *out);
+/* True when the rights allow reading (write=false) or writing the model. */
+bool fo_rights_allow(const fo_rights *r, const char *model, bool write);
+
+#endif

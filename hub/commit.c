@@ -1,0 +1,199 @@
+#include "hub/commit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/hub.h"
+#include "hub/log.h"
+#include "hub/model.h"
+
+void fo_commit_init(fo_commit *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+static void group_free(fo_group *g)
+{
+    size_t i;
+
+    for (i = 0; i < g->nwrites; i++) {
+        free(g->writes[i].batch);
+        free(g->writes[i].snapshot);
+        fo_model_unref(g->writes[i].model);
+    }
+    free(g->writes);
+    free(g);
+}
+
+void fo_commit_destroy(fo_commit *c)
+{
+    /* Only reached with every group released (the hub drains before it stops). */
+    while (c->first) {
+        fo_group *g = c->first;
+        c->first = g->next;
+        group_free(g);
+    }
+    memset(c, 0, sizeof(*c));
+}
+
+static fo_group *open_group(fo_hub *h)
+{
+    fo_commit *c = &h->commit;
+    fo_group *g;
+
+    if (c->open)
+        return c->open;
+    if (!(g = calloc(1, sizeof(*g))))
+        return NULL;
+    g->hub = h;
+    if (c->last)
+        c->last->next = g;
+    else
+        c->first = g;
+    c->last = g;
+    c->open = g;
+    c->groups++;
+    return g;
+}
+
+fo_pending *fo_commit_add(fo_hub *h, fo_pend_kind kind, fo_model *m)
+{
+    fo_group *g = open_group(h);
+    fo_pending *p;
+
+    if (!g || !(p = calloc(1, sizeof(*p))))
+        return NULL;
+    p->kind = kind;
+    p->model = fo_model_ref(m);
+    m->npending++;
+    if (g->tail)
+        g->tail->next = p;
+    else
+        g->head = p;
+    g->tail = p;
+    h->commit.pending++;
+    return p;
+}
+
+int fo_commit_add_write(fo_hub *h, fo_commit_write *w)
+{
+    fo_group *g = open_group(h);
+
+    if (!g)
+        return FO_ENOMEM;
+    if (g->nwrites == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 16;
+        fo_commit_write *n = realloc(g->writes, ncap * sizeof(*n));
+        if (!n)
+            return FO_ENOMEM;
+        g->writes = n;
+        g->cap = ncap;
+    }
+    g->writes[g->nwrites] = *w;
+    fo_model_ref(w->model);
+    g->nwrites++;
+    return 0;
+}
+
+/* Releases answered groups from the front, in order. */
+static void release_ready(fo_hub *h)
+{
+    fo_commit *c = &h->commit;
+
+    while (c->first && c->first->done) {
+        fo_group *g = c->first;
+        fo_pending *p = g->head;
+
+        c->first = g->next;
+        if (!c->first)
+            c->last = NULL;
+        c->groups--;
+        while (p) {
+            fo_pending *next = p->next;
+            c->pending--;
+            if (g->rc == 0 && !p->model->broken)
+                fo_model_release(p);
+            else
+                fo_model_fail(p, g->rc ? g->err : "an earlier commit of this model failed");
+            p = next;
+        }
+        group_free(g);
+    }
+}
+
+static void on_committed(fo_store *s, const fo_store_status *st, void *data)
+{
+    fo_group *g = data;
+    fo_hub *h = g->hub;
+    size_t i;
+
+    (void)s;
+    g->done = true;
+    g->rc = st->rc;
+    h->metrics.store_commits++;
+    fo_hist_add(&h->metrics.commit_latency, (double)st->latency_ns / 1e9);
+    if (st->rc) {
+        snprintf(g->err, sizeof(g->err), "store write failed: %s", st->msg);
+        h->metrics.store_errors++;
+        FO_LOG(FO_LOG_ERROR, "commit of %zu batches failed: %s", g->nwrites, st->msg);
+        for (i = 0; i < g->nwrites; i++)
+            fo_model_mark_broken(g->writes[i].model);
+    }
+    release_ready(h);
+}
+
+void fo_commit_turn(fo_hub *h)
+{
+    fo_commit *c = &h->commit;
+    fo_group *g = c->open;
+    fo_store_write *w;
+    size_t i;
+    int rc;
+
+    if (!g)
+        return;
+    c->open = NULL;
+    g->submitted = true;
+    if (g->nwrites == 0 && c->first == g) {
+        /* Nothing to write and nothing before it: durable already. */
+        g->done = true;
+        release_ready(h);
+        return;
+    }
+    if (!(w = calloc(g->nwrites ? g->nwrites : 1, sizeof(*w)))) {
+        rc = FO_ENOMEM;
+        goto failed;
+    }
+    for (i = 0; i < g->nwrites; i++) {
+        const fo_commit_write *cw = &g->writes[i];
+        w[i].model = cw->model->name;
+        w[i].from = cw->from;
+        w[i].len = cw->len;
+        w[i].batch = cw->batch;
+        w[i].batch_size = cw->batch_len;
+        w[i].client = cw->client;
+        w[i].seq = cw->seq;
+        w[i].snap = cw->snapshot;
+        w[i].snap_size = cw->snapshot_len;
+        w[i].snap_count = cw->from + cw->len;
+        w[i].cut = cw->drop_before;
+    }
+    /* A group without writes still goes through the store as a barrier: the store runs
+     * jobs in order, so its replies cannot overtake the writes of earlier groups. */
+    rc = fo_store_commit(h->store, w, g->nwrites, on_committed, g);
+    free(w);
+    if (rc == 0)
+        return;
+failed:
+    g->done = true;
+    g->rc = rc;
+    snprintf(g->err, sizeof(g->err), "store refused the commit: %s", fo_store_strerror(rc));
+    for (i = 0; i < g->nwrites; i++)
+        fo_model_mark_broken(g->writes[i].model);
+    release_ready(h);
+}
+
+bool fo_commit_idle(const fo_hub *h)
+{
+    return h->commit.first == NULL;
+}

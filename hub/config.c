@@ -1,0 +1,198 @@
+#include "hub/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/log.h"
+
+void fo_hub_config_default(fo_hub_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->host, "127.0.0.1");
+    c->port = 7420;
+    strcpy(c->data_dir, "./data");
+    strcpy(c->store, "sqlite");
+    c->history = 1000;
+    c->memory_budget = (size_t)512 << 20;
+    c->max_frame = (size_t)1 << 20;
+    c->max_queue = (size_t)4 << 20;
+    c->snapshot_every = 1000;
+    c->log_level = FO_LOG_INFO;
+}
+
+long long fo_parse_size(const char *s)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': v <<= 10, end++; break;
+    case 'm': case 'M': v <<= 20, end++; break;
+    case 'g': case 'G': v <<= 30, end++; break;
+    default: break;
+    }
+    if (*end == 'B' || *end == 'b')
+        end++;
+    return *end ? -1 : v;
+}
+
+static const char usage[] =
+    "usage: flushout-hub [options]\n"
+    "\n"
+    "A WebSocket hub for Flushout documents (wire contract flushout.v1 at /v1/ws).\n"
+    "\n"
+    "  --listen HOST:PORT     address to listen on (default 127.0.0.1:7420; port 0 picks\n"
+    "                         a free port, logged as `listening on HOST:PORT`)\n"
+    "  --data DIR             data directory of the sqlite store (default ./data)\n"
+    "  --store sqlite|memory  where models are kept (default sqlite; memory loses\n"
+    "                         everything at exit: tests and benchmarks)\n"
+    "  --history N            commands kept per model for incremental syncs (default 1000)\n"
+    "  --snapshot-every N     write a snapshot every N commands of a model (default 1000)\n"
+    "  --memory-budget SIZE   memory for hot models before least-recently-used ones are\n"
+    "                         evicted (default 512M)\n"
+    "  --max-frame SIZE       largest inbound frame (default 1M)\n"
+    "  --max-queue SIZE       outbound backlog per connection before its pushes are\n"
+    "                         dropped and replaced by one catch-up (default 4M)\n"
+    "  --static DIR           serve the files of DIR at / (the demo app)\n"
+    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r`\n"
+    "                         (fnmatch patterns); without it the hub is open\n"
+    "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
+    "  --log-level LEVEL      error, warn, info (default) or debug\n"
+    "  --help                 this text\n"
+    "\n"
+    "SIGTERM or SIGINT: stop accepting, finish and persist in-flight flushes, close\n"
+    "connections with 1001, exit 0.\n";
+
+static int bad(const char *flag, const char *val)
+{
+    fprintf(stderr, "flushout-hub: bad value for %s: '%s' (see --help)\n", flag, val);
+    return -1;
+}
+
+static int copy_str(char *dst, size_t cap, const char *flag, const char *val)
+{
+    if (strlen(val) >= cap || !*val)
+        return bad(flag, val);
+    strcpy(dst, val);
+    return 0;
+}
+
+static int parse_listen(fo_hub_config *c, const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    const char *h = v;
+    size_t hl;
+    char *end;
+    long port;
+
+    if (!colon)
+        return bad("--listen", v);
+    hl = (size_t)(colon - v);
+    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') /* [::1]:7420 */
+        h = v + 1, hl -= 2;
+    if (hl == 0 || hl >= sizeof(c->host))
+        return bad("--listen", v);
+    port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return bad("--listen", v);
+    memcpy(c->host, h, hl);
+    c->host[hl] = '\0';
+    c->port = (int)port;
+    return 0;
+}
+
+static int parse_uint(const char *flag, const char *v, uint32_t *out)
+{
+    char *end;
+    unsigned long n;
+
+    errno = 0;
+    n = strtoul(v, &end, 10);
+    if (errno || *end || end == v || n > UINT32_MAX || v[0] == '-')
+        return bad(flag, v);
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int parse_size(const char *flag, const char *v, size_t min, size_t *out)
+{
+    long long n = fo_parse_size(v);
+
+    if (n < 0 || (size_t)n < min)
+        return bad(flag, v);
+    *out = (size_t)n;
+    return 0;
+}
+
+int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
+{
+    enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, AUTH, SEQ,
+           LEVEL, HELP };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, LISTEN},
+        {"data", required_argument, NULL, DATA},
+        {"store", required_argument, NULL, STORE},
+        {"history", required_argument, NULL, HISTORY},
+        {"snapshot-every", required_argument, NULL, SNAP},
+        {"memory-budget", required_argument, NULL, BUDGET},
+        {"max-frame", required_argument, NULL, FRAME},
+        {"max-queue", required_argument, NULL, QUEUE},
+        {"static", required_argument, NULL, STATIC},
+        {"auth", required_argument, NULL, AUTH},
+        {"sequential-ids", no_argument, NULL, SEQ},
+        {"log-level", required_argument, NULL, LEVEL},
+        {"help", no_argument, NULL, HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int o, rc = 0;
+
+    optind = 1;
+    opterr = 0;
+    while (rc == 0 && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case LISTEN: rc = parse_listen(c, optarg); break;
+        case DATA: rc = copy_str(c->data_dir, sizeof(c->data_dir), "--data", optarg); break;
+        case STORE:
+            if (strcmp(optarg, "sqlite") && strcmp(optarg, "memory"))
+                return bad("--store", optarg);
+            strcpy(c->store, optarg);
+            break;
+        case HISTORY: rc = parse_uint("--history", optarg, &c->history); break;
+        case SNAP:
+            rc = parse_uint("--snapshot-every", optarg, &c->snapshot_every);
+            if (!rc && c->snapshot_every == 0)
+                rc = bad("--snapshot-every", optarg);
+            break;
+        case BUDGET: rc = parse_size("--memory-budget", optarg, 0, &c->memory_budget); break;
+        case FRAME: rc = parse_size("--max-frame", optarg, 1024, &c->max_frame); break;
+        case QUEUE: rc = parse_size("--max-queue", optarg, 4096, &c->max_queue); break;
+        case STATIC:
+            rc = copy_str(c->static_dir, sizeof(c->static_dir), "--static", optarg);
+            break;
+        case AUTH: rc = copy_str(c->auth_file, sizeof(c->auth_file), "--auth", optarg); break;
+        case SEQ: c->sequential_ids = true; break;
+        case LEVEL:
+            if ((c->log_level = fo_log_parse_level(optarg)) < 0)
+                return bad("--log-level", optarg);
+            break;
+        case 'h':
+        case HELP: fputs(usage, stdout); return 1;
+        default:
+            fprintf(stderr, "flushout-hub: unknown or incomplete option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (rc == 0 && optind < argc) {
+        fprintf(stderr, "flushout-hub: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    return rc;
+}

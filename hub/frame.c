@@ -1,0 +1,39 @@
+#include "hub/frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+fo_frame *fo_frame_new(const void *data, size_t len)
+{
+    fo_frame *f;
+
+    if (len > UINT32_MAX || !(f = malloc(sizeof(*f) + len)))
+        return NULL;
+    f->refs = 1;
+    f->len = (uint32_t)len;
+    memcpy(f->data, data, len);
+    return f;
+}
+
+fo_frame *fo_frame_encode(const fo_msg *m)
+{
+    fo_buf b;
+    fo_frame *f;
+
+    /* Encode straight after the frame header so the bytes need no second copy. */
+    fo_buf_init(&b, sizeof(fo_frame));
+    if (fo_wire_encode(m, &b) != 0 || b.len > UINT32_MAX) {
+        fo_buf_destroy(&b);
+        return NULL;
+    }
+    f = (fo_frame *)(void *)b.base;
+    f->refs = 1;
+    f->len = (uint32_t)b.len;
+    return f;
+}
+
+void fo_frame_unref(fo_frame *f)
+{
+    if (f && --f->refs == 0)
+        free(f);
+}

@@ -1,0 +1,365 @@
+#include "hub/http.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/hub.h"
+#include "hub/log.h"
+#include "hub/model.h"
+#include "hub/session.h"
+
+#define CHUNK (64 * 1024)
+
+struct fo_http_req {
+    uint32_t refs;
+    fo_hub *hub;
+    struct lws *wsi;     /* NULL once the connection closed */
+    int status;
+    char content_type[64];
+    char *body;
+    size_t len, off;
+    bool ready;          /* the response may be written */
+    bool headers_sent;
+};
+
+fo_http_req *fo_http_req_ref(fo_http_req *r)
+{
+    r->refs++;
+    return r;
+}
+
+void fo_http_req_unref(fo_http_req *r)
+{
+    if (r && --r->refs == 0) {
+        free(r->body);
+        free(r);
+    }
+}
+
+int fo_http_set_response(fo_http_req *r, int status, const char *content_type,
+                         const fo_buf *body)
+{
+    char *copy = malloc(body->len ? body->len : 1);
+
+    if (!copy)
+        return FO_ENOMEM;
+    if (body->len)
+        memcpy(copy, fo_buf_data(body), body->len);
+    free(r->body);
+    r->body = copy;
+    r->len = body->len;
+    r->off = 0;
+    r->status = status;
+    snprintf(r->content_type, sizeof(r->content_type), "%s", content_type);
+    return 0;
+}
+
+void fo_http_release(fo_http_req *r)
+{
+    if (r->ready)
+        return;
+    r->ready = true;
+    if (r->wsi)
+        lws_callback_on_writable(r->wsi);
+}
+
+void fo_http_respond(fo_http_req *r, int status, const char *content_type, const fo_buf *body)
+{
+    if (fo_http_set_response(r, status, content_type, body) == 0) {
+        fo_http_release(r);
+        return;
+    }
+    r->status = 500;
+    r->len = 0;
+    fo_http_release(r);
+}
+
+void fo_http_respond_error(fo_http_req *r, int status, const char *message)
+{
+    fo_buf b;
+    size_t i;
+
+    fo_buf_init(&b, 0);
+    fo_buf_append(&b, "{\"error\":\"", 10);
+    for (i = 0; message[i]; i++) {
+        char c = message[i];
+        if (c == '"' || c == '\\')
+            fo_buf_append(&b, "\\", 1);
+        if ((unsigned char)c >= 0x20)
+            fo_buf_append(&b, &c, 1);
+    }
+    fo_buf_append(&b, "\"}\n", 3);
+    fo_http_respond(r, status, "application/json", &b);
+    fo_buf_destroy(&b);
+}
+
+static void respond_text(fo_http_req *r, int status, const char *ctype, const char *text)
+{
+    fo_buf b;
+
+    fo_buf_init(&b, 0);
+    fo_buf_append(&b, text, strlen(text));
+    fo_http_respond(r, status, ctype, &b);
+    fo_buf_destroy(&b);
+}
+
+/* ---- routes -------------------------------------------------------------------------- */
+
+static void metrics(fo_hub *h, fo_http_req *r)
+{
+    fo_gauges g;
+    fo_buf b;
+    fo_session *s;
+
+    memset(&g, 0, sizeof(g));
+    g.connections = h->nsessions;
+    g.hot_models = h->models.len;
+    g.hot_bytes = h->hot_bytes;
+    g.pending_acks = h->commit.pending;
+    fo_model_gauges(h, &g.runner_queued, &g.runner_max_depth);
+    for (s = h->sessions; s; s = s->next)
+        g.outbound_bytes += s->qbytes;
+    fo_buf_init(&b, 0);
+    if (fo_metrics_render(&h->metrics, &g, &b) == 0)
+        fo_http_respond(r, 200, "text/plain; version=0.0.4", &b);
+    else
+        fo_http_respond_error(r, 500, "out of memory");
+    fo_buf_destroy(&b);
+}
+
+static bool authorized(fo_hub *h, struct lws *wsi, const char *model)
+{
+    char auth[600], tok[640];
+    fo_rights rights;
+    const char *arg;
+
+    if (!h->auth)
+        return true;
+    tok[0] = '\0';
+    if (lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+        strncasecmp(auth, "Bearer ", 7) == 0)
+        snprintf(tok, sizeof(tok), "%s", auth + 7);
+    else if ((arg = lws_get_urlarg_by_name(wsi, "token=", auth, sizeof(auth))))
+        snprintf(tok, sizeof(tok), "%s", arg);
+    return tok[0] && fo_auth_check(h->auth, tok, &rights) &&
+           fo_rights_allow(&rights, model, false);
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!s || !*s || *s == '-')
+        return false;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    fo_arena a;
+    fo_msg m;
+    char *name, buf[64];
+    const char *arg;
+
+    if (!fo_store_model_name_valid(rest, nlen)) {
+        fo_http_respond_error(r, 400, "model: 1-200 bytes of [A-Za-z0-9._:-]");
+        return;
+    }
+    fo_arena_init(&a, 1024);
+    name = fo_arena_strndup(&a, rest, nlen);
+    if (!authorized(h, wsi, name)) {
+        fo_arena_destroy(&a);
+        fo_http_respond_error(r, h->auth && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)
+                                         ? 401 : 403, "missing or bad token, or no rights");
+        return;
+    }
+    memset(&m, 0, sizeof(m));
+    m.model = name;
+    m.model_len = (uint32_t)nlen;
+    if (!slash) {
+        m.type = FO_MSG_GET;
+        if ((arg = lws_get_urlarg_by_name(wsi, "at=", buf, sizeof(buf)))) {
+            if (!parse_u64(arg, &m.at)) {
+                fo_arena_destroy(&a);
+                fo_http_respond_error(r, 400, "at: expected an unsigned integer");
+                return;
+            }
+            m.has_at = true;
+        }
+    } else if (strcmp(slash, "/history") == 0) {
+        m.type = FO_MSG_HISTORY;
+        arg = lws_get_urlarg_by_name(wsi, "from=", buf, sizeof(buf));
+        if (!parse_u64(arg, &m.from)) {
+            fo_arena_destroy(&a);
+            fo_http_respond_error(r, 400, "from: expected an unsigned integer");
+            return;
+        }
+        if ((arg = lws_get_urlarg_by_name(wsi, "to=", buf, sizeof(buf)))) {
+            if (!parse_u64(arg, &m.to)) {
+                fo_arena_destroy(&a);
+                fo_http_respond_error(r, 400, "to: expected an unsigned integer");
+                return;
+            }
+            m.has_to = true;
+        }
+    } else {
+        fo_arena_destroy(&a);
+        fo_http_respond_error(r, 404, "no such endpoint");
+        return;
+    }
+    if (h->phase != FO_HUB_RUNNING) {
+        fo_arena_destroy(&a);
+        fo_http_respond_error(r, 503, "shutting down");
+        return;
+    }
+    fo_model_submit_http(h, r, &m, &a);
+}
+
+static const char *mime(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    static const char *const map[][2] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript"},
+        {".mjs", "text/javascript"},           {".css", "text/css"},
+        {".json", "application/json"},         {".svg", "image/svg+xml"},
+        {".png", "image/png"},                 {".ico", "image/x-icon"},
+        {".map", "application/json"},          {".txt", "text/plain"},
+    };
+    size_t i;
+
+    for (i = 0; dot && i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(dot, map[i][0]) == 0)
+            return map[i][1];
+    return "application/octet-stream";
+}
+
+/* Serves a file of --static; returns 1 when lws took over the transaction. */
+static int static_file(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *uri)
+{
+    char path[PATH_MAX], real[PATH_MAX], root[PATH_MAX];
+    int n;
+
+    if (!h->cfg.static_dir[0] || strstr(uri, "..") || !realpath(h->cfg.static_dir, root)) {
+        fo_http_respond_error(r, 404, "not found");
+        return 0;
+    }
+    if (snprintf(path, sizeof(path), "%s%s%s", root, uri,
+                 uri[strlen(uri) - 1] == '/' ? "index.html" : "") >= (int)sizeof(path) ||
+        !realpath(path, real) || strncmp(real, root, strlen(root)) != 0) {
+        fo_http_respond_error(r, 404, "not found");
+        return 0;
+    }
+    n = lws_serve_http_file(wsi, real, mime(real), NULL, 0);
+    if (n < 0)
+        return -1;
+    r->ready = true;
+    r->headers_sent = true;
+    r->off = r->len = 0;
+    return 1;
+}
+
+static int on_request(fo_hub *h, struct lws *wsi, fo_http_req **slot, const char *uri)
+{
+    fo_http_req *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return -1;
+    r->refs = 1;
+    r->hub = h;
+    r->wsi = wsi;
+    *slot = r;
+    if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+        fo_http_respond_error(r, 405, "only GET is supported");
+        return 0;
+    }
+    if (strcmp(uri, "/healthz") == 0) {
+        respond_text(r, h->phase == FO_HUB_RUNNING ? 200 : 503, "text/plain",
+                     h->phase == FO_HUB_RUNNING ? "ok\n" : "shutting down\n");
+    } else if (strcmp(uri, "/metrics") == 0) {
+        metrics(h, r);
+    } else if (strncmp(uri, "/v1/models/", 11) == 0) {
+        model_route(h, r, wsi, uri + 11);
+    } else {
+        return static_file(h, r, wsi, uri) < 0 ? -1 : 0;
+    }
+    return 0;
+}
+
+static int on_writeable(fo_http_req *r, struct lws *wsi)
+{
+    unsigned char buf[LWS_PRE + CHUNK + 1024], *start = buf + LWS_PRE, *p = start,
+                                               *end = buf + sizeof(buf) - 1;
+    size_t n;
+
+    if (!r || !r->ready)
+        return 0;
+    if (!r->headers_sent) {
+        if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->content_type,
+                                        (lws_filepos_t)r->len, &p, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &p, end) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        r->headers_sent = true;
+        if (r->len) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    n = r->len - r->off;
+    if (n > CHUNK)
+        n = CHUNK;
+    if (n)
+        memcpy(start, r->body + r->off, n);
+    r->off += n;
+    if (lws_write(wsi, start, n, r->off == r->len ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+        (int)n)
+        return -1;
+    if (r->off < r->len) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    r->ready = false; /* written: nothing more for this transaction */
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void detach(fo_http_req **slot)
+{
+    if (slot && *slot) {
+        (*slot)->wsi = NULL;
+        fo_http_req_unref(*slot);
+        *slot = NULL;
+    }
+}
+
+int fo_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    fo_hub *h = lws_context_user(lws_get_context(wsi));
+    fo_http_req **slot = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        detach(slot); /* keep-alive: a new transaction on the same connection */
+        return slot ? on_request(h, wsi, slot, in) : -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE: return on_writeable(slot ? *slot : NULL, wsi);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        detach(slot);
+        return 0;
+    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,245 @@
+#include "hub/hub.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hub/http.h"
+#include "hub/log.h"
+#include "hub/model.h"
+#include "hub/session.h"
+
+#define DRAIN_TIMEOUT_MS 10000
+#define CLOSE_TIMEOUT_MS 3000
+
+uint64_t fo_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t fo_hub_now_ms(const fo_hub *h)
+{
+    return uv_now(&h->loop);
+}
+
+static const struct lws_protocols *protocols(void)
+{
+    /* Both entries share one callback: upgrades without a subprotocol are served as
+     * flushout.v1 too, and plain HTTP goes through the same dispatch. The per-session
+     * slot is one pointer: an fo_session (WebSocket) or an fo_http_req (HTTP). */
+    static const struct lws_protocols list[] = {
+        {"http", fo_session_callback, sizeof(void *), 4096, 0, NULL, 0},
+        {"flushout.v1", fo_session_callback, sizeof(void *), 16384, 1, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    return list;
+}
+
+static void set_phase(fo_hub *h, fo_hub_phase p)
+{
+    h->phase = p;
+    h->phase_since_ms = fo_hub_now_ms(h);
+}
+
+static void on_store_closed(void *data)
+{
+    fo_hub *h = data;
+
+    h->store = NULL;
+    /* First destroy: lws starts closing its handles on our loop; uv_run then returns
+     * once they and ours are closed, and fo_hub_run destroys the context for good. */
+    lws_context_destroy(h->lws);
+    uv_close((uv_handle_t *)&h->sigterm, NULL);
+    uv_close((uv_handle_t *)&h->sigint, NULL);
+    uv_close((uv_handle_t *)&h->check, NULL);
+    uv_close((uv_handle_t *)&h->tick, NULL);
+}
+
+static void stop(fo_hub *h)
+{
+    set_phase(h, FO_HUB_STOPPING);
+    FO_LOG(FO_LOG_INFO, "stopping: closing the store");
+    fo_model_free_all(h);
+    fo_commit_destroy(&h->commit);
+    if (!h->store || fo_store_close(h->store, on_store_closed, h) != 0)
+        on_store_closed(h);
+}
+
+static bool drained(fo_hub *h)
+{
+    fo_store_stats st;
+    uint64_t queued, depth;
+
+    fo_model_gauges(h, &queued, &depth);
+    fo_store_stats_get(h->store, &st);
+    return fo_commit_idle(h) && queued == 0 && st.queued == 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    fo_hub *h = t->data;
+    uint64_t waited = fo_hub_now_ms(h) - h->phase_since_ms;
+    fo_session *s;
+
+    switch (h->phase) {
+    case FO_HUB_RUNNING: fo_model_evict(h); break;
+    case FO_HUB_DRAINING:
+        if (drained(h) || waited > DRAIN_TIMEOUT_MS) {
+            if (!drained(h))
+                FO_LOG(FO_LOG_WARN, "drain timed out: %zu replies still pending",
+                       h->commit.pending);
+            FO_LOG(FO_LOG_INFO, "closing %llu connections with 1001",
+                   (unsigned long long)h->nsessions);
+            set_phase(h, FO_HUB_CLOSING);
+            for (s = h->sessions; s; s = s->next)
+                fo_session_close(s, LWS_CLOSE_STATUS_GOINGAWAY);
+            fo_session_flush_dirty(h);
+        }
+        break;
+    case FO_HUB_CLOSING:
+        if (h->nsessions == 0 || waited > CLOSE_TIMEOUT_MS)
+            stop(h);
+        break;
+    case FO_HUB_STOPPING: break;
+    }
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    fo_hub *h = sig->data;
+
+    if (h->phase == FO_HUB_RUNNING) {
+        FO_LOG(FO_LOG_INFO, "%s: finishing in-flight flushes", strsignal(signum));
+        set_phase(h, FO_HUB_DRAINING);
+        uv_timer_start(&h->tick, on_tick, 20, 20);
+    } else if (h->phase < FO_HUB_STOPPING) {
+        FO_LOG(FO_LOG_WARN, "%s again: stopping now", strsignal(signum));
+        stop(h);
+    }
+}
+
+/* End of every loop turn: what was applied goes to the store as one group, and every
+ * session that queued frames asks for one writable callback. */
+static void on_check(uv_check_t *c)
+{
+    fo_hub *h = c->data;
+
+    fo_commit_turn(h);
+    fo_session_flush_dirty(h);
+}
+
+static int open_store(fo_hub *h)
+{
+    fo_err_info err;
+    fo_store_options opt;
+    int rc;
+
+    fo_store_options_default(&opt);
+    memset(&err, 0, sizeof(err));
+    rc = fo_store_open(&h->loop, fo_store_kind_parse(h->cfg.store), h->cfg.data_dir, &opt,
+                       &h->store, &err);
+    if (rc) {
+        FO_LOG(FO_LOG_ERROR, "cannot open the %s store in %s: %s", h->cfg.store,
+               h->cfg.data_dir, err.msg[0] ? err.msg : fo_store_strerror(rc));
+        return rc;
+    }
+    FO_LOG(FO_LOG_INFO, "store: %s%s%s", h->cfg.store,
+           strcmp(h->cfg.store, "sqlite") == 0 ? " in " : "",
+           strcmp(h->cfg.store, "sqlite") == 0 ? h->cfg.data_dir : "");
+    return 0;
+}
+
+static int start_lws(fo_hub *h)
+{
+    struct lws_context_creation_info info;
+    void *loops[1] = {&h->loop};
+
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 * 0;
+    info.foreign_loops = loops;
+    info.port = h->cfg.port;
+    info.iface = h->cfg.host;
+    info.protocols = protocols();
+    info.user = h;
+    info.vhost_name = "default";
+    info.ka_time = 60;
+    info.ka_probes = 3;
+    info.ka_interval = 10;
+    info.timeout_secs = 30;
+    if (strchr(h->cfg.host, ':') == NULL)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (!(h->lws = lws_create_context(&info))) {
+        FO_LOG(FO_LOG_ERROR, "cannot listen on %s:%d (in use, or the libuv event library "
+               "of libwebsockets is missing)", h->cfg.host, h->cfg.port);
+        return -1;
+    }
+    h->vhost = lws_get_vhost_by_name(h->lws, "default");
+    h->port = h->vhost ? lws_get_vhost_listen_port(h->vhost) : h->cfg.port;
+    return 0;
+}
+
+int fo_hub_run(const fo_hub_config *cfg)
+{
+    fo_hub *h = calloc(1, sizeof(*h));
+    char err[256];
+    int rc = 1;
+
+    if (!h)
+        return 1;
+    h->cfg = *cfg;
+    fo_log_threshold = (fo_log_level)cfg->log_level;
+    fo_log_route_lws();
+    signal(SIGPIPE, SIG_IGN);
+    fo_wire_limits_default(&h->limits);
+    h->limits.max_frame = cfg->max_frame;
+    fo_strmap_init(&h->models);
+    fo_commit_init(&h->commit);
+    if (uv_loop_init(&h->loop)) {
+        free(h);
+        return 1;
+    }
+    if (cfg->auth_file[0] && !(h->auth = fo_auth_load(cfg->auth_file, err, sizeof(err)))) {
+        FO_LOG(FO_LOG_ERROR, "%s", err);
+        goto out_loop;
+    }
+    if (open_store(h))
+        goto out_loop;
+    if (start_lws(h)) {
+        fo_store_close(h->store, NULL, NULL);
+        uv_run(&h->loop, UV_RUN_DEFAULT);
+        goto out_loop;
+    }
+    uv_signal_init(&h->loop, &h->sigterm);
+    uv_signal_init(&h->loop, &h->sigint);
+    uv_check_init(&h->loop, &h->check);
+    uv_timer_init(&h->loop, &h->tick);
+    h->sigterm.data = h->sigint.data = h->check.data = h->tick.data = h;
+    uv_signal_start(&h->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&h->sigint, on_signal, SIGINT);
+    uv_check_start(&h->check, on_check);
+    uv_timer_start(&h->tick, on_tick, 1000, 1000);
+    FO_LOG(FO_LOG_INFO, "listening on %s:%d (ws://%s:%d/v1/ws, store %s, history %u)",
+           cfg->host, h->port, cfg->host, h->port, cfg->store, cfg->history);
+
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+
+    lws_context_destroy(h->lws); /* second call: frees the context */
+    h->lws = NULL;
+    rc = 0;
+out_loop:
+    if (uv_loop_close(&h->loop) != 0) {
+        FO_LOG(FO_LOG_ERROR, "the loop still had handles at exit");
+        rc = rc ? rc : 1;
+    } else {
+        FO_LOG(FO_LOG_INFO, "stopped");
+    }
+    fo_auth_free(h->auth);
+    fo_strmap_destroy(&h->models);
+    free(h->wbuf);
+    free(h);
+    return rc;
+}

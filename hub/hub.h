@@ -1,0 +1,68 @@
+/* hub.h - flushout-hub: one libuv loop that holds hot masters in memory, serialises
+ * each model's requests through a sequential runner, commits applied batches to the
+ * store in groups, and pushes them to subscribers over WebSockets (libwebsockets on the
+ * same loop). fo_hub_run() is the whole program; the struct is shared by the hub's
+ * modules (session, model, commit, http), never by users of the library. */
+#ifndef FO_HUB_H
+#define FO_HUB_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "hub/auth.h"
+#include "hub/commit.h"
+#include "hub/config.h"
+#include "hub/metrics.h"
+#include "hub/store.h"
+#include "hub/strmap.h"
+#include "proto/wire.h"
+
+typedef struct fo_session fo_session;
+typedef struct fo_model fo_model;
+
+typedef enum fo_hub_phase {
+    FO_HUB_RUNNING = 0,
+    FO_HUB_DRAINING,  /* signal received: finishing in-flight flushes */
+    FO_HUB_CLOSING,   /* closing connections with 1001 */
+    FO_HUB_STOPPING,  /* closing the store, lws and the loop's handles */
+} fo_hub_phase;
+
+typedef struct fo_hub {
+    fo_hub_config cfg;
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    uv_check_t check;   /* end of each loop turn: group commit, writable requests */
+    uv_timer_t tick;    /* once a second: eviction, shutdown progress */
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    int port;           /* the port actually listened on */
+    fo_store *store;
+    fo_auth *auth;      /* NULL: open hub */
+    fo_commit commit;
+    fo_strmap models;   /* name -> fo_model * */
+    fo_model *lru_head; /* most recently used */
+    fo_model *lru_tail;
+    size_t hot_bytes;
+    fo_session *sessions; /* every open session */
+    fo_session *dirty;  /* sessions with frames queued and no writable request yet */
+    uint64_t nsessions;
+    uint64_t next_session_id;
+    fo_wire_limits limits;
+    fo_metrics metrics;
+    fo_hub_phase phase;
+    uint64_t phase_since_ms;
+    int exit_code;
+    unsigned char *wbuf; /* LWS_PRE + packed frames: one socket write */
+    size_t wbuf_cap;
+} fo_hub;
+
+/* Runs the hub until SIGTERM/SIGINT. Returns the process exit code. */
+int fo_hub_run(const fo_hub_config *cfg);
+
+/* Milliseconds and nanoseconds of the loop's clock. */
+uint64_t fo_hub_now_ms(const fo_hub *h);
+uint64_t fo_now_ns(void);
+
+#endif

@@ -1,0 +1,113 @@
+#include "hub/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "proto/error.h"
+
+static const double bounds[FO_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                               0.005,  0.01,    0.025,  0.05,  0.1,
+                                               0.25,   0.5,     1.0,    2.5,   10.0};
+
+void fo_hist_add(fo_hist *h, double s)
+{
+    int i = 0;
+
+    while (i < FO_HIST_BUCKETS && s > bounds[i])
+        i++;
+    h->counts[i]++;
+    h->n++;
+    h->sum += s;
+}
+
+static int put(fo_buf *out, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return FO_EINVAL;
+    return fo_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static int counter(fo_buf *out, const char *name, const char *help, uint64_t v)
+{
+    return put(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+               (unsigned long long)v);
+}
+
+static int gauge(fo_buf *out, const char *name, const char *help, uint64_t v)
+{
+    return put(out, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name,
+               (unsigned long long)v);
+}
+
+static int hist(fo_buf *out, const char *name, const char *help, const fo_hist *h)
+{
+    uint64_t cum = 0;
+    int i, rc = put(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+
+    for (i = 0; i < FO_HIST_BUCKETS && !rc; i++) {
+        cum += h->counts[i];
+        rc = put(out, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+    }
+    if (!rc)
+        rc = put(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name,
+                 (unsigned long long)h->n, name, h->sum, name, (unsigned long long)h->n);
+    return rc;
+}
+
+int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
+{
+    int rc = 0;
+
+    rc |= gauge(out, "flushout_connections", "Open WebSocket connections.", g->connections);
+    rc |= counter(out, "flushout_connections_total", "WebSocket connections accepted.",
+                  m->connections_total);
+    rc |= gauge(out, "flushout_hot_models", "Models held in memory.", g->hot_models);
+    rc |= gauge(out, "flushout_hot_model_bytes", "Estimated bytes of hot models.",
+                g->hot_bytes);
+    rc |= gauge(out, "flushout_runner_queued", "Tasks waiting in model runners.",
+                g->runner_queued);
+    rc |= gauge(out, "flushout_runner_max_depth", "Deepest model runner queue.",
+                g->runner_max_depth);
+    rc |= gauge(out, "flushout_pending_replies", "Replies waiting for a durable commit.",
+                g->pending_acks);
+    rc |= gauge(out, "flushout_outbound_bytes", "Bytes queued to connections.",
+                g->outbound_bytes);
+    rc |= counter(out, "flushout_flushes_total", "Flushes acknowledged.", m->flushes);
+    rc |= counter(out, "flushout_flush_errors_total", "Flushes answered with an error.",
+                  m->flush_errors);
+    rc |= counter(out, "flushout_flush_duplicates_total",
+                  "Retried flushes answered without applying them again.", m->duplicates);
+    rc |= counter(out, "flushout_commands_total", "Commands applied.", m->commands);
+    rc |= counter(out, "flushout_frames_in_total", "Frames received.", m->frames_in);
+    rc |= counter(out, "flushout_bytes_in_total", "Frame bytes received.", m->bytes_in);
+    rc |= counter(out, "flushout_frames_out_total", "Frames sent.", m->frames_out);
+    rc |= counter(out, "flushout_bytes_out_total", "Frame bytes sent.", m->bytes_out);
+    rc |= counter(out, "flushout_socket_writes_total", "Packed socket writes.", m->writes);
+    rc |= counter(out, "flushout_pushes_total", "Push frames queued to subscribers.",
+                  m->pushes);
+    rc |= counter(out, "flushout_dropped_pushes_total",
+                  "Pushes dropped because a subscriber could not keep up.", m->dropped_pushes);
+    rc |= counter(out, "flushout_catchups_total",
+                  "Catch-up pushes or snapshots sent to slow subscribers.", m->catchups);
+    rc |= counter(out, "flushout_evictions_total", "Models evicted from memory.", m->evictions);
+    rc |= counter(out, "flushout_loads_total", "Models loaded from the store.", m->loads);
+    rc |= counter(out, "flushout_store_commits_total", "Store transactions committed.",
+                  m->store_commits);
+    rc |= counter(out, "flushout_store_errors_total", "Store operations that failed.",
+                  m->store_errors);
+    rc |= counter(out, "flushout_bad_frames_total", "Frames answered with bad_frame or "
+                  "bad_request.", m->bad_frames);
+    rc |= hist(out, "flushout_ack_latency_seconds",
+               "Time from a flush frame's arrival to its ack leaving for the socket.",
+               &m->ack_latency);
+    rc |= hist(out, "flushout_store_commit_latency_seconds",
+               "Time from a group commit's submission to its durability.", &m->commit_latency);
+    return rc ? FO_ENOMEM : 0;
+}

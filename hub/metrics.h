@@ -1,0 +1,56 @@
+/* metrics.h - the hub's counters and latency histograms, rendered as Prometheus text at
+ * GET /metrics. Loop-thread only: plain integers, no atomics. */
+#ifndef FO_METRICS_H
+#define FO_METRICS_H
+
+#include <stdint.h>
+
+#include "proto/buf.h"
+
+#define FO_HIST_BUCKETS 15
+
+/* A Prometheus histogram with fixed bucket bounds (seconds, from 100 us to 2.5 s). */
+typedef struct fo_hist {
+    uint64_t counts[FO_HIST_BUCKETS + 1]; /* last: +Inf */
+    uint64_t n;
+    double sum;
+} fo_hist;
+
+void fo_hist_add(fo_hist *h, double seconds);
+
+typedef struct fo_metrics {
+    uint64_t connections_total;
+    uint64_t flushes;          /* acked flushes */
+    uint64_t flush_errors;     /* flushes answered with an error */
+    uint64_t duplicates;       /* retried flushes answered without applying */
+    uint64_t commands;         /* commands applied */
+    uint64_t frames_in, bytes_in;
+    uint64_t frames_out, bytes_out;
+    uint64_t writes;           /* packed socket writes */
+    uint64_t pushes;           /* push frames queued to subscribers */
+    uint64_t dropped_pushes;   /* pushes dropped for slow subscribers */
+    uint64_t catchups;         /* catch-up pushes or snaps sent after a drain */
+    uint64_t evictions;
+    uint64_t loads;
+    uint64_t store_commits;
+    uint64_t store_errors;
+    uint64_t bad_frames;       /* bad_frame and bad_request errors sent */
+    fo_hist ack_latency;       /* frame received -> ack queued */
+    fo_hist commit_latency;    /* store commit submitted -> durable */
+} fo_metrics;
+
+/* Gauges the hub computes when rendering. */
+typedef struct fo_gauges {
+    uint64_t connections;
+    uint64_t hot_models;
+    uint64_t hot_bytes;
+    uint64_t runner_queued;    /* tasks waiting in all models' runners */
+    uint64_t runner_max_depth; /* the deepest runner queue */
+    uint64_t pending_acks;     /* replies waiting for a durable commit */
+    uint64_t outbound_bytes;   /* bytes queued to connections */
+} fo_gauges;
+
+/* Appends the Prometheus text. 0 or FO_ENOMEM. */
+int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out);
+
+#endif

@@ -1,0 +1,727 @@
+#include "hub/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/http.h"
+#include "hub/hub.h"
+#include "hub/log.h"
+#include "hub/runner.h"
+
+/* Limits for data read back from the store: our own writes, so generous. */
+static void store_limits(fo_wire_limits *l)
+{
+    fo_wire_limits_default(l);
+    l->max_frame = (size_t)1 << 31;
+    l->max_elems = UINT32_MAX / 2;
+    l->max_total = UINT32_MAX / 2;
+    l->max_str = UINT32_MAX / 2;
+}
+
+/* ---- references, LRU, table ---------------------------------------------------------- */
+
+fo_model *fo_model_ref(fo_model *m)
+{
+    m->refs++;
+    return m;
+}
+
+void fo_model_unref(fo_model *m)
+{
+    if (m)
+        m->refs--;
+}
+
+static void lru_unlink(fo_hub *h, fo_model *m)
+{
+    if (m->lru_prev)
+        m->lru_prev->lru_next = m->lru_next;
+    else if (h->lru_head == m)
+        h->lru_head = m->lru_next;
+    if (m->lru_next)
+        m->lru_next->lru_prev = m->lru_prev;
+    else if (h->lru_tail == m)
+        h->lru_tail = m->lru_prev;
+    m->lru_prev = m->lru_next = NULL;
+}
+
+static void lru_touch(fo_hub *h, fo_model *m)
+{
+    if (h->lru_head == m)
+        return;
+    lru_unlink(h, m);
+    m->lru_next = h->lru_head;
+    if (h->lru_head)
+        h->lru_head->lru_prev = m;
+    h->lru_head = m;
+    if (!h->lru_tail)
+        h->lru_tail = m;
+}
+
+static void free_dedup(void *ctx, const char *key, void *value)
+{
+    (void)ctx, (void)key;
+    free(value);
+}
+
+/* Drops the in-memory state (master, history, exactly-once table). */
+static void unload(fo_model *m)
+{
+    fo_hub *h = m->hub;
+
+    fo_master_free(m->master);
+    m->master = NULL;
+    while (m->hlen) {
+        fo_hbatch *b = m->hist[m->hhead];
+        fo_arena_destroy(&b->arena);
+        free(b);
+        m->hhead = (m->hhead + 1) % m->hcap;
+        m->hlen--;
+    }
+    free(m->hist);
+    m->hist = NULL;
+    m->hhead = m->hlen = m->hcap = 0;
+    m->hcommands = 0;
+    m->hbytes = 0;
+    fo_strmap_each(&m->dedup, free_dedup, NULL);
+    fo_strmap_destroy(&m->dedup);
+    h->hot_bytes -= m->bytes;
+    m->bytes = 0;
+    m->state = FO_MODEL_COLD;
+}
+
+static void model_free(fo_model *m)
+{
+    fo_hub *h = m->hub;
+
+    unload(m);
+    lru_unlink(h, m);
+    fo_strmap_del(&h->models, m->name, m->name_len);
+    free(m);
+}
+
+void fo_model_free_all(fo_hub *h)
+{
+    while (h->lru_head) {
+        fo_model *m = h->lru_head;
+        while (m->subs)
+            fo_model_unsubscribe(m->subs, false);
+        while (m->tasks) {
+            fo_task *t = m->tasks;
+            m->tasks = t->next;
+            fo_runner_task_free(t);
+        }
+        model_free(m);
+    }
+}
+
+void fo_model_evict(fo_hub *h)
+{
+    fo_model *m = h->lru_tail;
+
+    while (m && h->hot_bytes > h->cfg.memory_budget) {
+        fo_model *prev = m->lru_prev;
+        if (m->refs == 0 && m->npending == 0 && !m->tasks && m->state != FO_MODEL_LOADING) {
+            FO_LOG(FO_LOG_INFO, "model=%s evicted (%zu bytes; hot %zu of %zu)", m->name,
+                   m->bytes, h->hot_bytes, h->cfg.memory_budget);
+            h->metrics.evictions++;
+            model_free(m);
+        }
+        m = prev;
+    }
+}
+
+void fo_model_gauges(fo_hub *h, uint64_t *queued, uint64_t *max_depth)
+{
+    fo_model *m;
+
+    *queued = *max_depth = 0;
+    for (m = h->lru_head; m; m = m->lru_next) {
+        *queued += m->ntasks;
+        if (m->ntasks > *max_depth)
+            *max_depth = m->ntasks;
+    }
+}
+
+/* Re-estimates the model's memory after a change. */
+void fo_model_account(fo_model *m)
+{
+    fo_doc_stats st;
+    size_t bytes = sizeof(*m) + m->hbytes;
+
+    if (m->master) {
+        fo_doc_stats_get(fo_master_doc(m->master), &st);
+        bytes += st.arena_bytes;
+    }
+    m->hub->hot_bytes += bytes - m->bytes;
+    m->bytes = bytes;
+}
+
+/* ---- history ------------------------------------------------------------------------- */
+
+static int history_fn(void *ctx, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out)
+{
+    fo_model *m = ctx;
+    fo_completion *items;
+    uint32_t lo, hi, i;
+    uint64_t n = 0;
+
+    if (!m->hlen || from >= to)
+        return -1;
+    if (from < m->hist[m->hhead]->from) /* older than what is kept */
+        return -1;
+    /* Binary search for the batch that contains `from`. */
+    lo = 0;
+    hi = m->hlen - 1;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi + 1) / 2;
+        if (m->hist[(m->hhead + mid) % m->hcap]->from <= from)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    if (!(items = fo_arena_alloc(a, (size_t)(to - from) * sizeof(*items))))
+        return FO_ENOMEM;
+    for (i = lo; i < m->hlen && n < to - from; i++) {
+        const fo_hbatch *b = m->hist[(m->hhead + i) % m->hcap];
+        uint64_t skip = from + n - b->from, take = b->len - skip;
+        if (from + n < b->from) /* not contiguous: cannot happen, refuse anyway */
+            return -1;
+        if (take > to - from - n)
+            take = to - from - n;
+        memcpy(items + n, b->items + skip, (size_t)take * sizeof(*items));
+        n += take;
+    }
+    if (n != to - from)
+        return -1;
+    out->from = from;
+    out->len = (uint32_t)n;
+    out->items = items;
+    return 0;
+}
+
+bool fo_model_history_covers(fo_model *m, uint64_t from, uint64_t to)
+{
+    if (from == to)
+        return true;
+    return m->hlen && from >= m->hist[m->hhead]->from && to <= fo_master_snapshot(m->master).command_count;
+}
+
+int fo_model_history(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out)
+{
+    if (from == to) {
+        out->from = from;
+        out->len = 0;
+        out->items = NULL;
+        return 0;
+    }
+    return history_fn(m, from, to, a, out);
+}
+
+/* Keeps a copy of an applied batch; drops the oldest beyond --history commands. When
+ * `arena` is given the completions already live in it and it is taken over. */
+int fo_model_history_add(fo_model *m, const fo_batch *b, fo_arena *arena)
+{
+    fo_hbatch *hb;
+    uint32_t i;
+
+    if (!b->len || m->hub->cfg.history == 0) {
+        if (arena)
+            fo_arena_destroy(arena);
+        return 0;
+    }
+    if (!(hb = calloc(1, sizeof(*hb))))
+        return FO_ENOMEM;
+    hb->from = b->from;
+    hb->len = b->len;
+    if (arena) {
+        hb->arena = *arena;
+        hb->items = (fo_completion *)b->items;
+    } else {
+        fo_arena_init(&hb->arena, 1024);
+        if (!(hb->items = fo_arena_alloc(&hb->arena, b->len * sizeof(fo_completion))))
+            goto oom;
+        for (i = 0; i < b->len; i++) {
+            const fo_completion *c = &b->items[i];
+            char buf[20];
+            size_t len;
+            const char *s;
+
+            if (fo_command_copy(&hb->arena, &c->command, &hb->items[i].command))
+                goto oom;
+            hb->items[i].created_id = FO_KEY_NONE;
+            if (c->created_id) {
+                s = fo_key_str(c->created_id, buf, &len);
+                if (!(hb->items[i].created_id = fo_key_new(&hb->arena, s, len)))
+                    goto oom;
+            }
+        }
+    }
+    if (m->hlen == m->hcap) {
+        uint32_t ncap = m->hcap ? m->hcap * 2 : 16, j;
+        fo_hbatch **n = malloc(ncap * sizeof(*n));
+        if (!n)
+            goto oom;
+        for (j = 0; j < m->hlen; j++)
+            n[j] = m->hist[(m->hhead + j) % m->hcap];
+        free(m->hist);
+        m->hist = n;
+        m->hhead = 0;
+        m->hcap = ncap;
+    }
+    m->hist[(m->hhead + m->hlen) % m->hcap] = hb;
+    m->hlen++;
+    m->hcommands += hb->len;
+    m->hbytes += hb->arena.reserved + sizeof(*hb);
+    while (m->hlen > 1 && m->hcommands - m->hist[m->hhead]->len >= m->hub->cfg.history) {
+        fo_hbatch *old = m->hist[m->hhead];
+        m->hcommands -= old->len;
+        m->hbytes -= old->arena.reserved + sizeof(*old);
+        fo_arena_destroy(&old->arena);
+        free(old);
+        m->hhead = (m->hhead + 1) % m->hcap;
+        m->hlen--;
+    }
+    return 0;
+oom:
+    fo_arena_destroy(&hb->arena);
+    free(hb);
+    return FO_ENOMEM;
+}
+
+/* ---- loading ------------------------------------------------------------------------- */
+
+static void run(fo_model *m);
+
+/* Answers every queued task with an error (the model could not be loaded). */
+static void fail_tasks(fo_model *m, const char *why)
+{
+    while (m->tasks) {
+        fo_task *t = m->tasks;
+        m->tasks = t->next;
+        m->ntasks--;
+        fo_runner_reject(t, FO_ERR_INTERNAL, why);
+        fo_runner_task_free(t);
+        fo_model_unref(m);
+    }
+    m->tasks_tail = NULL;
+}
+
+static int replay(fo_model *m, const fo_store_entry *e, bool apply, const fo_wire_limits *l)
+{
+    fo_arena a;
+    fo_batch b;
+    fo_err_info err;
+    int rc;
+
+    fo_arena_init(&a, e->batch_size * 2 + 256);
+    if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, l, &a, &b, &err)) != 0 ||
+        b.from != e->from || b.len != e->len) {
+        FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not decode: %s", m->name,
+               (unsigned long long)e->from, err.msg);
+        fo_arena_destroy(&a);
+        return rc ? rc : FO_EPROTO;
+    }
+    if (apply) {
+        fo_pathmap pm;
+        fo_batch_outcome o;
+        fo_arena tmp;
+
+        fo_arena_init(&tmp, 4096);
+        fo_pathmap_init(&pm, &tmp);
+        rc = fo_batch_apply(fo_master_doc(m->master), b.items, b.len, &pm, NULL, NULL, &tmp, &o);
+        fo_arena_destroy(&tmp);
+        if (rc || o.changed) {
+            FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not replay", m->name,
+                   (unsigned long long)e->from);
+            fo_arena_destroy(&a);
+            return rc ? rc : FO_EFAILED;
+        }
+    }
+    return fo_model_history_add(m, &b, &a);
+}
+
+static int build(fo_model *m, const fo_store_result *r)
+{
+    fo_hub *h = m->hub;
+    fo_master_config cfg;
+    fo_wire_limits l;
+    fo_arena a;
+    fo_value doc;
+    fo_snapshot snap = {0, NULL};
+    uint32_t i;
+    int rc = 0;
+
+    store_limits(&l);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ids = h->cfg.sequential_ids ? FO_IDS_SEQUENTIAL : FO_IDS_RANDOM;
+    cfg.history = history_fn;
+    cfg.history_ctx = m;
+    fo_arena_init(&a, r->snap_size * 2 + 256);
+    if (r->has_snapshot) {
+        fo_err_info err;
+        if ((rc = fo_wire_decode_value(r->snap, r->snap_size, &l, &a, &doc, &err)) != 0) {
+            FO_LOG(FO_LOG_ERROR, "model=%s snapshot at %llu does not decode: %s", m->name,
+                   (unsigned long long)r->snap_count, err.msg);
+            fo_arena_destroy(&a);
+            return rc;
+        }
+        snap.command_count = r->snap_count;
+        snap.document = &doc;
+    }
+    m->master = fo_master_new(r->has_snapshot ? &snap : NULL, &cfg);
+    fo_arena_destroy(&a);
+    if (!m->master)
+        return FO_ENOMEM;
+    fo_strmap_init(&m->dedup);
+    for (i = 0; i < r->n_entries && !rc; i++)
+        rc = replay(m, &r->entries[i], i >= r->n_before, &l);
+    for (i = 0; i < r->n_clients && !rc; i++) {
+        uint64_t *seq = malloc(sizeof(*seq));
+        if (!seq)
+            return FO_ENOMEM;
+        *seq = r->clients[i].seq;
+        if (fo_strmap_put(&m->dedup, r->clients[i].client, strlen(r->clients[i].client), seq)) {
+            free(seq);
+            rc = FO_ENOMEM;
+        }
+    }
+    m->snapshot_count = r->has_snapshot ? r->snap_count : 0;
+    return rc;
+}
+
+static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r, void *data)
+{
+    fo_model *m = data;
+    fo_hub *h = m->hub;
+    int rc = st->rc;
+    uint64_t t0 = fo_now_ns();
+    uint32_t rows = r ? r->n_entries : 0;
+
+    (void)s;
+    if (rc == 0)
+        rc = build(m, r);
+    fo_store_result_free(r);
+    fo_model_unref(m);
+    if (rc) {
+        char why[300];
+        snprintf(why, sizeof(why), "cannot load model %s: %s", m->name,
+                 st->rc ? st->msg : fo_store_strerror(rc));
+        FO_LOG(FO_LOG_ERROR, "model=%s %s", m->name, why);
+        h->metrics.store_errors++;
+        unload(m);
+        fail_tasks(m, why);
+        return;
+    }
+    h->metrics.loads++;
+    m->state = FO_MODEL_READY;
+    m->released = fo_master_snapshot(m->master).command_count;
+    fo_model_account(m);
+    FO_LOG(FO_LOG_INFO, "model=%s loaded: count %llu, %u log rows, %.1f ms (store %.1f ms)",
+           m->name, (unsigned long long)m->released, rows,
+           (double)(fo_now_ns() - t0) / 1e6 + (double)st->latency_ns / 1e6,
+           (double)st->latency_ns / 1e6);
+    /* Subscribers kept across a reload catch up from what they have. */
+    for (fo_sub *sub = m->subs; sub; sub = sub->mnext)
+        sub->lagging = true;
+    for (fo_sub *sub = m->subs; sub; sub = sub->mnext)
+        if (sub->session->qlen == 0)
+            fo_model_catch_up(sub);
+    run(m);
+    fo_model_evict(h);
+}
+
+static void start_load(fo_model *m)
+{
+    fo_hub *h = m->hub;
+    uint64_t keep = h->cfg.history;
+    int rc;
+
+    m->state = FO_MODEL_LOADING;
+    /* History to keep: the store gives rows back to history_from; we do not know the
+     * count yet, so ask for what --history would keep at most (the store trims). */
+    rc = fo_store_load(h->store, m->name, keep ? 0 : UINT64_MAX, on_loaded, fo_model_ref(m));
+    if (rc) {
+        char why[300];
+        fo_model_unref(m);
+        snprintf(why, sizeof(why), "cannot load model %s: %s", m->name, fo_store_strerror(rc));
+        m->state = FO_MODEL_COLD;
+        fail_tasks(m, why);
+    }
+}
+
+void fo_model_mark_broken(fo_model *m)
+{
+    if (m->broken)
+        return;
+    FO_LOG(FO_LOG_WARN, "model=%s a commit failed: reloading it from the store", m->name);
+    m->broken = true;
+    /* Stop running requests on a state the store does not have. */
+    if (m->state == FO_MODEL_READY)
+        m->state = FO_MODEL_LOADING;
+}
+
+/* Once the broken model's replies are all answered, start over from the store. */
+static void maybe_reload(fo_model *m)
+{
+    if (!m->broken || m->npending)
+        return;
+    m->broken = false;
+    unload(m);
+    start_load(m);
+}
+
+/* ---- the runner ---------------------------------------------------------------------- */
+
+static fo_model *get_model(fo_hub *h, const char *name, uint32_t len)
+{
+    fo_model *m = fo_strmap_get(&h->models, name, len);
+
+    if (m)
+        return m;
+    if (len > 200 || !(m = calloc(1, sizeof(*m))))
+        return NULL;
+    m->hub = h;
+    memcpy(m->name, name, len);
+    m->name_len = len;
+    if (fo_strmap_put(&h->models, m->name, len, m)) {
+        free(m);
+        return NULL;
+    }
+    lru_touch(h, m);
+    return m;
+}
+
+static void run(fo_model *m)
+{
+    while (m->state == FO_MODEL_READY && m->tasks) {
+        fo_task *t = m->tasks;
+        m->tasks = t->next;
+        if (!m->tasks)
+            m->tasks_tail = NULL;
+        m->ntasks--;
+        fo_runner_exec(m, t);
+        fo_runner_task_free(t);
+        fo_model_unref(m);
+    }
+}
+
+static void enqueue(fo_hub *h, fo_task *t, const fo_msg *msg, fo_arena *arena)
+{
+    fo_model *m = get_model(h, msg->model, msg->model_len);
+
+    t->msg = *msg;
+    t->arena = *arena;
+    if (!m) {
+        fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
+        fo_runner_task_free(t);
+        return;
+    }
+    lru_touch(h, m);
+    fo_model_ref(m);
+    if (m->tasks_tail)
+        m->tasks_tail->next = t;
+    else
+        m->tasks = t;
+    m->tasks_tail = t;
+    m->ntasks++;
+    if (m->state == FO_MODEL_COLD)
+        start_load(m);
+    run(m);
+}
+
+void fo_model_submit(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *arena,
+                     uint64_t t_recv)
+{
+    fo_task *t = calloc(1, sizeof(*t));
+
+    if (!t) {
+        fo_session_send_error(s, msg, FO_ERR_INTERNAL, "out of memory");
+        fo_arena_destroy(arena);
+        return;
+    }
+    t->session = fo_session_ref(s);
+    t->t_recv = t_recv;
+    enqueue(h, t, msg, arena);
+}
+
+void fo_model_submit_http(fo_hub *h, fo_http_req *req, const fo_msg *msg, fo_arena *arena)
+{
+    fo_task *t = calloc(1, sizeof(*t));
+
+    if (!t) {
+        fo_http_respond_error(req, 500, "out of memory");
+        fo_arena_destroy(arena);
+        return;
+    }
+    t->http = fo_http_req_ref(req);
+    t->t_recv = fo_now_ns();
+    enqueue(h, t, msg, arena);
+}
+
+/* ---- subscriptions and replies ------------------------------------------------------- */
+
+void fo_model_unsubscribe(fo_sub *sub, bool announce)
+{
+    fo_model *m = sub->model;
+
+    if (sub->presence && announce) {
+        fo_msg ev;
+        fo_frame *f;
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = FO_MSG_PRESENCE_EVT;
+        ev.model = m->name;
+        ev.model_len = m->name_len;
+        ev.session = sub->session->sid;
+        ev.state = NULL;
+        if ((f = fo_frame_encode(&ev))) {
+            for (fo_sub *o = m->subs; o; o = o->mnext)
+                if (o != sub && o->active)
+                    fo_session_send(o->session, f);
+            fo_frame_unref(f);
+        }
+    }
+    if (sub->mprev)
+        sub->mprev->mnext = sub->mnext;
+    else
+        m->subs = sub->mnext;
+    if (sub->mnext)
+        sub->mnext->mprev = sub->mprev;
+    m->nsubs--;
+    fo_session_forget_sub(sub->session, sub);
+    fo_frame_unref(sub->presence);
+    free(sub);
+    fo_model_unref(m);
+}
+
+void fo_model_catch_up(fo_sub *sub)
+{
+    fo_model *m = sub->model;
+    fo_session *s = sub->session;
+    uint64_t target = m->released, count;
+    fo_arena a;
+    fo_msg msg;
+    fo_frame *f;
+
+    if (m->state != FO_MODEL_READY || !fo_session_attached(s))
+        return;
+    count = fo_master_snapshot(m->master).command_count;
+    if (sub->next_from >= target && target == count) {
+        sub->lagging = false;
+        return;
+    }
+    fo_arena_init(&a, 4096);
+    memset(&msg, 0, sizeof(msg));
+    msg.model = m->name;
+    msg.model_len = m->name_len;
+    if (sub->next_from <= target &&
+        fo_model_history(m, sub->next_from, target, &a, &msg.batch) == 0) {
+        msg.type = FO_MSG_PUSH;
+        sub->next_from = target;
+    } else if (count == target) {
+        /* Past the history, and nothing in flight: a snap of the (durable) state. */
+        msg.type = FO_MSG_SNAP;
+        msg.snapshot = fo_master_snapshot(m->master);
+        sub->next_from = count;
+    } else {
+        /* Past the history with commits in flight: wait for them (retried on release). */
+        fo_arena_destroy(&a);
+        return;
+    }
+    if (msg.type == FO_MSG_PUSH && msg.batch.len == 0) {
+        sub->lagging = false;
+        fo_arena_destroy(&a);
+        return;
+    }
+    f = fo_frame_encode(&msg);
+    fo_arena_destroy(&a);
+    if (!f)
+        return;
+    sub->lagging = false;
+    m->hub->metrics.catchups++;
+    fo_session_send(s, f);
+    fo_frame_unref(f);
+}
+
+static void send_presence_of_others(fo_model *m, fo_sub *sub)
+{
+    for (fo_sub *o = m->subs; o; o = o->mnext)
+        if (o != sub && o->presence)
+            fo_session_send(sub->session, o->presence);
+}
+
+void fo_model_release(fo_pending *p)
+{
+    fo_model *m = p->model;
+    fo_hub *h = m->hub;
+    fo_sub *sub;
+
+    switch (p->kind) {
+    case FO_PEND_ACK:
+        if (p->push) {
+            for (sub = m->subs; sub; sub = sub->mnext) {
+                if (sub->session == p->session)
+                    continue;
+                if (sub->next_from == p->from) {
+                    fo_session_send_push(sub->session, sub, p->push, p->from);
+                    if (!sub->lagging)
+                        sub->next_from = p->from + p->len;
+                } else if (sub->next_from < p->from && !sub->lagging) {
+                    sub->lagging = true; /* a gap: cannot happen, but never send one */
+                    if (sub->session->qlen == 0)
+                        fo_model_catch_up(sub);
+                }
+            }
+            m->released = p->from + p->len;
+            /* Lagging subscribers with an empty queue waited for this release. */
+            for (sub = m->subs; sub; sub = sub->mnext)
+                if (sub->lagging && sub->session->qlen == 0)
+                    fo_model_catch_up(sub);
+        }
+        if (p->session) {
+            fo_session_send(p->session, p->reply);
+            if ((sub = fo_session_find_sub(p->session, m)) && sub->next_from == p->from)
+                sub->next_from = p->from + p->len;
+        }
+        h->metrics.flushes++;
+        fo_hist_add(&h->metrics.ack_latency, (double)(fo_now_ns() - p->t_recv) / 1e9);
+        break;
+    case FO_PEND_SUB:
+        if ((sub = fo_session_find_sub(p->session, m))) {
+            sub->active = true;
+            fo_session_send(p->session, p->reply);
+            send_presence_of_others(m, sub);
+        }
+        break;
+    case FO_PEND_REPLY: fo_session_send(p->session, p->reply); break;
+    case FO_PEND_HTTP: fo_http_release(p->http); break;
+    }
+    fo_runner_pending_free(p);
+    m->npending--;
+    maybe_reload(m);
+}
+
+void fo_model_fail(fo_pending *p, const char *why)
+{
+    fo_model *m = p->model;
+
+    if (p->kind == FO_PEND_HTTP) {
+        fo_http_respond_error(p->http, 503, why);
+    } else if (p->session) {
+        fo_msg req;
+        memset(&req, 0, sizeof(req));
+        req.has_rid = p->has_rid;
+        req.rid = p->rid;
+        req.model = m->name;
+        req.model_len = m->name_len;
+        fo_session_send_error(p->session, &req, FO_ERR_INTERNAL, "%s%s", why,
+                              p->kind == FO_PEND_ACK ? "; the flush was not applied: retry it"
+                                                     : "");
+        if (p->kind == FO_PEND_ACK)
+            m->hub->metrics.flush_errors++;
+    }
+    fo_runner_pending_free(p);
+    m->npending--;
+    maybe_reload(m);
+}

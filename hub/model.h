@@ -1,0 +1,99 @@
+/* model.h - a hot model: its master, a bounded in-memory history, the exactly-once table
+ * of its clients, its subscribers, and its runner: requests run one at a time in arrival
+ * order; while the model loads from the store they wait, and other models go on.
+ *
+ * Models are refcounted: tasks, pending replies, store writes and subscribers hold
+ * references. A model with none of those is idle and may be evicted (least recently
+ * used first) when hot models exceed --memory-budget. */
+#ifndef FO_MODEL_H
+#define FO_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hub/commit.h"
+#include "hub/session.h"
+#include "hub/strmap.h"
+#include "proto/master.h"
+
+typedef struct fo_hub fo_hub;
+typedef struct fo_http_req fo_http_req;
+
+typedef enum fo_model_state {
+    FO_MODEL_COLD = 0, /* not in memory (new, or its load failed): the next task loads it */
+    FO_MODEL_LOADING,
+    FO_MODEL_READY,
+} fo_model_state;
+
+typedef struct fo_task {
+    struct fo_task *next;
+    fo_session *session; /* reference held; NULL for HTTP */
+    fo_http_req *http;   /* reference held; HTTP requests only */
+    fo_msg msg;          /* lives in arena */
+    fo_arena arena;
+    uint64_t t_recv;     /* ns */
+} fo_task;
+
+/* One applied batch kept for incremental syncs. */
+typedef struct fo_hbatch {
+    uint64_t from;
+    uint32_t len;
+    fo_completion *items;
+    fo_arena arena;
+} fo_hbatch;
+
+struct fo_model {
+    fo_hub *hub;
+    char name[201];
+    uint32_t name_len;
+    uint32_t refs;
+    uint32_t npending;    /* replies waiting in commit groups */
+    fo_model_state state;
+    bool broken;          /* a commit failed: reload from the store once drained */
+    fo_master *master;
+    /* history: a ring of batches, oldest first */
+    fo_hbatch **hist;
+    uint32_t hhead, hlen, hcap;
+    uint64_t hcommands;
+    size_t hbytes;
+    fo_strmap dedup;      /* client -> uint64_t * (last seq applied) */
+    fo_task *tasks, *tasks_tail;
+    uint32_t ntasks;
+    fo_sub *subs;
+    uint32_t nsubs;
+    uint64_t released;    /* pushes up to this count have left (durable) */
+    uint64_t snapshot_count; /* newest snapshot in the store */
+    size_t bytes;         /* estimate for the memory budget */
+    struct fo_model *lru_prev, *lru_next;
+};
+
+/* Queues a model request (sub, unsub, flush, get, history, presence) from a session.
+ * Takes over `arena`, in which `msg` lives. */
+void fo_model_submit(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *arena,
+                     uint64_t t_recv);
+/* Queues an HTTP read (a `get` or `history` message) answered through `req`. */
+void fo_model_submit_http(fo_hub *h, fo_http_req *req, const fo_msg *msg, fo_arena *arena);
+
+/* Removes a subscription (unsub or disconnect); `announce` tells the others that its
+ * presence is gone. */
+void fo_model_unsubscribe(fo_sub *sub, bool announce);
+/* A lagging subscriber's socket has drained: queue one push covering what it missed
+ * (from history) or a snap. */
+void fo_model_catch_up(fo_sub *sub);
+
+/* Group commit outcome for one pending reply (commit.c calls these in group order). */
+void fo_model_release(fo_pending *p);
+void fo_model_fail(fo_pending *p, const char *why);
+/* A commit that contained writes of this model failed. */
+void fo_model_mark_broken(fo_model *m);
+
+fo_model *fo_model_ref(fo_model *m);
+void fo_model_unref(fo_model *m);
+/* Evicts idle models, least recently used first, while over the budget. */
+void fo_model_evict(fo_hub *h);
+/* Frees every model (shutdown, after all replies were released). */
+void fo_model_free_all(fo_hub *h);
+/* Runner depth gauges for /metrics. */
+void fo_model_gauges(fo_hub *h, uint64_t *queued, uint64_t *max_depth);
+
+#endif

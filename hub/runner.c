@@ -1,0 +1,564 @@
+#include "hub/runner.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/http.h"
+#include "hub/hub.h"
+#include "hub/log.h"
+#include "proto/json.h"
+
+void fo_runner_task_free(fo_task *t)
+{
+    fo_arena_destroy(&t->arena);
+    fo_session_unref(t->session);
+    fo_http_req_unref(t->http);
+    free(t);
+}
+
+void fo_runner_pending_free(fo_pending *p)
+{
+    fo_frame_unref(p->reply);
+    fo_frame_unref(p->push);
+    fo_session_unref(p->session);
+    fo_http_req_unref(p->http);
+    fo_model_unref(p->model);
+    free(p);
+}
+
+void fo_runner_reject(fo_task *t, fo_error_code code, const char *why)
+{
+    if (t->http)
+        fo_http_respond_error(t->http, code == FO_ERR_GONE ? 410 : code == FO_ERR_BAD_REQUEST
+                                                                   ? 400 : 500, why);
+    else if (t->session)
+        fo_session_send_error(t->session, &t->msg, code, "%s", why);
+}
+
+static fo_msg reply_to(const fo_model *m, const fo_msg *req, fo_msg_type type)
+{
+    fo_msg r;
+
+    memset(&r, 0, sizeof(r));
+    r.type = type;
+    r.has_rid = req->has_rid;
+    r.rid = req->rid;
+    r.model = m->name;
+    r.model_len = m->name_len;
+    return r;
+}
+
+/* Queues a reply that shows the model's state: it leaves once that state is durable. */
+static void pend_reply(fo_model *m, fo_task *t, fo_pend_kind kind, const fo_msg *reply,
+                       uint64_t from)
+{
+    fo_hub *h = m->hub;
+    fo_frame *f = fo_frame_encode(reply);
+    fo_pending *p;
+
+    if (!f || !(p = fo_commit_add(h, kind, m))) {
+        fo_frame_unref(f);
+        fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    p->reply = f;
+    p->session = fo_session_ref(t->session);
+    p->from = from;
+    p->has_rid = t->msg.has_rid;
+    p->rid = t->msg.rid;
+}
+
+static void pend_http(fo_model *m, fo_task *t, int status)
+{
+    fo_pending *p = fo_commit_add(m->hub, FO_PEND_HTTP, m);
+
+    if (!p) {
+        fo_http_respond_error(t->http, 500, "out of memory");
+        return;
+    }
+    (void)status;
+    p->http = fo_http_req_ref(t->http);
+}
+
+/* ---- sub, unsub, presence ------------------------------------------------------------ */
+
+static void exec_sub(fo_model *m, fo_task *t)
+{
+    fo_session *s = t->session;
+    fo_sub *sub = fo_session_find_sub(s, m);
+    uint64_t count = fo_master_snapshot(m->master).command_count;
+    fo_arena a;
+    fo_msg r;
+
+    if (!sub) {
+        if (!(sub = calloc(1, sizeof(*sub)))) {
+            fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
+            return;
+        }
+        sub->model = fo_model_ref(m);
+        sub->session = s;
+        sub->mnext = m->subs;
+        if (m->subs)
+            m->subs->mprev = sub;
+        m->subs = sub;
+        m->nsubs++;
+        sub->snext = s->subs;
+        s->subs = sub;
+    }
+    /* A resubscription (after a gap) starts over from this reply. */
+    sub->active = false;
+    sub->lagging = false;
+    sub->next_from = count;
+    fo_arena_init(&a, 4096);
+    r = reply_to(m, &t->msg, FO_MSG_SNAP);
+    if (t->msg.has_from && t->msg.from <= count &&
+        fo_model_history(m, t->msg.from, count, &a, &r.batch) == 0)
+        r.type = FO_MSG_DIFF;
+    else
+        r.snapshot = fo_master_snapshot(m->master);
+    pend_reply(m, t, FO_PEND_SUB, &r, count);
+    fo_arena_destroy(&a);
+}
+
+static void send_ok(fo_model *m, fo_task *t)
+{
+    fo_msg r = reply_to(m, &t->msg, FO_MSG_OK);
+
+    r.model = NULL;
+    fo_session_send_msg(t->session, &r);
+}
+
+static void exec_unsub(fo_model *m, fo_task *t)
+{
+    fo_sub *sub = fo_session_find_sub(t->session, m);
+
+    if (sub)
+        fo_model_unsubscribe(sub, true);
+    send_ok(m, t);
+}
+
+static void exec_presence(fo_model *m, fo_task *t)
+{
+    fo_sub *sub = fo_session_find_sub(t->session, m);
+    fo_msg ev;
+    fo_frame *f;
+
+    if (!sub) {
+        fo_runner_reject(t, FO_ERR_BAD_REQUEST, "model: subscribe before sending presence");
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = FO_MSG_PRESENCE_EVT;
+    ev.model = m->name;
+    ev.model_len = m->name_len;
+    ev.session = t->session->sid;
+    ev.state = t->msg.state;
+    if (!(f = fo_frame_encode(&ev))) {
+        fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    for (fo_sub *o = m->subs; o; o = o->mnext)
+        if (o != sub && o->active)
+            fo_session_send(o->session, f);
+    fo_frame_unref(sub->presence);
+    sub->presence = t->msg.state ? f : NULL;
+    if (!t->msg.state)
+        fo_frame_unref(f);
+    send_ok(m, t);
+}
+
+/* ---- flush --------------------------------------------------------------------------- */
+
+static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *applied)
+{
+    fo_hub *h = m->hub;
+    fo_commit_write w;
+    fo_buf b, snap;
+    uint64_t count = applied->from + applied->len;
+    int rc;
+
+    memset(&w, 0, sizeof(w));
+    fo_buf_init(&b, 0);
+    fo_buf_init(&snap, 0);
+    if ((rc = fo_wire_encode_batch(applied, &b)) != 0)
+        goto fail;
+    w.model = m;
+    w.from = applied->from;
+    w.len = applied->len;
+    w.batch_len = b.len;
+    snprintf(w.client, sizeof(w.client), "%s", s->client);
+    w.seq = seq;
+    if (count - m->snapshot_count >= h->cfg.snapshot_every) {
+        /* A cold load then reads this snapshot and a short log tail. */
+        if ((rc = fo_wire_encode_value(fo_master_snapshot(m->master).document, &snap)) != 0)
+            goto fail;
+        w.snapshot_len = snap.len;
+        /* Keep what --history needs for diffs, and at least this snapshot. */
+        w.drop_before = count > h->cfg.history ? count - h->cfg.history : 0;
+    }
+    w.batch = fo_buf_release(&b);
+    w.snapshot = w.snapshot_len ? fo_buf_release(&snap) : NULL;
+    if ((rc = fo_commit_add_write(h, &w)) != 0) {
+        free(w.batch);
+        free(w.snapshot);
+        return rc;
+    }
+    if (w.snapshot)
+        m->snapshot_count = count;
+    return 0;
+fail:
+    fo_buf_destroy(&b);
+    fo_buf_destroy(&snap);
+    return rc;
+}
+
+static void exec_flush(fo_model *m, fo_task *t)
+{
+    fo_hub *h = m->hub;
+    fo_session *s = t->session;
+    const fo_msg *q = &t->msg;
+    uint64_t *last = fo_strmap_get(&m->dedup, s->client, strlen(s->client));
+    fo_batch empty = {q->batch.from, 0, NULL};
+    const fo_batch *b = &q->batch;
+    fo_apply_result res;
+    fo_arena ra;
+    fo_msg ack, push;
+    fo_pending *p;
+    bool dup = false;
+    int rc;
+
+    if (last && q->seq <= *last) {
+        if (q->seq < *last) {
+            fo_session_send_error(s, q, FO_ERR_BAD_REQUEST,
+                                  "seq: %llu is below %llu, the last seq applied for client "
+                                  "%s on this model",
+                                  (unsigned long long)q->seq, (unsigned long long)*last,
+                                  s->client);
+            return;
+        }
+        /* A retry of the last flush: answer as an empty batch from the same `from`, whose
+         * sync carries the batch as it was applied. */
+        dup = true;
+        b = &empty;
+        h->metrics.duplicates++;
+    }
+    fo_arena_init(&ra, 8192);
+    rc = fo_master_apply(m->master, b, s, &ra, &res);
+    if (rc) {
+        FO_LOG(FO_LOG_ERROR, "model=%s sid=%s apply failed: %s", m->name, s->sid,
+               fo_strerror(rc));
+        fo_session_send_error(s, q, FO_ERR_INTERNAL, "apply failed: %s", fo_strerror(rc));
+        fo_arena_destroy(&ra);
+        fo_model_mark_broken(m);
+        return;
+    }
+    ack = reply_to(m, q, FO_MSG_ACK);
+    ack.seq = q->seq;
+    ack.result = res;
+    if (!(p = fo_commit_add(h, FO_PEND_ACK, m)) || !(p->reply = fo_frame_encode(&ack)))
+        goto oom;
+    p->session = fo_session_ref(s);
+    p->t_recv = t->t_recv;
+    p->has_rid = q->has_rid;
+    p->rid = q->rid;
+    p->from = res.applied.from;
+    if (!dup && res.applied.len) {
+        push = reply_to(m, q, FO_MSG_PUSH);
+        push.has_rid = false;
+        push.batch = res.applied;
+        if (!(p->push = fo_frame_encode(&push)) || add_write(m, s, q->seq, &res.applied) ||
+            fo_model_history_add(m, &res.applied, NULL))
+            goto oom;
+        p->len = res.applied.len;
+        h->metrics.commands += res.applied.len;
+    }
+    if (!dup) {
+        if (!last) {
+            if (!(last = malloc(sizeof(*last))) ||
+                fo_strmap_put(&m->dedup, s->client, strlen(s->client), last)) {
+                free(last);
+                goto oom;
+            }
+        }
+        *last = q->seq;
+    }
+    fo_arena_destroy(&ra);
+    fo_model_account(m);
+    return;
+oom:
+    /* The batch may be applied in memory without its write: the model must reload. */
+    fo_arena_destroy(&ra);
+    fo_session_send_error(s, q, FO_ERR_INTERNAL, "out of memory");
+    fo_model_mark_broken(m);
+}
+
+/* ---- get and history ----------------------------------------------------------------- */
+
+typedef struct read_ctx {
+    fo_model *m;
+    fo_session *s;
+    fo_http_req *http;
+    fo_msg req; /* rid, type, at/from/to; model points to m->name */
+} read_ctx;
+
+static void read_ctx_free(read_ctx *rc)
+{
+    fo_session_unref(rc->s);
+    fo_http_req_unref(rc->http);
+    fo_model_unref(rc->m);
+    free(rc);
+}
+
+static void read_reply(read_ctx *c, const fo_msg *r)
+{
+    if (c->http) {
+        fo_buf b;
+        int rc;
+        fo_buf_init(&b, 0);
+        rc = r->type == FO_MSG_SNAP ? fo_json_write_snapshot(&r->snapshot, 0, &b)
+                                    : fo_json_write_batch(&r->batch, 0, &b);
+        if (rc)
+            fo_http_respond_error(c->http, 500, "cannot encode JSON");
+        else
+            fo_http_respond(c->http, 200, "application/json", &b);
+        fo_buf_destroy(&b);
+    } else {
+        fo_session_send_msg(c->s, r);
+    }
+}
+
+static void read_fail(read_ctx *c, fo_error_code code, const char *why)
+{
+    if (c->http)
+        fo_http_respond_error(c->http, code == FO_ERR_GONE ? 410 : 500, why);
+    else
+        fo_session_send_error(c->s, &c->req, code, "%s", why);
+}
+
+/* Decodes stored rows and appends the completions of [from, to) to `out`. */
+static int collect(const fo_store_result *r, uint64_t from, uint64_t to, fo_arena *a,
+                   fo_batch *out)
+{
+    fo_wire_limits l;
+    fo_completion *items;
+    uint64_t n = 0;
+    uint32_t i;
+
+    fo_wire_limits_default(&l);
+    l.max_frame = (size_t)1 << 31;
+    l.max_elems = l.max_total = l.max_str = UINT32_MAX / 2;
+    if (!(items = fo_arena_alloc(a, (size_t)(to - from + 1) * sizeof(*items))))
+        return FO_ENOMEM;
+    for (i = 0; i < r->n_entries && from + n < to; i++) {
+        const fo_store_entry *e = &r->entries[i];
+        fo_batch b;
+        uint64_t skip, take;
+        int rc;
+
+        if (e->from + e->len <= from + n)
+            continue;
+        if (e->from > from + n)
+            return FO_EGAP;
+        if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, &l, a, &b, NULL)) != 0)
+            return rc;
+        skip = from + n - e->from;
+        take = b.len - skip;
+        if (take > to - from - n)
+            take = to - from - n;
+        memcpy(items + n, b.items + skip, (size_t)take * sizeof(*items));
+        n += take;
+    }
+    if (from + n != to)
+        return FO_EGAP;
+    out->from = from;
+    out->len = (uint32_t)n;
+    out->items = items;
+    return 0;
+}
+
+static void on_log_read(fo_store *s, const fo_store_status *st, fo_store_result *r, void *data)
+{
+    read_ctx *c = data;
+    fo_arena a;
+    fo_msg reply = reply_to(c->m, &c->req, FO_MSG_DIFF);
+
+    (void)s;
+    fo_arena_init(&a, 8192);
+    if (st->rc)
+        read_fail(c, FO_ERR_INTERNAL, st->msg);
+    else if (r->gone || collect(r, c->req.from, c->req.to, &a, &reply.batch))
+        read_fail(c, FO_ERR_GONE, "history: no longer kept for that range");
+    else
+        read_reply(c, &reply);
+    fo_arena_destroy(&a);
+    fo_store_result_free(r);
+    read_ctx_free(c);
+}
+
+static void on_state_read(fo_store *s, const fo_store_status *st, fo_store_result *r,
+                          void *data)
+{
+    read_ctx *c = data;
+    fo_arena a;
+    fo_msg reply = reply_to(c->m, &c->req, FO_MSG_SNAP);
+    fo_doc *d = NULL;
+    fo_batch b;
+
+    (void)s;
+    fo_arena_init(&a, 8192);
+    if (st->rc) {
+        read_fail(c, FO_ERR_INTERNAL, st->msg);
+        goto out;
+    }
+    if (r->gone) {
+        read_fail(c, FO_ERR_GONE, "at: the state after that many commands is no longer kept");
+        goto out;
+    }
+    if (r->has_snapshot) {
+        fo_wire_limits l;
+        fo_value v;
+        fo_snapshot snap;
+        fo_wire_limits_default(&l);
+        l.max_frame = (size_t)1 << 31;
+        l.max_elems = l.max_total = l.max_str = UINT32_MAX / 2;
+        if (fo_wire_decode_value(r->snap, r->snap_size, &l, &a, &v, NULL) == 0) {
+            snap.command_count = r->snap_count;
+            snap.document = &v;
+            d = fo_doc_new_from(&snap, FO_IDS_SEQUENTIAL);
+        }
+    } else {
+        d = fo_doc_new(FO_IDS_SEQUENTIAL);
+    }
+    if (!d || collect(r, fo_doc_count(d), c->req.at, &a, &b)) {
+        read_fail(c, FO_ERR_GONE, "at: the state after that many commands is no longer kept");
+        goto out;
+    } else {
+        fo_pathmap pm;
+        fo_batch_outcome o;
+        fo_pathmap_init(&pm, &a);
+        if (fo_batch_apply(d, b.items, b.len, &pm, NULL, NULL, &a, &o) || o.changed) {
+            read_fail(c, FO_ERR_INTERNAL, "stored history does not replay");
+            goto out;
+        }
+    }
+    reply.snapshot = fo_doc_snapshot(d);
+    read_reply(c, &reply);
+out:
+    fo_doc_free(d);
+    fo_arena_destroy(&a);
+    fo_store_result_free(r);
+    read_ctx_free(c);
+}
+
+static void store_read(fo_model *m, fo_task *t, bool state)
+{
+    read_ctx *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (!c) {
+        fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    c->m = fo_model_ref(m);
+    c->s = t->session ? fo_session_ref(t->session) : NULL;
+    c->http = t->http ? fo_http_req_ref(t->http) : NULL;
+    c->req = t->msg;
+    c->req.model = m->name;
+    rc = state ? fo_store_read_state_at(m->hub->store, m->name, t->msg.at, on_state_read, c)
+               : fo_store_read_log(m->hub->store, m->name, t->msg.from, t->msg.to, on_log_read,
+                                   c);
+    if (rc) {
+        fo_runner_reject(t, FO_ERR_INTERNAL, fo_store_strerror(rc));
+        read_ctx_free(c);
+    }
+}
+
+static void exec_get(fo_model *m, fo_task *t)
+{
+    uint64_t count = fo_master_snapshot(m->master).command_count;
+    fo_msg r = reply_to(m, &t->msg, FO_MSG_SNAP);
+    fo_buf b;
+
+    if (t->msg.has_at && t->msg.at > count) {
+        char why[120];
+        snprintf(why, sizeof(why), "at: %llu is beyond the model's count %llu",
+                 (unsigned long long)t->msg.at, (unsigned long long)count);
+        fo_runner_reject(t, FO_ERR_BAD_REQUEST, why);
+        return;
+    }
+    if (t->msg.has_at && t->msg.at < count) {
+        /* Older states come from the store's snapshots and log: off the loop. */
+        if (t->msg.at > m->released) {
+            fo_runner_reject(t, FO_ERR_GONE, "at: that state is not durable yet; retry");
+            return;
+        }
+        store_read(m, t, true);
+        return;
+    }
+    r.snapshot = fo_master_snapshot(m->master);
+    if (t->http) {
+        fo_buf_init(&b, 0);
+        if (fo_json_write_snapshot(&r.snapshot, 0, &b) == 0 &&
+            fo_http_set_response(t->http, 200, "application/json", &b) == 0)
+            pend_http(m, t, 200);
+        else
+            fo_http_respond_error(t->http, 500, "cannot encode JSON");
+        fo_buf_destroy(&b);
+        return;
+    }
+    pend_reply(m, t, FO_PEND_REPLY, &r, 0);
+}
+
+static void exec_history(fo_model *m, fo_task *t)
+{
+    uint64_t count = fo_master_snapshot(m->master).command_count;
+    uint64_t to = t->msg.has_to ? t->msg.to : count;
+    fo_msg r = reply_to(m, &t->msg, FO_MSG_DIFF);
+    fo_arena a;
+    fo_buf b;
+
+    if (t->msg.from > to || to > count) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s: range [%llu, %llu) is outside [0, %llu]",
+                 t->msg.from > to ? "from" : "to", (unsigned long long)t->msg.from,
+                 (unsigned long long)to, (unsigned long long)count);
+        fo_runner_reject(t, FO_ERR_BAD_REQUEST, why);
+        return;
+    }
+    fo_arena_init(&a, 8192);
+    if (fo_model_history(m, t->msg.from, to, &a, &r.batch) != 0) {
+        fo_arena_destroy(&a);
+        if (to > m->released) {
+            fo_runner_reject(t, FO_ERR_GONE, "history: that range is not durable yet; retry");
+            return;
+        }
+        t->msg.to = to;
+        store_read(m, t, false);
+        return;
+    }
+    if (t->http) {
+        fo_buf_init(&b, 0);
+        if (fo_json_write_batch(&r.batch, 0, &b) == 0 &&
+            fo_http_set_response(t->http, 200, "application/json", &b) == 0)
+            pend_http(m, t, 200);
+        else
+            fo_http_respond_error(t->http, 500, "cannot encode JSON");
+        fo_buf_destroy(&b);
+    } else {
+        pend_reply(m, t, FO_PEND_REPLY, &r, 0);
+    }
+    fo_arena_destroy(&a);
+}
+
+void fo_runner_exec(fo_model *m, fo_task *t)
+{
+    switch (t->msg.type) {
+    case FO_MSG_SUB: exec_sub(m, t); break;
+    case FO_MSG_UNSUB: exec_unsub(m, t); break;
+    case FO_MSG_FLUSH: exec_flush(m, t); break;
+    case FO_MSG_GET: exec_get(m, t); break;
+    case FO_MSG_HISTORY: exec_history(m, t); break;
+    case FO_MSG_PRESENCE: exec_presence(m, t); break;
+    default: fo_runner_reject(t, FO_ERR_BAD_REQUEST, "t: not a model request"); break;
+    }
+}

@@ -1,0 +1,789 @@
+/* store.c - what both backends share: the job queue, the worker thread, the completion
+ * queue back to the loop, group commit, the read logic (gone, contiguity) and stats.
+ *
+ * Jobs flow loop -> q (mutex + cond) -> worker -> d (mutex) -> uv_async -> loop. A job is
+ * one malloc; a commit job carries a private copy of its writes right behind it. */
+#include "hub/store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/store_backend.h"
+
+/* Merged commits per transaction: bounds the stack array of segments. */
+#define MAX_MERGE_JOBS 256
+
+const uint64_t fo_store_lat_bounds_us[FO_STORE_LAT_BUCKETS - 1] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+
+typedef enum job_kind { JOB_COMMIT, JOB_LOAD, JOB_READ_LOG, JOB_READ_AT } job_kind;
+
+typedef struct job job;
+struct job {
+    job *next;
+    job_kind kind;
+    fo_store_commit_cb commit_cb;
+    fo_store_read_cb read_cb;
+    void *data;
+    uint64_t t_submit, t_done, exec_ns;
+    int rc;
+    uint32_t transactions; /* transactions this job stands for in the stats */
+    /* commit: writes[0..n) and their bytes follow the struct */
+    fo_store_write *writes;
+    size_t n;
+    uint64_t bytes;
+    /* reads */
+    uint64_t a, b;
+    fo_store_result *res;
+    char model[FO_STORE_MODEL_MAX + 1];
+    char msg[384];
+};
+
+struct fo_store {
+    uv_loop_t *loop;
+    uv_async_t async;
+    const fo_store_backend *be;
+    void *impl;
+    uint32_t max_merge;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    /* under mu */
+    job *q_head, *q_tail; /* submitted, not yet taken by the worker */
+    job *d_head, *d_tail; /* done, callback not yet run */
+    bool stop;            /* close requested: the worker exits once q is empty */
+    bool exited;          /* the backend is closed and the worker is returning */
+    /* loop thread only */
+    bool closing, joined;
+    fo_store_close_cb close_cb;
+    void *close_data;
+    fo_store_stats stats;
+};
+
+/* ---- small public helpers ----------------------------------------------------------- */
+
+const char *fo_store_strerror(int code)
+{
+    switch (code) {
+    case FO_STORE_EFULL: return "FO_STORE_EFULL";
+    case FO_STORE_EIO: return "FO_STORE_EIO";
+    case FO_STORE_EREADONLY: return "FO_STORE_EREADONLY";
+    case FO_STORE_ECORRUPT: return "FO_STORE_ECORRUPT";
+    case FO_STORE_ECONFLICT: return "FO_STORE_ECONFLICT";
+    case FO_STORE_EBUSY: return "FO_STORE_EBUSY";
+    case FO_STORE_EVERSION: return "FO_STORE_EVERSION";
+    default: return fo_strerror(code);
+    }
+}
+
+fo_store_kind fo_store_kind_parse(const char *name)
+{
+    if (name && strcmp(name, "sqlite") == 0)
+        return FO_STORE_SQLITE;
+    if (name && strcmp(name, "memory") == 0)
+        return FO_STORE_MEMORY;
+    return 0;
+}
+
+const char *fo_store_kind_name(fo_store_kind k)
+{
+    switch (k) {
+    case FO_STORE_SQLITE: return "sqlite";
+    case FO_STORE_MEMORY: return "memory";
+    default: return "?";
+    }
+}
+
+bool fo_store_model_name_valid(const char *name, size_t len)
+{
+    if (!name || len == 0 || len > FO_STORE_MODEL_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void fo_store_options_default(fo_store_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->busy_timeout_ms = 5000;
+    o->max_merge_writes = 65536;
+}
+
+int fo_store_fail(int code, char *msg, size_t msglen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* ---- results ------------------------------------------------------------------------ */
+
+static fo_store_result *result_new(void)
+{
+    fo_store_result *r = calloc(1, sizeof(*r));
+
+    if (r)
+        fo_arena_init(&r->arena, 16384);
+    return r;
+}
+
+void fo_store_result_free(fo_store_result *r)
+{
+    if (!r)
+        return;
+    free(r->entries);
+    free(r->clients);
+    fo_arena_destroy(&r->arena);
+    free(r);
+}
+
+int fo_store_result_set_snapshot(fo_store_result *r, uint64_t count, const void *p, size_t n)
+{
+    void *copy = fo_arena_memdup(&r->arena, p ? p : "", n);
+
+    if (!copy)
+        return FO_ENOMEM;
+    r->has_snapshot = true;
+    r->snap_count = count;
+    r->snap = copy;
+    r->snap_size = n;
+    return 0;
+}
+
+int fo_store_result_add_entry(fo_store_result *r, uint64_t from, uint32_t len, uint64_t seq,
+                              const char *client, size_t client_len, const void *p, size_t n)
+{
+    fo_store_entry *e;
+
+    if (r->n_entries == r->cap_entries) {
+        uint32_t cap = r->cap_entries ? r->cap_entries * 2 : 64;
+        fo_store_entry *ne;
+        if (cap < r->cap_entries || !(ne = realloc(r->entries, sizeof(*ne) * cap)))
+            return FO_ENOMEM;
+        r->entries = ne;
+        r->cap_entries = cap;
+    }
+    e = &r->entries[r->n_entries];
+    e->from = from;
+    e->len = len;
+    e->seq = seq;
+    e->client = fo_arena_strndup(&r->arena, client ? client : "", client ? client_len : 0);
+    e->batch = fo_arena_memdup(&r->arena, p ? p : "", n);
+    e->batch_size = n;
+    if (!e->client || !e->batch)
+        return FO_ENOMEM;
+    r->n_entries++;
+    return 0;
+}
+
+int fo_store_result_add_client(fo_store_result *r, const char *client, size_t client_len,
+                               uint64_t seq, uint64_t count)
+{
+    fo_store_client *c;
+
+    if (r->n_clients == r->cap_clients) {
+        uint32_t cap = r->cap_clients ? r->cap_clients * 2 : 16;
+        fo_store_client *nc;
+        if (cap < r->cap_clients || !(nc = realloc(r->clients, sizeof(*nc) * cap)))
+            return FO_ENOMEM;
+        r->clients = nc;
+        r->cap_clients = cap;
+    }
+    c = &r->clients[r->n_clients];
+    c->client = fo_arena_strndup(&r->arena, client ? client : "", client ? client_len : 0);
+    c->seq = seq;
+    c->count = count;
+    if (!c->client)
+        return FO_ENOMEM;
+    r->n_clients++;
+    return 0;
+}
+
+/* ---- reads (worker thread) ---------------------------------------------------------- */
+
+/* The model's count: end of its last log row, or its newest snapshot's count. */
+static int model_count(fo_store *s, job *j, uint64_t *count, bool *exists)
+{
+    fo_store_span last;
+    bool has_last, has_snap;
+    uint64_t snap_count = 0;
+    int rc;
+
+    rc = s->be->log_last(s->impl, j->model, &has_last, &last, j->msg, sizeof(j->msg));
+    if (!rc)
+        rc = s->be->snapshot_le(s->impl, j->model, UINT64_MAX, NULL, &has_snap, &snap_count,
+                                j->msg, sizeof(j->msg));
+    if (rc)
+        return rc;
+    *count = has_last && last.from + last.len > snap_count ? last.from + last.len : snap_count;
+    *exists = has_last || has_snap;
+    return 0;
+}
+
+static int do_load(fo_store *s, job *j, fo_store_result *r)
+{
+    const fo_store_backend *be = s->be;
+    fo_store_span cov;
+    bool has_cov, has_snap;
+    uint64_t base = 0, lo, start, expect;
+    uint32_t i;
+    int rc;
+
+    rc = be->snapshot_le(s->impl, j->model, UINT64_MAX, r, &has_snap, &base, j->msg,
+                         sizeof(j->msg));
+    if (rc)
+        return rc;
+    lo = j->a < base ? j->a : base;
+    rc = be->log_cover(s->impl, j->model, lo, &has_cov, &cov, j->msg, sizeof(j->msg));
+    if (rc)
+        return rc;
+    start = has_cov && cov.from + cov.len > lo ? cov.from : lo;
+    if ((rc = be->log_scan(s->impl, j->model, start, UINT64_MAX, r, j->msg, sizeof(j->msg))) ||
+        (rc = be->clients(s->impl, j->model, r, j->msg, sizeof(j->msg))))
+        return rc;
+    for (i = 0; i < r->n_entries && r->entries[i].from < base; i++)
+        ;
+    r->n_before = i;
+    expect = r->n_entries ? r->entries[0].from : base;
+    for (i = 0; i < r->n_entries; i++) {
+        const fo_store_entry *e = &r->entries[i];
+        if (e->from != expect || (i == r->n_before && e->from != base) ||
+            (i < r->n_before && e->from + e->len > base))
+            return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
+                                 "load %s: log row [%llu, +%u) does not fit the log (expected "
+                                 "%llu, snapshot at %llu)",
+                                 j->model, (unsigned long long)e->from, e->len,
+                                 (unsigned long long)expect, (unsigned long long)base);
+        expect = e->from + e->len;
+    }
+    if (!has_snap && r->n_entries && r->entries[0].from != 0)
+        return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
+                             "load %s: log starts at %llu and there is no snapshot", j->model,
+                             (unsigned long long)r->entries[0].from);
+    r->count = r->n_entries > r->n_before ? expect : base;
+    r->exists = has_snap || r->n_entries > 0 || r->n_clients > 0;
+    return 0;
+}
+
+static void drop_rows(fo_store_result *r)
+{
+    r->n_entries = 0;
+    r->n_before = 0;
+    r->has_snapshot = false;
+    r->snap = NULL;
+    r->snap_size = 0;
+    r->snap_count = 0;
+}
+
+static int do_read_log(fo_store *s, job *j, fo_store_result *r)
+{
+    uint64_t from = j->a, to = j->b, start, expect;
+    fo_store_span cov;
+    bool has_cov;
+    int rc;
+
+    if ((rc = model_count(s, j, &r->count, &r->exists)))
+        return rc;
+    if (to <= from || from >= r->count)
+        return 0;
+    rc = s->be->log_cover(s->impl, j->model, from, &has_cov, &cov, j->msg, sizeof(j->msg));
+    if (rc)
+        return rc;
+    start = has_cov && cov.from + cov.len > from ? cov.from : from;
+    if ((rc = s->be->log_scan(s->impl, j->model, start, to, r, j->msg, sizeof(j->msg))))
+        return rc;
+    if (r->n_entries == 0 || r->entries[0].from > from) {
+        r->gone = true;
+    } else {
+        expect = r->entries[0].from;
+        for (uint32_t i = 0; i < r->n_entries && !r->gone; i++) {
+            r->gone = r->entries[i].from != expect;
+            expect = r->entries[i].from + r->entries[i].len;
+        }
+    }
+    if (r->gone)
+        drop_rows(r);
+    return 0;
+}
+
+static int do_read_at(fo_store *s, job *j, fo_store_result *r)
+{
+    uint64_t base = 0, target, expect;
+    bool has_snap;
+    int rc;
+
+    if ((rc = model_count(s, j, &r->count, &r->exists)))
+        return rc;
+    target = j->a < r->count ? j->a : r->count;
+    rc = s->be->snapshot_le(s->impl, j->model, target, r, &has_snap, &base, j->msg,
+                            sizeof(j->msg));
+    if (rc)
+        return rc;
+    if (target > base &&
+        (rc = s->be->log_scan(s->impl, j->model, base, target, r, j->msg, sizeof(j->msg))))
+        return rc;
+    expect = base;
+    for (uint32_t i = 0; i < r->n_entries && !r->gone; i++) {
+        r->gone = r->entries[i].from != expect;
+        expect = r->entries[i].from + r->entries[i].len;
+    }
+    if (expect < target)
+        r->gone = true;
+    if (r->gone)
+        drop_rows(r);
+    return 0;
+}
+
+static void run_read(fo_store *s, job *j)
+{
+    fo_store_result *r = result_new();
+    uint64_t t0 = uv_hrtime();
+    int rc;
+
+    if (!r) {
+        j->rc = fo_store_fail(FO_ENOMEM, j->msg, sizeof(j->msg), "read %s: out of memory",
+                              j->model);
+        return;
+    }
+    rc = s->be->read_begin(s->impl, j->msg, sizeof(j->msg));
+    if (!rc) {
+        switch (j->kind) {
+        case JOB_LOAD: rc = do_load(s, j, r); break;
+        case JOB_READ_LOG: rc = do_read_log(s, j, r); break;
+        default: rc = do_read_at(s, j, r); break;
+        }
+        s->be->read_end(s->impl);
+    }
+    if (rc == FO_ENOMEM && !j->msg[0])
+        fo_store_fail(rc, j->msg, sizeof(j->msg), "read %s: out of memory", j->model);
+    if (rc) {
+        fo_store_result_free(r);
+        r = NULL;
+    }
+    j->rc = rc;
+    j->res = r;
+    j->exec_ns = uv_hrtime() - t0;
+}
+
+/* ---- commits (worker thread) -------------------------------------------------------- */
+
+static void run_commits(fo_store *s, job *run)
+{
+    fo_store_seg segs[MAX_MERGE_JOBS];
+    size_t n = 0;
+    uint64_t t0 = uv_hrtime(), t1;
+    int rc;
+
+    for (job *j = run; j; j = j->next)
+        segs[n++] = (fo_store_seg){j->writes, j->n};
+    rc = s->be->commit(s->impl, segs, n, run->msg, sizeof(run->msg));
+    t1 = uv_hrtime();
+    if (rc == 0 || n == 1) {
+        for (job *j = run; j; j = j->next) {
+            j->rc = rc;
+            j->exec_ns = t1 - t0;
+        }
+        run->transactions = 1;
+        return;
+    }
+    /* The merged transaction failed and was rolled back: run each commit on its own so
+     * that only the commits that fail by themselves report the error. */
+    run->transactions = 1;
+    for (job *j = run; j; j = j->next) {
+        t0 = uv_hrtime();
+        j->msg[0] = 0;
+        j->rc = s->be->commit(s->impl, &(fo_store_seg){j->writes, j->n}, 1, j->msg,
+                              sizeof(j->msg));
+        j->exec_ns = uv_hrtime() - t0;
+        j->transactions++;
+    }
+}
+
+/* Takes the next job, plus every commit right behind a commit up to the merge limits. */
+static job *take_run(fo_store *s)
+{
+    job *run = s->q_head, *last = run;
+    size_t writes = run->n, jobs = 1;
+
+    if (run->kind == JOB_COMMIT) {
+        while (last->next && last->next->kind == JOB_COMMIT && jobs < MAX_MERGE_JOBS &&
+               writes + last->next->n <= s->max_merge) {
+            last = last->next;
+            writes += last->n;
+            jobs++;
+        }
+    }
+    s->q_head = last->next;
+    if (!s->q_head)
+        s->q_tail = NULL;
+    last->next = NULL;
+    return run;
+}
+
+static void *worker_main(void *arg)
+{
+    fo_store *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        job *run, *last;
+        while (!s->q_head && !s->stop)
+            pthread_cond_wait(&s->cond, &s->mu);
+        if (!s->q_head)
+            break;
+        run = take_run(s);
+        pthread_mutex_unlock(&s->mu);
+
+        if (run->kind == JOB_COMMIT)
+            run_commits(s, run);
+        else
+            run_read(s, run);
+        last = run;
+        for (job *j = run; j; j = j->next) {
+            j->t_done = uv_hrtime();
+            last = j;
+        }
+
+        pthread_mutex_lock(&s->mu);
+        if (s->d_tail)
+            s->d_tail->next = run;
+        else
+            s->d_head = run;
+        s->d_tail = last;
+        pthread_mutex_unlock(&s->mu);
+        uv_async_send(&s->async);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    s->be->close(s->impl);
+    s->impl = NULL;
+    pthread_mutex_lock(&s->mu);
+    s->exited = true;
+    pthread_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+    return NULL;
+}
+
+/* ---- completions (loop thread) ------------------------------------------------------ */
+
+static void count_commit(fo_store *s, const job *j, uint64_t lat)
+{
+    fo_store_stats *st = &s->stats;
+    uint64_t us = lat / 1000;
+    size_t b = 0;
+
+    if (j->rc == 0) {
+        st->commits++;
+        st->writes += j->n;
+        st->bytes_written += j->bytes;
+    } else {
+        st->commit_errors++;
+    }
+    st->transactions += j->transactions;
+    st->commit_latency_ns_sum += lat;
+    if (lat > st->commit_latency_ns_max)
+        st->commit_latency_ns_max = lat;
+    st->commit_exec_ns_sum += j->exec_ns;
+    while (b < FO_STORE_LAT_BUCKETS - 1 && us > fo_store_lat_bounds_us[b])
+        b++;
+    st->lat_buckets[b]++;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    fo_store *s = h->data;
+    fo_store_close_cb cb = s->close_cb;
+    void *data = s->close_data;
+
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+    if (cb)
+        cb(data);
+}
+
+static void on_async(uv_async_t *h)
+{
+    fo_store *s = h->data;
+    job *list;
+    bool exited;
+
+    pthread_mutex_lock(&s->mu);
+    list = s->d_head;
+    s->d_head = s->d_tail = NULL;
+    exited = s->exited;
+    pthread_mutex_unlock(&s->mu);
+
+    while (list) {
+        job *j = list;
+        fo_store_status st = {j->rc, j->rc ? j->msg : "", j->t_done - j->t_submit, j->exec_ns};
+        list = j->next;
+        if (j->kind == JOB_COMMIT) {
+            count_commit(s, j, st.latency_ns);
+            if (j->commit_cb)
+                j->commit_cb(s, &st, j->data);
+        } else {
+            s->stats.reads++;
+            s->stats.read_errors += j->rc != 0;
+            j->read_cb(s, &st, j->res, j->data);
+        }
+        free(j);
+        if (--s->stats.queued == 0 && !s->closing)
+            uv_unref((uv_handle_t *)&s->async);
+    }
+    if (exited && !s->joined) {
+        pthread_join(s->thread, NULL);
+        s->joined = true;
+        uv_close((uv_handle_t *)&s->async, on_closed);
+    }
+}
+
+/* ---- submission --------------------------------------------------------------------- */
+
+static job *job_new(job_kind kind, size_t extra)
+{
+    job *j = malloc(sizeof(*j) + extra);
+
+    if (!j)
+        return NULL;
+    memset(j, 0, sizeof(*j));
+    j->kind = kind;
+    return j;
+}
+
+static void submit(fo_store *s, job *j)
+{
+    j->t_submit = uv_hrtime();
+    pthread_mutex_lock(&s->mu);
+    if (s->q_tail)
+        s->q_tail->next = j;
+    else
+        s->q_head = j;
+    s->q_tail = j;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    if (s->stats.queued++ == 0)
+        uv_ref((uv_handle_t *)&s->async);
+}
+
+static size_t str_size(const char *p)
+{
+    return p ? strlen(p) + 1 : 0;
+}
+
+/* Copies a string or byte range into the job's tail; NULL stays NULL. */
+static const void *copy_in(char **tail, const void *p, size_t n)
+{
+    char *dst = *tail;
+
+    if (!p)
+        return NULL;
+    if (n)
+        memcpy(dst, p, n);
+    *tail += n;
+    return dst;
+}
+
+int fo_store_commit(fo_store *s, const fo_store_write *w, size_t n, fo_store_commit_cb cb,
+                    void *data)
+{
+    size_t extra = 0, i, add;
+    job *j;
+    char *tail;
+
+    if (!s || (n && !w) || n > (SIZE_MAX / 2) / sizeof(fo_store_write))
+        return FO_EINVAL;
+    if (s->closing)
+        return FO_ESTATE;
+    for (i = 0; i < n; i++) {
+        size_t mlen = w[i].model ? strnlen(w[i].model, FO_STORE_MODEL_MAX + 1) : 0;
+        bool has_client = w[i].client && w[i].client[0];
+        if (!fo_store_model_name_valid(w[i].model, mlen) || (w[i].batch && w[i].len == 0) ||
+            (has_client && !w[i].batch))
+            return FO_EINVAL;
+        add = mlen + 1 + str_size(w[i].client);
+        if ((w[i].batch && w[i].batch_size > SIZE_MAX / 4) ||
+            (w[i].snap && w[i].snap_size > SIZE_MAX / 4))
+            return FO_EINVAL;
+        add += (w[i].batch ? w[i].batch_size : 0) + (w[i].snap ? w[i].snap_size : 0);
+        if (add > SIZE_MAX / 2 - extra)
+            return FO_EINVAL;
+        extra += add;
+    }
+    if (!(j = job_new(JOB_COMMIT, n * sizeof(fo_store_write) + extra)))
+        return FO_ENOMEM;
+    j->commit_cb = cb;
+    j->data = data;
+    j->writes = (fo_store_write *)(j + 1);
+    j->n = n;
+    tail = (char *)(j->writes + n);
+    for (i = 0; i < n; i++) {
+        fo_store_write *d = &j->writes[i];
+        *d = w[i];
+        d->model = copy_in(&tail, w[i].model, strlen(w[i].model) + 1);
+        d->client = copy_in(&tail, w[i].client, str_size(w[i].client));
+        d->batch = copy_in(&tail, w[i].batch, w[i].batch_size);
+        d->snap = copy_in(&tail, w[i].snap, w[i].snap_size);
+        if (!d->batch)
+            d->batch_size = 0;
+        if (!d->snap)
+            d->snap_size = 0;
+        j->bytes += d->batch_size + d->snap_size;
+    }
+    submit(s, j);
+    return 0;
+}
+
+static int submit_read(fo_store *s, job_kind kind, const char *model, uint64_t a, uint64_t b,
+                       fo_store_read_cb cb, void *data)
+{
+    size_t mlen = model ? strnlen(model, FO_STORE_MODEL_MAX + 1) : 0;
+    job *j;
+
+    if (!s || !cb || !fo_store_model_name_valid(model, mlen))
+        return FO_EINVAL;
+    if (s->closing)
+        return FO_ESTATE;
+    if (!(j = job_new(kind, 0)))
+        return FO_ENOMEM;
+    memcpy(j->model, model, mlen + 1);
+    j->a = a;
+    j->b = b;
+    j->read_cb = cb;
+    j->data = data;
+    submit(s, j);
+    return 0;
+}
+
+int fo_store_load(fo_store *s, const char *model, uint64_t history_from, fo_store_read_cb cb,
+                  void *data)
+{
+    return submit_read(s, JOB_LOAD, model, history_from, 0, cb, data);
+}
+
+int fo_store_read_log(fo_store *s, const char *model, uint64_t from, uint64_t to,
+                      fo_store_read_cb cb, void *data)
+{
+    return submit_read(s, JOB_READ_LOG, model, from, to, cb, data);
+}
+
+int fo_store_read_state_at(fo_store *s, const char *model, uint64_t at, fo_store_read_cb cb,
+                           void *data)
+{
+    return submit_read(s, JOB_READ_AT, model, at, 0, cb, data);
+}
+
+void fo_store_stats_get(const fo_store *s, fo_store_stats *out)
+{
+    *out = s->stats;
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+static void on_open_failed_closed(uv_handle_t *h)
+{
+    fo_store *s = h->data;
+
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir,
+                  const fo_store_options *opt, fo_store **out, fo_err_info *err)
+{
+    fo_err_info scratch;
+    fo_store_options o;
+    sigset_t all, old;
+    fo_store *s;
+    int rc;
+
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof(*err));
+    fo_store_options_default(&o);
+    if (opt) {
+        o.max_bytes = opt->max_bytes;
+        if (opt->busy_timeout_ms)
+            o.busy_timeout_ms = opt->busy_timeout_ms;
+        if (opt->max_merge_writes)
+            o.max_merge_writes = opt->max_merge_writes;
+    }
+    if (!loop || !out || (kind != FO_STORE_SQLITE && kind != FO_STORE_MEMORY)) {
+        err->code = FO_EINVAL;
+        snprintf(err->msg, sizeof(err->msg), "store: bad arguments (kind %d)", (int)kind);
+        return FO_EINVAL;
+    }
+    if (!(s = calloc(1, sizeof(*s)))) {
+        err->code = FO_ENOMEM;
+        snprintf(err->msg, sizeof(err->msg), "store: out of memory");
+        return FO_ENOMEM;
+    }
+    s->loop = loop;
+    s->be = kind == FO_STORE_SQLITE ? &fo_store_backend_sqlite : &fo_store_backend_memory;
+    s->max_merge = o.max_merge_writes;
+    if ((rc = s->be->open(dir, &o, &s->impl, err))) {
+        err->code = rc;
+        free(s);
+        return rc;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    if ((rc = uv_async_init(loop, &s->async, on_async))) {
+        s->be->close(s->impl);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cond);
+        free(s);
+        err->code = FO_STORE_EIO;
+        snprintf(err->msg, sizeof(err->msg), "store: uv_async_init: %s", uv_strerror(rc));
+        return FO_STORE_EIO;
+    }
+    s->async.data = s;
+    uv_unref((uv_handle_t *)&s->async);
+    /* The worker takes no signals: they belong to the loop thread (uv_signal). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&s->thread, NULL, worker_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        s->be->close(s->impl);
+        uv_close((uv_handle_t *)&s->async, on_open_failed_closed);
+        err->code = FO_STORE_EIO;
+        snprintf(err->msg, sizeof(err->msg), "store: cannot start the worker thread: %s",
+                 strerror(rc));
+        return FO_STORE_EIO;
+    }
+    *out = s;
+    return 0;
+}
+
+int fo_store_close(fo_store *s, fo_store_close_cb cb, void *data)
+{
+    if (!s)
+        return FO_EINVAL;
+    if (s->closing)
+        return FO_ESTATE;
+    s->closing = true;
+    s->close_cb = cb;
+    s->close_data = data;
+    uv_ref((uv_handle_t *)&s->async);
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}

@@ -1,0 +1,66 @@
+/* store_backend.h - the interface between store.c (queue, worker, read logic) and a
+ * backend (store_sqlite.c, store_mem.c). Private to the store: the hub includes
+ * store.h only.
+ *
+ * `open` runs on the loop thread inside fo_store_open; every other function runs on the
+ * worker thread only, one at a time, so backends need no locking. Functions return 0 or a
+ * negative error (FO_ENOMEM, FO_STORE_E*) and then write a message into msg[0..msglen). */
+#ifndef FO_STORE_BACKEND_H
+#define FO_STORE_BACKEND_H
+
+#include "hub/store.h"
+
+/* A run of writes: one fo_store_commit call. A backend commit gets several when the worker
+ * merges queued commits into one transaction. */
+typedef struct fo_store_seg {
+    const fo_store_write *w;
+    size_t n;
+} fo_store_seg;
+
+/* Set by a read primitive that found a row. */
+typedef struct fo_store_span {
+    uint64_t from;
+    uint64_t len;
+} fo_store_span;
+
+typedef struct fo_store_backend {
+    const char *name;
+    int (*open)(const char *dir, const fo_store_options *o, void **impl, fo_err_info *err);
+    void (*close)(void *impl);
+    /* All writes of all segments in one transaction, all-or-nothing. */
+    int (*commit)(void *impl, const fo_store_seg *segs, size_t nsegs, char *msg, size_t msglen);
+    /* A read job runs between read_begin and read_end (a read transaction in sqlite). */
+    int (*read_begin)(void *impl, char *msg, size_t msglen);
+    void (*read_end)(void *impl);
+    /* Newest snapshot with count <= at: *found, *count, and when r != NULL its bytes
+     * through fo_store_result_set_snapshot(r, ...). */
+    int (*snapshot_le)(void *impl, const char *model, uint64_t at, fo_store_result *r,
+                       bool *found, uint64_t *count, char *msg, size_t msglen);
+    /* The last log row with from <= x: *found and *out (from, len). */
+    int (*log_cover)(void *impl, const char *model, uint64_t x, bool *found, fo_store_span *out,
+                     char *msg, size_t msglen);
+    /* The last log row of the model. */
+    int (*log_last)(void *impl, const char *model, bool *found, fo_store_span *out, char *msg,
+                    size_t msglen);
+    /* Appends every row with lo <= from < hi, in order (fo_store_result_add_entry). */
+    int (*log_scan)(void *impl, const char *model, uint64_t lo, uint64_t hi, fo_store_result *r,
+                    char *msg, size_t msglen);
+    /* Appends the model's exactly-once rows (fo_store_result_add_client). */
+    int (*clients)(void *impl, const char *model, fo_store_result *r, char *msg, size_t msglen);
+} fo_store_backend;
+
+extern const fo_store_backend fo_store_backend_sqlite;
+extern const fo_store_backend fo_store_backend_memory;
+
+/* Result builders (store.c). Each copies its bytes into the result; 0 or FO_ENOMEM. */
+int fo_store_result_set_snapshot(fo_store_result *r, uint64_t count, const void *p, size_t n);
+int fo_store_result_add_entry(fo_store_result *r, uint64_t from, uint32_t len, uint64_t seq,
+                              const char *client, size_t client_len, const void *p, size_t n);
+int fo_store_result_add_client(fo_store_result *r, const char *client, size_t client_len,
+                               uint64_t seq, uint64_t count);
+
+/* snprintf into msg, never overflowing; returns `code` for `return fo_store_fail(...)`. */
+int fo_store_fail(int code, char *msg, size_t msglen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -467,10 +467,10 @@ static int on_writeable(fo_session *s)
         fo_outq_item *it = &s->q[s->qhead];
         size_t need = off + 10 + it->frame->len;
 
-        if (need > h->wbuf_cap - LWS_PRE) {
+        if (LWS_PRE + need > h->wbuf_cap) {
             size_t ncap = h->wbuf_cap ? h->wbuf_cap : 65536;
             unsigned char *nb;
-            while (ncap - LWS_PRE < need)
+            while (ncap < LWS_PRE + need)
                 ncap *= 2;
             if (!(nb = realloc(h->wbuf, ncap)))
                 return -1;

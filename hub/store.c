@@ -224,8 +224,8 @@ static int model_count(fo_store *s, job *j, uint64_t *count, bool *exists)
 
     rc = s->be->log_last(s->impl, j->model, &has_last, &last, j->msg, sizeof(j->msg));
     if (!rc)
-        rc = s->be->snapshot_le(s->impl, j->model, UINT64_MAX, NULL, &has_snap, &snap_count,
-                                j->msg, sizeof(j->msg));
+        rc = s->be->snapshot_le(s->impl, j->model, UINT64_MAX, NULL, &has_snap, &snap_count, j->msg,
+                                sizeof(j->msg));
     if (rc)
         return rc;
     *count = has_last && last.from + last.len > snap_count ? last.from + last.len : snap_count;
@@ -242,8 +242,8 @@ static int do_load(fo_store *s, job *j, fo_store_result *r)
     uint32_t i;
     int rc;
 
-    rc = be->snapshot_le(s->impl, j->model, UINT64_MAX, r, &has_snap, &base, j->msg,
-                         sizeof(j->msg));
+    rc =
+        be->snapshot_le(s->impl, j->model, UINT64_MAX, r, &has_snap, &base, j->msg, sizeof(j->msg));
     if (rc)
         return rc;
     lo = j->a < base ? j->a : base;
@@ -328,8 +328,7 @@ static int do_read_at(fo_store *s, job *j, fo_store_result *r)
     if ((rc = model_count(s, j, &r->count, &r->exists)))
         return rc;
     target = j->a < r->count ? j->a : r->count;
-    rc = s->be->snapshot_le(s->impl, j->model, target, r, &has_snap, &base, j->msg,
-                            sizeof(j->msg));
+    rc = s->be->snapshot_le(s->impl, j->model, target, r, &has_snap, &base, j->msg, sizeof(j->msg));
     if (rc)
         return rc;
     if (target > base &&
@@ -354,8 +353,8 @@ static void run_read(fo_store *s, job *j)
     int rc;
 
     if (!r) {
-        j->rc = fo_store_fail(FO_ENOMEM, j->msg, sizeof(j->msg), "read %s: out of memory",
-                              j->model);
+        j->rc =
+            fo_store_fail(FO_ENOMEM, j->msg, sizeof(j->msg), "read %s: out of memory", j->model);
         return;
     }
     rc = s->be->read_begin(s->impl, j->msg, sizeof(j->msg));
@@ -405,8 +404,7 @@ static void run_commits(fo_store *s, job *run)
     for (job *j = run; j; j = j->next) {
         t0 = uv_hrtime();
         j->msg[0] = 0;
-        j->rc = s->be->commit(s->impl, &(fo_store_seg){j->writes, j->n}, 1, j->msg,
-                              sizeof(j->msg));
+        j->rc = s->be->commit(s->impl, &(fo_store_seg){j->writes, j->n}, 1, j->msg, sizeof(j->msg));
         j->exec_ns = uv_hrtime() - t0;
         j->transactions++;
     }
@@ -703,8 +701,8 @@ static void on_open_failed_closed(uv_handle_t *h)
     free(s);
 }
 
-int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir,
-                  const fo_store_options *opt, fo_store **out, fo_err_info *err)
+int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir, const fo_store_options *opt,
+                  fo_store **out, fo_err_info *err)
 {
     fo_err_info scratch;
     fo_store_options o;

@@ -89,9 +89,11 @@ void fo_store_options_default(fo_store_options *o);
  * creates or migrates the database before returning. `dir` is ignored by the memory
  * backend (may be NULL); `opt` may be NULL for defaults. On success returns 0 and sets
  * *out. On failure returns FO_EINVAL (bad kind or dir), FO_ENOMEM or an FO_STORE_E*
- * code, fills `err` (may be NULL) with a message naming the file, and *out is untouched. */
-int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir,
-                  const fo_store_options *opt, fo_store **out, fo_err_info *err);
+ * code, fills `err` (may be NULL) with a message and err->path naming the file, and *out
+ * is untouched. (Should the worker thread fail to start, the async handle is already being
+ * closed: run the loop once more before uv_loop_close.) */
+int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir, const fo_store_options *opt,
+                  fo_store **out, fo_err_info *err);
 
 typedef void (*fo_store_close_cb)(void *data);
 
@@ -105,8 +107,8 @@ int fo_store_close(fo_store *s, fo_store_close_cb cb, void *data);
 /* How a job ended; valid only during the callback. */
 typedef struct fo_store_status {
     int rc;              /* 0, or FO_ENOMEM / FO_STORE_E* */
-    const char *msg;     /* "" on success; otherwise e.g. "commit failed: database or
-                          * disk is full (SQLITE_FULL) [/data/flushout.db]" */
+    const char *msg;     /* "" on success; otherwise e.g. "commit: inserting a log row:
+                          * database or disk is full (SQLITE_FULL/13) [/data/flushout.db]" */
     uint64_t latency_ns; /* submission to completion: queue wait plus execution */
     uint64_t exec_ns;    /* execution on the worker (the whole merged transaction) */
 } fo_store_status;
@@ -146,7 +148,8 @@ typedef void (*fo_store_commit_cb)(fo_store *s, const fo_store_status *st, void 
  * times). Everything needed is copied before returning (one allocation per call): the
  * caller may free its buffers at once. `cb` runs once the transaction is durable (rc 0)
  * or has been rolled back entirely (rc < 0; nothing of it is visible and the store stays
- * usable). n == 0 is a valid barrier. Returns 0, FO_EINVAL (a bad model name, len == 0 with
+ * usable). `cb` may be NULL. n == 0 is a valid barrier (its callback runs after every
+ * job submitted before it). Returns 0, FO_EINVAL (a bad model name, len == 0 with
  * a batch, a client without a batch), FO_ENOMEM or FO_ESTATE (closing); then cb never runs. */
 int fo_store_commit(fo_store *s, const fo_store_write *writes, size_t n, fo_store_commit_cb cb,
                     void *data);
@@ -155,8 +158,8 @@ int fo_store_commit(fo_store *s, const fo_store_write *writes, size_t n, fo_stor
 
 /* One log row. Strings and bytes live in the result's arena. */
 typedef struct fo_store_entry {
-    uint64_t from;      /* command count before the batch */
-    uint32_t len;       /* commands in it: the count after it is from + len */
+    uint64_t from; /* command count before the batch */
+    uint32_t len;  /* commands in it: the count after it is from + len */
     uint64_t seq;
     const char *client; /* NUL-terminated, "" when none */
     const void *batch;
@@ -178,12 +181,13 @@ typedef struct fo_store_result {
     uint64_t count;    /* the model's current command count (end of log or newest snapshot) */
     bool has_snapshot; /* false: start from {commandCount: 0, document: {}} */
     uint64_t snap_count;
-    const void *snap;  /* document bytes; NULL when !has_snapshot */
+    const void *snap; /* document bytes; NULL when !has_snapshot */
     size_t snap_size;
-    fo_store_entry *entries; /* in log order, contiguous */
+    fo_store_entry *entries; /* in log order, contiguous; none when gone */
     uint32_t n_entries;
-    uint32_t n_before; /* load: entries[0..n_before) end at or before snap_count (history
-                        * only); entries[n_before..] start at snap_count: replay them */
+    /* load: entries[0..n_before) end at or before snap_count (history only);
+     * entries[n_before..] start at snap_count: replay them. 0 for the other reads. */
+    uint32_t n_before;
     fo_store_client *clients; /* load only */
     uint32_t n_clients;
     /* private */
@@ -208,7 +212,8 @@ int fo_store_load(fo_store *s, const char *model, uint64_t history_from, fo_stor
 
 /* The log rows covering [from, to) (to = UINT64_MAX: to the end), whole rows: the first may
  * start before `from` and the last end after `to`. from >= the model's count gives no rows
- * (not gone). `gone` when the log no longer reaches back to `from`. Returns as load. */
+ * (not gone). `gone` when the log no longer reaches back to `from`; a gone result has no
+ * rows and no snapshot (count and exists are still set). Returns as load. */
 int fo_store_read_log(fo_store *s, const char *model, uint64_t from, uint64_t to,
                       fo_store_read_cb cb, void *data);
 
@@ -216,7 +221,8 @@ int fo_store_read_log(fo_store *s, const char *model, uint64_t from, uint64_t to
  * document at 0) and the log rows from it up to `at` (the last row may end after `at`
  * when `at` is not on a batch boundary: apply only its first at - from commands). `at`
  * beyond the model's count gives the state at `count` (check it against your own count).
- * `gone` when no stored snapshot and log reach `at`. Returns as load. */
+ * `gone` (no rows, no snapshot) when no stored snapshot and log reach `at`. Returns as
+ * load. */
 int fo_store_read_state_at(fo_store *s, const char *model, uint64_t at, fo_store_read_cb cb,
                            void *data);
 
@@ -228,18 +234,18 @@ int fo_store_read_state_at(fo_store *s, const char *model, uint64_t at, fo_store
 extern const uint64_t fo_store_lat_bounds_us[FO_STORE_LAT_BUCKETS - 1];
 
 typedef struct fo_store_stats {
-    uint64_t commits;          /* fo_store_commit calls completed with rc 0 */
-    uint64_t commit_errors;    /* ... with rc < 0 */
-    uint64_t transactions;     /* commit transactions run (fewer than commits when merged) */
-    uint64_t writes;           /* writes in successful commits */
-    uint64_t bytes_written;    /* batch + snapshot bytes in successful commits */
+    uint64_t commits;               /* fo_store_commit calls completed with rc 0 */
+    uint64_t commit_errors;         /* ... with rc < 0 */
+    uint64_t transactions;          /* commit transactions run (fewer than commits when merged) */
+    uint64_t writes;                /* writes in successful commits */
+    uint64_t bytes_written;         /* batch + snapshot bytes in successful commits */
     uint64_t commit_latency_ns_sum; /* submission -> completion, every commit */
     uint64_t commit_latency_ns_max;
     uint64_t commit_exec_ns_sum;
     uint64_t lat_buckets[FO_STORE_LAT_BUCKETS];
-    uint64_t reads;            /* load / read_log / read_state_at completed */
+    uint64_t reads; /* load / read_log / read_state_at completed */
     uint64_t read_errors;
-    uint64_t queued;           /* jobs submitted whose callback has not run yet */
+    uint64_t queued; /* jobs submitted whose callback has not run yet */
 } fo_store_stats;
 
 /* Copies the counters (loop thread). */

@@ -34,8 +34,8 @@ typedef struct fo_store_backend {
     void (*read_end)(void *impl);
     /* Newest snapshot with count <= at: *found, *count, and when r != NULL its bytes
      * through fo_store_result_set_snapshot(r, ...). */
-    int (*snapshot_le)(void *impl, const char *model, uint64_t at, fo_store_result *r,
-                       bool *found, uint64_t *count, char *msg, size_t msglen);
+    int (*snapshot_le)(void *impl, const char *model, uint64_t at, fo_store_result *r, bool *found,
+                       uint64_t *count, char *msg, size_t msglen);
     /* The last log row with from <= x: *found and *out (from, len). */
     int (*log_cover)(void *impl, const char *model, uint64_t x, bool *found, fo_store_span *out,
                      char *msg, size_t msglen);

@@ -370,8 +370,8 @@ static int mem_snapshot_le(void *impl, const char *model, uint64_t at, fo_store_
     if (!*found)
         return 0;
     *count = mod->snaps[i - 1]->count;
-    if (r && fo_store_result_set_snapshot(r, *count, mod->snaps[i - 1]->data,
-                                          mod->snaps[i - 1]->size))
+    if (r &&
+        fo_store_result_set_snapshot(r, *count, mod->snaps[i - 1]->data, mod->snaps[i - 1]->size))
         return nomem(model, msg, ml);
     return 0;
 }
@@ -391,8 +391,8 @@ static size_t upper_bound(const mem_model *mod, uint64_t x)
     return lo;
 }
 
-static int mem_log_cover(void *impl, const char *model, uint64_t x, bool *found,
-                         fo_store_span *out, char *msg, size_t ml)
+static int mem_log_cover(void *impl, const char *model, uint64_t x, bool *found, fo_store_span *out,
+                         char *msg, size_t ml)
 {
     mem_model *mod = model_find(impl, model);
     size_t i = mod ? upper_bound(mod, x) : 0;
@@ -405,8 +405,8 @@ static int mem_log_cover(void *impl, const char *model, uint64_t x, bool *found,
     return 0;
 }
 
-static int mem_log_last(void *impl, const char *model, bool *found, fo_store_span *out,
-                        char *msg, size_t ml)
+static int mem_log_last(void *impl, const char *model, bool *found, fo_store_span *out, char *msg,
+                        size_t ml)
 {
     mem_model *mod = model_find(impl, model);
 
@@ -418,8 +418,8 @@ static int mem_log_last(void *impl, const char *model, bool *found, fo_store_spa
     return 0;
 }
 
-static int mem_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi,
-                        fo_store_result *r, char *msg, size_t ml)
+static int mem_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi, fo_store_result *r,
+                        char *msg, size_t ml)
 {
     mem_model *mod = model_find(impl, model);
     size_t i;
@@ -430,8 +430,8 @@ static int mem_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi,
         i = upper_bound(mod, lo - 1);
     for (; mod && i < mod->nlog && mod->log[i]->from < hi; i++) {
         const mem_entry *e = mod->log[i];
-        if (fo_store_result_add_entry(r, e->from, e->len, e->seq, e->data + e->size,
-                                      e->client_len, e->data, e->size))
+        if (fo_store_result_add_entry(r, e->from, e->len, e->seq, e->data + e->size, e->client_len,
+                                      e->data, e->size))
             return nomem(model, msg, ml);
     }
     return 0;

@@ -200,16 +200,15 @@ static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
             return sq_fail(q, rc, msg, ml, "commit: reading the log tail");
         if (found)
             from += len;
-        else if ((rc = query2(q->st[ST_SNAP_LE_COUNT], w->model, true, UINT64_MAX, &found,
-                              &from, NULL)))
+        else if ((rc = query2(q->st[ST_SNAP_LE_COUNT], w->model, true, UINT64_MAX, &found, &from,
+                              NULL)))
             return sq_fail(q, rc, msg, ml, "commit: reading the newest snapshot");
         else if (!found)
             from = 0;
         if (from != w->from)
             return fo_store_fail(FO_STORE_ECONFLICT, msg, ml,
                                  "commit: the log of %s ends at %llu, a batch starts at %llu",
-                                 w->model, (unsigned long long)from,
-                                 (unsigned long long)w->from);
+                                 w->model, (unsigned long long)from, (unsigned long long)w->from);
         st = q->st[ST_LOG_INSERT];
         bind_text(st, 1, w->model);
         bind_u64(st, 2, w->from);
@@ -328,8 +327,8 @@ static int sq_snapshot_le(void *impl, const char *model, uint64_t at, fo_store_r
     return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, msg, ml, "read: snapshot");
 }
 
-static int sq_log_cover(void *impl, const char *model, uint64_t x, bool *found,
-                        fo_store_span *out, char *msg, size_t ml)
+static int sq_log_cover(void *impl, const char *model, uint64_t x, bool *found, fo_store_span *out,
+                        char *msg, size_t ml)
 {
     sq *q = impl;
     int rc = query2(q->st[ST_LOG_COVER], model, true, x, found, &out->from, &out->len);
@@ -337,8 +336,8 @@ static int sq_log_cover(void *impl, const char *model, uint64_t x, bool *found,
     return rc ? sq_fail(q, rc, msg, ml, "read: log") : 0;
 }
 
-static int sq_log_last(void *impl, const char *model, bool *found, fo_store_span *out,
-                       char *msg, size_t ml)
+static int sq_log_last(void *impl, const char *model, bool *found, fo_store_span *out, char *msg,
+                       size_t ml)
 {
     sq *q = impl;
     int rc = query2(q->st[ST_LOG_LAST], model, false, 0, found, &out->from, &out->len);
@@ -346,8 +345,8 @@ static int sq_log_last(void *impl, const char *model, bool *found, fo_store_span
     return rc ? sq_fail(q, rc, msg, ml, "read: log") : 0;
 }
 
-static int sq_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi,
-                       fo_store_result *r, char *msg, size_t ml)
+static int sq_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi, fo_store_result *r,
+                       char *msg, size_t ml)
 {
     sq *q = impl;
     sqlite3_stmt *st = q->st[ST_LOG_SCAN];
@@ -361,8 +360,8 @@ static int sq_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi,
         size_t client_len = (size_t)sqlite3_column_bytes(st, 3);
         const void *batch = sqlite3_column_blob(st, 4);
         size_t size = (size_t)sqlite3_column_bytes(st, 4);
-        if (fo_store_result_add_entry(r, col_u64(st, 0), (uint32_t)col_u64(st, 1),
-                                      col_u64(st, 2), client, client_len, batch, size)) {
+        if (fo_store_result_add_entry(r, col_u64(st, 0), (uint32_t)col_u64(st, 1), col_u64(st, 2),
+                                      client, client_len, batch, size)) {
             sqlite3_reset(st);
             return fo_store_fail(FO_ENOMEM, msg, ml, "read %s: out of memory", model);
         }
@@ -444,9 +443,9 @@ static int make_dir(const char *dir, fo_err_info *err)
             char c = *p;
             *p = 0;
             if (mkdir(path, 0750) != 0 && errno != EEXIST)
-                return open_fail(err, errno == EROFS || errno == EACCES ? FO_STORE_EREADONLY
-                                                                         : FO_STORE_EIO,
-                                 path, "cannot create the data dir: %s", strerror(errno));
+                return open_fail(
+                    err, errno == EROFS || errno == EACCES ? FO_STORE_EREADONLY : FO_STORE_EIO,
+                    path, "cannot create the data dir: %s", strerror(errno));
             *p = c;
             if (!c)
                 break;
@@ -558,8 +557,7 @@ static int sq_open(const char *dir, const fo_store_options *o, void **impl, fo_e
             return rc;
     }
     for (int i = 0; i < ST_COUNT; i++) {
-        rc = sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
-                                NULL);
+        rc = sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
         if (rc)
             return sq_open_fail(q, err, rc, "preparing statements");
     }

@@ -6,7 +6,7 @@ set -euo pipefail
 want=(build-essential cmake pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
       libmsgpack-dev libxxhash-dev libjansson-dev libsqlite3-dev sqlite3)
 if [ "${1:-build}" = test ]; then
-    want+=(libcriterion-dev clang libclang-rt-14-dev nodejs npm valgrind)
+    want+=(libcriterion-dev clang libclang-rt-14-dev libssl-dev nodejs npm valgrind chromium)
 fi
 
 missing=()

@@ -688,9 +688,10 @@ void fo_model_release(fo_pending *p)
         fo_hist_add(&h->metrics.ack_latency, (double)(fo_now_ns() - p->t_recv) / 1e9);
         break;
     case FO_PEND_SUB:
-        if ((sub = fo_session_find_sub(p->session, m))) {
+        /* The reply goes out even when an unsub came in between: one reply per rid. */
+        fo_session_send(p->session, p->reply);
+        if ((sub = fo_session_find_sub(p->session, m)) && !sub->active) {
             sub->active = true;
-            fo_session_send(p->session, p->reply);
             send_presence_of_others(m, sub);
         }
         break;

@@ -487,6 +487,10 @@ static void exec_get(fo_model *m, fo_task *t)
         return;
     }
     if (t->msg.has_at && t->msg.at < count) {
+        if (t->msg.at + m->hub->cfg.history < count) {
+            fo_runner_reject(t, FO_ERR_GONE, "at: older than the history kept (--history)");
+            return;
+        }
         /* Older states come from the store's snapshots and log: off the loop. */
         if (t->msg.at > m->released) {
             fo_runner_reject(t, FO_ERR_GONE, "at: that state is not durable yet; retry");
@@ -528,6 +532,10 @@ static void exec_history(fo_model *m, fo_task *t)
     fo_arena_init(&a, 8192);
     if (fo_model_history(m, t->msg.from, to, &a, &r.batch) != 0) {
         fo_arena_destroy(&a);
+        if (t->msg.from + m->hub->cfg.history < count) {
+            fo_runner_reject(t, FO_ERR_GONE, "from: older than the history kept (--history)");
+            return;
+        }
         if (to > m->released) {
             fo_runner_reject(t, FO_ERR_GONE, "history: that range is not durable yet; retry");
             return;

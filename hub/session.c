@@ -349,9 +349,17 @@ static void on_message(fo_session *s, const unsigned char *data, size_t len, boo
                              : rc == FO_ELIMIT ? FO_ERR_TOO_LARGE
                              : rc == FO_ENOMEM ? FO_ERR_INTERNAL
                                                : FO_ERR_BAD_FRAME;
-        /* Echo what could be read of rid/model so the client can match the error. */
-        fo_session_send_error(s, rc == FO_EINVAL ? &m : NULL, code, "%s%s%s", err.path,
-                              err.path[0] ? ": " : "", err.msg[0] ? err.msg : "malformed frame");
+        char model[201];
+
+        /* Address the error with what can be read of rid and model: one reply per rid. */
+        if (rc != FO_EINVAL) {
+            memset(&m, 0, sizeof(m));
+            fo_wire_peek(data, len, &m.has_rid, &m.rid, model, sizeof(model));
+            m.model = model[0] ? model : NULL;
+            m.model_len = (uint32_t)strlen(model);
+        }
+        fo_session_send_error(s, &m, code, "%s%s%s", err.path, err.path[0] ? ": " : "",
+                              err.msg[0] ? err.msg : "malformed frame");
         fo_arena_destroy(&a);
         return;
     }
@@ -403,9 +411,21 @@ static int on_receive(fo_session *s, struct lws *wsi, const void *in, size_t len
     }
     if (!s->rx_discard) {
         if (s->rx_len + len > max) {
+            fo_msg req;
+            char model[201];
+
+            /* The frame is dropped unread; its start may still name the rid to answer. */
+            memset(&req, 0, sizeof(req));
+            memcpy(model, "", 1);
+            if (s->rx_len)
+                fo_wire_peek(s->rx, s->rx_len, &req.has_rid, &req.rid, model, sizeof(model));
+            else
+                fo_wire_peek(in, len, &req.has_rid, &req.rid, model, sizeof(model));
+            req.model = model[0] ? model : NULL;
+            req.model_len = (uint32_t)strlen(model);
             s->rx_discard = true;
-            fo_session_send_error(s, NULL, FO_ERR_TOO_LARGE, "frame exceeds maxFrame (%zu bytes)",
-                                  max);
+            fo_session_send_error(s, &req, FO_ERR_TOO_LARGE,
+                                  "frame exceeds maxFrame (%zu bytes)", max);
         } else {
             if (s->rx_len + len > s->rx_cap) {
                 size_t ncap = s->rx_cap ? s->rx_cap : 4096;
@@ -499,9 +519,18 @@ static int on_writeable(fo_session *s)
         return 0;
     }
     if (s->state == FO_SESSION_CLOSING) {
+        /* The close frame is written as raw bytes like every other frame: lws 4.1 drops
+         * a reason set with lws_close_reason when the callback itself returns -1. */
         static const char reason[] = "shutting down";
-        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
-                         (unsigned char *)reason, sizeof(reason) - 1);
+        unsigned char frame[LWS_PRE + 4 + sizeof(reason)], *p = frame + LWS_PRE;
+        size_t flen = 4 + sizeof(reason) - 1;
+
+        p[0] = 0x88; /* FIN, close */
+        p[1] = (unsigned char)(flen - 2);
+        p[2] = (unsigned char)(s->close_code >> 8);
+        p[3] = (unsigned char)s->close_code;
+        memcpy(p + 4, reason, sizeof(reason) - 1);
+        lws_write(s->wsi, p, flen, LWS_WRITE_RAW);
         return -1;
     }
     /* Drained: subscribers whose pushes were dropped catch up now. */

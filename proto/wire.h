@@ -116,6 +116,12 @@ void fo_wire_limits_default(fo_wire_limits *l);
 int fo_wire_decode(const void *data, size_t len, const fo_wire_limits *l, fo_arena *a,
                    fo_msg *out, fo_err_info *err);
 
+/* Best effort on a frame that will not be decoded (too large, over a limit, or cut
+ * short): finds the top-level `rid` (uint) and `model` (str shorter than model_cap) so
+ * that the error reply can be addressed. Never reads past len; allocates nothing. */
+void fo_wire_peek(const void *data, size_t len, bool *has_rid, uint64_t *rid, char *model,
+                  size_t model_cap);
+
 /* Appends the encoding of *m to `out`. 0 or FO_ENOMEM / FO_EINVAL (unknown type). */
 int fo_wire_encode(const fo_msg *m, fo_buf *out);
 

@@ -194,3 +194,110 @@ bool fo_utf8_valid(const uint8_t *s, size_t n)
     }
     return true;
 }
+
+/* ---- peeking at a frame that will not be decoded ------------------------------------- */
+
+/* Reads the header of the item at p[*off]. *n gets the count of a container, the byte
+ * length of a str/bin/ext payload or the payload size of a scalar. False when truncated. */
+static bool read_head(const uint8_t *p, size_t len, size_t *off, int *kind, uint64_t *n)
+{
+    unsigned lb;
+    uint64_t fix;
+
+    if (*off >= len)
+        return false;
+    *kind = classify(p[*off], &lb, &fix);
+    (*off)++;
+    if (*kind == K_EXT) {
+        /* fixext 1..16 (0xd4-0xd8) or ext 8/16/32: type byte after the length. */
+        uint8_t b = p[*off - 1];
+        if (b >= 0xd4) {
+            *n = ((uint64_t)1 << (b - 0xd4)) + 1;
+            return true;
+        }
+        lb = b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4;
+        if (len - *off < lb)
+            return false;
+        *n = be_read(p + *off, lb) + 1;
+        *off += lb;
+        return true;
+    }
+    if (lb) {
+        if (len - *off < lb)
+            return false;
+        fix = be_read(p + *off, lb);
+        *off += lb;
+    }
+    *n = fix;
+    return *kind != K_RESERVED;
+}
+
+/* Skips one value without recursion: `pending` counts the items still to skip. */
+static bool skip_value(const uint8_t *p, size_t len, size_t *off)
+{
+    uint64_t pending = 1, n;
+    int kind;
+
+    while (pending) {
+        if (!read_head(p, len, off, &kind, &n))
+            return false;
+        pending--;
+        if (kind == K_ARRAY || kind == K_MAP) {
+            pending += kind == K_MAP ? 2 * n : n;
+            if (pending > len - *off) /* every item takes a byte: truncated */
+                return false;
+        } else {
+            if (n > len - *off)
+                return false;
+            *off += (size_t)n;
+        }
+    }
+    return true;
+}
+
+void fo_wire_peek(const void *data, size_t len, bool *has_rid, uint64_t *rid, char *model,
+                  size_t model_cap)
+{
+    const uint8_t *p = data;
+    size_t off = 0;
+    uint64_t n, i;
+    int kind;
+
+    *has_rid = false;
+    if (model_cap)
+        model[0] = '\0';
+    if (!read_head(p, len, &off, &kind, &n) || kind != K_MAP)
+        return;
+    for (i = 0; i < n; i++) {
+        uint64_t kl, vl;
+        size_t key, voff;
+        int vk;
+
+        if (!read_head(p, len, &off, &kind, &kl) || kind != K_STR || kl > len - off)
+            return;
+        key = off;
+        off += (size_t)kl;
+        voff = off;
+        if (kl == 3 && memcmp(p + key, "rid", 3) == 0 && voff < len &&
+            (p[voff] <= 0x7f || (p[voff] >= 0xcc && p[voff] <= 0xcf))) {
+            if (!read_head(p, len, &off, &vk, &vl) || vl > len - off)
+                return;
+            *rid = p[voff] <= 0x7f ? p[voff] : be_read(p + off, (unsigned)vl);
+            *has_rid = true;
+            off += (size_t)vl;
+            continue;
+        }
+        if (kl == 5 && memcmp(p + key, "model", 5) == 0) {
+            if (read_head(p, len, &off, &vk, &vl) && vk == K_STR && vl < model_cap &&
+                vl <= len - off) {
+                memcpy(model, p + off, (size_t)vl);
+                model[vl] = '\0';
+                off += (size_t)vl;
+                continue;
+            }
+            off = voff;
+        }
+        if (!skip_value(p, len, &off))
+            return;
+    }
+}

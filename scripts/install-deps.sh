@@ -4,9 +4,9 @@
 set -euo pipefail
 
 want=(build-essential cmake pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
-      libmsgpack-dev libxxhash-dev libjansson-dev libsqlite3-dev sqlite3)
+      libmsgpack-dev libxxhash-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev nodejs npm)
 if [ "${1:-build}" = test ]; then
-    want+=(libcriterion-dev clang libclang-rt-14-dev libssl-dev nodejs npm valgrind chromium)
+    want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium)
 fi
 
 missing=()

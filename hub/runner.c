@@ -252,6 +252,13 @@ static void exec_flush(fo_model *m, fo_task *t)
         fo_model_mark_broken(m);
         return;
     }
+    if (dup && res.sync.kind == FO_SYNC_NONE) {
+        /* The original ack had a sync if any of its commands failed or were rewritten;
+         * a retry must never tell the proxy to replay its batch as it sent it. */
+        res.sync.kind = FO_SYNC_PARTIAL;
+        res.sync.diff.from = q->batch.from;
+        res.sync.has_mapped = true;
+    }
     ack = reply_to(m, q, FO_MSG_ACK);
     ack.seq = q->seq;
     ack.result = res;

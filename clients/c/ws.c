@@ -1,0 +1,683 @@
+#include "clients/c/ws.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include "proto/error.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define HANDSHAKE_MAX 16384
+#define READ_CHUNK 65536
+
+typedef enum ws_phase {
+    WS_RESOLVING = 0,
+    WS_CONNECTING,
+    WS_UPGRADING,
+    WS_OPEN,
+} ws_phase;
+
+struct fo_cws {
+    uv_loop_t *loop;
+    fo_cws_callbacks cbs;
+    void *data;
+    char *host, *path, *protocol, *token;
+    int port;
+    uint32_t connect_timeout_ms, ping_ms;
+    size_t max_message;
+
+    ws_phase phase;
+    bool closing; /* no more callbacks but on_free; handles are closing */
+    int refs;     /* open handles and pending getaddrinfo */
+    uv_getaddrinfo_t gai;
+    bool gai_pending;
+    uv_tcp_t tcp;
+    bool tcp_init;
+    uv_connect_t conn;
+    uv_timer_t timer;
+    char fail_why[160]; /* set: fail from the timer (a failure noticed inside a call) */
+
+    char key[32]; /* Sec-WebSocket-Key */
+    unsigned char *rx;
+    size_t rx_len, rx_cap;
+    unsigned char *msg; /* a fragmented message being reassembled */
+    size_t msg_len, msg_cap;
+    bool in_msg, msg_binary;
+    uint64_t last_rx_ms;
+    uint64_t ping_sent_ms; /* a ping is unanswered since then; 0: none */
+    size_t backlog;
+    uint64_t rng[2];
+};
+
+typedef struct ws_write {
+    uv_write_t req;
+    fo_cws *ws;
+    size_t len;
+    unsigned char data[];
+} ws_write;
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static uint64_t rng_next(fo_cws *ws)
+{
+    /* xorshift128+: masking keys only need to be unpredictable to intermediaries. */
+    uint64_t s1 = ws->rng[0];
+    const uint64_t s0 = ws->rng[1];
+
+    ws->rng[0] = s0;
+    s1 ^= s1 << 23;
+    ws->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return ws->rng[1] + s0;
+}
+
+/* SHA-1 and base64 come from OpenSSL's libcrypto (already a dependency of the stack
+ * through libwebsockets): the handshake needs nothing else from it. */
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void ws_free(fo_cws *ws)
+{
+    void (*on_free)(void *) = ws->cbs.on_free;
+    void *data = ws->data;
+
+    free(ws->host);
+    free(ws->path);
+    free(ws->protocol);
+    free(ws->token);
+    free(ws->rx);
+    free(ws->msg);
+    free(ws);
+    if (on_free)
+        on_free(data);
+}
+
+static void unref(fo_cws *ws)
+{
+    if (--ws->refs == 0 && ws->closing)
+        ws_free(ws);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    unref(h->data);
+}
+
+/* Closes every handle; the object goes when the last one is closed. */
+static void shut(fo_cws *ws)
+{
+    if (ws->closing)
+        return;
+    ws->closing = true;
+    ws->refs++; /* held until the end of this function */
+    if (ws->gai_pending)
+        uv_cancel((uv_req_t *)&ws->gai);
+    if (ws->tcp_init)
+        uv_close((uv_handle_t *)&ws->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&ws->timer, on_handle_closed);
+    unref(ws);
+}
+
+/* The connection is over: tell the owner once, then close. */
+static void fail(fo_cws *ws, const char *why)
+{
+    void (*on_close)(fo_cws *, const char *, void *) = ws->cbs.on_close;
+    char text[192];
+
+    if (ws->closing)
+        return;
+    snprintf(text, sizeof(text), "%s", why);
+    shut(ws);
+    if (on_close)
+        on_close(ws, text, ws->data);
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* A failure noticed inside a call from the owner: report it from the loop instead. */
+static void fail_later(fo_cws *ws, const char *why)
+{
+    if (ws->closing || ws->fail_why[0])
+        return;
+    snprintf(ws->fail_why, sizeof(ws->fail_why), "%s", why);
+    uv_timer_start(&ws->timer, on_timer, 0, 0);
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+static void on_written(uv_write_t *req, int status)
+{
+    ws_write *w = (ws_write *)req;
+    fo_cws *ws = w->ws;
+
+    ws->backlog -= w->len;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED && !ws->closing) {
+        char why[128];
+        snprintf(why, sizeof(why), "write failed: %s", uv_strerror(status));
+        fail(ws, why);
+    }
+}
+
+static int write_raw(fo_cws *ws, ws_write *w)
+{
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    int rc;
+
+    w->ws = ws;
+    if ((rc = uv_write(&w->req, (uv_stream_t *)&ws->tcp, &b, 1, on_written)) < 0) {
+        free(w);
+        fail_later(ws, uv_strerror(rc));
+        return FO_ESTATE;
+    }
+    ws->backlog += w->len;
+    return 0;
+}
+
+static int send_frame(fo_cws *ws, unsigned op, const void *p, size_t len)
+{
+    size_t hdr = len < 126 ? 2 : len < 65536 ? 4 : 10, i;
+    ws_write *w = malloc(sizeof(*w) + hdr + 4 + len);
+    unsigned char *d, mask[4];
+    uint64_t r;
+
+    if (!w)
+        return FO_ENOMEM;
+    d = w->data;
+    d[0] = (unsigned char)(0x80 | op);
+    if (hdr == 2) {
+        d[1] = (unsigned char)(0x80 | len);
+    } else if (hdr == 4) {
+        d[1] = 0x80 | 126;
+        d[2] = (unsigned char)(len >> 8);
+        d[3] = (unsigned char)len;
+    } else {
+        d[1] = 0x80 | 127;
+        for (i = 0; i < 8; i++)
+            d[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    r = rng_next(ws);
+    memcpy(mask, &r, 4);
+    memcpy(d + hdr, mask, 4);
+    d += hdr + 4;
+    for (i = 0; i < len; i++)
+        d[i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
+    w->len = hdr + 4 + len;
+    return write_raw(ws, w);
+}
+
+int fo_cws_send(fo_cws *ws, const void *p, size_t len)
+{
+    if (ws->closing || ws->phase != WS_OPEN || ws->fail_why[0])
+        return FO_ESTATE;
+    return send_frame(ws, 0x2, p, len);
+}
+
+size_t fo_cws_backlog(const fo_cws *ws)
+{
+    return ws->backlog;
+}
+
+void fo_cws_close(fo_cws *ws)
+{
+    if (ws)
+        shut(ws);
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+static void deliver(fo_cws *ws, const unsigned char *p, size_t len, bool binary)
+{
+    if (ws->cbs.on_message)
+        ws->cbs.on_message(ws, p, len, binary, ws->data);
+}
+
+static void on_control(fo_cws *ws, unsigned op, const unsigned char *p, size_t len)
+{
+    char why[192];
+
+    if (op == 0x9) { /* ping */
+        send_frame(ws, 0xA, p, len);
+    } else if (op == 0x8) { /* close: echo the code, then end */
+        unsigned code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : 1005;
+        int rlen = len > 2 ? (int)(len - 2) : 0;
+        send_frame(ws, 0x8, p, len >= 2 ? 2 : 0);
+        snprintf(why, sizeof(why), "the hub closed the connection (%u%s%.*s)", code,
+                 rlen ? ": " : "", rlen, (const char *)p + 2);
+        fail(ws, why);
+    }
+    /* pong: last_rx_ms is already fresh */
+}
+
+/* One complete frame. */
+static void on_frame(fo_cws *ws, unsigned op, bool fin, const unsigned char *p, size_t len)
+{
+    if (op & 0x8) {
+        if (!fin || len > 125)
+            fail(ws, "protocol error: fragmented or long control frame");
+        else
+            on_control(ws, op, p, len);
+        return;
+    }
+    if (op == 0x1 || op == 0x2) {
+        if (ws->in_msg) {
+            fail(ws, "protocol error: new message inside a fragmented one");
+        } else if (fin) {
+            deliver(ws, p, len, op == 0x2);
+        } else {
+            ws->in_msg = true;
+            ws->msg_binary = op == 0x2;
+            ws->msg_len = 0;
+        }
+    } else if (op != 0x0 || !ws->in_msg) {
+        fail(ws, "protocol error: unexpected opcode");
+        return;
+    }
+    if (!ws->in_msg)
+        return;
+    if (ws->msg_len + len > ws->max_message) {
+        fail(ws, "message from the hub too large");
+        return;
+    }
+    if (ws->msg_len + len > ws->msg_cap) {
+        size_t ncap = ws->msg_cap ? ws->msg_cap : 4096;
+        unsigned char *n;
+        while (ncap < ws->msg_len + len)
+            ncap *= 2;
+        if (!(n = realloc(ws->msg, ncap))) {
+            fail(ws, "out of memory");
+            return;
+        }
+        ws->msg = n;
+        ws->msg_cap = ncap;
+    }
+    memcpy(ws->msg + ws->msg_len, p, len);
+    ws->msg_len += len;
+    if (fin) {
+        ws->in_msg = false;
+        deliver(ws, ws->msg, ws->msg_len, ws->msg_binary);
+    }
+}
+
+/* Parses the frames in rx; returns the bytes consumed. */
+static size_t parse_frames(fo_cws *ws, size_t off)
+{
+    while (!ws->closing) {
+        const unsigned char *p = ws->rx + off;
+        size_t avail = ws->rx_len - off, hdr = 2;
+        uint64_t len;
+        unsigned i;
+
+        if (avail < 2)
+            break;
+        if ((p[0] & 0x70) || (p[1] & 0x80)) {
+            fail(ws, "protocol error: reserved bits or a masked frame from the hub");
+            break;
+        }
+        len = p[1] & 0x7f;
+        if (len == 126) {
+            if (avail < 4)
+                break;
+            len = (uint64_t)p[2] << 8 | p[3];
+            hdr = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                break;
+            for (len = 0, i = 0; i < 8; i++)
+                len = len << 8 | p[2 + i];
+            hdr = 10;
+        }
+        if (len > ws->max_message) {
+            fail(ws, "message from the hub too large");
+            break;
+        }
+        if (avail - hdr < len)
+            break;
+        off += hdr + (size_t)len;
+        on_frame(ws, p[0] & 0x0f, (p[0] & 0x80) != 0, p + hdr, (size_t)len);
+    }
+    return off;
+}
+
+static const char *header_value(const char *head, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    const char *line = strstr(head, "\r\n");
+
+    while (line && line[2] != '\r') {
+        const char *l = line + 2, *eol = strstr(l, "\r\n"), *v;
+        if (!eol)
+            break;
+        if ((size_t)(eol - l) > nlen && strncasecmp(l, name, nlen) == 0 && l[nlen] == ':') {
+            for (v = l + nlen + 1; *v == ' ' || *v == '\t'; v++)
+                ;
+            *vlen = (size_t)(eol - v);
+            while (*vlen && (v[*vlen - 1] == ' ' || v[*vlen - 1] == '\t'))
+                (*vlen)--;
+            return v;
+        }
+        line = eol;
+    }
+    return NULL;
+}
+
+static void on_open(fo_cws *ws);
+
+/* Parses the upgrade response; returns the bytes it took, 0 when incomplete. */
+static size_t parse_handshake(fo_cws *ws)
+{
+    char *head = (char *)ws->rx, *end, why[192], want[64];
+    unsigned char digest[20];
+    const char *v;
+    size_t vlen, n;
+    char keyed[64 + sizeof(WS_GUID)];
+    int status;
+
+    end = NULL;
+    for (n = 0; n + 4 <= ws->rx_len && !end; n++)
+        if (memcmp(ws->rx + n, "\r\n\r\n", 4) == 0)
+            end = head + n;
+    if (!end) {
+        if (ws->rx_len > HANDSHAKE_MAX)
+            fail(ws, "bad upgrade response: headers too long");
+        return 0;
+    }
+    n = (size_t)(end - head) + 4;
+    end[2] = '\0'; /* the header block, each line ending in \r\n */
+    if (sscanf(head, "HTTP/1.%*1d %3d", &status) != 1) {
+        fail(ws, "bad upgrade response: not HTTP");
+        return 0;
+    }
+    if (status != 101) {
+        /* "HTTP/1.x 401 Unauthorized" -> "HTTP 401 Unauthorized" */
+        const char *eol = strstr(head, "\r\n"), *code = strchr(head, ' ');
+        if (!code || code > eol)
+            code = head;
+        snprintf(why, sizeof(why), "upgrade refused: HTTP %.*s", (int)(eol - code - 1), code + 1);
+        fail(ws, why);
+        return 0;
+    }
+    snprintf(keyed, sizeof(keyed), "%s%s", ws->key, WS_GUID);
+    SHA1((const unsigned char *)keyed, strlen(keyed), digest);
+    base64(digest, 20, want);
+    v = header_value(head, "Sec-WebSocket-Accept", &vlen);
+    if (!v || vlen != strlen(want) || memcmp(v, want, vlen) != 0) {
+        fail(ws, "bad upgrade response: wrong Sec-WebSocket-Accept");
+        return 0;
+    }
+    v = header_value(head, "Upgrade", &vlen);
+    if (!v || vlen != 9 || strncasecmp(v, "websocket", 9) != 0) {
+        fail(ws, "bad upgrade response: no Upgrade: websocket");
+        return 0;
+    }
+    if (ws->protocol) {
+        v = header_value(head, "Sec-WebSocket-Protocol", &vlen);
+        if (!v || vlen != strlen(ws->protocol) || memcmp(v, ws->protocol, vlen) != 0) {
+            fail(ws, "bad upgrade response: the server did not accept the subprotocol");
+            return 0;
+        }
+    }
+    on_open(ws);
+    return ws->closing ? 0 : n;
+}
+
+static uint64_t now_ms(fo_cws *ws)
+{
+    return uv_now(ws->loop);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    fo_cws *ws = h->data;
+
+    (void)hint;
+    if (ws->rx_cap - ws->rx_len < READ_CHUNK) {
+        size_t ncap = ws->rx_cap ? ws->rx_cap * 2 : 2 * READ_CHUNK;
+        unsigned char *n;
+        while (ncap - ws->rx_len < READ_CHUNK)
+            ncap *= 2;
+        if (!(n = realloc(ws->rx, ncap))) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        ws->rx = n;
+        ws->rx_cap = ncap;
+    }
+    *buf = uv_buf_init((char *)ws->rx + ws->rx_len, (unsigned)(ws->rx_cap - ws->rx_len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    fo_cws *ws = s->data;
+    size_t off = 0;
+    char why[160];
+
+    (void)buf;
+    if (ws->closing)
+        return;
+    if (nread < 0) {
+        if (nread == UV_EOF)
+            snprintf(why, sizeof(why), "the hub closed the connection");
+        else if (nread == UV_ENOBUFS)
+            snprintf(why, sizeof(why), "out of memory");
+        else
+            snprintf(why, sizeof(why), "connection lost: %s", uv_strerror((int)nread));
+        fail(ws, why);
+        return;
+    }
+    ws->rx_len += (size_t)nread;
+    ws->last_rx_ms = now_ms(ws);
+    ws->ping_sent_ms = 0; /* anything from the hub shows the connection is alive */
+    if (ws->phase == WS_UPGRADING) {
+        if ((off = parse_handshake(ws)) == 0)
+            return;
+    }
+    off = parse_frames(ws, off);
+    if (ws->closing)
+        return;
+    memmove(ws->rx, ws->rx + off, ws->rx_len - off);
+    ws->rx_len -= off;
+    if (ws->rx_cap > 16 * READ_CHUNK && ws->rx_len < READ_CHUNK) {
+        /* Give back the room a big message needed. */
+        unsigned char *n = realloc(ws->rx, 2 * READ_CHUNK);
+        if (n) {
+            ws->rx = n;
+            ws->rx_cap = 2 * READ_CHUNK;
+        }
+    }
+}
+
+/* ---- connecting ---------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    fo_cws *ws = t->data;
+    uint64_t idle;
+
+    if (ws->closing)
+        return;
+    if (ws->fail_why[0]) {
+        fail(ws, ws->fail_why);
+        return;
+    }
+    if (ws->phase != WS_OPEN) {
+        fail(ws, "timed out connecting");
+        return;
+    }
+    /* Drop only after a ping went unanswered for a whole interval: a late tick of a busy
+     * loop must not count as silence. */
+    if (ws->ping_sent_ms && now_ms(ws) - ws->ping_sent_ms >= ws->ping_ms) {
+        fail(ws, "connection lost: no reply to ping");
+        return;
+    }
+    idle = now_ms(ws) - ws->last_rx_ms;
+    if (!ws->ping_sent_ms && idle >= ws->ping_ms) {
+        ws->ping_sent_ms = now_ms(ws) ? now_ms(ws) : 1;
+        send_frame(ws, 0x9, NULL, 0);
+    }
+}
+
+static void on_open(fo_cws *ws)
+{
+    ws->phase = WS_OPEN;
+    ws->last_rx_ms = now_ms(ws);
+    uv_timer_stop(&ws->timer);
+    if (ws->ping_ms)
+        uv_timer_start(&ws->timer, on_timer, ws->ping_ms, ws->ping_ms);
+    if (ws->cbs.on_open)
+        ws->cbs.on_open(ws, ws->data);
+}
+
+static int send_upgrade(fo_cws *ws)
+{
+    size_t cap = 512 + strlen(ws->host) + strlen(ws->path) +
+                 (ws->protocol ? strlen(ws->protocol) : 0) + (ws->token ? strlen(ws->token) : 0);
+    ws_write *w = malloc(sizeof(*w) + cap);
+    int n;
+
+    if (!w)
+        return FO_ENOMEM;
+    n = snprintf((char *)w->data, cap,
+                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n%s%s%s%s%s%s\r\n",
+                 ws->path, ws->host, ws->port, ws->key,
+                 ws->protocol ? "Sec-WebSocket-Protocol: " : "", ws->protocol ? ws->protocol : "",
+                 ws->protocol ? "\r\n" : "", ws->token ? "Authorization: Bearer " : "",
+                 ws->token ? ws->token : "", ws->token ? "\r\n" : "");
+    w->len = (size_t)n;
+    return write_raw(ws, w);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    fo_cws *ws = req->data;
+    char why[160];
+    int rc;
+
+    if (status == UV_ECANCELED || ws->closing)
+        return;
+    if (status < 0) {
+        snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", ws->host, ws->port,
+                 uv_strerror(status));
+        fail(ws, why);
+        return;
+    }
+    ws->phase = WS_UPGRADING;
+    uv_tcp_nodelay(&ws->tcp, 1);
+    if ((rc = uv_read_start((uv_stream_t *)&ws->tcp, on_alloc, on_read)) < 0 ||
+        (rc = send_upgrade(ws)) < 0)
+        fail(ws, rc == FO_ENOMEM ? "out of memory" : "cannot start reading");
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    fo_cws *ws = req->data;
+    struct addrinfo *ai, *pick = NULL;
+    char why[192];
+    int rc;
+
+    ws->gai_pending = false;
+    if (ws->closing) {
+        uv_freeaddrinfo(res);
+        unref(ws);
+        return;
+    }
+    ws->refs--; /* cannot reach 0: the timer holds a reference */
+    if (status < 0) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", ws->host, uv_strerror(status));
+        fail(ws, why);
+        uv_freeaddrinfo(res);
+        return;
+    }
+    /* The hub listens on IPv4 by default: prefer it when a name has both. */
+    for (ai = res; ai && !pick; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET)
+            pick = ai;
+    if (!pick)
+        pick = res;
+    ws->phase = WS_CONNECTING;
+    if ((rc = uv_tcp_init(ws->loop, &ws->tcp)) == 0) {
+        ws->tcp_init = true;
+        ws->refs++;
+        ws->tcp.data = ws;
+        ws->conn.data = ws;
+        rc = uv_tcp_connect(&ws->conn, &ws->tcp, pick->ai_addr, on_connected);
+    }
+    uv_freeaddrinfo(res);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", ws->host, ws->port,
+                 uv_strerror(rc));
+        fail(ws, why);
+    }
+}
+
+fo_cws *fo_cws_connect(uv_loop_t *loop, const fo_cws_config *cfg, const fo_cws_callbacks *cbs,
+                       void *data)
+{
+    fo_cws *ws = calloc(1, sizeof(*ws));
+    struct addrinfo hints;
+    unsigned char raw[16];
+    char port[16];
+    uint64_t seed[2] = {0, 0};
+
+    if (!ws)
+        return NULL;
+    ws->loop = loop;
+    ws->cbs = *cbs;
+    ws->data = data;
+    ws->port = cfg->port;
+    ws->connect_timeout_ms = cfg->connect_timeout_ms;
+    ws->ping_ms = cfg->ping_ms;
+    ws->max_message = cfg->max_message ? cfg->max_message : (size_t)256 << 20;
+    ws->host = strdup(cfg->host);
+    ws->path = strdup(cfg->path && *cfg->path ? cfg->path : "/");
+    ws->protocol = dup_or_null(cfg->protocol);
+    ws->token = dup_or_null(cfg->token);
+    if (!ws->host || !ws->path || (cfg->protocol && !ws->protocol) || (cfg->token && !ws->token)) {
+        ws->closing = true;
+        ws->cbs.on_free = NULL;
+        ws_free(ws);
+        return NULL;
+    }
+    if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+        seed[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)ws;
+        seed[1] = uv_hrtime();
+    }
+    ws->rng[0] = seed[0] | 1;
+    ws->rng[1] = seed[1];
+    for (int i = 0; i < 2; i++) {
+        uint64_t r = rng_next(ws);
+        memcpy(raw + 8 * i, &r, 8);
+    }
+    base64(raw, 16, ws->key);
+
+    uv_timer_init(loop, &ws->timer);
+    ws->timer.data = ws;
+    ws->refs = 1;
+    if (ws->connect_timeout_ms)
+        uv_timer_start(&ws->timer, on_timer, ws->connect_timeout_ms, 0);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%d", ws->port);
+    ws->gai.data = ws;
+    if (uv_getaddrinfo(loop, &ws->gai, on_resolved, ws->host, port, &hints) == 0) {
+        ws->gai_pending = true;
+        ws->refs++;
+    } else {
+        fail_later(ws, "cannot start resolving the hub's address");
+    }
+    return ws;
+}

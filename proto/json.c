@@ -123,9 +123,7 @@ static void write_str(writer *w, const char *s, size_t n)
             case '\n': esc = "\\n"; break;
             case '\r': esc = "\\r"; break;
             case '\t': esc = "\\t"; break;
-            default:
-                snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-                esc = tmp;
+            default: snprintf(tmp, sizeof(tmp), "\\u%04x", c); esc = tmp;
             }
         } else if (c >= 0x80 && (l = utf8_len(p + i, n - i)) == 0) {
             esc = "\\ufffd";
@@ -470,8 +468,8 @@ static int import(importer *im, json_t *j, fo_value *out)
     }
 }
 
-int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_arena *a,
-                       fo_value *out, fo_err_info *err)
+int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_arena *a, fo_value *out,
+                       fo_err_info *err)
 {
     const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES;
     scan_state s = {SIZE_MAX, SIZE_MAX, NULL, 0, 0};

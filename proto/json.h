@@ -40,10 +40,10 @@ enum {
 /* Export: each appends one JSON text (no trailing newline) to `out`. Returns 0,
  * FO_ENOMEM (out->len is restored then) or FO_EINVAL (a struct holds an action that has no
  * name, a document that is not a map). Commands are written as {action, path?, props?,
- * parentDefault?} with `path` left out when empty (as the wire codec does); completions {command, createdId?}; batches
- * {from, completions}; snapshots {commandCount, document}; results {applied, sync?,
- * errors?} with sync {isPartial, diff | latest, mappedPaths?}, mappedPaths keyed by the
- * path joined with ',' as the reference does. */
+ * parentDefault?} with `path` left out when empty (as the wire codec does); completions {command,
+ * createdId?}; batches {from, completions}; snapshots {commandCount, document}; results {applied,
+ * sync?, errors?} with sync {isPartial, diff | latest, mappedPaths?}, mappedPaths keyed by the path
+ * joined with ',' as the reference does. */
 int fo_json_write_value(const fo_value *v, int flags, fo_buf *out);
 int fo_json_write_snapshot(const fo_snapshot *s, int flags, fo_buf *out);
 int fo_json_write_batch(const fo_batch *b, int flags, fo_buf *out);
@@ -56,18 +56,16 @@ int fo_json_write_command(const fo_command *c, int flags, fo_buf *out);
  * the container too deep); FO_EINVAL for a wrong shape (err->path names the field as the
  * wire codec does, `completions[3].command.path[1]`, err->msg says what was expected);
  * FO_ENOMEM. `err` may be NULL. */
-int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_arena *a,
-                       fo_value *out, fo_err_info *err);
+int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_arena *a, fo_value *out,
+                       fo_err_info *err);
 /* A command: {"action": ..., "path": [...], "props": {...}, "parentDefault": {...}}.
  * "detete" (the reference's spelling) is accepted for "delete". Unknown keys are ignored. */
 int fo_json_read_command(const char *text, size_t len, fo_arena *a, fo_command *out,
                          fo_err_info *err);
 int fo_json_read_snapshot(const char *text, size_t len, fo_arena *a, fo_snapshot *out,
                           fo_err_info *err);
-int fo_json_read_batch(const char *text, size_t len, fo_arena *a, fo_batch *out,
-                       fo_err_info *err);
-int fo_json_read_sync(const char *text, size_t len, fo_arena *a, fo_sync *out,
-                      fo_err_info *err);
+int fo_json_read_batch(const char *text, size_t len, fo_arena *a, fo_batch *out, fo_err_info *err);
+int fo_json_read_sync(const char *text, size_t len, fo_arena *a, fo_sync *out, fo_err_info *err);
 int fo_json_read_result(const char *text, size_t len, fo_arena *a, fo_apply_result *out,
                         fo_err_info *err);
 
@@ -75,10 +73,8 @@ int fo_json_read_result(const char *text, size_t len, fo_arena *a, fo_apply_resu
  * JSON document, as the differential test reads its trace). The result borrows from `v`
  * (props, documents) and allocates paths and strings in `a`. Returns 0, FO_EINVAL (err as
  * above, the field path relative to `v`) or FO_ENOMEM. */
-int fo_json_command_from_value(const fo_value *v, fo_arena *a, fo_command *out,
-                               fo_err_info *err);
-int fo_json_snapshot_from_value(const fo_value *v, fo_arena *a, fo_snapshot *out,
-                                fo_err_info *err);
+int fo_json_command_from_value(const fo_value *v, fo_arena *a, fo_command *out, fo_err_info *err);
+int fo_json_snapshot_from_value(const fo_value *v, fo_arena *a, fo_snapshot *out, fo_err_info *err);
 int fo_json_batch_from_value(const fo_value *v, fo_arena *a, fo_batch *out, fo_err_info *err);
 int fo_json_sync_from_value(const fo_value *v, fo_arena *a, fo_sync *out, fo_err_info *err);
 int fo_json_result_from_value(const fo_value *v, fo_arena *a, fo_apply_result *out,

@@ -651,8 +651,7 @@ static int r_result(reader *r, const fo_value *v, fo_apply_result *res)
     return 0;
 }
 
-int fo_json_command_from_value(const fo_value *v, fo_arena *a, fo_command *out,
-                               fo_err_info *err)
+int fo_json_command_from_value(const fo_value *v, fo_arena *a, fo_command *out, fo_err_info *err)
 {
     reader r;
 
@@ -660,8 +659,7 @@ int fo_json_command_from_value(const fo_value *v, fo_arena *a, fo_command *out,
     return r_command(&r, v, out);
 }
 
-int fo_json_snapshot_from_value(const fo_value *v, fo_arena *a, fo_snapshot *out,
-                                fo_err_info *err)
+int fo_json_snapshot_from_value(const fo_value *v, fo_arena *a, fo_snapshot *out, fo_err_info *err)
 {
     reader r;
 
@@ -731,14 +729,12 @@ int fo_json_read_snapshot(const char *text, size_t len, fo_arena *a, fo_snapshot
     return read_typed(text, len, a, R_SNAPSHOT, out, err);
 }
 
-int fo_json_read_batch(const char *text, size_t len, fo_arena *a, fo_batch *out,
-                       fo_err_info *err)
+int fo_json_read_batch(const char *text, size_t len, fo_arena *a, fo_batch *out, fo_err_info *err)
 {
     return read_typed(text, len, a, R_BATCH, out, err);
 }
 
-int fo_json_read_sync(const char *text, size_t len, fo_arena *a, fo_sync *out,
-                      fo_err_info *err)
+int fo_json_read_sync(const char *text, size_t len, fo_arena *a, fo_sync *out, fo_err_info *err)
 {
     return read_typed(text, len, a, R_SYNC, out, err);
 }

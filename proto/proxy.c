@@ -288,11 +288,17 @@ int fo_proxy_end_flush(fo_proxy *p, const fo_sync *sync, bool *ids_changed)
         return rc;
     }
     if (sync->kind == FO_SYNC_PARTIAL) {
-        if (sync->diff.from != fo_doc_count(p->committed))
+        /* As the reference, a diff that cannot be applied reports idsChanged. */
+        if (sync->diff.from != fo_doc_count(p->committed)) {
+            if (ids_changed)
+                *ids_changed = true;
             return FO_EGAP;
+        }
         if ((rc = apply_diff(p, p->committed, &sync->diff)) != 0) {
             drop_flight(p);
             p->broken = true;
+            if (ids_changed)
+                *ids_changed = true;
             return rc;
         }
         changed = sync->has_mapped;

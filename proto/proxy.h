@@ -42,7 +42,8 @@ int fo_proxy_begin_flush(fo_proxy *p, fo_batch *out);
 /* Puts the in-flight batch back in front of the queue. FO_ESTATE when not flushing. */
 int fo_proxy_cancel_flush(fo_proxy *p);
 /* Ends a flush with the ack's sync (NULL or kind NONE: accepted as is). The sync is
- * copied as needed. *ids_changed is set as the reference's idsChanged. Returns 0;
+ * copied as needed. *ids_changed is set as the reference's idsChanged (true on the two
+ * diff errors too, as there). Returns 0;
  * FO_ESTATE when not flushing; FO_EGAP when a partial diff does not start at the
  * committed count (the flush stays in progress, as in the reference); FO_EFAILED when a
  * diff does not apply (the flight is dropped and the proxy needs fo_proxy_reset). */

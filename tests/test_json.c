@@ -1,8 +1,8 @@
 /* test_json.c - JSON export and import: round trips, escapes, numbers, limits, errors. */
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,10 +166,10 @@ Test(json, invalid_utf8_in_values_is_replaced)
         size_t len;
         const char *out;
     } cases[] = {
-        {"a\xff" "b", 3, "\"a\\ufffdb\""},
-        {"\xc0\x80", 2, "\"\\ufffd\\ufffd\""},          /* overlong NUL */
-        {"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""}, /* surrogate */
-        {"x\xe2\x82", 3, "\"x\\ufffd\\ufffd\""},       /* cut short */
+        {"a\377b", 3, "\"a\\ufffdb\""},
+        {"\xc0\x80", 2, "\"\\ufffd\\ufffd\""},                       /* overlong NUL */
+        {"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""},            /* surrogate */
+        {"x\xe2\x82", 3, "\"x\\ufffd\\ufffd\""},                     /* cut short */
         {"\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* > U+10FFFF */
         {"\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\""},
     };
@@ -367,7 +367,7 @@ Test(json, syntax_errors_have_positions)
         {"[1,2", 4, 4},
         {"{} x", 3, 4},
         {"", 0, 0},
-        {"{\"a\":1,\"a\":2}", 8, 12},  /* duplicate key */
+        {"{\"a\":1,\"a\":2}", 8, 12}, /* duplicate key */
         {"[01]", 1, 3},
         {"[tru]", 1, 5},
         {"{\"a\" 1}", 4, 6},
@@ -397,8 +397,7 @@ Test(json, text_is_not_nul_terminated)
 
 /* ---- typed structs ------------------------------------------------------------------- */
 
-static void assert_err(int rc, const fo_err_info *err, int code, const char *path,
-                       const char *msg)
+static void assert_err(int rc, const fo_err_info *err, int code, const char *path, const char *msg)
 {
     cr_assert_eq(rc, code, "rc %d (%s: %s)", rc, err->path, err->msg);
     cr_assert_str_eq(err->path, path);
@@ -524,8 +523,8 @@ Test(json, typed_shapes)
     assert_err(fo_json_read_batch(t, strlen(t), &arena, &b, &err), &err, FO_EINVAL, "from",
                "expected unsigned integer");
     t = "{\"from\":1}";
-    assert_err(fo_json_read_batch(t, strlen(t), &arena, &b, &err), &err, FO_EINVAL,
-               "completions", "missing");
+    assert_err(fo_json_read_batch(t, strlen(t), &arena, &b, &err), &err, FO_EINVAL, "completions",
+               "missing");
     t = "{\"from\":1.0,\"completions\":[]}";
     assert_err(fo_json_read_batch(t, strlen(t), &arena, &b, &err), &err, FO_EINVAL, "from",
                "expected unsigned integer");
@@ -540,8 +539,8 @@ Test(json, typed_shapes)
     assert_err(fo_json_read_batch(t, strlen(t), &arena, &b, &err), &err, FO_EINVAL,
                "completions[0].command", "missing");
     t = "{\"commandCount\":1,\"document\":[]}";
-    assert_err(fo_json_read_snapshot(t, strlen(t), &arena, &s, &err), &err, FO_EINVAL,
-               "document", "expected object");
+    assert_err(fo_json_read_snapshot(t, strlen(t), &arena, &s, &err), &err, FO_EINVAL, "document",
+               "expected object");
     t = "{\"document\":{}}";
     assert_err(fo_json_read_snapshot(t, strlen(t), &arena, &s, &err), &err, FO_EINVAL,
                "commandCount", "missing");
@@ -551,9 +550,10 @@ Test(json, typed_shapes)
     t = "{\"isPartial\":false,\"diff\":{\"from\":0,\"completions\":[]}}";
     assert_err(fo_json_read_sync(t, strlen(t), &arena, &y, &err), &err, FO_EINVAL, "latest",
                "missing");
-    t = "{\"isPartial\":true,\"diff\":{\"from\":0,\"completions\":[]},\"mappedPaths\":{\"5\":\"6\"}}";
-    assert_err(fo_json_read_sync(t, strlen(t), &arena, &y, &err), &err, FO_EINVAL,
-               "mappedPaths.5", "expected array");
+    t = "{\"isPartial\":true,\"diff\":{\"from\":0,\"completions\":[]},\"mappedPaths\":{\"5\":\"6\"}"
+        "}";
+    assert_err(fo_json_read_sync(t, strlen(t), &arena, &y, &err), &err, FO_EINVAL, "mappedPaths.5",
+               "expected array");
     t = "{\"applied\":{\"from\":0,\"completions\":[]},\"errors\":[{\"action\":\"create\"}]}";
     assert_err(fo_json_read_result(t, strlen(t), &arena, &r, &err), &err, FO_EINVAL,
                "errors[0].errorMessage", "missing");
@@ -601,8 +601,8 @@ Test(json, from_value_reads_a_field_of_a_larger_document)
     cr_assert_eq(b.items[0].command.action, FO_UPDATE);
     cr_assert_eq(b.items[0].created_id, FO_KEY_NONE);
     cr_assert_eq(fo_value_type(b.items[0].command.props), FO_MAP);
-    assert_err(fo_json_snapshot_from_value(f, &arena, &(fo_snapshot){0}, &err), &err,
-               FO_EINVAL, "commandCount", "missing");
+    assert_err(fo_json_snapshot_from_value(f, &arena, &(fo_snapshot){0}, &err), &err, FO_EINVAL,
+               "commandCount", "missing");
 }
 
 Test(json, write_rejects_bad_structs_and_restores_the_buffer)

@@ -1,0 +1,320 @@
+/* flushout-bench's command line: the options, their defaults, and the connection roles
+ * they imply. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/loadgen/lg.h"
+
+static const char usage[] =
+    "usage: flushout-bench [options]\n"
+    "\n"
+    "Drives flushout-hub over WebSockets and checks every reply (acks match flushes, pushes\n"
+    "are gap-free, no error frames). Prints a progress line each second on stderr and a\n"
+    "table (or, with --json, one JSON object) on stdout. Exit status 0 when no failure was\n"
+    "seen, 1 when some were, 2 on bad usage.\n"
+    "\n"
+    "  --url URL              ws://HOST:PORT/v1/ws[?token=T] (default ws://127.0.0.1:7420/v1/ws)\n"
+    "  --connections N        connections (default 100)\n"
+    "  --models M             models bench-0..bench-M-1 (default 10); connection i uses\n"
+    "                         model i % M\n"
+    "  --writers W            writers per model (each subscribes, then flushes)\n"
+    "  --subscribers S        pure subscribers per model. Default: every connection writes.\n"
+    "                         Given both, N = M*(W+S); given one, the other is N/M minus it\n"
+    "  --commands K           commands per flush (default 1)\n"
+    "  --mix C:U:D            weights of create, update, delete (default 1:2:1); updates and\n"
+    "                         deletes target IDs the writer created\n"
+    "  --payload BYTES        size of the string prop `v` (default 16)\n"
+    "  --rate R               open loop: R flushes/s overall, round-robin over writers, latency\n"
+    "                         from the intended send time (no coordinated omission). Default:\n"
+    "                         closed loop, each writer waits for its ack. A writer has one\n"
+    "                         flush in flight, as a Flushout proxy does: flushes that fall\n"
+    "                         due meanwhile wait for the ack (their latency still counts\n"
+    "                         from when they were due)\n"
+    "  --pipeline             open loop without that limit: flushes go out when due, with the\n"
+    "                         `from` of the last frame seen, so each ack's sync repeats every\n"
+    "                         batch since then (bytes grow with the pipeline depth)\n"
+    "  --warmup SECONDS       before measuring (default 2)\n"
+    "  --duration SECONDS     measured window (default 10)\n"
+    "  --drain SECONDS        wait for outstanding acks after the window (default 5)\n"
+    "  --source-ips A,B,...   local addresses to bind, round-robin (e.g. 127.0.0.1,127.0.0.2)\n"
+    "  --hub-pid PID          hub process for CPU% and RSS (default: the local process\n"
+    "                         listening on the URL's port, found through /proc)\n"
+    "  --idle                 connections only upgrade and say hello: no sub, no flush; for\n"
+    "                         hub memory per idle connection (waits --duration, reads RSS)\n"
+    "  --no-hello             with --idle: not even hello (the bare WebSocket's cost)\n"
+    "  --model-prefix P       model name prefix (default bench-)\n"
+    "  --connect-concurrency N  handshakes in progress at once (default 256)\n"
+    "  --print-errors N       failures printed in full (default 10; all are counted)\n"
+    "  --no-progress          no progress line\n"
+    "  --json                 one JSON object on stdout instead of the table\n"
+    "  --help\n";
+
+/* ---- options --------------------------------------------------------------------------- */
+
+static int bad(const char *flag, const char *v)
+{
+    fprintf(stderr, "flushout-bench: bad value for %s: '%s' (see --help)\n", flag, v);
+    return -1;
+}
+
+static int parse_u32(const char *flag, const char *v, uint32_t *out, uint32_t min)
+{
+    char *end;
+    unsigned long n;
+
+    errno = 0;
+    n = strtoul(v, &end, 10);
+    if (errno || *end || end == v || v[0] == '-' || n > UINT32_MAX || n < min)
+        return bad(flag, v);
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int parse_secs(const char *flag, const char *v, double *out)
+{
+    char *end;
+    double d = strtod(v, &end);
+
+    if (*end || end == v || !(d >= 0) || d > 86400)
+        return bad(flag, v);
+    *out = d;
+    return 0;
+}
+
+static int parse_url(fo_lg_opts *o, const char *url)
+{
+    const char *hs, *he, *slash, *port = NULL;
+    size_t hl;
+
+    if (strlen(url) >= sizeof(o->url) || strncmp(url, "ws://", 5) != 0)
+        return bad("--url", url);
+    strcpy(o->url, url);
+    hs = url + 5;
+    slash = strpbrk(hs, "/?");
+    he = slash ? slash : hs + strlen(hs);
+    hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= sizeof(o->host))
+        return bad("--url", url);
+    memcpy(o->host, hs, hl);
+    o->host[hl] = '\0';
+    snprintf(o->path, sizeof(o->path), "%s%s", slash && *slash == '?' ? "/" : "",
+             slash ? slash : "/");
+    if (o->host[0] == '[') { /* [v6]:port */
+        const char *rb = strchr(o->host, ']');
+        if (!rb)
+            return bad("--url", url);
+        snprintf(o->hostname, sizeof(o->hostname), "%.*s", (int)(rb - o->host - 1), o->host + 1);
+        port = rb[1] == ':' ? rb + 2 : NULL;
+    } else {
+        const char *colon = strrchr(o->host, ':');
+        hl = colon ? (size_t)(colon - o->host) : strlen(o->host);
+        snprintf(o->hostname, sizeof(o->hostname), "%.*s", (int)hl, o->host);
+        port = colon ? colon + 1 : NULL;
+    }
+    o->port = 80;
+    if (port) {
+        char *end;
+        long p = strtol(port, &end, 10);
+        if (*end || end == port || p <= 0 || p > 65535)
+            return bad("--url", url);
+        o->port = (int)p;
+    }
+    return 0;
+}
+
+static int parse_mix(fo_lg_opts *o, const char *v)
+{
+    unsigned a, b, c;
+    char extra;
+
+    if (sscanf(v, "%u:%u:%u%c", &a, &b, &c, &extra) != 3 || a + b + c == 0 || a == 0)
+        return bad("--mix", v); /* without creates nothing can be updated or deleted */
+    o->mix[0] = a, o->mix[1] = b, o->mix[2] = c;
+    return 0;
+}
+
+static int parse_sources(fo_lg_opts *o, const char *v)
+{
+    char buf[2048], *tok, *save = NULL;
+
+    if (strlen(v) >= sizeof(buf))
+        return bad("--source-ips", v);
+    strcpy(buf, v);
+    o->nsources = 0;
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (o->nsources == FO_LG_MAX_SOURCES || uv_ip4_addr(tok, 0, &o->sources[o->nsources]))
+            return bad("--source-ips", v);
+        o->nsources++;
+    }
+    return o->nsources ? 0 : bad("--source-ips", v);
+}
+
+int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
+{
+    enum {
+        URL = 1,
+        CONNS,
+        MODELS,
+        WRITERS,
+        SUBS,
+        CMDS,
+        MIX,
+        PAYLOAD,
+        RATE,
+        WARMUP,
+        DURATION,
+        DRAIN,
+        SOURCES,
+        PID,
+        IDLE,
+        PREFIX,
+        CONC,
+        PERR,
+        NOPROG,
+        JSON,
+        PIPELINE,
+        NOHELLO,
+        HELP
+    };
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, URL},
+        {"connections", required_argument, NULL, CONNS},
+        {"models", required_argument, NULL, MODELS},
+        {"writers", required_argument, NULL, WRITERS},
+        {"subscribers", required_argument, NULL, SUBS},
+        {"commands", required_argument, NULL, CMDS},
+        {"mix", required_argument, NULL, MIX},
+        {"payload", required_argument, NULL, PAYLOAD},
+        {"rate", required_argument, NULL, RATE},
+        {"warmup", required_argument, NULL, WARMUP},
+        {"duration", required_argument, NULL, DURATION},
+        {"drain", required_argument, NULL, DRAIN},
+        {"source-ips", required_argument, NULL, SOURCES},
+        {"hub-pid", required_argument, NULL, PID},
+        {"idle", no_argument, NULL, IDLE},
+        {"model-prefix", required_argument, NULL, PREFIX},
+        {"connect-concurrency", required_argument, NULL, CONC},
+        {"print-errors", required_argument, NULL, PERR},
+        {"no-progress", no_argument, NULL, NOPROG},
+        {"json", no_argument, NULL, JSON},
+        {"pipeline", no_argument, NULL, PIPELINE},
+        {"no-hello", no_argument, NULL, NOHELLO},
+        {"help", no_argument, NULL, HELP},
+        {NULL, 0, NULL, 0},
+    };
+    uint32_t u = 0;
+    int opt, rc = 0;
+
+    memset(o, 0, sizeof(*o));
+    parse_url(o, "ws://127.0.0.1:7420/v1/ws");
+    o->connections = 100;
+    o->models = 10;
+    o->commands = 1;
+    o->mix[0] = 1, o->mix[1] = 2, o->mix[2] = 1;
+    o->payload = 16;
+    o->warmup = 2;
+    o->duration = 10;
+    o->drain = 5;
+    o->progress = true;
+    strcpy(o->model_prefix, "bench-");
+    o->connect_concurrency = 256;
+    o->print_errors = 10;
+    opterr = 0;
+    while (rc == 0 && (opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case URL: rc = parse_url(o, optarg); break;
+        case CONNS:
+            rc = parse_u32("--connections", optarg, &o->connections, 1);
+            o->has_connections = true;
+            break;
+        case MODELS: rc = parse_u32("--models", optarg, &o->models, 1); break;
+        case WRITERS:
+            rc = parse_u32("--writers", optarg, &o->writers, 0);
+            o->has_writers = true;
+            break;
+        case SUBS:
+            rc = parse_u32("--subscribers", optarg, &o->subscribers, 0);
+            o->has_subscribers = true;
+            break;
+        case CMDS: rc = parse_u32("--commands", optarg, &o->commands, 1); break;
+        case MIX: rc = parse_mix(o, optarg); break;
+        case PAYLOAD: rc = parse_u32("--payload", optarg, &o->payload, 0); break;
+        case RATE: rc = parse_secs("--rate", optarg, &o->rate); break;
+        case WARMUP: rc = parse_secs("--warmup", optarg, &o->warmup); break;
+        case DURATION: rc = parse_secs("--duration", optarg, &o->duration); break;
+        case DRAIN: rc = parse_secs("--drain", optarg, &o->drain); break;
+        case SOURCES: rc = parse_sources(o, optarg); break;
+        case PID:
+            rc = parse_u32("--hub-pid", optarg, &u, 1);
+            o->hub_pid = (int)u;
+            break;
+        case IDLE: o->idle = true; break;
+        case PREFIX:
+            if (strlen(optarg) > 40 ||
+                strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+                               "OPQRSTUVWXYZ0123456789._:-") != strlen(optarg))
+                return bad("--model-prefix", optarg);
+            strcpy(o->model_prefix, optarg);
+            break;
+        case CONC:
+            rc = parse_u32("--connect-concurrency", optarg, &o->connect_concurrency, 1);
+            break;
+        case PERR: rc = parse_u32("--print-errors", optarg, &o->print_errors, 0); break;
+        case NOPROG: o->progress = false; break;
+        case JSON: o->json = true; break;
+        case PIPELINE: o->pipeline = true; break;
+        case NOHELLO: o->no_hello = true; break;
+        case 'h':
+        case HELP: fputs(usage, stdout); return 1;
+        default:
+            fprintf(stderr, "flushout-bench: unknown or incomplete option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (rc == 0 && optind < argc) {
+        fprintf(stderr, "flushout-bench: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (rc)
+        return rc;
+    /* Roles per model: W writers then S subscribers. */
+    if (o->has_writers && o->has_subscribers) {
+        uint64_t n = (uint64_t)o->models * (o->writers + o->subscribers);
+        if (n == 0 || n > 1000000 || (o->has_connections && n != o->connections)) {
+            fprintf(stderr,
+                    "flushout-bench: --models x (--writers + --subscribers) = %llu "
+                    "connections, but --connections says %u\n",
+                    (unsigned long long)n, o->connections);
+            return -1;
+        }
+        o->connections = (uint32_t)n;
+    } else if (o->has_writers || o->has_subscribers) {
+        uint32_t per = o->connections / o->models,
+                 given = o->has_writers ? o->writers : o->subscribers;
+        if (per < given) {
+            fprintf(stderr,
+                    "flushout-bench: %u connections over %u models leave fewer than "
+                    "%u per model\n",
+                    o->connections, o->models, given);
+            return -1;
+        }
+        if (o->has_writers)
+            o->subscribers = per - o->writers;
+        else
+            o->writers = per - o->subscribers;
+    } else {
+        o->writers = (o->connections + o->models - 1) / o->models;
+        o->subscribers = 0;
+    }
+    if (o->idle)
+        o->writers = o->subscribers = 0;
+    if (o->connections < o->models)
+        fprintf(stderr,
+                "flushout-bench: warning: %u connections for %u models: models "
+                "%u.. get none\n",
+                o->connections, o->models, o->connections);
+    return 0;
+}

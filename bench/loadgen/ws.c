@@ -1,0 +1,658 @@
+#include "bench/loadgen/ws.h"
+
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define MAX_RESPONSE_HEAD 16384
+#define RX_MIN_FREE 4096
+#define RX_FIRST 16384
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+uint64_t fo_ws_rand(fo_ws_ctx *ctx)
+{
+    /* xorshift64*: fast, good enough for mask keys (RFC 6455 wants them unpredictable to
+     * scripts in a browser, which is not our threat model) and handshake nonces. */
+    uint64_t x = ctx->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ctx->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static int grow(char **p, size_t *cap, size_t need)
+{
+    size_t n = *cap ? *cap : 4096;
+    char *q;
+
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    if (!(q = realloc(*p, n)))
+        return UV_ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+const char *fo_ws_strerror(int code)
+{
+    switch (code) {
+    case 0: return "ok";
+    case FO_WS_EHANDSHAKE: return "WebSocket upgrade refused or invalid";
+    case FO_WS_EPROTO: return "WebSocket protocol error from the server";
+    case FO_WS_ECLOSED: return "server closed the WebSocket";
+    case FO_WS_ETOOBIG: return "message too large";
+    default: return uv_strerror(code);
+    }
+}
+
+/* ---- dirty list and writing ------------------------------------------------------------ */
+
+static void mark_dirty(fo_ws *ws)
+{
+    fo_ws_ctx *c = ws->ctx;
+
+    if (ws->dirty)
+        return;
+    ws->dirty = true;
+    ws->dirty_prev = NULL;
+    ws->dirty_next = c->dirty;
+    if (c->dirty)
+        c->dirty->dirty_prev = ws;
+    c->dirty = ws;
+}
+
+static void unlink_dirty(fo_ws *ws)
+{
+    if (!ws->dirty)
+        return;
+    if (ws->dirty_prev)
+        ws->dirty_prev->dirty_next = ws->dirty_next;
+    else
+        ws->ctx->dirty = ws->dirty_next;
+    if (ws->dirty_next)
+        ws->dirty_next->dirty_prev = ws->dirty_prev;
+    ws->dirty = false;
+    ws->dirty_next = ws->dirty_prev = NULL;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    fo_ws *ws = h->data;
+    int status = ws->status;
+
+    free(ws->rx);
+    free(ws->msg);
+    free(ws->tx);
+    free(ws->wr);
+    ws->rx = ws->msg = ws->tx = ws->wr = NULL;
+    ws->rx_len = ws->rx_cap = ws->msg_len = ws->msg_cap = ws->tx_len = ws->tx_cap = 0;
+    ws->wr_len = ws->wr_cap = 0;
+    if (!ws->open_fired) {
+        ws->open_fired = true;
+        if (ws->on_open)
+            ws->on_open(ws, status ? status : UV_ECANCELED);
+    }
+    if (ws->on_close)
+        ws->on_close(ws, status); /* may free ws: nothing after this */
+}
+
+/* Records the first error and closes the socket. */
+static void fail(fo_ws *ws, int status)
+{
+    if (ws->state == FO_WS_CLOSED || ws->state == FO_WS_IDLE)
+        return;
+    if (!ws->status)
+        ws->status = status;
+    ws->state = FO_WS_CLOSED;
+    unlink_dirty(ws);
+    uv_close((uv_handle_t *)&ws->tcp, on_closed);
+}
+
+static void ws_write(fo_ws *ws);
+
+static void on_write(uv_write_t *req, int status)
+{
+    fo_ws *ws = req->data;
+
+    ws->writing = false;
+    ws->wr_len = 0;
+    if (status < 0) {
+        fail(ws, status);
+        return;
+    }
+    if (ws->tx_len)
+        mark_dirty(ws);
+}
+
+static void ws_write(fo_ws *ws)
+{
+    fo_ws_ctx *c = ws->ctx;
+    uv_buf_t b;
+    char *old;
+    size_t oldcap, off;
+    int n;
+
+    if (ws->writing || !ws->tx_len || ws->state == FO_WS_CLOSED || ws->state < FO_WS_HANDSHAKE)
+        return;
+    b = uv_buf_init(ws->tx, (unsigned)ws->tx_len);
+    n = uv_try_write((uv_stream_t *)&ws->tcp, &b, 1);
+    c->writes++;
+    if (n >= 0 && (size_t)n == ws->tx_len) {
+        ws->tx_len = 0;
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        fail(ws, n);
+        return;
+    }
+    off = n < 0 ? 0 : (size_t)n;
+    /* Hand the rest to one uv_write; new frames go to the other buffer meanwhile. */
+    old = ws->wr;
+    oldcap = ws->wr_cap;
+    ws->wr = ws->tx;
+    ws->wr_cap = ws->tx_cap;
+    ws->wr_len = ws->tx_len - off;
+    ws->tx = old;
+    ws->tx_cap = oldcap;
+    ws->tx_len = 0;
+    b = uv_buf_init(ws->wr + off, (unsigned)ws->wr_len);
+    ws->write_req.data = ws;
+    n = uv_write(&ws->write_req, (uv_stream_t *)&ws->tcp, &b, 1, on_write);
+    c->writes++;
+    if (n < 0) {
+        fail(ws, n);
+        return;
+    }
+    ws->writing = true;
+}
+
+void fo_ws_ctx_flush(fo_ws_ctx *ctx)
+{
+    fo_ws *ws;
+
+    while ((ws = ctx->dirty)) {
+        unlink_dirty(ws);
+        ws_write(ws);
+    }
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+    fo_ws_ctx_flush(p->data);
+}
+
+int fo_ws_ctx_init(fo_ws_ctx *ctx, uv_loop_t *loop)
+{
+    int rc;
+
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->loop = loop;
+    if (getrandom(&ctx->rng, sizeof(ctx->rng), 0) != (ssize_t)sizeof(ctx->rng))
+        ctx->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    ctx->rng |= 1;
+    if ((rc = uv_prepare_init(loop, &ctx->prepare)) != 0)
+        return rc;
+    ctx->prepare.data = ctx;
+    if ((rc = uv_prepare_start(&ctx->prepare, on_prepare)) != 0)
+        return rc;
+    /* Writing pending frames is no reason to keep the loop alive on its own. */
+    uv_unref((uv_handle_t *)&ctx->prepare);
+    return 0;
+}
+
+void fo_ws_ctx_close(fo_ws_ctx *ctx)
+{
+    if (!uv_is_closing((uv_handle_t *)&ctx->prepare))
+        uv_close((uv_handle_t *)&ctx->prepare, NULL);
+}
+
+/* ---- frames out ------------------------------------------------------------------------ */
+
+/* Appends one masked frame to tx. The payload is masked 8 bytes at a time as it is
+ * copied, so the frame is ready for the wire. */
+static int put_frame(fo_ws *ws, int opcode, const void *payload, size_t n)
+{
+    size_t hdr = 6 + (n < 126 ? 0 : n <= 0xFFFF ? 2 : 8), i, k = 2;
+    const unsigned char *src = payload;
+    unsigned char *o;
+    uint32_t mask = (uint32_t)(fo_ws_rand(ws->ctx) >> 32);
+    uint64_t m8, w;
+    unsigned char mk[4];
+    int rc;
+
+    if ((rc = grow(&ws->tx, &ws->tx_cap, ws->tx_len + hdr + n)) != 0)
+        return rc;
+    o = (unsigned char *)ws->tx + ws->tx_len;
+    o[0] = (unsigned char)(0x80 | opcode);
+    if (n < 126) {
+        o[1] = (unsigned char)(0x80 | n);
+    } else if (n <= 0xFFFF) {
+        o[1] = 0x80 | 126;
+        o[2] = (unsigned char)(n >> 8);
+        o[3] = (unsigned char)n;
+        k = 4;
+    } else {
+        o[1] = 0x80 | 127;
+        for (i = 0; i < 8; i++)
+            o[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+        k = 10;
+    }
+    memcpy(mk, &mask, 4);
+    memcpy(o + k, mk, 4);
+    o += k + 4;
+    /* The 8-byte word's memory image is key,key whatever the byte order. */
+    memcpy(&m8, mk, 4);
+    memcpy((char *)&m8 + 4, mk, 4);
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, src + i, 8);
+        w ^= m8;
+        memcpy(o + i, &w, 8);
+    }
+    for (; i < n; i++)
+        o[i] = src[i] ^ mk[i & 3];
+    ws->tx_len += hdr + n;
+    ws->ctx->frames_out++;
+    ws->ctx->bytes_out += hdr + n;
+    mark_dirty(ws);
+    return 0;
+}
+
+int fo_ws_send_frame(fo_ws *ws, int opcode, const void *payload, size_t len)
+{
+    if (ws->state != FO_WS_OPEN)
+        return UV_ENOTCONN;
+    if (opcode >= 8 && len > 125)
+        return UV_EINVAL;
+    return put_frame(ws, opcode, payload, len);
+}
+
+int fo_ws_send(fo_ws *ws, const void *payload, size_t len)
+{
+    return fo_ws_send_frame(ws, FO_WS_OP_BINARY, payload, len);
+}
+
+size_t fo_ws_backlog(const fo_ws *ws)
+{
+    return ws->tx_len + ws->wr_len;
+}
+
+void fo_ws_abort(fo_ws *ws)
+{
+    fail(ws, 0);
+}
+
+void fo_ws_close(fo_ws *ws, uint16_t code)
+{
+    unsigned char b[2] = {(unsigned char)(code >> 8), (unsigned char)code};
+
+    if (ws->state == FO_WS_OPEN) {
+        ws->state = FO_WS_CLOSING;
+        if (put_frame(ws, FO_WS_OP_CLOSE, b, 2) != 0)
+            fail(ws, 0);
+    } else if (ws->state == FO_WS_CONNECTING || ws->state == FO_WS_HANDSHAKE) {
+        fail(ws, 0);
+    }
+}
+
+/* ---- frames in ------------------------------------------------------------------------- */
+
+static void deliver(fo_ws *ws, int opcode, const char *p, size_t n)
+{
+    if (ws->state == FO_WS_OPEN && ws->on_message)
+        ws->on_message(ws, opcode, p, n);
+}
+
+static void on_control(fo_ws *ws, int op, const char *p, size_t n)
+{
+    switch (op) {
+    case FO_WS_OP_CLOSE:
+        ws->close_code =
+            n >= 2 ? (uint16_t)(((unsigned char)p[0] << 8) | (unsigned char)p[1]) : 1005;
+        if (ws->state == FO_WS_OPEN) {
+            /* Echo the close, then close the socket once it is written: the server
+             * started the closing handshake and waits for ours. */
+            ws->status = FO_WS_ECLOSED;
+            ws->state = FO_WS_CLOSING;
+            put_frame(ws, FO_WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
+            unlink_dirty(ws);
+            ws_write(ws);
+        }
+        fail(ws, 0);
+        break;
+    case FO_WS_OP_PING:
+        if (ws->state == FO_WS_OPEN)
+            put_frame(ws, FO_WS_OP_PONG, p, n);
+        break;
+    default: break; /* pong */
+    }
+}
+
+/* Parses every complete frame in rx; keeps the incomplete tail. */
+static void parse_frames(fo_ws *ws)
+{
+    size_t off = 0, need = 0;
+
+    while (ws->state == FO_WS_OPEN || ws->state == FO_WS_CLOSING) {
+        const unsigned char *p = (const unsigned char *)ws->rx + off;
+        size_t avail = ws->rx_len - off, hdr = 2, i;
+        uint64_t len;
+        int op, fin;
+
+        if (avail < 2)
+            break;
+        if ((p[0] & 0x70) || (p[1] & 0x80)) { /* RSV bits (no extension), masked server frame */
+            fail(ws, FO_WS_EPROTO);
+            return;
+        }
+        fin = p[0] & 0x80;
+        op = p[0] & 0x0F;
+        len = p[1] & 0x7F;
+        if (len == 126) {
+            if (avail < 4)
+                break;
+            len = ((uint64_t)p[2] << 8) | p[3];
+            hdr = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                break;
+            for (len = 0, i = 0; i < 8; i++)
+                len = (len << 8) | p[2 + i];
+            hdr = 10;
+        }
+        if (len > FO_WS_MAX_MESSAGE) {
+            fail(ws, FO_WS_ETOOBIG);
+            return;
+        }
+        if (avail < hdr + len) {
+            need = hdr + (size_t)len;
+            break;
+        }
+        ws->ctx->frames_in++;
+        off += hdr + (size_t)len;
+        if (op >= 8) {
+            if (!fin || len > 125 || op > FO_WS_OP_PONG) {
+                fail(ws, FO_WS_EPROTO);
+                return;
+            }
+            on_control(ws, op, (const char *)p + hdr, (size_t)len);
+        } else if (op == FO_WS_OP_CONT) {
+            if (!ws->msg_opcode) {
+                fail(ws, FO_WS_EPROTO);
+                return;
+            }
+            if (ws->msg_len + len > FO_WS_MAX_MESSAGE) {
+                fail(ws, FO_WS_ETOOBIG);
+                return;
+            }
+            if (grow(&ws->msg, &ws->msg_cap, ws->msg_len + (size_t)len)) {
+                fail(ws, UV_ENOMEM);
+                return;
+            }
+            memcpy(ws->msg + ws->msg_len, p + hdr, (size_t)len);
+            ws->msg_len += (size_t)len;
+            if (fin) {
+                int mop = ws->msg_opcode;
+                ws->msg_opcode = 0;
+                deliver(ws, mop, ws->msg, ws->msg_len);
+                ws->msg_len = 0;
+            }
+        } else if (op == FO_WS_OP_TEXT || op == FO_WS_OP_BINARY) {
+            if (ws->msg_opcode) {
+                fail(ws, FO_WS_EPROTO);
+                return;
+            }
+            if (fin) {
+                deliver(ws, op, (const char *)p + hdr, (size_t)len);
+            } else {
+                if (grow(&ws->msg, &ws->msg_cap, (size_t)len)) {
+                    fail(ws, UV_ENOMEM);
+                    return;
+                }
+                memcpy(ws->msg, p + hdr, (size_t)len);
+                ws->msg_len = (size_t)len;
+                ws->msg_opcode = op;
+            }
+        } else {
+            fail(ws, FO_WS_EPROTO);
+            return;
+        }
+    }
+    if (ws->state == FO_WS_CLOSED)
+        return;
+    if (off) {
+        memmove(ws->rx, ws->rx + off, ws->rx_len - off);
+        ws->rx_len -= off;
+    }
+    if (need && grow(&ws->rx, &ws->rx_cap, need + RX_MIN_FREE))
+        fail(ws, UV_ENOMEM);
+}
+
+/* ---- handshake ------------------------------------------------------------------------- */
+
+static int b64(const unsigned char *in, size_t n, char *out, size_t cap)
+{
+    if (cap < 4 * ((n + 2) / 3) + 1)
+        return -1;
+    return EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+/* accept = base64(SHA-1(key + GUID)), RFC 6455 section 4.2.2. */
+static int make_accept(const char *key, char out[32])
+{
+    char buf[64];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int n = snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);
+
+    if (n <= 0 || (size_t)n >= sizeof(buf))
+        return -1;
+    if (EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+        return -1;
+    return b64(md, 20, out, 32) == 28 ? 0 : -1;
+}
+
+static const char *find_head_end(const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i + 4 <= n; i++)
+        if (p[i] == '\r' && p[i + 1] == '\n' && p[i + 2] == '\r' && p[i + 3] == '\n')
+            return p + i;
+    return NULL;
+}
+
+static bool header_is(const char *line, size_t n, const char *name, const char **val, size_t *vlen)
+{
+    size_t k = strlen(name);
+
+    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
+        return false;
+    line += k + 1;
+    n -= k + 1;
+    while (n && (*line == ' ' || *line == '\t'))
+        line++, n--;
+    while (n && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+        n--;
+    *val = line;
+    *vlen = n;
+    return true;
+}
+
+/* 1: complete and valid; 0: need more bytes; <0: error. */
+static int parse_handshake(fo_ws *ws)
+{
+    const char *end = find_head_end(ws->rx, ws->rx_len), *line, *v;
+    bool accept_ok = false, proto_ok = false, upgrade_ok = false;
+    size_t vlen, head;
+    int status = 0;
+
+    if (!end)
+        return ws->rx_len > MAX_RESPONSE_HEAD ? FO_WS_EHANDSHAKE : 0;
+    head = (size_t)(end - ws->rx) + 4;
+    if (sscanf(ws->rx, "HTTP/1.%*d %d", &status) != 1)
+        return FO_WS_EHANDSHAKE;
+    ws->http_status = status;
+    if (!(line = memchr(ws->rx, '\n', head)))
+        return FO_WS_EHANDSHAKE;
+    line++;
+    while (line < end) {
+        const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
+        size_t n = (size_t)(eol - line);
+        if (header_is(line, n, "Sec-WebSocket-Accept", &v, &vlen))
+            accept_ok = vlen == strlen(ws->accept) && memcmp(v, ws->accept, vlen) == 0;
+        else if (header_is(line, n, "Sec-WebSocket-Protocol", &v, &vlen))
+            proto_ok = vlen == strlen(ws->protocol) && memcmp(v, ws->protocol, vlen) == 0;
+        else if (header_is(line, n, "Upgrade", &v, &vlen))
+            upgrade_ok = vlen == 9 && strncasecmp(v, "websocket", 9) == 0;
+        line = eol + 2;
+    }
+    if (status != 101 || !accept_ok || !proto_ok || !upgrade_ok)
+        return FO_WS_EHANDSHAKE;
+    memmove(ws->rx, ws->rx + head, ws->rx_len - head);
+    ws->rx_len -= head;
+    return 1;
+}
+
+/* ---- reading and connecting ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    fo_ws *ws = h->data;
+
+    (void)suggested;
+    if (ws->rx_cap - ws->rx_len < RX_MIN_FREE &&
+        grow(&ws->rx, &ws->rx_cap, ws->rx_cap < RX_FIRST ? RX_FIRST : ws->rx_cap * 2)) {
+        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+        return;
+    }
+    *buf = uv_buf_init(ws->rx + ws->rx_len, (unsigned)(ws->rx_cap - ws->rx_len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    fo_ws *ws = s->data;
+    int rc;
+
+    (void)buf;
+    if (nread < 0) {
+        /* EOF after our close frame is the normal end. */
+        fail(ws, ws->state == FO_WS_CLOSING && !ws->status ? 0 : (int)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    ws->ctx->now = uv_hrtime();
+    ws->rx_len += (size_t)nread;
+    ws->ctx->bytes_in += (uint64_t)nread;
+    if (ws->state == FO_WS_HANDSHAKE) {
+        rc = parse_handshake(ws);
+        if (rc < 0) {
+            fail(ws, rc);
+            return;
+        }
+        if (rc == 0)
+            return;
+        ws->state = FO_WS_OPEN;
+        ws->open_fired = true;
+        if (ws->on_open)
+            ws->on_open(ws, 0);
+    }
+    parse_frames(ws);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    fo_ws *ws = req->data;
+    int rc;
+
+    if (ws->state != FO_WS_CONNECTING)
+        return; /* closed meanwhile: on_closed reports it */
+    if (status < 0) {
+        fail(ws, status);
+        return;
+    }
+    ws->state = FO_WS_HANDSHAKE;
+    if ((rc = uv_read_start((uv_stream_t *)&ws->tcp, on_alloc, on_read)) != 0) {
+        fail(ws, rc);
+        return;
+    }
+    ws_write(ws); /* the upgrade request, queued by fo_ws_connect */
+}
+
+int fo_ws_connect(fo_ws_ctx *ctx, fo_ws *ws, const struct sockaddr *dst, const struct sockaddr *src,
+                  const char *host, const char *path, const char *protocol, fo_ws_open_cb on_open,
+                  fo_ws_message_cb on_message, fo_ws_close_cb on_close)
+{
+    unsigned char nonce[16];
+    char key[32], req[1024];
+    uint64_t r1, r2;
+    int n, rc, one = 1;
+    uv_os_fd_t fd;
+
+    if (!ctx || !ws || !dst || !host || !path || !protocol ||
+        (dst->sa_family != AF_INET && dst->sa_family != AF_INET6))
+        return UV_EINVAL;
+    memset(ws, 0, sizeof(*ws));
+    ws->ctx = ctx;
+    ws->protocol = protocol;
+    ws->on_open = on_open;
+    ws->on_message = on_message;
+    ws->on_close = on_close;
+    r1 = fo_ws_rand(ctx);
+    r2 = fo_ws_rand(ctx);
+    memcpy(nonce, &r1, 8);
+    memcpy(nonce + 8, &r2, 8);
+    if (b64(nonce, 16, key, sizeof(key)) != 24 || make_accept(key, ws->accept))
+        return UV_EINVAL;
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Protocol: %s\r\n\r\n",
+                 path, host, key, protocol);
+    if (n <= 0 || (size_t)n >= sizeof(req))
+        return UV_EINVAL;
+    if (grow(&ws->tx, &ws->tx_cap, (size_t)n))
+        return UV_ENOMEM;
+    memcpy(ws->tx, req, (size_t)n);
+    ws->tx_len = (size_t)n;
+    ws->ctx->bytes_out += (uint64_t)n;
+    if ((rc = uv_tcp_init_ex(ctx->loop, &ws->tcp, dst->sa_family)) != 0) {
+        free(ws->tx);
+        ws->tx = NULL;
+        return rc; /* EMFILE lands here: no handle, no callback */
+    }
+    ws->tcp.data = ws;
+    ws->connect_req.data = ws;
+    ws->state = FO_WS_CONNECTING;
+    uv_tcp_nodelay(&ws->tcp, 1);
+    rc = 0;
+    if (src) {
+        /* Choose the port at connect time, so one source address serves ~28k
+         * connections per destination instead of one ephemeral port per bind. */
+        if (uv_fileno((uv_handle_t *)&ws->tcp, &fd) == 0 && src->sa_family == AF_INET)
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        rc = uv_tcp_bind(&ws->tcp, src, 0);
+    }
+    if (rc == 0)
+        rc = uv_tcp_connect(&ws->connect_req, &ws->tcp, dst, on_connect);
+    if (rc != 0)
+        fail(ws, rc); /* reported by on_closed, on a later iteration */
+    return 0;
+}

@@ -7,6 +7,7 @@
 #ifndef FO_ARENA_H
 #define FO_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,12 @@ typedef struct fo_arena {
     size_t next_size;      /* size of the next chunk to allocate */
     size_t used;           /* bytes handed out (after alignment) */
     size_t reserved;       /* bytes obtained from malloc */
+    /* Documents set this: maps then keep entry blocks of FO_MAP_HEAP_MIN bytes or more
+     * on the heap (realloc'd as they grow, freed with their map) instead of leaving every
+     * outgrown block dead in the arena. Such trees must be released with
+     * fo_value_release before the arena is destroyed (value.h). */
+    bool big_blocks_on_heap;
+    size_t heap_bytes;     /* bytes of those heap blocks */
 } fo_arena;
 
 /* Initialises an empty arena; it allocates nothing until the first fo_arena_alloc.

@@ -149,6 +149,7 @@ static fo_doc *doc_alloc(fo_id_mode mode)
     if (!d)
         return NULL;
     fo_arena_init(&d->arena, 4096);
+    d->arena.big_blocks_on_heap = true;
     d->mode = mode;
     d->limits.max_depth = FO_DOC_DEFAULT_MAX_DEPTH;
     seed_from_os(d);
@@ -200,6 +201,8 @@ void fo_doc_free(fo_doc *d)
 {
     if (!d)
         return;
+    if (d->arena.heap_bytes)
+        fo_value_release(&d->arena, &d->root);
     fo_arena_destroy(&d->arena);
     intern_destroy(&d->keys);
     free(d);
@@ -361,7 +364,7 @@ static int apply_delete(fo_doc *d, const fo_command *c, fo_arena *ma, fo_doc_res
         return fail(ma, NULL, 0, NULL, out);
     if (!(parent = navigate(d, c->path.seg, n - 1, &failed)))
         return fail(ma, c->path.seg, failed + 1, NULL, out);
-    d->dead += fo_map_del(parent, c->path.seg[n - 1]);
+    d->dead += fo_map_del(parent, &d->arena, c->path.seg[n - 1]);
     d->count++;
     out->ok = true;
     return 0;
@@ -387,15 +390,23 @@ int fo_doc_apply(fo_doc *d, const fo_command *c, fo_key proposed, fo_arena *msg_
 int fo_doc_compact(fo_doc *d)
 {
     fo_doc tmp;
-    fo_value root;
+    fo_value root = fo_value_null();
+    size_t live = fo_value_footprint(&d->root);
 
     memset(&tmp, 0, sizeof(tmp));
-    fo_arena_init(&tmp.arena, d->arena.used > 4096 ? d->arena.used / 2 : 4096);
+    /* One chunk sized for the live tree (plus interned keys and slack) when it is small
+     * enough; chunks of 1 MiB past that. */
+    fo_arena_init(&tmp.arena, live + live / 8 + 4096 < ((size_t)1 << 20)
+                                  ? live + live / 8 + 4096 : (size_t)1 << 20);
+    tmp.arena.big_blocks_on_heap = true;
     if (fo_value_copy(&tmp.arena, &d->root, &root, doc_intern, &tmp)) {
+        fo_value_release(&tmp.arena, &root);
         fo_arena_destroy(&tmp.arena);
         intern_destroy(&tmp.keys);
         return FO_ENOMEM;
     }
+    if (d->arena.heap_bytes)
+        fo_value_release(&d->arena, &d->root);
     fo_arena_destroy(&d->arena);
     intern_destroy(&d->keys);
     d->arena = tmp.arena;
@@ -414,7 +425,7 @@ int fo_doc_maybe_compact(fo_doc *d)
 
 void fo_doc_stats_get(const fo_doc *d, fo_doc_stats *s)
 {
-    s->arena_bytes = d->arena.reserved + (size_t)d->keys.cap * sizeof(void *);
+    s->arena_bytes = d->arena.reserved + d->arena.heap_bytes + (size_t)d->keys.cap * sizeof(void *);
     s->used_bytes = d->arena.used;
     s->dead_bytes = d->dead;
     s->interned_keys = d->keys.len;

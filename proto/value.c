@@ -1,6 +1,7 @@
 #include "proto/value.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
@@ -320,7 +321,9 @@ fo_value fo_value_map(fo_arena *a, uint32_t cap, bool *ok)
 {
     fo_value v = fo_value_null();
     uint8_t ilog2 = index_log2_for(cap);
-    fo_map *m = fo_arena_alloc(a, sizeof(fo_map) + entry_block_size(cap, ilog2));
+    size_t block = entry_block_size(cap, ilog2);
+    bool heap = a->big_blocks_on_heap && block >= FO_MAP_HEAP_MIN;
+    fo_map *m = fo_arena_alloc(a, sizeof(fo_map) + (heap ? 0 : block));
 
     if (!m) {
         *ok = false;
@@ -329,7 +332,16 @@ fo_value fo_value_map(fo_arena *a, uint32_t cap, bool *ok)
     memset(m, 0, sizeof(*m));
     m->cap = cap;
     m->ilog2 = ilog2;
-    m->entries = (fo_entry *)(m + 1);
+    if (heap) {
+        if (!(m->entries = malloc(block))) {
+            *ok = false;
+            return v;
+        }
+        m->heap = 1;
+        a->heap_bytes += block;
+    } else {
+        m->entries = (fo_entry *)(m + 1);
+    }
     if (ilog2)
         memset(map_index(m), 0, sizeof(uint32_t) << ilog2);
     v.h.type = FO_MAP;
@@ -374,6 +386,7 @@ static int map_make_room(fo_map *m, fo_arena *a, size_t *dead)
     uint32_t ncap;
     uint8_t ilog2;
     fo_entry *block;
+    size_t nsize;
 
     if (m->len < m->cap)
         return 0;
@@ -385,13 +398,24 @@ static int map_make_room(fo_map *m, fo_arena *a, size_t *dead)
         return FO_ENOMEM;
     ncap = m->cap < 4 ? 4 : m->cap * 2;
     ilog2 = index_log2_for(ncap);
-    block = fo_arena_alloc(a, entry_block_size(ncap, ilog2));
-    if (!block)
+    nsize = entry_block_size(ncap, ilog2);
+    if (a->big_blocks_on_heap && nsize >= FO_MAP_HEAP_MIN) {
+        /* Outgrown blocks go back to malloc instead of staying dead in the arena. */
+        if (!(block = malloc(nsize)))
+            return FO_ENOMEM;
+        a->heap_bytes += nsize;
+    } else if (!(block = fo_arena_alloc(a, nsize))) {
         return FO_ENOMEM;
-    if (dead)
-        *dead += entry_block_size(m->cap, m->ilog2);
+    }
     if (m->len)
         memcpy(block, m->entries, (size_t)m->len * sizeof(fo_entry));
+    if (m->heap) {
+        a->heap_bytes -= entry_block_size(m->cap, m->ilog2);
+        free(m->entries);
+    } else if (dead) {
+        *dead += entry_block_size(m->cap, m->ilog2);
+    }
+    m->heap = block != NULL && a->big_blocks_on_heap && nsize >= FO_MAP_HEAP_MIN;
     m->entries = block;
     m->cap = ncap;
     m->ilog2 = ilog2;
@@ -411,6 +435,8 @@ int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead
     if (e) {
         if (dead)
             *dead += fo_value_footprint(&e->value);
+        if (a->heap_bytes)
+            fo_value_release(a, &e->value);
         e->value = *v;
         return 0;
     }
@@ -426,7 +452,7 @@ int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead
     return 0;
 }
 
-size_t fo_map_del(fo_map *m, fo_key k)
+size_t fo_map_del(fo_map *m, fo_arena *a, fo_key k)
 {
     fo_entry *e = map_find(m, k);
     size_t fp;
@@ -434,6 +460,8 @@ size_t fo_map_del(fo_map *m, fo_key k)
     if (!e)
         return 0;
     fp = fo_value_footprint(&e->value) + sizeof(fo_entry);
+    if (a && a->heap_bytes)
+        fo_value_release(a, &e->value);
     e->key = FO_KEY_NONE;
     e->value = fo_value_null();
     m->live--;
@@ -550,6 +578,34 @@ bool fo_value_eq(const fo_value *a, const fo_value *b)
     return false;
 }
 
+void fo_value_release(fo_arena *a, const fo_value *v)
+{
+    uint32_t i;
+
+    switch (fo_value_type(v)) {
+    case FO_ARRAY:
+        for (i = 0; i < v->h.len; i++)
+            fo_value_release(a, &v->h.as.items[i]);
+        break;
+    case FO_MAP: {
+        fo_map *m = v->h.as.map;
+        for (i = 0; i < m->len; i++)
+            if (m->entries[i].key)
+                fo_value_release(a, &m->entries[i].value);
+        if (m->heap) {
+            a->heap_bytes -= entry_block_size(m->cap, m->ilog2);
+            free(m->entries);
+            m->entries = NULL;
+            m->heap = 0;
+            m->len = m->live = m->cap = 0;
+            m->ilog2 = 0;
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
 size_t fo_value_footprint(const fo_value *v)
 {
     switch (fo_value_type(v)) {
@@ -563,7 +619,7 @@ size_t fo_value_footprint(const fo_value *v)
     }
     case FO_MAP: {
         const fo_map *m = v->h.as.map;
-        size_t n = sizeof(fo_map) + entry_block_size(m->cap, m->ilog2);
+        size_t n = sizeof(fo_map) + (m->heap ? 0 : entry_block_size(m->cap, m->ilog2));
         uint32_t i;
         for (i = 0; i < m->len; i++)
             if (m->entries[i].key)

@@ -108,12 +108,15 @@ struct fo_map {
     uint32_t cap;    /* entries allocated */
     uint32_t live;   /* entries not deleted */
     uint8_t ilog2;   /* index has 1 << ilog2 slots; 0 when there is no index */
-    uint8_t pad[3];
+    uint8_t heap;    /* the entry block is malloc'd (arena.h, big_blocks_on_heap) */
+    uint8_t pad[2];
     fo_entry *entries; /* followed in the same block by the index when there is one */
 };
 
 /* Maps of up to this many entries have no index: a linear scan is faster. */
 #define FO_MAP_LINEAR 8
+/* Entry blocks from this size on live on the heap in arenas that ask for it. */
+#define FO_MAP_HEAP_MIN 4096
 
 static inline fo_type fo_value_type(const fo_value *v)
 {
@@ -151,8 +154,12 @@ int fo_value_copy(fo_arena *a, const fo_value *v, fo_value *out, fo_key_intern_f
 /* Deep equality; maps compare as unordered, ints and uints by value, floats by
  * value (so 1.0 != 1: Flushout values keep their wire type). */
 bool fo_value_eq(const fo_value *a, const fo_value *b);
-/* Approximate bytes the tree holds in its arena (for dead-space accounting). */
+/* Approximate bytes the tree holds in its arena (for dead-space accounting); heap entry
+ * blocks are not counted. */
 size_t fo_value_footprint(const fo_value *v);
+/* Frees the heap entry blocks of the tree's maps (arena.h, big_blocks_on_heap) and
+ * subtracts them from a->heap_bytes. The tree is unusable afterwards. */
+void fo_value_release(fo_arena *a, const fo_value *v);
 /* Nesting depth: scalars 0, an empty map or array 1. */
 uint32_t fo_value_depth(const fo_value *v);
 
@@ -161,12 +168,14 @@ uint32_t fo_value_depth(const fo_value *v);
 /* The value stored under k, or NULL. */
 fo_value *fo_map_get(const fo_map *m, fo_key k);
 /* Inserts or replaces. The key is stored as is: it must live as long as the map (use a
- * key from the same arena, or an interned one). `*replaced` (if not NULL) gets the old
- * value's footprint, `*grown` the bytes of the entry block that were abandoned.
- * Returns 0 or FO_ENOMEM (the map is unchanged then). */
+ * key from the same arena, or an interned one). `*dead` (if not NULL) grows by the
+ * bytes that became unreachable in the arena (a replaced value, an outgrown block); a
+ * replaced value's heap blocks are released. Returns 0 or FO_ENOMEM (the map is
+ * unchanged then). */
 int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead);
-/* Removes k if present. Returns the footprint of what was removed (0 when absent). */
-size_t fo_map_del(fo_map *m, fo_key k);
+/* Removes k if present; the removed value's heap blocks are released into `a` (the
+ * map's arena). Returns the footprint of what was removed (0 when absent). */
+size_t fo_map_del(fo_map *m, fo_arena *a, fo_key k);
 /* Number of live entries. */
 static inline uint32_t fo_map_count(const fo_map *m)
 {

@@ -273,3 +273,23 @@ Test(doc, compaction_frees_dead_space_and_keeps_the_tree)
     cr_assert_eq(fo_doc_count(D), 2000);
     fo_doc_free(copy);
 }
+
+Test(doc, big_maps_live_on_the_heap_and_are_freed_with_their_subtree)
+{
+    fo_doc_stats st;
+    int i;
+
+    run_proposed("{\"action\":\"create\"}", "big");
+    for (i = 0; i < 2000; i++) {
+        fo_doc_result r = run("{\"action\":\"create\",\"path\":[\"big\"],\"props\":{\"n\":1}}");
+        cr_assert(r.ok);
+        fo_arena_reset(&A);
+    }
+    fo_doc_stats_get(D, &st);
+    /* 2000 entries of 24 bytes and their index: on the heap, no outgrown blocks left dead. */
+    cr_assert_lt(st.dead_bytes, 4096);
+    run("{\"action\":\"update\",\"props\":{\"big\":0}}");
+    cr_assert_eq(fo_map_count(fo_value_as_map(fo_doc_root(D))), 1);
+    cr_assert_eq(fo_doc_compact(D), 0);
+    tj_assert_value(fo_doc_root(D), "{\"big\":0}");
+}

@@ -113,12 +113,12 @@ Test(json, deleted_entries_are_skipped)
     fo_value v = parse("{\"a\":1,\"b\":2,\"c\":3}");
     char *s;
 
-    fo_map_del(fo_value_as_map(&v), fo_key_new_cstr(&arena, "b"));
+    fo_map_del(fo_value_as_map(&v), &arena, fo_key_new_cstr(&arena, "b"));
     s = dump(&v, 0);
     cr_assert_str_eq(s, "{\"a\":1,\"c\":3}");
     free(s);
-    fo_map_del(fo_value_as_map(&v), fo_key_new_cstr(&arena, "a"));
-    fo_map_del(fo_value_as_map(&v), fo_key_new_cstr(&arena, "c"));
+    fo_map_del(fo_value_as_map(&v), &arena, fo_key_new_cstr(&arena, "a"));
+    fo_map_del(fo_value_as_map(&v), &arena, fo_key_new_cstr(&arena, "c"));
     s = dump(&v, FO_JSON_PRETTY | FO_JSON_SORT_KEYS);
     cr_assert_str_eq(s, "{}");
     free(s);

@@ -83,7 +83,7 @@ Test(value, map_keeps_order_and_stays_consistent_at_100k_keys)
     }
     cr_assert_eq(fo_map_count(m), 100000);
     for (i = 0; i < 100000; i += 2)
-        cr_assert_gt(fo_map_del(m, fo_key_from_u64((uint64_t)i * 7919)), 0);
+        cr_assert_gt(fo_map_del(m, &a, fo_key_from_u64((uint64_t)i * 7919)), 0);
     cr_assert_eq(fo_map_count(m), 50000);
     for (i = 0; i < 100000; i++) {
         fo_value *v = fo_map_get(m, fo_key_from_u64((uint64_t)i * 7919));

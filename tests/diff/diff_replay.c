@@ -399,7 +399,7 @@ static void normalize(fo_arena *a, fo_value *v)
     if (field(a, v, "action")) {
         const fo_value *p = field(a, v, "path");
         if (p && fo_value_type(p) == FO_ARRAY && p->h.len == 0)
-            fo_map_del(m, fo_key_new_cstr(a, "path"));
+            fo_map_del(m, a, fo_key_new_cstr(a, "path"));
     }
 }
 

@@ -1,5 +1,36 @@
 #include "proto/error.h"
 
+#include <string.h>
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void fo_err_clear(fo_err_info *err)
+{
+    if (err) {
+        err->code = 0;
+        err->pos = 0;
+        err->path[0] = '\0';
+        err->msg[0] = '\0';
+    }
+}
+
+int fo_err_set(fo_err_info *err, int code, size_t pos, const char *path, const char *msg)
+{
+    if (err) {
+        err->code = code;
+        err->pos = pos;
+        copy_str(err->path, sizeof(err->path), path);
+        copy_str(err->msg, sizeof(err->msg), msg);
+    }
+    return code;
+}
+
 const char *fo_strerror(int code)
 {
     switch (code) {

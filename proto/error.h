@@ -28,6 +28,11 @@ typedef struct fo_err_info {
     char msg[128];     /* human-readable reason, NUL-terminated */
 } fo_err_info;
 
+/* Empties *err (NULL is a no-op). */
+void fo_err_clear(fo_err_info *err);
+/* Fills *err (NULL is a no-op), cutting path and msg to fit; returns code. */
+int fo_err_set(fo_err_info *err, int code, size_t pos, const char *path, const char *msg);
+
 /* Static name of an error code ("FO_ENOMEM", ...). */
 const char *fo_strerror(int code);
 

@@ -24,35 +24,6 @@
 #include "proto/arena.h"
 #include "proto/value.h"
 
-/* Copies a NUL-terminated string, cut to fit `cap` bytes. */
-static void copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = strnlen(src, cap - 1);
-
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-static void err_clear(fo_err_info *err)
-{
-    if (err) {
-        err->code = 0;
-        err->pos = 0;
-        err->path[0] = '\0';
-        err->msg[0] = '\0';
-    }
-}
-
-static int err_set(fo_err_info *err, int code, size_t pos, const char *path, const char *msg)
-{
-    if (err) {
-        err->code = code;
-        err->pos = pos;
-        copy_str(err->path, sizeof(err->path), path);
-        copy_str(err->msg, sizeof(err->msg), msg);
-    }
-    return code;
-}
 
 /* ---- writer -------------------------------------------------------------------------- */
 
@@ -479,18 +450,18 @@ int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_aren
     importer im;
     int rc = 0;
 
-    err_clear(err);
+    fo_err_clear(err);
     root = json_loadb(text, len, flags, &je);
     if (!root && json_error_code(&je) == json_error_numeric_overflow) {
         if (!(copy = malloc(len ? len : 1)))
-            return err_set(err, FO_ENOMEM, 0, "", "out of memory");
+            return fo_err_set(err, FO_ENOMEM, 0, "", "out of memory");
         memcpy(copy, text, len);
         if ((rc = scan(text, len, max_depth, copy, &s)) != 0) {
-            err_set(err, rc, 0, "", "out of memory");
+            fo_err_set(err, rc, 0, "", "out of memory");
             goto out;
         }
         if (s.bad_pos != SIZE_MAX) {
-            rc = err_set(err, FO_EPROTO, s.bad_pos, "", "integer out of range");
+            rc = fo_err_set(err, FO_EPROTO, s.bad_pos, "", "integer out of range");
             goto out;
         }
         root = json_loadb(copy, len, flags, &je);
@@ -501,13 +472,13 @@ int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_aren
         rc = code == json_error_out_of_memory    ? FO_ENOMEM
              : code == json_error_stack_overflow ? FO_ELIMIT
                                                  : FO_EPROTO;
-        err_set(err, rc, je.position, "", je.text);
+        fo_err_set(err, rc, je.position, "", je.text);
         goto out;
     }
     if (!copy)
         scan(text, len, max_depth, NULL, &s);
     if (s.deep_pos != SIZE_MAX) {
-        rc = err_set(err, FO_ELIMIT, s.deep_pos, "", "nesting deeper than the limit");
+        rc = fo_err_set(err, FO_ELIMIT, s.deep_pos, "", "nesting deeper than the limit");
         goto out;
     }
     im.a = a;
@@ -516,7 +487,7 @@ int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_aren
     im.ibig = 0;
     im.ordinal = 0;
     if ((rc = import(&im, root, out)) != 0)
-        err_set(err, rc, 0, "", rc == FO_ENOMEM ? "out of memory" : "container too large");
+        fo_err_set(err, rc, 0, "", rc == FO_ENOMEM ? "out of memory" : "container too large");
 out:
     json_decref(root);
     free(copy);

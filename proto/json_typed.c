@@ -14,34 +14,6 @@
 #include "proto/json.h"
 #include "proto/value.h"
 
-static void copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = strnlen(src, cap - 1);
-
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-static void err_clear(fo_err_info *err)
-{
-    if (err) {
-        err->code = 0;
-        err->pos = 0;
-        err->path[0] = '\0';
-        err->msg[0] = '\0';
-    }
-}
-
-static int err_set(fo_err_info *err, int code, size_t pos, const char *path, const char *msg)
-{
-    if (err) {
-        err->code = code;
-        err->pos = pos;
-        copy_str(err->path, sizeof(err->path), path);
-        copy_str(err->msg, sizeof(err->msg), msg);
-    }
-    return code;
-}
 
 /* ---- typed structs as values, for export ---------------------------------------------- */
 
@@ -283,7 +255,7 @@ static void r_init(reader *r, fo_arena *a, fo_err_info *err)
     r->err = err;
     r->plen = 0;
     r->path[0] = '\0';
-    err_clear(err);
+    fo_err_clear(err);
 }
 
 /* Appends `.name` (or `[index]` when name is NULL) to the field path; returns the old
@@ -307,12 +279,12 @@ static void r_pop(reader *r, size_t old)
 
 static int r_fail(reader *r, const char *msg)
 {
-    return err_set(r->err, FO_EINVAL, 0, r->path, msg);
+    return fo_err_set(r->err, FO_EINVAL, 0, r->path, msg);
 }
 
 static int r_nomem(reader *r)
 {
-    return err_set(r->err, FO_ENOMEM, 0, r->path, "out of memory");
+    return fo_err_set(r->err, FO_ENOMEM, 0, r->path, "out of memory");
 }
 
 /* The field `name` of map `obj`, or NULL; pushes its name onto the field path. */
@@ -704,7 +676,7 @@ static int read_typed(const char *text, size_t len, fo_arena *a, int kind, void 
     int rc;
 
     if (!v)
-        return err_set(err, FO_ENOMEM, 0, "", "out of memory");
+        return fo_err_set(err, FO_ENOMEM, 0, "", "out of memory");
     if ((rc = fo_json_read_value(text, len, FO_JSON_MAX_DEPTH, a, v, err)) != 0)
         return rc;
     r_init(&r, a, err);

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+/* Inlined: most keys hashed are 8-byte numeric IDs, where a call into the shared library
+ * costs more than the hash itself. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "proto/error.h"
@@ -15,6 +18,7 @@
 /* The only process-wide state of the library: a random hash seed, written once. Keys
  * cache their hash, so every arena of the process must agree on the seed. */
 static uint64_t hash_seed;
+static int hash_seed_ready; /* acquire/release: pthread_once on every hash showed in profiles */
 static pthread_once_t hash_seed_once = PTHREAD_ONCE_INIT;
 
 static void init_hash_seed(void)
@@ -27,10 +31,13 @@ static void init_hash_seed(void)
         s = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
     }
     hash_seed = s;
+    __atomic_store_n(&hash_seed_ready, 1, __ATOMIC_RELEASE);
 }
 
 uint64_t fo_hash_seed(void)
 {
+    if (__atomic_load_n(&hash_seed_ready, __ATOMIC_ACQUIRE))
+        return hash_seed;
     pthread_once(&hash_seed_once, init_hash_seed);
     return hash_seed;
 }
@@ -286,6 +293,12 @@ static size_t entry_block_size(uint32_t cap, uint8_t ilog2)
     return (size_t)cap * sizeof(fo_entry) + (ilog2 ? sizeof(uint32_t) << ilog2 : 0);
 }
 
+/* An index slot is 0 (empty) or the entry's position + 1. Maps of fewer than 2^24 entries
+ * keep the top 8 bits of the key's hash in the slot's top byte, so that a probe passes
+ * other keys without loading their entries (each such load is a cache miss in a big map). */
+#define TAG_MASK 0xFF000000u
+#define TAGGED(m) ((m)->cap < (1u << 24))
+
 static void index_insert(fo_map *m, uint32_t pos, uint32_t hash)
 {
     uint32_t mask = ((uint32_t)1 << m->ilog2) - 1;
@@ -294,7 +307,7 @@ static void index_insert(fo_map *m, uint32_t pos, uint32_t hash)
 
     while (idx[i])
         i = (i + 1) & mask;
-    idx[i] = pos + 1;
+    idx[i] = (pos + 1) | (TAGGED(m) ? hash & TAG_MASK : 0);
 }
 
 /* Squeezes deleted entries out and rebuilds the index, in place. */
@@ -361,11 +374,15 @@ static fo_entry *map_find(const fo_map *m, fo_key k)
                 return &m->entries[i];
         return NULL;
     } else {
-        uint32_t mask = ((uint32_t)1 << m->ilog2) - 1;
+        uint32_t mask = ((uint32_t)1 << m->ilog2) - 1, h = fo_key_hash(k);
+        uint32_t tag = TAGGED(m) ? h & TAG_MASK : 0, pos = TAGGED(m) ? ~TAG_MASK : ~0u;
         const uint32_t *idx = map_index(m);
 
-        for (i = fo_key_hash(k) & mask; idx[i]; i = (i + 1) & mask) {
-            fo_entry *e = &m->entries[idx[i] - 1];
+        for (i = h & mask; idx[i]; i = (i + 1) & mask) {
+            fo_entry *e;
+            if ((idx[i] & ~pos) != tag)
+                continue;
+            e = &m->entries[(idx[i] & pos) - 1];
             if (fo_key_eq(e->key, k))
                 return e;
         }
@@ -433,13 +450,35 @@ int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead
     if (!k)
         return FO_ENOMEM;
     if (e) {
-        if (dead)
-            *dead += fo_value_footprint(&e->value);
-        if (a->heap_bytes)
-            fo_value_release(a, &e->value);
+        /* Replacing a scalar (the common update) leaves nothing behind. */
+        if (fo_value_type(&e->value) >= FO_STR) {
+            if (dead)
+                *dead += fo_value_footprint(&e->value);
+            if (a->heap_bytes)
+                fo_value_release(a, &e->value);
+        }
         e->value = *v;
         return 0;
     }
+    if ((rc = map_make_room(m, a, dead)) != 0)
+        return rc;
+    e = &m->entries[m->len];
+    e->key = k;
+    e->value = *v;
+    if (m->ilog2)
+        index_insert(m, m->len, fo_key_hash(k));
+    m->len++;
+    m->live++;
+    return 0;
+}
+
+int fo_map_add(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead)
+{
+    fo_entry *e;
+    int rc;
+
+    if (!k)
+        return FO_ENOMEM;
     if ((rc = map_make_room(m, a, dead)) != 0)
         return rc;
     e = &m->entries[m->len];
@@ -478,7 +517,13 @@ int fo_value_copy(fo_arena *a, const fo_value *v, fo_value *out, fo_key_intern_f
     switch (fo_value_type(v)) {
     case FO_STR: {
         size_t len;
-        const char *s = fo_value_strbuf(v, &len);
+        const char *s;
+
+        if (v->in.ilen) { /* inline: the value is the string */
+            *out = *v;
+            return 0;
+        }
+        s = fo_value_strbuf(v, &len);
         *out = fo_value_str(a, s, len, &ok);
         return ok ? 0 : FO_ENOMEM;
     }
@@ -576,6 +621,34 @@ bool fo_value_eq(const fo_value *a, const fo_value *b)
     }
     }
     return false;
+}
+
+size_t fo_value_copy_size(const fo_value *v, bool big_blocks_on_heap)
+{
+    switch (fo_value_type(v)) {
+    case FO_STR: return v->in.ilen ? 0 : (((size_t)v->h.len + 8) & ~(size_t)7);
+    case FO_ARRAY: {
+        size_t n = ((size_t)v->h.len * sizeof(fo_value) + 7) & ~(size_t)7;
+        uint32_t i;
+        for (i = 0; i < v->h.len; i++)
+            n += fo_value_copy_size(&v->h.as.items[i], big_blocks_on_heap);
+        return n;
+    }
+    case FO_MAP: {
+        const fo_map *m = v->h.as.map;
+        size_t block = entry_block_size(m->live, index_log2_for(m->live));
+        size_t n = sizeof(fo_map);
+        uint32_t i;
+
+        if (!(big_blocks_on_heap && block >= FO_MAP_HEAP_MIN))
+            n += block;
+        for (i = 0; i < m->len; i++)
+            if (m->entries[i].key)
+                n += fo_value_copy_size(&m->entries[i].value, big_blocks_on_heap);
+        return n;
+    }
+    default: return 0;
+    }
 }
 
 void fo_value_release(fo_arena *a, const fo_value *v)

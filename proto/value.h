@@ -157,6 +157,9 @@ bool fo_value_eq(const fo_value *a, const fo_value *b);
 /* Approximate bytes the tree holds in its arena (for dead-space accounting); heap entry
  * blocks are not counted. */
 size_t fo_value_footprint(const fo_value *v);
+/* Arena bytes (keys aside) that fo_value_copy of `v` allocates: maps get capacity = live;
+ * with `big_blocks_on_heap`, the entry blocks such an arena keeps on the heap are left out. */
+size_t fo_value_copy_size(const fo_value *v, bool big_blocks_on_heap);
 /* Frees the heap entry blocks of the tree's maps (arena.h, big_blocks_on_heap) and
  * subtracts them from a->heap_bytes. The tree is unusable afterwards. */
 void fo_value_release(fo_arena *a, const fo_value *v);
@@ -173,6 +176,8 @@ fo_value *fo_map_get(const fo_map *m, fo_key k);
  * replaced value's heap blocks are released. Returns 0 or FO_ENOMEM (the map is
  * unchanged then). */
 int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead);
+/* fo_map_set for a key the caller knows is absent: no lookup. */
+int fo_map_add(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead);
 /* Removes k if present; the removed value's heap blocks are released into `a` (the
  * map's arena). Returns the footprint of what was removed (0 when absent). */
 size_t fo_map_del(fo_map *m, fo_arena *a, fo_key k);

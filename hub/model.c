@@ -238,7 +238,8 @@ int fo_model_history_add(fo_model *m, const fo_batch *b, fo_arena *arena)
         hb->arena = *arena;
         hb->items = (fo_completion *)b->items;
     } else {
-        fo_arena_init(&hb->arena, 1024);
+        /* Sized for the batch: K=1 batches are ~100 bytes and a model keeps ~1000. */
+        fo_arena_init(&hb->arena, 64 + 96 * (size_t)b->len);
         if (!(hb->items = fo_arena_alloc(&hb->arena, b->len * sizeof(fo_completion))))
             goto oom;
         for (i = 0; i < b->len; i++) {
@@ -680,8 +681,13 @@ void fo_model_release(fo_pending *p)
                     fo_model_catch_up(sub);
         }
         if (p->session) {
+            sub = fo_session_find_sub(p->session, m);
+            /* A lagging flusher gets its catch-up first: pushes of earlier batches, then
+             * its ack, as the contract orders them. */
+            if (sub && sub->lagging)
+                fo_model_catch_up(sub);
             fo_session_send(p->session, p->reply);
-            if ((sub = fo_session_find_sub(p->session, m)) && sub->next_from == p->from)
+            if (sub && sub->next_from == p->from)
                 sub->next_from = p->from + p->len;
         }
         h->metrics.flushes++;

@@ -89,6 +89,13 @@ static int enqueue(fo_session *s, fo_frame *f, fo_sub *sub, uint64_t from)
     it->from = from;
     s->qlen++;
     s->qbytes += f->len;
+    /* Replies cannot be dropped (one per rid), so a client that sends requests without
+     * reading the answers is stopped from sending more until it reads: memory per
+     * connection stays bounded. */
+    if (!s->rx_paused && s->wsi && s->qbytes > 2 * s->hub->cfg.max_queue) {
+        s->rx_paused = true;
+        lws_rx_flow_control(s->wsi, 0);
+    }
     mark_dirty(s);
     return 0;
 }
@@ -403,8 +410,16 @@ static void on_message(fo_session *s, const unsigned char *data, size_t len, boo
 static int on_receive(fo_session *s, struct lws *wsi, const void *in, size_t len)
 {
     size_t max = s->hub->cfg.max_frame;
+    bool first = lws_is_first_fragment(wsi);
+    bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
 
-    if (lws_is_first_fragment(wsi)) {
+    if (first && last && len <= max) {
+        /* A whole message in lws's buffer: decode it in place, nothing kept per idle
+         * connection. */
+        on_message(s, in, len, lws_frame_is_binary(wsi));
+        return 0;
+    }
+    if (first) {
         s->rx_len = 0;
         s->rx_discard = false;
         s->rx_binary = lws_frame_is_binary(wsi);
@@ -416,7 +431,7 @@ static int on_receive(fo_session *s, struct lws *wsi, const void *in, size_t len
 
             /* The frame is dropped unread; its start may still name the rid to answer. */
             memset(&req, 0, sizeof(req));
-            memcpy(model, "", 1);
+            model[0] = '\0';
             if (s->rx_len)
                 fo_wire_peek(s->rx, s->rx_len, &req.has_rid, &req.rid, model, sizeof(model));
             else
@@ -441,16 +456,13 @@ static int on_receive(fo_session *s, struct lws *wsi, const void *in, size_t len
             s->rx_len += len;
         }
     }
-    if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+    if (last) {
         if (!s->rx_discard)
             on_message(s, s->rx, s->rx_len, s->rx_binary);
-        s->rx_len = 0;
-        /* Keep big buffers only while they are used. */
-        if (s->rx_cap > 65536) {
-            free(s->rx);
-            s->rx = NULL;
-            s->rx_cap = 0;
-        }
+        /* Fragmented messages are rare: keep no buffer between them. */
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = s->rx_cap = 0;
     }
     return 0;
 }
@@ -512,6 +524,10 @@ static int on_writeable(fo_session *s)
         h->metrics.writes++;
         if (lws_write(s->wsi, h->wbuf + LWS_PRE, off, LWS_WRITE_RAW) < (int)off)
             return -1;
+    }
+    if (s->rx_paused && s->qbytes < s->hub->cfg.max_queue / 2) {
+        s->rx_paused = false;
+        lws_rx_flow_control(s->wsi, 1);
     }
     if (s->qlen) {
         s->want_write = true;

@@ -66,6 +66,7 @@ struct fo_session {
     uint32_t qhead, qlen, qcap;
     size_t qbytes;
     bool want_write;        /* a writable callback has been requested */
+    bool rx_paused;         /* reading stopped: replies pile up unread (backpressure) */
     bool in_dirty;          /* linked in hub->dirty */
     uint16_t close_code;
     fo_sub *subs;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bench/loadgen/lg.h"
+#include "bench/loadgen/skim.h"
 
 #define ID_MASK (((uint64_t)1 << 53) - 1)
 
@@ -295,99 +296,171 @@ static void remap_ids(fo_lg_conn *c, const fo_sync *s)
     }
 }
 
-static void on_ack(fo_lg_conn *c, const fo_msg *m)
+/* The fields the checks use, from a full decode (the skim fills the same struct). */
+static void view_of(const fo_lg *lg, const fo_msg *m, fo_skim *v)
+{
+    const fo_batch *b = m->type == FO_MSG_ACK ? &m->result.applied : &m->batch;
+    uint32_t i;
+
+    memset(v, 0, sizeof(*v));
+    v->type = m->type;
+    v->model = m->model;
+    v->model_len = m->model ? (uint32_t)strlen(m->model) : 0;
+    v->seq = m->seq;
+    v->from = b->from;
+    v->len = b->len;
+    if (m->type == FO_MSG_ACK) {
+        v->sync = m->result.sync.kind;
+        v->sync_from = m->result.sync.diff.from;
+        v->sync_len = m->result.sync.diff.len;
+        v->latest_count = m->result.sync.latest.command_count;
+        return;
+    }
+    for (i = 0; i < b->len && v->nstamps < FO_SKIM_MAX_STAMPS; i++) {
+        const fo_value *props = b->items[i].command.props;
+        const fo_map *pm = props ? fo_value_as_map(props) : NULL;
+        const fo_value *t = pm ? fo_map_get(pm, lg->key_t) : NULL;
+        if (t && fo_value_type(t) == FO_INT)
+            v->stamps[v->nstamps++] = t->h.as.i;
+    }
+}
+
+/* `full` is the decoded frame when there is one (NULL when skimmed: then the ack has no
+ * errors and no mappedPaths). */
+static void on_ack(fo_lg_conn *c, const fo_skim *v, const fo_msg *full)
 {
     fo_lg *lg = c->lg;
-    const fo_apply_result *r = &m->result;
-    uint64_t end = r->applied.from + r->applied.len, count = end, now = lg->ws.now, lat;
+    uint64_t end = v->from + v->len, count = end, now = lg->ws.now, lat;
+    const fo_apply_result *r = full ? &full->result : NULL;
     fo_lg_flight f;
     uint32_t i;
 
     if (!c->writer || c->fl_len == 0) {
         fo_lg_error(lg, c, FO_LGE_ACK, "ack seq %llu with no flush outstanding",
-                    (unsigned long long)m->seq);
+                    (unsigned long long)v->seq);
         return;
     }
     f = c->fl[c->fl_head];
-    if (m->seq != f.seq) {
-        for (i = 1; i < c->fl_len && c->fl[(c->fl_head + i) % c->fl_cap].seq != m->seq; i++)
+    if (v->seq != f.seq) {
+        for (i = 1; i < c->fl_len && c->fl[(c->fl_head + i) % c->fl_cap].seq != v->seq; i++)
             ;
         fo_lg_error(lg, c, FO_LGE_ACK,
                     "ack seq %llu but the oldest outstanding flush is seq %llu (%s)",
-                    (unsigned long long)m->seq, (unsigned long long)f.seq,
+                    (unsigned long long)v->seq, (unsigned long long)f.seq,
                     i < c->fl_len ? "acks out of order" : "no such flush");
         return;
     }
     flight_pop(c);
     lat = now > f.t_intended ? now - f.t_intended : 0;
-    if (r->sync.kind == FO_SYNC_PARTIAL)
-        count = r->sync.diff.from + r->sync.diff.len;
-    else if (r->sync.kind == FO_SYNC_FULL)
-        count = r->sync.latest.command_count;
-    if (r->errors_len)
+    if (v->sync == FO_SYNC_PARTIAL)
+        count = v->sync_from + v->sync_len;
+    else if (v->sync == FO_SYNC_FULL)
+        count = v->latest_count;
+    if (r && r->errors_len)
         fo_lg_error(lg, c, FO_LGE_APPLY, "ack seq %llu reports %u failed command(s), first: %s %s",
-                    (unsigned long long)m->seq, r->errors_len, fo_action_name(r->errors[0].action),
+                    (unsigned long long)v->seq, r->errors_len, fo_action_name(r->errors[0].action),
                     r->errors[0].message);
-    if (r->applied.len != f.ncmds)
+    if (v->len != f.ncmds)
         fo_lg_error(lg, c, FO_LGE_APPLY, "ack seq %llu applied %u of %u commands",
-                    (unsigned long long)m->seq, r->applied.len, f.ncmds);
-    if (r->applied.from != c->pos)
+                    (unsigned long long)v->seq, v->len, f.ncmds);
+    if (v->from != c->pos)
         fo_lg_error(lg, c, FO_LGE_ORDER,
                     "ack seq %llu: applied.from %llu but this connection's frames reached "
                     "count %llu (pushes %s before the ack)",
-                    (unsigned long long)m->seq, (unsigned long long)r->applied.from,
-                    (unsigned long long)c->pos, r->applied.from > c->pos ? "missing" : "beyond");
+                    (unsigned long long)v->seq, (unsigned long long)v->from,
+                    (unsigned long long)c->pos, v->from > c->pos ? "missing" : "beyond");
     if (count != end)
         fo_lg_error(lg, c, FO_LGE_ORDER,
                     "ack seq %llu: sync leads to count %llu but applied ends at %llu",
-                    (unsigned long long)m->seq, (unsigned long long)count, (unsigned long long)end);
-    if (r->sync.kind != FO_SYNC_NONE && r->sync.mapped_len)
+                    (unsigned long long)v->seq, (unsigned long long)count, (unsigned long long)end);
+    if (r && r->sync.kind != FO_SYNC_NONE && r->sync.mapped_len)
         remap_ids(c, &r->sync);
-    c->own_from[c->own_n++ % FO_LG_OWN_RING] = r->applied.from;
+    c->own_from[c->own_n++ % FO_LG_OWN_RING] = v->from;
     c->pos = count;
     lg->total.acks++;
-    lg->total.commands += r->applied.len;
-    if (lg->phase == FO_LG_MEASURE) {
+    lg->total.commands += v->len;
+    if (lg->phase == FO_LG_MEASURE)
         fo_hist_record(&lg->ack, lat);
-    }
     fo_hist_record(&lg->ack_sec, lat);
     next_flush(c);
 }
 
-static void on_push(fo_lg_conn *c, const fo_msg *m)
+static void on_push(fo_lg_conn *c, const fo_skim *v)
 {
     fo_lg *lg = c->lg;
-    const fo_batch *b = &m->batch;
-    uint64_t end = b->from + b->len, now = lg->ws.now;
+    uint64_t end = v->from + v->len, now = lg->ws.now;
     uint32_t i;
 
-    if (b->from != c->pos) {
-        if (end <= c->pos && is_own_from(c, b->from))
+    if (v->from != c->pos) {
+        if (end <= c->pos && is_own_from(c, v->from))
             fo_lg_error(lg, c, FO_LGE_OWN_PUSH, "push of our own batch [%llu, %llu)",
-                        (unsigned long long)b->from, (unsigned long long)end);
-        else if (b->from < c->pos)
+                        (unsigned long long)v->from, (unsigned long long)end);
+        else if (v->from < c->pos)
             fo_lg_error(lg, c, FO_LGE_OVERLAP,
                         "push [%llu, %llu) overlaps what this connection has (count %llu)",
-                        (unsigned long long)b->from, (unsigned long long)end,
+                        (unsigned long long)v->from, (unsigned long long)end,
                         (unsigned long long)c->pos);
         else
             fo_lg_error(
                 lg, c, FO_LGE_GAP, "gap: push [%llu, %llu) but this connection is at count %llu",
-                (unsigned long long)b->from, (unsigned long long)end, (unsigned long long)c->pos);
+                (unsigned long long)v->from, (unsigned long long)end, (unsigned long long)c->pos);
     }
     if (end > c->pos)
         c->pos = end;
     lg->total.pushes++;
-    lg->total.push_cmds += b->len;
+    lg->total.push_cmds += v->len;
     if (lg->phase != FO_LG_MEASURE)
         return;
-    for (i = 0; i < b->len; i++) {
-        const fo_value *props = b->items[i].command.props;
-        const fo_map *pm = props ? fo_value_as_map(props) : NULL;
-        const fo_value *t = pm ? fo_map_get(pm, lg->key_t) : NULL;
-        if (t && fo_value_type(t) == FO_INT && (uint64_t)t->h.as.i <= now)
-            fo_hist_record(&lg->push, now - (uint64_t)t->h.as.i);
+    for (i = 0; i < v->nstamps; i++)
+        if (v->stamps[i] >= 0 && (uint64_t)v->stamps[i] <= now)
+            fo_hist_record(&lg->push, now - (uint64_t)v->stamps[i]);
+}
+
+/* Every Nth skimmed frame is also decoded in full; the two readings must agree. */
+static void cross_check(fo_lg_conn *c, const fo_skim *sk, const char *data, size_t len)
+{
+    fo_lg *lg = c->lg;
+    fo_err_info err;
+    fo_skim full;
+    fo_msg m;
+    int rc;
+
+    fo_arena_reset(&lg->dec);
+    if ((rc = fo_wire_decode(data, len, &lg->limits, &lg->dec, &m, &err)) != 0) {
+        fo_lg_error(lg, c, FO_LGE_FRAME, "undecodable %s frame (%zu bytes): %s: %s %s",
+                    fo_msg_type_name(sk->type), len, fo_strerror(rc), err.path, err.msg);
+        return;
     }
+    view_of(lg, &m, &full);
+    if (full.type != sk->type || full.seq != sk->seq || full.from != sk->from ||
+        full.len != sk->len || full.sync != sk->sync ||
+        (sk->sync == FO_SYNC_PARTIAL &&
+         (full.sync_from != sk->sync_from || full.sync_len != sk->sync_len)) ||
+        (sk->sync == FO_SYNC_FULL && full.latest_count != sk->latest_count) ||
+        full.nstamps != sk->nstamps || (full.nstamps && full.stamps[0] != sk->stamps[0]))
+        fo_lg_error(lg, c, FO_LGE_LOCAL,
+                    "the fast reader disagrees with fo_wire_decode on a %zu-byte %s frame", len,
+                    fo_msg_type_name(sk->type));
+}
+
+/* The hot path: acks and pushes read by the skim (see skim.h). True when handled. */
+static bool on_skimmed(fo_lg_conn *c, const char *data, size_t len)
+{
+    fo_lg *lg = c->lg;
+    const char *name = lg->model_names[c->model];
+    fo_skim sk;
+
+    if (fo_skim_frame(data, len, &sk) != 0)
+        return false; /* not for the skim, or odd: the full decoder says what */
+    if (sk.model_len != strlen(name) || memcmp(sk.model, name, sk.model_len) != 0)
+        return false;
+    if (lg->o.check_every && ++lg->skimmed % lg->o.check_every == 0)
+        cross_check(c, &sk, data, len);
+    if (sk.type == FO_MSG_ACK)
+        on_ack(c, &sk, NULL);
+    else
+        on_push(c, &sk);
+    return true;
 }
 
 static void on_error_frame(fo_lg_conn *c, const fo_msg *m)
@@ -422,6 +495,7 @@ static void on_message(fo_ws *ws, int opcode, const char *data, size_t len)
     fo_lg_conn *c = ws->data;
     fo_lg *lg = c->lg;
     fo_err_info err;
+    fo_skim v;
     fo_msg m;
     int rc;
 
@@ -429,6 +503,8 @@ static void on_message(fo_ws *ws, int opcode, const char *data, size_t len)
         fo_lg_error(lg, c, FO_LGE_FRAME, "text frame from the hub (%zu bytes)", len);
         return;
     }
+    if (lg->o.check_every != 1 && on_skimmed(c, data, len))
+        return;
     fo_arena_reset(&lg->dec);
     rc = fo_wire_decode(data, len, &lg->limits, &lg->dec, &m, &err);
     if (rc) {
@@ -442,8 +518,14 @@ static void on_message(fo_ws *ws, int opcode, const char *data, size_t len)
         return;
     }
     switch (m.type) {
-    case FO_MSG_ACK: on_ack(c, &m); break;
-    case FO_MSG_PUSH: on_push(c, &m); break;
+    case FO_MSG_ACK:
+    case FO_MSG_PUSH:
+        view_of(lg, &m, &v);
+        if (m.type == FO_MSG_ACK)
+            on_ack(c, &v, &m);
+        else
+            on_push(c, &v);
+        break;
     case FO_MSG_ERROR: on_error_frame(c, &m); break;
     case FO_MSG_WELCOME:
         if (c->state != FO_LGC_HELLO) {

@@ -42,8 +42,9 @@ typedef struct fo_lg_opts {
     uint32_t nsources;
     int hub_pid; /* 0: look it up from the port */
     bool json, idle, progress;
-    bool pipeline; /* open loop: no limit of one flush in flight per writer */
-    bool no_hello; /* --idle without hello */
+    bool pipeline;        /* open loop: no limit of one flush in flight per writer */
+    bool no_hello;        /* --idle without hello */
+    uint32_t check_every; /* 1: decode every ack/push fully; N: skim, decode 1 in N */
     char model_prefix[64];
     uint32_t connect_concurrency;
     uint32_t print_errors; /* failures printed in full; all are counted */
@@ -155,6 +156,7 @@ struct fo_lg {
     fo_lg_counters w0, w1;      /* window start and end */
     fo_lg_counters last_sec;    /* for the progress line */
     fo_hist ack, push, ack_sec; /* ack and push latency in the window; ack this second */
+    fo_hist lag;                /* open loop: how late the generator's timer woke, per flush */
     uint64_t t_phase;           /* when the current phase began */
     uint64_t unacked_at_end;    /* outstanding flushes after the drain */
     uint64_t inflight;          /* flushes sent, not yet answered */
@@ -162,6 +164,7 @@ struct fo_lg {
     uint64_t backlog_at_end;
     uint64_t errs[FO_LGE_NKINDS];
     uint32_t errors_printed;
+    uint64_t skimmed; /* acks and pushes read by the skim */
 
     /* the hub process and its counters */
     int hub_pid;

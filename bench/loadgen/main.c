@@ -88,6 +88,7 @@ static void start_measure(uv_timer_t *t)
     lg->t_phase = uv_hrtime();
     fo_hist_init(&lg->ack);
     fo_hist_init(&lg->push);
+    fo_hist_init(&lg->lag);
     fo_lg_counters_take(lg, &lg->w0);
     fo_proc_sample_read(lg->hub_pid, &lg->p0);
     if (!lg->o.idle)
@@ -138,6 +139,8 @@ static void on_schedule(uv_poll_t *p, int status, int events)
             break;
         c = &lg->conns[lg->writers[lg->ol_n % lg->nwriters]];
         lg->ol_n++;
+        if (lg->phase == FO_LG_MEASURE)
+            fo_hist_record(&lg->lag, now - due);
         fo_lg_conn_due(c, due);
     }
     arm_schedule(lg, due);

@@ -143,6 +143,8 @@ void fo_lg_report_table(const fo_lg *lg, FILE *f)
     fprintf(f, "  %-20s %.1f\n", "socket writes/s", r.writes);
     lat_line(f, "ack latency (ms)", &lg->ack);
     lat_line(f, "push latency (ms)", &lg->push);
+    if (lg->o.rate > 0)
+        lat_line(f, "send lag (ms)", &lg->lag); /* our own timer's lateness */
     fprintf(f, "  %-20s %llu", "errors", (unsigned long long)lg->total.errors);
     for (k = 0; k < FO_LGE_NKINDS; k++)
         if (lg->errs[k])
@@ -222,6 +224,8 @@ void fo_lg_report_json(const fo_lg *lg, FILE *f)
     jnum(f, "ack_mean_ms", fo_hist_mean(&lg->ack) / 1e6, &first);
     jnum(f, "ack_samples", (double)lg->ack.count, &first);
     jlat(f, "push", &lg->push, &first);
+    if (lg->o.rate > 0)
+        jlat(f, "send_lag", &lg->lag, &first);
     jnum(f, "frames_out_per_sec", r.frames_out, &first);
     jnum(f, "frames_in_per_sec", r.frames_in, &first);
     jnum(f, "bytes_out_per_sec", r.bytes_out, &first);

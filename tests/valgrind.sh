@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# valgrind.sh - the core's unit tests and a hub session under valgrind (memcheck), on the
+# dev preset (no sanitizers: valgrind and ASan do not mix). Part of `make test`.
+#
+#   tests/valgrind.sh BUILD_DIR      (e.g. build/dev)
+# Prints one line per check and `valgrind: N passed, N failed` last; exit 0 only when all pass.
+set -uo pipefail
+
+build=${1:?usage: tests/valgrind.sh BUILD_DIR}
+vg=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+    --trace-children=yes)
+pass=0
+fail=0
+tmp=$(mktemp -d /tmp/fo-valgrind.XXXXXX)
+hub_pid=
+cleanup() {
+    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+check() { # name, command...
+    local name=$1
+    shift
+    if "$@" >"$tmp/$name.log" 2>&1; then
+        pass=$((pass + 1))
+        echo "ok   $name"
+    else
+        fail=$((fail + 1))
+        echo "FAIL $name"
+        tail -40 "$tmp/$name.log"
+    fi
+}
+
+if ! command -v valgrind >/dev/null; then
+    echo "valgrind: not installed (scripts/install-deps.sh test installs it)" >&2
+    exit 1
+fi
+
+for t in value doc pathmap batch master proxy wire json; do
+    check "test_$t" "${vg[@]}" "$build/tests/test_$t" --jobs 1
+done
+
+# A hub session: start, apply, read back, SIGTERM; the hub must exit 0 with no error.
+hub_session() {
+    local log=$tmp/hub.log port
+    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
+        --sequential-ids 2>"$log" &
+    hub_pid=$!
+    for _ in $(seq 1 200); do
+        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$log"; return 1; }
+    local url=ws://127.0.0.1:$port/v1/ws cli=$build/clients/flushout
+    "$cli" --url "$url" --timeout 20 apply vg '{"action":"update","props":{"a":1}}' \
+        '{"action":"update","props":{"b":[1,"x"],"c":{"d":null}}}' \
+        '{"action":"delete","path":["a"]}' >/dev/null || return 1
+    [ "$("$cli" --url "$url" --timeout 20 get vg)" = \
+      '{"commandCount":3,"document":{"b":[1,"x"],"c":{"d":null}}}' ] || return 1
+    kill -TERM "$hub_pid"
+    wait "$hub_pid"
+    local rc=$?
+    hub_pid=
+    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+}
+check hub_session hub_session
+
+echo "valgrind: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,5 +1,5 @@
 # The two commands of README.md: `make run` and `make test`.
-.PHONY: all deps test-deps build demo run test bench clean
+.PHONY: all deps test-deps build demo run test bench bench-quick clean
 
 all: build
 
@@ -28,9 +28,23 @@ test: test-deps
 	cmake --preset asan >/dev/null
 	cmake --build build/asan -j$$(nproc)
 	ctest --preset asan -j$$(nproc)
+	cmake --preset dev >/dev/null
+	cmake --build build/dev -j$$(nproc)
+	tests/valgrind.sh build/dev
 
+# The benchmarks: fo-microbench (bench/micro), then the issue-5 scenarios against the hub
+# and the Node peer with the ratio table (bench/run.sh), then the open-loop latency sweep and
+# its plot build/bench/latency.svg (bench/sweep.sh, bench/plot.gp; needs gnuplot-nox).
+# Full: about 13 minutes. `make bench ARGS=--quick` or `make bench-quick`: about 1.5 minutes.
+# Results: build/bench-micro.json, build/bench/{summary.txt,results.json,sweep.json,latency.svg}.
 bench: build
-	bench/micro/run.sh
+	@scripts/install-deps.sh bench
+	bench/micro/run.sh $(findstring --quick,$(ARGS))
+	bench/run.sh $(ARGS)
+	bench/sweep.sh $(ARGS)
+
+bench-quick:
+	$(MAKE) bench ARGS="--quick $(ARGS)"
 
 clean:
 	rm -rf build

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the project needs from Debian's packages, only what is missing.
-# Usage: scripts/install-deps.sh [build|test]   (test adds the test-only tools)
+# Usage: scripts/install-deps.sh [build|test|bench]   (test and bench add their tools)
 set -euo pipefail
 
 want=(build-essential cmake pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
       libmsgpack-dev libxxhash-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev nodejs npm)
+if [ "${1:-build}" = bench ]; then
+    want+=(gnuplot-nox python3)
+fi
 if [ "${1:-build}" = test ]; then
     want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium)
 fi

@@ -168,23 +168,38 @@ int fo_proxy_apply(fo_proxy *p, const fo_command *c, fo_doc_result *out)
     return fo_doc_maybe_compact(p->model);
 }
 
-int fo_proxy_begin_flush(fo_proxy *p, fo_batch *out)
+int fo_proxy_begin_flush_max(fo_proxy *p, uint32_t max_items, fo_batch *out)
 {
-    clist tmp;
+    clist tmp, rest;
+    uint32_t i;
 
     if (p->flushing || p->broken)
         return FO_ESTATE;
+    clist_init(&rest);
+    if (max_items && p->queue.len > max_items) {
+        /* The tail stays queued: copied into a list of its own before the swap. */
+        for (i = max_items; i < p->queue.len; i++) {
+            if (clist_push(&rest, &p->queue.items[i])) {
+                clist_destroy(&rest);
+                return FO_ENOMEM;
+            }
+        }
+        p->queue.len = max_items;
+    }
     tmp = p->flight;
     p->flight = p->queue;
-    p->queue = tmp;
-    fo_arena_destroy(&p->queue.arena);
-    fo_arena_init(&p->queue.arena, 1024);
-    p->queue.len = 0;
+    p->queue = rest;
+    clist_destroy(&tmp);
     p->flushing = true;
     out->from = fo_doc_count(p->committed);
     out->len = p->flight.len;
     out->items = p->flight.items;
     return 0;
+}
+
+int fo_proxy_begin_flush(fo_proxy *p, fo_batch *out)
+{
+    return fo_proxy_begin_flush_max(p, 0, out);
 }
 
 int fo_proxy_cancel_flush(fo_proxy *p)

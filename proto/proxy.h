@@ -39,6 +39,10 @@ int fo_proxy_apply(fo_proxy *p, const fo_command *c, fo_doc_result *out);
 /* Starts a flush: *out gets {from: committed count, completions: the queue}, borrowed
  * until end/cancel. FO_ESTATE when a flush is in progress. */
 int fo_proxy_begin_flush(fo_proxy *p, fo_batch *out);
+/* As fo_proxy_begin_flush, with at most `max_items` completions in the flight (0: no
+ * limit); the rest stay queued for the next flush. A queue grown offline can so be sent
+ * in frames the hub accepts. */
+int fo_proxy_begin_flush_max(fo_proxy *p, uint32_t max_items, fo_batch *out);
 /* Puts the in-flight batch back in front of the queue. FO_ESTATE when not flushing. */
 int fo_proxy_cancel_flush(fo_proxy *p);
 /* Ends a flush with the ack's sync (NULL or kind NONE: accepted as is). The sync is

@@ -278,3 +278,41 @@ Test(proxy, a_diff_that_does_not_apply_breaks_the_proxy_until_reset)
     cr_assert_eq(fo_proxy_begin_flush(p, &b), 0);
     fo_proxy_free(p);
 }
+
+Test(proxy, a_long_queue_flushes_in_bounded_pieces)
+{
+    fo_master *m = master(NULL);
+    fo_proxy *p = proxy();
+    fo_batch b;
+    fo_apply_result r;
+    bool changed = true;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        char json[80];
+        snprintf(json, sizeof(json), "{\"action\":\"update\",\"props\":{\"k%d\":%d}}", i, i);
+        papply(p, json);
+    }
+    cr_assert_eq(fo_proxy_begin_flush_max(p, 2, &b), 0);
+    cr_assert_eq(b.len, 2);
+    cr_assert_eq(fo_proxy_queue_len(p), 3);
+    cr_assert_eq(fo_master_apply(m, &b, NULL, &A, &r), 0);
+    cr_assert_eq(fo_proxy_end_flush(p, &r.sync, &changed), 0);
+    cr_assert_not(changed);
+    cr_assert_eq(fo_proxy_committed_count(p), 2);
+    cr_assert_eq(fo_proxy_begin_flush_max(p, 2, &b), 0);
+    cr_assert_eq(b.from, 2);
+    cr_assert_eq(b.len, 2);
+    cr_assert_eq(fo_proxy_cancel_flush(p), 0); /* back in front, order kept */
+    cr_assert_eq(fo_proxy_begin_flush_max(p, 0, &b), 0);
+    cr_assert_eq(b.len, 3);
+    tj_assert_value(b.items[0].command.props, "{\"k2\":2}");
+    tj_assert_value(b.items[2].command.props, "{\"k4\":4}");
+    cr_assert_eq(fo_master_apply(m, &b, NULL, &A, &r), 0);
+    cr_assert_eq(fo_proxy_end_flush(p, &r.sync, NULL), 0);
+    tj_assert_value(fo_master_snapshot(m).document,
+                    "{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4}");
+    tj_assert_value(fo_proxy_document(p), "{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4}");
+    fo_proxy_free(p);
+    fo_master_free(m);
+}

@@ -146,27 +146,37 @@ static void try_flush(fo_client_model *m)
     fo_client *c = m->c;
     fo_batch b;
     fo_msg msg;
+    uint32_t limit = 0;
     int rc;
 
     if (!fo_client_is_open(c) || m->sub != FO_SUB_LIVE || !m->ready || m->flushing || m->dead)
         return;
     if (!m->flush_requested && (fo_proxy_queue_len(m->proxy) == 0 || c->cfg.manual_flush))
         return;
-    if (fo_proxy_begin_flush(m->proxy, &b) != 0)
-        return; /* a diff did not apply: waiting for the snapshot */
-    memset(&msg, 0, sizeof(msg));
-    msg.type = FO_MSG_FLUSH;
-    msg.model = m->name;
-    msg.has_rid = true;
-    msg.rid = c->next_rid++;
-    msg.seq = c->next_seq++;
-    msg.batch = b;
-    m->flush_frame.len = 0;
-    if ((rc = fo_wire_encode(&msg, &m->flush_frame)) != 0) {
+    for (;;) {
+        if (fo_proxy_begin_flush_max(m->proxy, limit, &b) != 0)
+            return; /* a diff did not apply: waiting for the snapshot */
+        memset(&msg, 0, sizeof(msg));
+        msg.type = FO_MSG_FLUSH;
+        msg.model = m->name;
+        msg.has_rid = true;
+        msg.rid = c->next_rid;
+        msg.seq = c->next_seq;
+        msg.batch = b;
+        m->flush_frame.len = 0;
+        if ((rc = fo_wire_encode(&msg, &m->flush_frame)) != 0) {
+            fo_proxy_cancel_flush(m->proxy);
+            fo_client_report(c, 0, m->name, "cannot encode a flush: %s", fo_strerror(rc));
+            return;
+        }
+        /* A queue grown offline may not fit one frame: send it in halves, and so on. */
+        if (!c->max_frame || m->flush_frame.len <= c->max_frame || b.len <= 1)
+            break;
         fo_proxy_cancel_flush(m->proxy);
-        fo_client_report(c, 0, m->name, "cannot encode a flush: %s", fo_strerror(rc));
-        return;
+        limit = b.len / 2;
     }
+    c->next_rid++;
+    c->next_seq++;
     m->flushing = true;
     m->flush_requested = false;
     m->flush_seq = msg.seq;

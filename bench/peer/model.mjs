@@ -9,13 +9,13 @@ import { completionsToWire, errorsToWire } from './wire.mjs';
 // models interleave freely.
 export class SequentialRunner {
   constructor(onError) {
-    this.queue = [];
+    this.queue = []; // task, its error handler (or undefined), task, ...
     this.running = false;
     this.onError = onError;
   }
 
-  run(task) {
-    this.queue.push(task);
+  run(task, onError) {
+    this.queue.push(task, onError);
     if (!this.running) this.drain();
   }
 
@@ -23,10 +23,12 @@ export class SequentialRunner {
     this.running = true;
     while (this.queue.length) {
       const task = this.queue.shift();
+      const onError = this.queue.shift();
       try {
         await task();
       } catch (e) {
         this.onError(e);
+        if (onError) onError(e);
       }
     }
     this.running = false;
@@ -56,7 +58,7 @@ export class Model {
       { commandCount: 0, document: {} },
       { historyProvider: (from, to) => Promise.resolve(this.historyRange(from, to)) }
     );
-    this.runner = new SequentialRunner((e) => this.fail(e));
+    this.runner = new SequentialRunner((e) => this.hub.log(`model ${this.name}: ${e && e.stack || e}`));
   }
 
   count() {
@@ -210,7 +212,11 @@ export class Model {
           const limit = hub.maxQueue;
           for (const o of this.subs) {
             const os = o.session;
-            if (os === s || o.lagging) continue;
+            if (os === s) continue;
+            if (o.lagging) {
+              hub.stats.droppedPushes++;
+              continue;
+            }
             if (os.ws.bufferedAmount > limit) {
               // Slow subscriber: drop its pushes, catch it up in one push when it drains.
               o.lagging = true;

@@ -180,7 +180,7 @@ class PeerHub {
     m.runner.run(() => {
       if (m.broken) return s.error(msg, 'internal', 'the model is broken (see the peer log)');
       return fn(m);
-    });
+    }, () => s.error(msg, 'internal', 'internal error (see the peer log)'));
   }
 
   onConnection(ws) {

@@ -27,7 +27,7 @@ async function check(name, fn) {
 
 function startServer() {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(here, 'server.mjs'), '--listen', '127.0.0.1:0'], {
+    const p = spawn(process.execPath, [join(here, 'server.mjs'), '--listen', '127.0.0.1:0', '--max-queue', '65536'], {
       stdio: ['ignore', 'inherit', 'pipe'],
     });
     let err = '';
@@ -296,8 +296,64 @@ async function run(port) {
   r = await c.request({ t: 'flush', rid: 25, model: 'todo', seq: 1, batch: { from: 6, completions: [create(null, 'c1', {})] } });
   await check('flush after the other unsubscribed', () => assert.equal(r.result?.applied.completions.length, 1, JSON.stringify(r)));
   await check('no push after unsub', async () => assert.deepEqual(await b.quiet(100), []));
+  // The reference throws on an update under a null (typeof null === 'object'): the flush
+  // gets `internal`, and the model refuses requests from then on.
+  r = await c.request({ t: 'flush', rid: 30, model: 'boom', seq: 1,
+    batch: { from: 0, completions: [create(null, 'n', { a: null })] } });
+  await check('a null in a document', () => assert.equal(r.t, 'ack'));
+  r = await c.request({ t: 'flush', rid: 31, model: 'boom', seq: 2,
+    batch: { from: 1, completions: [{ command: { action: 'update', path: ['n', 'a'], props: { x: 1 } } }] } });
+  await check('an exception in the reference', () => assert.deepEqual([r.t, r.code, r.rid, r.model], ['error', 'internal', 31, 'boom']));
+  r = await c.request({ t: 'get', rid: 32, model: 'boom' });
+  await check('a broken model', () => assert.deepEqual([r.t, r.code, r.rid], ['error', 'internal', 32]));
   b.close();
   c.close();
+  await slowSubscriber(port);
+}
+
+// A subscriber that stops reading loses nothing: its pushes are dropped past --max-queue
+// and it gets one catch-up push when its socket drains; its stream stays gap-free.
+async function slowSubscriber(port) {
+  const w = new Client(port);
+  const s = new Client(port);
+  await Promise.all([w.opened, s.opened]);
+  await w.request({ t: 'hello', client: 'smoke-w' });
+  await s.request({ t: 'hello', client: 'smoke-s' });
+  await w.request({ t: 'sub', model: 'slow' });
+  let r = await s.request({ t: 'sub', model: 'slow' });
+  let pos = r.snapshot.commandCount;
+  s.ws._socket.pause();
+  const N = 300;
+  const big = 'x'.repeat(60000);
+  for (let i = 0; i < N; i++) {
+    r = await w.request({ t: 'flush', rid: i, model: 'slow', seq: i + 1,
+      batch: { from: i, completions: [create(null, `id${i}`, { v: big })] } });
+    if (r.t !== 'ack') throw new Error(`flush ${i}: ${JSON.stringify(r)}`);
+  }
+  s.ws._socket.resume();
+  let frames = 0, gap = null;
+  while (pos < N) {
+    r = await s.next(`push (at ${pos} of ${N})`);
+    frames++;
+    if (r.t === 'push') {
+      if (r.diff.from !== pos) gap = gap || `push from ${r.diff.from} at ${pos}`;
+      pos = r.diff.from + r.diff.completions.length;
+    } else if (r.t === 'snap') {
+      pos = r.snapshot.commandCount;
+    } else {
+      gap = gap || `unexpected ${r.t}`;
+    }
+  }
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const dropped = Number(/flushout_dropped_pushes_total (\d+)/.exec(metrics)[1]);
+  console.log(`slow subscriber: ${frames} frames for ${N} batches, ${dropped} pushes dropped`);
+  await check('slow subscriber: gap-free catch-up', () => assert.equal(gap, null));
+  await check('slow subscriber: pushes were dropped and caught up', () => {
+    assert.ok(dropped > 0, `dropped ${dropped}`);
+    assert.ok(frames < N, `${frames} frames for ${N} batches`);
+  });
+  w.close();
+  s.close();
 }
 
 main();

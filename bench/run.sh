@@ -65,62 +65,18 @@ else
     : "${RUNS:=3}" "${DURATION:=8}" "${WARMUP:=2}" "${COLD_N:=10000}"
     IDLE_WAIT=3
 fi
-HUB=$BUILD/hub/flushout-hub
-BENCH=$BUILD/bench/flushout-bench
-PEER=$ROOT/bench/peer/server.mjs
-for b in "$HUB" "$BENCH"; do
-    [ -x "$b" ] || { echo "run.sh: $b not built (make build)" >&2; exit 2; }
-done
-command -v python3 >/dev/null || { echo "run.sh: needs python3" >&2; exit 2; }
-command -v taskset >/dev/null || { echo "run.sh: needs taskset (util-linux)" >&2; exit 2; }
-case ",$SERVERS," in *,peer,*)
-    command -v node >/dev/null || { echo "run.sh: needs node for the peer (or --servers hub)" >&2; exit 2; }
-    [ -d "$ROOT/bench/peer/node_modules/ws" ] ||
-        (cd "$ROOT/bench/peer" && npm ci --no-audit --no-fund --loglevel=error >&2) ;;
-esac
+FO_BENCH_NAME=run.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+fo_bench_check_tools
 mkdir -p "$OUT/runs"
 OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT"/runs/*.json "$OUT"/runs/*.log "$OUT"/runs/*.err
 
-SRV_PID=
 COLD_DIR=
-stop_srv() {
-    if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then
-        kill -TERM "$SRV_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$SRV_PID" 2>/dev/null && { echo "run.sh: server $SRV_PID ignored SIGTERM; killing" >&2; kill -KILL "$SRV_PID" 2>/dev/null || true; }
-        wait "$SRV_PID" 2>/dev/null || true
-    fi
-    SRV_PID=
-}
 cleanup() { stop_srv; [ -n "$COLD_DIR" ] && rm -rf "$COLD_DIR"; return 0; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# start_srv KIND LOG [HUB-ARGS...]: KIND hub or peer; sets SRV_PID and PORT. The server gets
-# `ulimit -n 20000` (scenario e) and is pinned to SRV_CPU.
-start_srv() {
-    local kind=$1 log=$2
-    shift 2
-    if [ "$kind" = peer ]; then
-        bash -c 'ulimit -n 20000; exec taskset -c "$0" node "$@"' "$SRV_CPU" "$PEER" \
-            --listen 127.0.0.1:0 2>"$log" &
-    else
-        bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$SRV_CPU" "$HUB" \
-            --listen 127.0.0.1:0 "$@" 2>"$log" &
-    fi
-    SRV_PID=$!
-    PORT=
-    for _ in $(seq 150); do
-        PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" 2>/dev/null | head -1 | cut -d: -f2 || true)
-        [ -n "$PORT" ] && return 0
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "run.sh: $kind did not start; log:" >&2
-    cat "$log" >&2
-    exit 1
-}
 
 # bench TAG BENCH-ARGS...: flushout-bench pinned to BENCH_CPU against the running server
 bench() {

@@ -51,56 +51,16 @@ else
     : "${PEER_RATES:=1000 2000 4000 8000 12000 16000 20000 24000 28000 32000 40000}"
     WARMUP=2
 fi
-HUB=$BUILD/hub/flushout-hub
-BENCH=$BUILD/bench/flushout-bench
-PEER=$ROOT/bench/peer/server.mjs
-for b in "$HUB" "$BENCH"; do
-    [ -x "$b" ] || { echo "sweep.sh: $b not built (make build)" >&2; exit 2; }
-done
-command -v python3 >/dev/null || { echo "sweep.sh: needs python3" >&2; exit 2; }
-case ",$SERVERS," in *,peer,*)
-    command -v node >/dev/null || { echo "sweep.sh: needs node for the peer (or --servers hub)" >&2; exit 2; }
-    [ -d "$ROOT/bench/peer/node_modules/ws" ] ||
-        (cd "$ROOT/bench/peer" && npm ci --no-audit --no-fund --loglevel=error >&2) ;;
-esac
+FO_BENCH_NAME=sweep.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+fo_bench_check_tools
 mkdir -p "$OUT/sweep"
 OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT"/sweep/*.json "$OUT"/sweep/*.log "$OUT"/sweep/*.err
 
-SRV_PID=
-stop_srv() {
-    if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then
-        kill -TERM "$SRV_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$SRV_PID" 2>/dev/null; then kill -KILL "$SRV_PID" 2>/dev/null || true; fi
-        wait "$SRV_PID" 2>/dev/null || true
-    fi
-    SRV_PID=
-}
 trap stop_srv EXIT
 trap 'exit 130' INT TERM
-
-start_srv() { # KIND LOG: sets SRV_PID and PORT
-    local kind=$1 log=$2
-    if [ "$kind" = peer ]; then
-        bash -c 'ulimit -n 20000; exec taskset -c "$0" node "$@"' "$SRV_CPU" "$PEER" \
-            --listen 127.0.0.1:0 2>"$log" &
-    else
-        bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$SRV_CPU" "$HUB" \
-            --listen 127.0.0.1:0 --store memory 2>"$log" &
-    fi
-    SRV_PID=$!
-    PORT=
-    for _ in $(seq 150); do
-        PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" 2>/dev/null | head -1 | cut -d: -f2 || true)
-        [ -n "$PORT" ] && return 0
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "sweep.sh: $kind did not start; log:" >&2
-    cat "$log" >&2
-    exit 1
-}
 
 echo "sweep.sh: ${DURATION}s per point; server on CPU $SRV_CPU, flushout-bench on CPU $BENCH_CPU; load average $(cut -d' ' -f1-3 /proc/loadavg); results in $OUT" >&2
 # The peer first: the hub then also runs at half the peer's highest achieved rate (the
@@ -123,7 +83,7 @@ print(int(round(m/2)) if m else "")' "$OUT")
     fi
     for rate in $rates; do
         tag=$OUT/sweep/$kind-$rate
-        start_srv $kind "$tag.log"
+        if [ "$kind" = hub ]; then start_srv hub "$tag.log" --store memory; else start_srv peer "$tag.log"; fi
         bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$BENCH_CPU" "$BENCH" \
             --url "ws://127.0.0.1:$PORT/v1/ws" --hub-pid "$SRV_PID" --json --no-progress \
             --check-every 16 --connections 100 --models 10 --commands 1 --rate "$rate" \

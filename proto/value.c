@@ -445,7 +445,6 @@ static int map_make_room(fo_map *m, fo_arena *a, size_t *dead)
 int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead)
 {
     fo_entry *e = map_find(m, k);
-    int rc;
 
     if (!k)
         return FO_ENOMEM;
@@ -460,16 +459,7 @@ int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead
         e->value = *v;
         return 0;
     }
-    if ((rc = map_make_room(m, a, dead)) != 0)
-        return rc;
-    e = &m->entries[m->len];
-    e->key = k;
-    e->value = *v;
-    if (m->ilog2)
-        index_insert(m, m->len, fo_key_hash(k));
-    m->len++;
-    m->live++;
-    return 0;
+    return fo_map_add(m, a, k, v, dead);
 }
 
 int fo_map_add(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead)

@@ -62,6 +62,7 @@ static void on_store_closed(void *data)
     uv_close((uv_handle_t *)&h->sigint, NULL);
     uv_close((uv_handle_t *)&h->check, NULL);
     uv_close((uv_handle_t *)&h->tick, NULL);
+    uv_close((uv_handle_t *)&h->kick, NULL);
 }
 
 static void stop(fo_hub *h)
@@ -127,12 +128,18 @@ static void on_signal(uv_signal_t *sig, int signum)
     }
 }
 
+void fo_hub_kick(uv_idle_t *idle)
+{
+    (void)idle;
+}
+
 /* End of every loop turn: what was applied goes to the store as one group, and every
- * session that queued frames asks for one writable callback. */
+ * session that queued frames writes them (corked: one write per connection per turn). */
 static void on_check(uv_check_t *c)
 {
     fo_hub *h = c->data;
 
+    h->metrics.loop_turns++;
     fo_commit_turn(h);
     fo_session_flush_dirty(h);
 }
@@ -222,7 +229,8 @@ int fo_hub_run(const fo_hub_config *cfg)
     uv_signal_init(&h->loop, &h->sigint);
     uv_check_init(&h->loop, &h->check);
     uv_timer_init(&h->loop, &h->tick);
-    h->sigterm.data = h->sigint.data = h->check.data = h->tick.data = h;
+    uv_idle_init(&h->loop, &h->kick);
+    h->sigterm.data = h->sigint.data = h->check.data = h->tick.data = h->kick.data = h;
     uv_signal_start(&h->sigterm, on_signal, SIGTERM);
     uv_signal_start(&h->sigint, on_signal, SIGINT);
     uv_check_start(&h->check, on_check);

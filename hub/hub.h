@@ -35,6 +35,8 @@ typedef struct fo_hub {
     uv_signal_t sigterm, sigint;
     uv_check_t check;   /* end of each loop turn: group commit, writable requests */
     uv_timer_t tick;    /* once a second: eviction, shutdown progress */
+    uv_idle_t kick;     /* active while sessions have frames to write: no sleep before
+                         * the check writes them */
     struct lws_context *lws;
     struct lws_vhost *vhost;
     int port;           /* the port actually listened on */
@@ -60,6 +62,9 @@ typedef struct fo_hub {
 
 /* Runs the hub until SIGTERM/SIGINT. Returns the process exit code. */
 int fo_hub_run(const fo_hub_config *cfg);
+
+/* The kick's callback (does nothing: being active keeps the loop from blocking). */
+void fo_hub_kick(uv_idle_t *idle);
 
 /* Milliseconds and nanoseconds of the loop's clock. */
 uint64_t fo_hub_now_ms(const fo_hub *h);

@@ -90,6 +90,15 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
     rc |= counter(out, "flushout_frames_out_total", "Frames sent.", m->frames_out);
     rc |= counter(out, "flushout_bytes_out_total", "Frame bytes sent.", m->bytes_out);
     rc |= counter(out, "flushout_socket_writes_total", "Packed socket writes.", m->writes);
+    rc |= counter(out, "flushout_loop_turns_total", "Event loop turns.", m->loop_turns);
+    rc |= counter(out, "flushout_write_turns_total",
+                  "Connection and loop turn pairs that had output.", m->write_turns);
+    rc |= counter(out, "flushout_writable_requests_total",
+                  "Writable callbacks asked of libwebsockets (partial writes, closes).",
+                  m->writable_requests);
+    rc |= counter(out, "flushout_partial_writes_total",
+                  "Socket writes not taken whole: the rest waits for the socket to drain.",
+                  m->partial_writes);
     rc |= counter(out, "flushout_pushes_total", "Push frames queued to subscribers.",
                   m->pushes);
     rc |= counter(out, "flushout_dropped_pushes_total",

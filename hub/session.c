@@ -37,34 +37,20 @@ void fo_session_unref(fo_session *s)
         session_free(s);
 }
 
-/* Links s in hub->dirty (holding a reference) unless a writable request is pending. */
+/* Links s in hub->dirty (holding a reference): its frames leave at the end of the turn.
+ * A session waiting for lws's writable callback is written from that callback instead. */
 static void mark_dirty(fo_session *s)
 {
+    fo_hub *h = s->hub;
+
     if (s->in_dirty || s->want_write || !s->wsi)
         return;
     fo_session_ref(s);
     s->in_dirty = true;
-    s->dirty_next = s->hub->dirty;
-    s->hub->dirty = s;
-}
-
-void fo_session_flush_dirty(fo_hub *h)
-{
-    fo_session *s = h->dirty;
-
-    h->dirty = NULL;
-    while (s) {
-        fo_session *next = s->dirty_next;
-        s->in_dirty = false;
-        s->dirty_next = NULL;
-        /* One request per burst: every lws_callback_on_writable costs epoll_ctl calls. */
-        if (s->wsi && !s->want_write) {
-            s->want_write = true;
-            lws_callback_on_writable(s->wsi);
-        }
-        fo_session_unref(s);
-        s = next;
-    }
+    s->dirty_next = h->dirty;
+    if (!h->dirty && !uv_is_closing((uv_handle_t *)&h->kick))
+        uv_idle_start(&h->kick, fo_hub_kick); /* the loop must not sleep before the check */
+    h->dirty = s;
 }
 
 static int enqueue(fo_session *s, fo_frame *f, fo_sub *sub, uint64_t from)
@@ -486,15 +472,15 @@ static size_t ws_header(unsigned char *p, size_t len)
     return 10;
 }
 
-/* Packs queued frames (each with its own WebSocket header) into one buffer and writes
- * it with one lws_write: valid because no extension (permessage-deflate) is enabled. */
-static int on_writeable(fo_session *s)
+/* Packs queued frames (each with its own WebSocket header) into one buffer and writes it
+ * with one lws_write (LWS_WRITE_RAW: valid because no extension, permessage-deflate, is
+ * enabled). -1 when the socket failed. */
+static int write_packed(fo_session *s)
 {
     fo_hub *h = s->hub;
     size_t off = 0;
     uint32_t n = 0;
 
-    s->want_write = false;
     while (s->qlen && off < PACK_MAX) {
         fo_outq_item *it = &s->q[s->qhead];
         size_t need = off + 10 + it->frame->len;
@@ -519,22 +505,94 @@ static int on_writeable(fo_session *s)
         s->qlen--;
         n++;
     }
-    if (off) {
-        h->metrics.frames_out += n;
-        h->metrics.writes++;
-        if (lws_write(s->wsi, h->wbuf + LWS_PRE, off, LWS_WRITE_RAW) < (int)off)
-            return -1;
+    h->metrics.frames_out += n;
+    h->metrics.writes++;
+    /* lws 4.1 sends at once (one send(), capped at the protocol's tx_packet_size); what
+     * the socket does not take it copies and sends on POLLOUT, then calls WRITEABLE. */
+    if (lws_write(s->wsi, h->wbuf + LWS_PRE, off, LWS_WRITE_RAW) < (int)off)
+        return -1;
+    if (lws_partial_buffered(s->wsi)) {
+        /* Nothing more until lws has drained its copy: writing on would append to it
+         * without bound. The WRITEABLE callback that follows the drain resumes. */
+        s->want_write = true;
+        h->metrics.partial_writes++;
     }
+    return 0;
+}
+
+/* Writes what is queued as long as the socket takes it whole. Returns -1 when the socket
+ * failed, 1 when a closing session has written everything (the caller closes it). */
+static int write_out(fo_session *s)
+{
+    while (s->qlen && !s->want_write)
+        if (write_packed(s))
+            return -1;
     if (s->rx_paused && s->qbytes < s->hub->cfg.max_queue / 2) {
         s->rx_paused = false;
         lws_rx_flow_control(s->wsi, 1);
     }
-    if (s->qlen) {
-        s->want_write = true;
-        lws_callback_on_writable(s->wsi);
+    if (s->qlen || s->want_write)
         return 0;
+    if (s->state == FO_SESSION_CLOSING)
+        return 1;
+    /* Drained: subscribers whose pushes were dropped catch up now. */
+    for (fo_sub *sub = s->subs; sub; sub = sub->snext)
+        if (sub->lagging)
+            fo_model_catch_up(sub);
+    return 0;
+}
+
+/* Asks lws for a writable callback (for a close, or after a failed write: lws closes the
+ * connection when the callback returns -1). */
+static void request_writable(fo_session *s)
+{
+    s->want_write = true;
+    s->hub->metrics.writable_requests++;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Corked writes: every session that got frames during this loop turn writes them now, in
+ * one socket write, straight from here. No writable request and no epoll_ctl per frame:
+ * only a write the socket does not take whole waits for POLLOUT. */
+void fo_session_flush_dirty(fo_hub *h)
+{
+    fo_session *s;
+
+    while ((s = h->dirty)) {
+        h->dirty = NULL;
+        while (s) {
+            fo_session *next = s->dirty_next;
+            int rc = 0;
+
+            s->in_dirty = false;
+            s->dirty_next = NULL;
+            if (s->wsi && !s->want_write) {
+                h->metrics.write_turns++;
+                rc = write_out(s); /* a catch-up may queue more: handled in the next pass */
+                if (rc)
+                    request_writable(s);
+                if (rc < 0)
+                    s->write_failed = true;
+            }
+            fo_session_unref(s);
+            s = next;
+        }
     }
-    if (s->state == FO_SESSION_CLOSING) {
+    uv_idle_stop(&h->kick);
+}
+
+/* The WRITEABLE callback: lws has drained a partial write (or a close was requested). */
+static int on_writeable(fo_session *s)
+{
+    int rc;
+
+    s->want_write = false;
+    if (s->write_failed)
+        return -1;
+    rc = s->state == FO_SESSION_CLOSING && !s->qlen ? 1 : write_out(s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
         /* The close frame is written as raw bytes like every other frame: lws 4.1 drops
          * a reason set with lws_close_reason when the callback itself returns -1. */
         static const char reason[] = "shutting down";
@@ -549,10 +607,6 @@ static int on_writeable(fo_session *s)
         lws_write(s->wsi, p, flen, LWS_WRITE_RAW);
         return -1;
     }
-    /* Drained: subscribers whose pushes were dropped catch up now. */
-    for (fo_sub *sub = s->subs; sub; sub = sub->snext)
-        if (sub->lagging)
-            fo_model_catch_up(sub);
     return 0;
 }
 

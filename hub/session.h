@@ -1,6 +1,7 @@
 /* session.h - one WebSocket connection: reassembles and decodes inbound frames, answers
  * hello itself and hands model requests to their model's runner; queues outbound frames
- * and writes everything queued in one packed socket write per writable event.
+ * and writes everything queued during a loop turn in one packed socket write at the end
+ * of the turn (fo_session_flush_dirty), straight from the hub's uv_check.
  *
  * Lifetime: created at LWS_CALLBACK_ESTABLISHED, refcounted (the connection holds one
  * reference, every pending reply another), detached from lws at LWS_CALLBACK_CLOSED and
@@ -65,7 +66,9 @@ struct fo_session {
     fo_outq_item *q;
     uint32_t qhead, qlen, qcap;
     size_t qbytes;
-    bool want_write;        /* a writable callback has been requested */
+    bool want_write;        /* waiting for lws's WRITEABLE callback: lws holds a partial
+                             * write (or a close is due); nothing is written before it */
+    bool write_failed;      /* the socket failed: close at the WRITEABLE callback */
     bool rx_paused;         /* reading stopped: replies pile up unread (backpressure) */
     bool in_dirty;          /* linked in hub->dirty */
     uint16_t close_code;
@@ -97,7 +100,8 @@ void fo_session_send_error(fo_session *s, const fo_msg *req, fo_error_code code,
                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Encodes and queues a small reply (ok, errors); FO_ENOMEM is logged and dropped. */
 void fo_session_send_msg(fo_session *s, const fo_msg *m);
-/* Asks lws for one writable callback for every session that queued frames this turn. */
+/* End of a loop turn: every session that queued frames writes them, one packed write
+ * each; only a write the socket does not take whole waits for lws's writable callback. */
 void fo_session_flush_dirty(fo_hub *h);
 /* Starts closing with `code` once the queue is written. */
 void fo_session_close(fo_session *s, uint16_t code);

@@ -520,3 +520,27 @@ void ht_assert_batch_eq(const fo_batch *got, const fo_batch *want, const char *w
 {
     assert_json_eq(ht_json_batch(got), ht_json_batch(want), what);
 }
+
+uint64_t ht_metric(fo_hubproc *h, const char *name)
+{
+    size_t nlen = strlen(name), len;
+    int status;
+    char *body, *p;
+    uint64_t v = 0;
+    bool found = false;
+
+    cr_assert_eq(fo_http_get(NULL, fo_hubproc_port(h), "/metrics", NULL, HT_TIMEOUT_MS, &status,
+                             &body, &len),
+                 0, "GET /metrics failed");
+    cr_assert_eq(status, 200);
+    for (p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == ' ') {
+            v = strtoull(p + nlen + 1, NULL, 10);
+            found = true;
+            break;
+        }
+    }
+    free(body);
+    cr_assert(found, "/metrics has no %s", name);
+    return v;
+}

@@ -31,6 +31,9 @@ fo_hubproc *ht_hub_start_opts(const fo_hubproc_options *o);
 void ht_hub_restart(fo_hubproc *h);
 /* SIGTERM; asserts that it exits with status 0 within timeout_ms. */
 void ht_hub_stop_ok(fo_hubproc *h, int timeout_ms);
+/* A counter or gauge of the hub's GET /metrics (the unlabelled sample `name`); asserts that
+ * the endpoint answers and has it. */
+uint64_t ht_metric(fo_hubproc *h, const char *name);
 /* Fails the test with a message after printing the end of the client's hub's log. */
 #define HT_FAIL(c, ...)                                                                            \
     do {                                                                                           \

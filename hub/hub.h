@@ -48,7 +48,8 @@ typedef struct fo_hub {
     fo_model *lru_tail;
     size_t hot_bytes;
     fo_session *sessions; /* every open session */
-    fo_session *dirty;  /* sessions with frames queued and no writable request yet */
+    fo_session *dirty;  /* sessions with frames to write at the end of this turn (FIFO) */
+    fo_session *dirty_tail;
     uint64_t nsessions;
     uint64_t next_session_id;
     fo_wire_limits limits;

@@ -660,6 +660,9 @@ void fo_model_release(fo_pending *p)
 
     switch (p->kind) {
     case FO_PEND_ACK:
+        /* The flusher waits on its ack (closed loop): it leaves first in this turn. */
+        if (p->session)
+            fo_session_write_early(p->session);
         if (p->push) {
             for (sub = m->subs; sub; sub = sub->mnext) {
                 if (sub->session == p->session)

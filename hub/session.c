@@ -37,8 +37,10 @@ void fo_session_unref(fo_session *s)
         session_free(s);
 }
 
-/* Links s in hub->dirty (holding a reference): its frames leave at the end of the turn.
- * A session waiting for lws's writable callback is written from that callback instead. */
+/* Appends s to hub->dirty (holding a reference): its frames leave at the end of the turn,
+ * connections in the order they got their first frame (a flusher's ack goes out before
+ * the pushes it caused when it was queued first). A session waiting for lws's writable
+ * callback is written from that callback instead. */
 static void mark_dirty(fo_session *s)
 {
     fo_hub *h = s->hub;
@@ -47,10 +49,21 @@ static void mark_dirty(fo_session *s)
         return;
     fo_session_ref(s);
     s->in_dirty = true;
-    s->dirty_next = h->dirty;
-    if (!h->dirty && !uv_is_closing((uv_handle_t *)&h->kick))
-        uv_idle_start(&h->kick, fo_hub_kick); /* the loop must not sleep before the check */
-    h->dirty = s;
+    s->dirty_next = NULL;
+    if (h->dirty) {
+        h->dirty_tail->dirty_next = s;
+    } else {
+        h->dirty = s;
+        if (!uv_is_closing((uv_handle_t *)&h->kick))
+            uv_idle_start(&h->kick, fo_hub_kick); /* no sleep before the check writes */
+    }
+    h->dirty_tail = s;
+}
+
+void fo_session_write_early(fo_session *s)
+{
+    if (s->state != FO_SESSION_DETACHED)
+        mark_dirty(s);
 }
 
 static int enqueue(fo_session *s, fo_frame *f, fo_sub *sub, uint64_t from)
@@ -559,7 +572,7 @@ void fo_session_flush_dirty(fo_hub *h)
     fo_session *s;
 
     while ((s = h->dirty)) {
-        h->dirty = NULL;
+        h->dirty = h->dirty_tail = NULL;
         while (s) {
             fo_session *next = s->dirty_next;
             int rc = 0;

@@ -103,6 +103,9 @@ void fo_session_send_msg(fo_session *s, const fo_msg *m);
 /* End of a loop turn: every session that queued frames writes them, one packed write
  * each; only a write the socket does not take whole waits for lws's writable callback. */
 void fo_session_flush_dirty(fo_hub *h);
+/* Puts s in this turn's write order now: its frames of the turn leave before those of
+ * connections that get their first frame later (an ack before the pushes it caused). */
+void fo_session_write_early(fo_session *s);
 /* Starts closing with `code` once the queue is written. */
 void fo_session_close(fo_session *s, uint16_t code);
 /* The subscription of s to model m, or NULL. */

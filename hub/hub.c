@@ -44,6 +44,11 @@ static const struct lws_protocols *protocols(void)
     return list;
 }
 
+static void on_sub_closed(fo_sub *sub)
+{
+    fo_model_unsubscribe(sub, true);
+}
+
 static void set_phase(fo_hub *h, fo_hub_phase p)
 {
     h->phase = p;
@@ -210,6 +215,7 @@ int fo_hub_run(const fo_hub_config *cfg)
     h->limits.max_frame = cfg->max_frame;
     fo_strmap_init(&h->models);
     fo_commit_init(&h->commit);
+    h->session_port = (fo_session_port){fo_model_submit, fo_model_catch_up, on_sub_closed};
     if (uv_loop_init(&h->loop)) {
         free(h);
         return 1;

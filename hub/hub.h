@@ -15,6 +15,7 @@
 #include "hub/commit.h"
 #include "hub/config.h"
 #include "hub/metrics.h"
+#include "hub/session.h"
 #include "hub/store.h"
 #include "hub/strmap.h"
 #include "proto/wire.h"
@@ -43,6 +44,7 @@ typedef struct fo_hub {
     fo_store *store;
     fo_auth *auth;      /* NULL: open hub */
     fo_commit commit;
+    fo_session_port session_port; /* sessions hand requests and drains to the models */
     fo_strmap models;   /* name -> fo_model * */
     fo_model *lru_head; /* most recently used */
     fo_model *lru_tail;

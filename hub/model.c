@@ -426,7 +426,7 @@ static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r
     for (fo_sub *sub = m->subs; sub; sub = sub->mnext)
         sub->lagging = true;
     for (fo_sub *sub = m->subs; sub; sub = sub->mnext)
-        if (sub->session->qlen == 0)
+        if (fo_session_backlog(sub->session) == 0)
             fo_model_catch_up(sub);
     run(m);
     fo_model_evict(h);
@@ -673,14 +673,14 @@ void fo_model_release(fo_pending *p)
                         sub->next_from = p->from + p->len;
                 } else if (sub->next_from < p->from && !sub->lagging) {
                     sub->lagging = true; /* a gap: cannot happen, but never send one */
-                    if (sub->session->qlen == 0)
+                    if (fo_session_backlog(sub->session) == 0)
                         fo_model_catch_up(sub);
                 }
             }
             m->released = p->from + p->len;
             /* Lagging subscribers with an empty queue waited for this release. */
             for (sub = m->subs; sub; sub = sub->mnext)
-                if (sub->lagging && sub->session->qlen == 0)
+                if (sub->lagging && fo_session_backlog(sub->session) == 0)
                     fo_model_catch_up(sub);
         }
         if (p->session) {

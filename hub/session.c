@@ -8,7 +8,6 @@
 #include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/log.h"
-#include "hub/model.h"
 
 /* Largest packed write: big enough to amortise the syscall, small enough that one busy
  * connection does not hold the loop for long. */
@@ -301,7 +300,7 @@ static void on_closed(fo_session *s)
 
     FO_LOG(FO_LOG_INFO, "sid=%s disconnected", s->sid);
     while (s->subs)
-        fo_model_unsubscribe(s->subs, true);
+        h->session_port.closed(s->subs);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -396,7 +395,7 @@ static void on_message(fo_session *s, const unsigned char *data, size_t len, boo
                                   m.model);
             break;
         }
-        fo_model_submit(h, s, &m, &a, fo_now_ns());
+        h->session_port.request(h, s, &m, &a, fo_now_ns());
         return; /* the model owns the arena now */
     default:
         fo_session_send_error(s, &m, FO_ERR_BAD_REQUEST, "t: %s is not a request",
@@ -551,7 +550,7 @@ static int write_out(fo_session *s)
     /* Drained: subscribers whose pushes were dropped catch up now. */
     for (fo_sub *sub = s->subs; sub; sub = sub->snext)
         if (sub->lagging)
-            fo_model_catch_up(sub);
+            s->hub->session_port.drained(sub);
     return 0;
 }
 

@@ -77,6 +77,19 @@ struct fo_session {
     fo_session *dirty_next;
 };
 
+/* What a session needs from the layer above it (models and their runners), so that this
+ * module knows nothing of models: hub.c fills it in (hub->session_port). */
+typedef struct fo_session_port {
+    /* A decoded model request (sub, unsub, flush, get, history, presence) from a session
+     * that said hello and has the rights; the callee takes over `arena` (msg lives in it). */
+    void (*request)(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *arena,
+                    uint64_t t_recv);
+    /* The session's queue drained while `sub` was lagging (its pushes were dropped). */
+    void (*drained)(fo_sub *sub);
+    /* The connection is gone: remove `sub` and tell the others its presence is gone. */
+    void (*closed)(fo_sub *sub);
+} fo_session_port;
+
 /* The lws protocol callback for flushout.v1 (and for upgrades that name no subprotocol);
  * HTTP requests go to fo_http_callback. */
 int fo_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -108,6 +121,11 @@ void fo_session_flush_dirty(fo_hub *h);
 void fo_session_write_early(fo_session *s);
 /* Starts closing with `code` once the queue is written. */
 void fo_session_close(fo_session *s, uint16_t code);
+/* Frames queued to s and not yet written (0 once the socket took everything). */
+static inline uint32_t fo_session_backlog(const fo_session *s)
+{
+    return s->qlen;
+}
 /* The subscription of s to model m, or NULL. */
 fo_sub *fo_session_find_sub(fo_session *s, const fo_model *m);
 /* Unlinks a subscription from the session's list (the model unlinks its side). */

@@ -46,6 +46,41 @@ bool fo_ws_accept_check(const char *key, const char *value, size_t value_len)
     return memcmp(want, value, value_len) == 0;
 }
 
+/* ---- masking (RFC 6455 5.3) ---------------------------------------------------------- */
+
+static inline void mask_xor(void *dst, const void *src, size_t n, const unsigned char key[4],
+                            size_t offset)
+{
+    unsigned char *d = dst, k[4];
+    const unsigned char *s = src;
+    unsigned r = (unsigned)(offset & 3) * 8;
+    uint32_t k32;
+    uint64_t k8, w;
+    size_t i = 0;
+
+    /* The key rotated so that its memory image starts at key[offset % 4], in a register
+     * (building it in memory byte by byte and reading it back as a word stalls store
+     * forwarding, which costs small frames more than the XOR does). */
+    memcpy(&k32, key, 4);
+    if (r) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        k32 = k32 << r | k32 >> (32 - r);
+#else
+        k32 = k32 >> r | k32 << (32 - r);
+#endif
+    }
+    memcpy(k, &k32, 4);
+    /* Both halves alike: the word lines up with the payload whatever the byte order. */
+    k8 = (uint64_t)k32 << 32 | k32;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        w ^= k8;
+        memcpy(d + i, &w, 8);
+    }
+    for (; i < n; i++)
+        d[i] = s[i] ^ k[i & 3];
+}
+
 /* ---- headers --------------------------------------------------------------------------- */
 
 size_t fo_ws_header_size(uint64_t len, bool masked)
@@ -53,8 +88,11 @@ size_t fo_ws_header_size(uint64_t len, bool masked)
     return (len < 126 ? 2 : len <= 0xffff ? 4 : 10) + (masked ? 4 : 0);
 }
 
-size_t fo_ws_header_build(unsigned char *out, int opcode, bool fin, uint64_t len,
-                          const unsigned char *mask_key)
+/* fo_proto is compiled position-independent, where exported functions may be interposed
+ * and so are not inlined into each other: fo_ws_frame_build, which the load generator calls
+ * once per frame, uses these static copies instead of two calls. */
+static inline size_t put_header(unsigned char *out, int opcode, bool fin, uint64_t len,
+                                const unsigned char *mask_key)
 {
     unsigned char m = mask_key ? 0x80 : 0;
     size_t h;
@@ -81,14 +119,20 @@ size_t fo_ws_header_build(unsigned char *out, int opcode, bool fin, uint64_t len
     return h;
 }
 
+size_t fo_ws_header_build(unsigned char *out, int opcode, bool fin, uint64_t len,
+                          const unsigned char *mask_key)
+{
+    return put_header(out, opcode, fin, len, mask_key);
+}
+
 size_t fo_ws_frame_build(void *out, int opcode, bool fin, const void *payload, size_t len,
                          const unsigned char *mask_key)
 {
     unsigned char *o = out;
-    size_t h = fo_ws_header_build(o, opcode, fin, len, mask_key);
+    size_t h = put_header(o, opcode, fin, len, mask_key);
 
     if (mask_key)
-        fo_ws_mask(o + h, payload, len, mask_key, 0);
+        mask_xor(o + h, payload, len, mask_key, 0);
     else if (len)
         memcpy(o + h, payload, len);
     return h + len;
@@ -172,36 +216,9 @@ fail:
     return FO_EPROTO;
 }
 
-/* ---- masking --------------------------------------------------------------------------- */
-
 void fo_ws_mask(void *dst, const void *src, size_t n, const unsigned char key[4], size_t offset)
 {
-    unsigned char *d = dst, k[8];
-    const unsigned char *s = src;
-    uint64_t k8, w0, w1;
-    size_t i = 0;
-
-    /* The key rotated to the offset, twice: an 8-byte word whose memory image lines up with
-     * the payload whatever the byte order, so whole words are XORed as they are. */
-    for (int j = 0; j < 8; j++)
-        k[j] = key[(offset + (size_t)j) & 3];
-    memcpy(&k8, k, 8);
-    for (; i + 16 <= n; i += 16) {
-        memcpy(&w0, s + i, 8);
-        memcpy(&w1, s + i + 8, 8);
-        w0 ^= k8;
-        w1 ^= k8;
-        memcpy(d + i, &w0, 8);
-        memcpy(d + i + 8, &w1, 8);
-    }
-    if (i + 8 <= n) {
-        memcpy(&w0, s + i, 8);
-        w0 ^= k8;
-        memcpy(d + i, &w0, 8);
-        i += 8;
-    }
-    for (; i < n; i++)
-        d[i] = s[i] ^ k[i & 7];
+    mask_xor(dst, src, n, key, offset);
 }
 
 /* ---- UTF-8 and close codes -------------------------------------------------------------- */
@@ -402,6 +419,26 @@ int fo_ws_parser_next(fo_ws_parser *p, unsigned char *buf, size_t n, fo_ws_event
     unsigned char *d;
     int rc;
 
+    /* The load generator's case, first and without a call: a whole unfragmented binary
+     * message of under 64 KiB, unmasked, to a client. */
+    if (n >= 2 && buf[0] == (0x80 | FO_WS_OP_BINARY) && buf[1] <= 126 && !p->msg_opcode &&
+        p->side == FO_WS_SIDE_CLIENT && !p->closed && !p->failed) {
+        size_t len = buf[1], size = 2;
+        bool ok = len < 126;
+        if (len == 126 && n >= 4) {
+            len = (size_t)buf[2] << 8 | buf[3];
+            size = 4;
+            ok = len >= 126; /* else not minimal: the general path says so */
+        }
+        if (ok && n - size >= len && len <= max_message(p)) {
+            ev->opcode = FO_WS_OP_BINARY;
+            ev->data = buf + size;
+            ev->len = len;
+            ev->close_code = 0;
+            p->need = 0;
+            return (int)(size + len);
+        }
+    }
     ev->opcode = FO_WS_OP_CONT;
     ev->data = NULL;
     ev->len = 0;
@@ -422,7 +459,7 @@ int fo_ws_parser_next(fo_ws_parser *p, unsigned char *buf, size_t n, fo_ws_event
     }
     d = buf + h.size;
     if (h.masked)
-        fo_ws_mask(d, d, (size_t)h.len, h.mask, 0);
+        mask_xor(d, d, (size_t)h.len, h.mask, 0);
     if (h.opcode & 0x8) {
         ev->opcode = h.opcode;
         ev->data = d;

@@ -585,6 +585,19 @@ Test(wsclient, masked_server_frame_is_a_protocol_error)
     fo_ws_free(c);
 }
 
+Test(wsclient, text_that_is_not_utf8_is_a_protocol_error)
+{
+    fo_ws *c = open_path(NULL);
+    fo_ws_message m;
+
+    /* The server echoes it: an overlong NUL in a text frame (RFC 6455 8.1: fail, 1007). */
+    cr_assert_eq(fo_ws_send(c, FO_WS_TEXT, "a\xc0\x80", 3), 0);
+    cr_assert_eq(fo_ws_recv(c, 5000, &m), FO_WS_EPROTO);
+    cr_assert(strstr(fo_ws_error(c), "UTF-8"), "%s", fo_ws_error(c));
+    cr_assert(strstr(fo_ws_error(c), "1007"), "%s", fo_ws_error(c));
+    fo_ws_free(c);
+}
+
 Test(wsclient, eof_and_timeout_are_told_apart)
 {
     fo_ws *c = open_path(NULL);

@@ -1,7 +1,6 @@
 #include "bench/loadgen/ws.h"
 
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proto/error.h"
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define MAX_RESPONSE_HEAD 16384
 #define RX_MIN_FREE 4096
 #define RX_FIRST 16384
@@ -98,11 +98,11 @@ static void on_closed(uv_handle_t *h)
     int status = ws->status;
 
     free(ws->rx);
-    free(ws->msg);
     free(ws->tx);
     free(ws->wr);
-    ws->rx = ws->msg = ws->tx = ws->wr = NULL;
-    ws->rx_len = ws->rx_cap = ws->msg_len = ws->msg_cap = ws->tx_len = ws->tx_cap = 0;
+    fo_ws_parser_destroy(&ws->parser);
+    ws->rx = ws->tx = ws->wr = NULL;
+    ws->rx_len = ws->rx_cap = ws->tx_len = ws->tx_cap = 0;
     ws->wr_len = ws->wr_cap = 0;
     if (!ws->open_fired) {
         ws->open_fired = true;
@@ -225,48 +225,19 @@ void fo_ws_ctx_close(fo_ws_ctx *ctx)
 
 /* ---- frames out ------------------------------------------------------------------------ */
 
-/* Appends one masked frame to tx. The payload is masked 8 bytes at a time as it is
- * copied, so the frame is ready for the wire. */
+/* Appends one masked frame to tx: the payload is masked as it is copied (proto/ws.h, eight
+ * bytes at a time), so the frame is ready for the wire. */
 static int put_frame(fo_ws *ws, int opcode, const void *payload, size_t n)
 {
-    size_t hdr = 6 + (n < 126 ? 0 : n <= 0xFFFF ? 2 : 8), i, k = 2;
-    const unsigned char *src = payload;
-    unsigned char *o;
+    size_t hdr = fo_ws_header_size(n, true);
     uint32_t mask = (uint32_t)(fo_ws_rand(ws->ctx) >> 32);
-    uint64_t m8, w;
     unsigned char mk[4];
     int rc;
 
     if ((rc = grow(&ws->tx, &ws->tx_cap, ws->tx_len + hdr + n)) != 0)
         return rc;
-    o = (unsigned char *)ws->tx + ws->tx_len;
-    o[0] = (unsigned char)(0x80 | opcode);
-    if (n < 126) {
-        o[1] = (unsigned char)(0x80 | n);
-    } else if (n <= 0xFFFF) {
-        o[1] = 0x80 | 126;
-        o[2] = (unsigned char)(n >> 8);
-        o[3] = (unsigned char)n;
-        k = 4;
-    } else {
-        o[1] = 0x80 | 127;
-        for (i = 0; i < 8; i++)
-            o[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-        k = 10;
-    }
     memcpy(mk, &mask, 4);
-    memcpy(o + k, mk, 4);
-    o += k + 4;
-    /* The 8-byte word's memory image is key,key whatever the byte order. */
-    memcpy(&m8, mk, 4);
-    memcpy((char *)&m8 + 4, mk, 4);
-    for (i = 0; i + 8 <= n; i += 8) {
-        memcpy(&w, src + i, 8);
-        w ^= m8;
-        memcpy(o + i, &w, 8);
-    }
-    for (; i < n; i++)
-        o[i] = src[i] ^ mk[i & 3];
+    fo_ws_frame_build(ws->tx + ws->tx_len, opcode, true, payload, n, mk);
     ws->tx_len += hdr + n;
     ws->ctx->frames_out++;
     ws->ctx->bytes_out += hdr + n;
@@ -319,18 +290,20 @@ static void deliver(fo_ws *ws, int opcode, const char *p, size_t n)
         ws->on_message(ws, opcode, p, n);
 }
 
-static void on_control(fo_ws *ws, int op, const char *p, size_t n)
+static void on_control(fo_ws *ws, const fo_ws_event *ev)
 {
-    switch (op) {
+    unsigned char code[2] = {(unsigned char)(ev->close_code >> 8), (unsigned char)ev->close_code};
+
+    switch (ev->opcode) {
     case FO_WS_OP_CLOSE:
-        ws->close_code =
-            n >= 2 ? (uint16_t)(((unsigned char)p[0] << 8) | (unsigned char)p[1]) : 1005;
+        ws->close_code = (uint16_t)ev->close_code;
         if (ws->state == FO_WS_OPEN) {
             /* Echo the close, then close the socket once it is written: the server
              * started the closing handshake and waits for ours. */
             ws->status = FO_WS_ECLOSED;
             ws->state = FO_WS_CLOSING;
-            put_frame(ws, FO_WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
+            put_frame(ws, FO_WS_OP_CLOSE, code,
+                      ev->close_code == FO_WS_CLOSE_NO_STATUS ? 0 : sizeof(code));
             unlink_dirty(ws);
             ws_write(ws);
         }
@@ -338,101 +311,35 @@ static void on_control(fo_ws *ws, int op, const char *p, size_t n)
         break;
     case FO_WS_OP_PING:
         if (ws->state == FO_WS_OPEN)
-            put_frame(ws, FO_WS_OP_PONG, p, n);
+            put_frame(ws, FO_WS_OP_PONG, ev->data, ev->len);
         break;
     default: break; /* pong */
     }
 }
 
-/* Parses every complete frame in rx; keeps the incomplete tail. */
+/* Parses every complete frame in rx; keeps the incomplete tail. A message that came as one
+ * frame is handed out where it lies in rx (no copy). */
 static void parse_frames(fo_ws *ws)
 {
-    size_t off = 0, need = 0;
+    size_t off = 0;
 
     while (ws->state == FO_WS_OPEN || ws->state == FO_WS_CLOSING) {
-        const unsigned char *p = (const unsigned char *)ws->rx + off;
-        size_t avail = ws->rx_len - off, hdr = 2, i;
-        uint64_t len;
-        int op, fin;
+        fo_ws_event ev;
+        int rc = fo_ws_parser_next(&ws->parser, (unsigned char *)ws->rx + off, ws->rx_len - off,
+                                   &ev);
 
-        if (avail < 2)
+        if (rc == FO_EAGAIN)
             break;
-        if ((p[0] & 0x70) || (p[1] & 0x80)) { /* RSV bits (no extension), masked server frame */
-            fail(ws, FO_WS_EPROTO);
+        if (rc < 0) {
+            fail(ws, rc == FO_ELIMIT ? FO_WS_ETOOBIG : rc == FO_ENOMEM ? UV_ENOMEM : FO_WS_EPROTO);
             return;
-        }
-        fin = p[0] & 0x80;
-        op = p[0] & 0x0F;
-        len = p[1] & 0x7F;
-        if (len == 126) {
-            if (avail < 4)
-                break;
-            len = ((uint64_t)p[2] << 8) | p[3];
-            hdr = 4;
-        } else if (len == 127) {
-            if (avail < 10)
-                break;
-            for (len = 0, i = 0; i < 8; i++)
-                len = (len << 8) | p[2 + i];
-            hdr = 10;
-        }
-        if (len > FO_WS_MAX_MESSAGE) {
-            fail(ws, FO_WS_ETOOBIG);
-            return;
-        }
-        if (avail < hdr + len) {
-            need = hdr + (size_t)len;
-            break;
         }
         ws->ctx->frames_in++;
-        off += hdr + (size_t)len;
-        if (op >= 8) {
-            if (!fin || len > 125 || op > FO_WS_OP_PONG) {
-                fail(ws, FO_WS_EPROTO);
-                return;
-            }
-            on_control(ws, op, (const char *)p + hdr, (size_t)len);
-        } else if (op == FO_WS_OP_CONT) {
-            if (!ws->msg_opcode) {
-                fail(ws, FO_WS_EPROTO);
-                return;
-            }
-            if (ws->msg_len + len > FO_WS_MAX_MESSAGE) {
-                fail(ws, FO_WS_ETOOBIG);
-                return;
-            }
-            if (grow(&ws->msg, &ws->msg_cap, ws->msg_len + (size_t)len)) {
-                fail(ws, UV_ENOMEM);
-                return;
-            }
-            memcpy(ws->msg + ws->msg_len, p + hdr, (size_t)len);
-            ws->msg_len += (size_t)len;
-            if (fin) {
-                int mop = ws->msg_opcode;
-                ws->msg_opcode = 0;
-                deliver(ws, mop, ws->msg, ws->msg_len);
-                ws->msg_len = 0;
-            }
-        } else if (op == FO_WS_OP_TEXT || op == FO_WS_OP_BINARY) {
-            if (ws->msg_opcode) {
-                fail(ws, FO_WS_EPROTO);
-                return;
-            }
-            if (fin) {
-                deliver(ws, op, (const char *)p + hdr, (size_t)len);
-            } else {
-                if (grow(&ws->msg, &ws->msg_cap, (size_t)len)) {
-                    fail(ws, UV_ENOMEM);
-                    return;
-                }
-                memcpy(ws->msg, p + hdr, (size_t)len);
-                ws->msg_len = (size_t)len;
-                ws->msg_opcode = op;
-            }
-        } else {
-            fail(ws, FO_WS_EPROTO);
-            return;
-        }
+        off += (size_t)rc;
+        if (ev.opcode == FO_WS_OP_TEXT || ev.opcode == FO_WS_OP_BINARY)
+            deliver(ws, ev.opcode, (const char *)ev.data, ev.len);
+        else if (ev.opcode)
+            on_control(ws, &ev);
     }
     if (ws->state == FO_WS_CLOSED)
         return;
@@ -440,33 +347,11 @@ static void parse_frames(fo_ws *ws)
         memmove(ws->rx, ws->rx + off, ws->rx_len - off);
         ws->rx_len -= off;
     }
-    if (need && grow(&ws->rx, &ws->rx_cap, need + RX_MIN_FREE))
+    if (ws->parser.need && grow(&ws->rx, &ws->rx_cap, ws->parser.need + RX_MIN_FREE))
         fail(ws, UV_ENOMEM);
 }
 
 /* ---- handshake ------------------------------------------------------------------------- */
-
-static int b64(const unsigned char *in, size_t n, char *out, size_t cap)
-{
-    if (cap < 4 * ((n + 2) / 3) + 1)
-        return -1;
-    return EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-}
-
-/* accept = base64(SHA-1(key + GUID)), RFC 6455 section 4.2.2. */
-static int make_accept(const char *key, char out[32])
-{
-    char buf[64];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    int n = snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);
-
-    if (n <= 0 || (size_t)n >= sizeof(buf))
-        return -1;
-    if (EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-        return -1;
-    return b64(md, 20, out, 32) == 28 ? 0 : -1;
-}
 
 static const char *find_head_end(const char *p, size_t n)
 {
@@ -516,7 +401,7 @@ static int parse_handshake(fo_ws *ws)
         const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
         size_t n = (size_t)(eol - line);
         if (header_is(line, n, "Sec-WebSocket-Accept", &v, &vlen))
-            accept_ok = vlen == strlen(ws->accept) && memcmp(v, ws->accept, vlen) == 0;
+            accept_ok = fo_ws_accept_check(ws->key, v, vlen);
         else if (header_is(line, n, "Sec-WebSocket-Protocol", &v, &vlen))
             proto_ok = vlen == strlen(ws->protocol) && memcmp(v, ws->protocol, vlen) == 0;
         else if (header_is(line, n, "Upgrade", &v, &vlen))
@@ -601,7 +486,7 @@ int fo_ws_connect(fo_ws_ctx *ctx, fo_ws *ws, const struct sockaddr *dst, const s
                   fo_ws_message_cb on_message, fo_ws_close_cb on_close)
 {
     unsigned char nonce[16];
-    char key[32], req[1024];
+    char req[1024];
     uint64_t r1, r2;
     int n, rc, one = 1;
     uv_os_fd_t fd;
@@ -619,13 +504,14 @@ int fo_ws_connect(fo_ws_ctx *ctx, fo_ws *ws, const struct sockaddr *dst, const s
     r2 = fo_ws_rand(ctx);
     memcpy(nonce, &r1, 8);
     memcpy(nonce + 8, &r2, 8);
-    if (b64(nonce, 16, key, sizeof(key)) != 24 || make_accept(key, ws->accept))
-        return UV_EINVAL;
+    fo_ws_key_make(nonce, ws->key);
+    fo_ws_parser_init(&ws->parser, &(fo_ws_parser_config){.side = FO_WS_SIDE_CLIENT,
+                                                           .max_message = FO_WS_MAX_MESSAGE});
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
                  "Sec-WebSocket-Protocol: %s\r\n\r\n",
-                 path, host, key, protocol);
+                 path, host, ws->key, protocol);
     if (n <= 0 || (size_t)n >= sizeof(req))
         return UV_EINVAL;
     if (grow(&ws->tx, &ws->tx_cap, (size_t)n))

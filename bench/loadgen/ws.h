@@ -2,9 +2,9 @@
  *
  * What it does: TCP connect (optionally from a chosen local address), the HTTP/1.1
  * upgrade with `Sec-WebSocket-Protocol: flushout.v1` (or any subprotocol given), the
- * Sec-WebSocket-Accept check (SHA-1 and base64 from OpenSSL's libcrypto: EVP_Digest and
- * EVP_EncodeBlock, not a hand-written SHA-1), parsing of server frames (the three length
- * encodings, fragmentation, ping/pong, close), and masked client frames.
+ * Sec-WebSocket-Accept check, parsing of server frames (the three length encodings,
+ * fragmentation, ping/pong, close), and masked client frames. The framing itself (key and
+ * accept, headers, masking, the frame parser) is proto/ws.h's; this file does the I/O.
  *
  * Why it is fast: fo_ws_send() masks the payload straight into the connection's pending
  * buffer (a frame is "pre-masked" when the loop writes it) and marks the connection
@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proto/ws.h"
+
 /* Errors of our own, beside libuv's negative UV_E* codes. */
 enum {
     FO_WS_EHANDSHAKE = -30001, /* the upgrade response was not a valid 101 (see http_status) */
@@ -33,14 +35,7 @@ enum {
 
 #define FO_WS_MAX_MESSAGE ((size_t)64 << 20)
 
-enum {
-    FO_WS_OP_CONT = 0,
-    FO_WS_OP_TEXT = 1,
-    FO_WS_OP_BINARY = 2,
-    FO_WS_OP_CLOSE = 8,
-    FO_WS_OP_PING = 9,
-    FO_WS_OP_PONG = 10
-};
+/* Opcodes: FO_WS_OP_* of proto/ws.h. */
 
 typedef enum fo_ws_state {
     FO_WS_IDLE = 0,
@@ -89,14 +84,12 @@ struct fo_ws {
     fo_ws_open_cb on_open;
     fo_ws_message_cb on_message;
     fo_ws_close_cb on_close;
-    char accept[32];      /* expected Sec-WebSocket-Accept */
-    const char *protocol; /* borrowed, must outlive the connection */
-    char *rx;             /* bytes read, not yet parsed */
+    char key[FO_WS_KEY_SIZE]; /* our Sec-WebSocket-Key */
+    const char *protocol;     /* borrowed, must outlive the connection */
+    char *rx;                 /* bytes read, not yet parsed */
     size_t rx_len, rx_cap;
-    char *msg; /* fragments of a message in progress */
-    size_t msg_len, msg_cap;
-    int msg_opcode; /* 0 when no fragmented message is in progress */
-    char *tx;       /* frames queued, not yet handed to the kernel */
+    fo_ws_parser parser; /* frames in: reassembles fragments, answers what to close with */
+    char *tx;            /* frames queued, not yet handed to the kernel */
     size_t tx_len, tx_cap;
     char *wr; /* the bytes of the uv_write in flight */
     size_t wr_len, wr_cap;

@@ -7,11 +7,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include "proto/error.h"
+#include "proto/ws.h"
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define HANDSHAKE_MAX 16384
 #define READ_CHUNK 65536
 
@@ -42,12 +40,10 @@ struct fo_cws {
     uv_timer_t timer;
     char fail_why[160]; /* set: fail from the timer (a failure noticed inside a call) */
 
-    char key[32]; /* Sec-WebSocket-Key */
+    char key[FO_WS_KEY_SIZE]; /* Sec-WebSocket-Key */
     unsigned char *rx;
     size_t rx_len, rx_cap;
-    unsigned char *msg; /* a fragmented message being reassembled */
-    size_t msg_len, msg_cap;
-    bool in_msg, msg_binary;
+    fo_ws_parser parser; /* frames in (proto/ws.h): checks them, reassembles fragments */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms; /* a ping is unanswered since then; 0: none */
     size_t backlog;
@@ -75,13 +71,6 @@ static uint64_t rng_next(fo_cws *ws)
     return ws->rng[1] + s0;
 }
 
-/* SHA-1 and base64 come from OpenSSL's libcrypto (already a dependency of the stack
- * through libwebsockets): the handshake needs nothing else from it. */
-static void base64(const unsigned char *in, size_t n, char *out)
-{
-    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-}
-
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -97,7 +86,7 @@ static void ws_free(fo_cws *ws)
     free(ws->protocol);
     free(ws->token);
     free(ws->rx);
-    free(ws->msg);
+    fo_ws_parser_destroy(&ws->parser);
     free(ws);
     if (on_free)
         on_free(data);
@@ -187,33 +176,16 @@ static int write_raw(fo_cws *ws, ws_write *w)
 
 static int send_frame(fo_cws *ws, unsigned op, const void *p, size_t len)
 {
-    size_t hdr = len < 126 ? 2 : len < 65536 ? 4 : 10, i;
-    ws_write *w = malloc(sizeof(*w) + hdr + 4 + len);
-    unsigned char *d, mask[4];
+    size_t hdr = fo_ws_header_size(len, true);
+    ws_write *w = malloc(sizeof(*w) + hdr + len);
+    unsigned char mask[4];
     uint64_t r;
 
     if (!w)
         return FO_ENOMEM;
-    d = w->data;
-    d[0] = (unsigned char)(0x80 | op);
-    if (hdr == 2) {
-        d[1] = (unsigned char)(0x80 | len);
-    } else if (hdr == 4) {
-        d[1] = 0x80 | 126;
-        d[2] = (unsigned char)(len >> 8);
-        d[3] = (unsigned char)len;
-    } else {
-        d[1] = 0x80 | 127;
-        for (i = 0; i < 8; i++)
-            d[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    }
     r = rng_next(ws);
     memcpy(mask, &r, 4);
-    memcpy(d + hdr, mask, 4);
-    d += hdr + 4;
-    for (i = 0; i < len; i++)
-        d[i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
-    w->len = hdr + 4 + len;
+    w->len = fo_ws_frame_build(w->data, (int)op, true, p, len, mask);
     return write_raw(ws, w);
 }
 
@@ -243,109 +215,50 @@ static void deliver(fo_cws *ws, const unsigned char *p, size_t len, bool binary)
         ws->cbs.on_message(ws, p, len, binary, ws->data);
 }
 
-static void on_control(fo_cws *ws, unsigned op, const unsigned char *p, size_t len)
+static void on_control(fo_cws *ws, const fo_ws_event *ev)
 {
+    unsigned char code[2] = {(unsigned char)(ev->close_code >> 8), (unsigned char)ev->close_code};
     char why[192];
 
-    if (op == 0x9) { /* ping */
-        send_frame(ws, 0xA, p, len);
-    } else if (op == 0x8) { /* close: echo the code, then end */
-        unsigned code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : 1005;
-        int rlen = len > 2 ? (int)(len - 2) : 0;
-        send_frame(ws, 0x8, p, len >= 2 ? 2 : 0);
-        snprintf(why, sizeof(why), "the hub closed the connection (%u%s%.*s)", code,
-                 rlen ? ": " : "", rlen, (const char *)p + 2);
+    if (ev->opcode == FO_WS_OP_PING) {
+        send_frame(ws, FO_WS_OP_PONG, ev->data, ev->len);
+    } else if (ev->opcode == FO_WS_OP_CLOSE) { /* echo the code, then end */
+        int rlen = (int)ev->len;
+        send_frame(ws, FO_WS_OP_CLOSE, code,
+                   ev->close_code == FO_WS_CLOSE_NO_STATUS ? 0 : sizeof(code));
+        snprintf(why, sizeof(why), "the hub closed the connection (%u%s%.*s)", ev->close_code,
+                 rlen ? ": " : "", rlen, (const char *)ev->data);
         fail(ws, why);
     }
     /* pong: last_rx_ms is already fresh */
 }
 
-/* One complete frame. */
-static void on_frame(fo_cws *ws, unsigned op, bool fin, const unsigned char *p, size_t len)
-{
-    if (op & 0x8) {
-        if (!fin || len > 125)
-            fail(ws, "protocol error: fragmented or long control frame");
-        else
-            on_control(ws, op, p, len);
-        return;
-    }
-    if (op == 0x1 || op == 0x2) {
-        if (ws->in_msg) {
-            fail(ws, "protocol error: new message inside a fragmented one");
-        } else if (fin) {
-            deliver(ws, p, len, op == 0x2);
-        } else {
-            ws->in_msg = true;
-            ws->msg_binary = op == 0x2;
-            ws->msg_len = 0;
-        }
-    } else if (op != 0x0 || !ws->in_msg) {
-        fail(ws, "protocol error: unexpected opcode");
-        return;
-    }
-    if (!ws->in_msg)
-        return;
-    if (ws->msg_len + len > ws->max_message) {
-        fail(ws, "message from the hub too large");
-        return;
-    }
-    if (ws->msg_len + len > ws->msg_cap) {
-        size_t ncap = ws->msg_cap ? ws->msg_cap : 4096;
-        unsigned char *n;
-        while (ncap < ws->msg_len + len)
-            ncap *= 2;
-        if (!(n = realloc(ws->msg, ncap))) {
-            fail(ws, "out of memory");
-            return;
-        }
-        ws->msg = n;
-        ws->msg_cap = ncap;
-    }
-    memcpy(ws->msg + ws->msg_len, p, len);
-    ws->msg_len += len;
-    if (fin) {
-        ws->in_msg = false;
-        deliver(ws, ws->msg, ws->msg_len, ws->msg_binary);
-    }
-}
-
 /* Parses the frames in rx; returns the bytes consumed. */
 static size_t parse_frames(fo_cws *ws, size_t off)
 {
-    while (!ws->closing) {
-        const unsigned char *p = ws->rx + off;
-        size_t avail = ws->rx_len - off, hdr = 2;
-        uint64_t len;
-        unsigned i;
+    char why[192];
 
-        if (avail < 2)
+    while (!ws->closing) {
+        fo_ws_event ev;
+        int rc = fo_ws_parser_next(&ws->parser, ws->rx + off, ws->rx_len - off, &ev);
+
+        if (rc == FO_EAGAIN)
             break;
-        if ((p[0] & 0x70) || (p[1] & 0x80)) {
-            fail(ws, "protocol error: reserved bits or a masked frame from the hub");
-            break;
-        }
-        len = p[1] & 0x7f;
-        if (len == 126) {
-            if (avail < 4)
-                break;
-            len = (uint64_t)p[2] << 8 | p[3];
-            hdr = 4;
-        } else if (len == 127) {
-            if (avail < 10)
-                break;
-            for (len = 0, i = 0; i < 8; i++)
-                len = len << 8 | p[2 + i];
-            hdr = 10;
-        }
-        if (len > ws->max_message) {
+        if (rc == FO_ELIMIT) {
             fail(ws, "message from the hub too large");
             break;
         }
-        if (avail - hdr < len)
+        if (rc < 0) {
+            snprintf(why, sizeof(why), "protocol error: %s",
+                     rc == FO_ENOMEM ? "out of memory" : ws->parser.err);
+            fail(ws, why);
             break;
-        off += hdr + (size_t)len;
-        on_frame(ws, p[0] & 0x0f, (p[0] & 0x80) != 0, p + hdr, (size_t)len);
+        }
+        off += (size_t)rc;
+        if (ev.opcode == FO_WS_OP_TEXT || ev.opcode == FO_WS_OP_BINARY)
+            deliver(ws, ev.data, ev.len, ev.opcode == FO_WS_OP_BINARY);
+        else if (ev.opcode)
+            on_control(ws, &ev);
     }
     return off;
 }
@@ -377,11 +290,9 @@ static void on_open(fo_cws *ws);
 /* Parses the upgrade response; returns the bytes it took, 0 when incomplete. */
 static size_t parse_handshake(fo_cws *ws)
 {
-    char *head = (char *)ws->rx, *end, why[192], want[64];
-    unsigned char digest[20];
+    char *head = (char *)ws->rx, *end, why[192];
     const char *v;
-    size_t vlen, n;
-    char keyed[64 + sizeof(WS_GUID)];
+    size_t vlen = 0, n;
     int status;
 
     end = NULL;
@@ -408,11 +319,8 @@ static size_t parse_handshake(fo_cws *ws)
         fail(ws, why);
         return 0;
     }
-    snprintf(keyed, sizeof(keyed), "%s%s", ws->key, WS_GUID);
-    SHA1((const unsigned char *)keyed, strlen(keyed), digest);
-    base64(digest, 20, want);
     v = header_value(head, "Sec-WebSocket-Accept", &vlen);
-    if (!v || vlen != strlen(want) || memcmp(v, want, vlen) != 0) {
+    if (!fo_ws_accept_check(ws->key, v, vlen)) {
         fail(ws, "bad upgrade response: wrong Sec-WebSocket-Accept");
         return 0;
     }
@@ -661,7 +569,9 @@ fo_cws *fo_cws_connect(uv_loop_t *loop, const fo_cws_config *cfg, const fo_cws_c
         uint64_t r = rng_next(ws);
         memcpy(raw + 8 * i, &r, 8);
     }
-    base64(raw, 16, ws->key);
+    fo_ws_key_make(raw, ws->key);
+    fo_ws_parser_init(&ws->parser, &(fo_ws_parser_config){.side = FO_WS_SIDE_CLIENT,
+                                                           .max_message = ws->max_message});
 
     uv_timer_init(loop, &ws->timer);
     ws->timer.data = ws;

@@ -7,7 +7,9 @@
  * lws_context_destroy calls around a drained loop) and must not load plugins at run time.
  * One connection is one object: resolve, connect, upgrade, then frames. No TLS (ws:// only),
  * no extensions. Frames sent are binary and masked with a fresh key each; frames received
- * must be unmasked; pings are answered, fragmented messages reassembled. */
+ * must be unmasked; pings are answered, fragmented messages reassembled. The framing (key
+ * and accept, frame build, the checks of frames received) is proto/ws.h's: this file does
+ * the I/O. */
 #ifndef FO_CLIENT_WS_H
 #define FO_CLIENT_WS_H
 

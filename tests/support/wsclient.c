@@ -1,10 +1,9 @@
 /* wsclient.c - see wsclient.h. Everything is synchronous: a non-blocking socket, poll() with
  * a deadline around every read and write, and one receive buffer that frames are parsed out
- * of in place. */
+ * of in place by proto/ws.h's parser (which also checks them). */
 #include "tests/support/wsclient.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <stdint.h>
@@ -15,9 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proto/error.h"
+#include "proto/ws.h"
 #include "tests/support/wsnet.h"
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define DEFAULT_MAX_MESSAGE ((size_t)256 << 20)
 #define WS_FAIL(c, rc, ...) fo_wsnet_fail((c)->err, sizeof((c)->err), (rc), __VA_ARGS__)
 
@@ -25,9 +25,9 @@ struct fo_ws {
     int fd;
     char *rbuf; /* received bytes; [roff, rlen) not parsed yet */
     size_t roff, rlen, rcap;
-    char *msg; /* the message handed out, or being reassembled */
+    fo_ws_parser parser; /* frames in: checks, reassembly */
+    char *msg;           /* a copy of the message handed out, NUL-terminated */
     size_t mlen, mcap;
-    int mopcode; /* opcode of a fragmented message in progress, 0 when none */
     bool sent_close, got_close, broken;
     int close_code;
     unsigned pings;
@@ -39,16 +39,7 @@ struct fo_ws {
 
 int fo_ws_accept_key(const char *key, char out[29])
 {
-    char cat[128];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    int n = snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
-
-    if (n < 0 || (size_t)n >= sizeof(cat))
-        return FO_WS_EIO;
-    if (EVP_Digest(cat, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-        return FO_WS_EIO;
-    return fo_wsnet_base64(md, 20, out, 29);
+    return fo_ws_accept_make(key, strlen(key), out) == 0 ? 0 : FO_WS_EIO;
 }
 
 /* ---- connect ----------------------------------------------------------------------------- */
@@ -74,7 +65,7 @@ fo_ws *fo_ws_connect(const fo_ws_options *o, fo_ws_result *res)
     const char *host = o->host ? o->host : "127.0.0.1";
     const char *path = o->path ? o->path : "/v1/ws";
     const char *proto = o->protocol ? o->protocol : "flushout.v1";
-    char err[512], req[4096], key[32], accept[29], got[256], line[256];
+    char err[512], req[4096], key[FO_WS_KEY_SIZE], accept[29], got[256], line[256];
     unsigned char nonce[16];
     char *head = NULL;
     size_t len = 0, head_len = 0;
@@ -86,9 +77,9 @@ fo_ws *fo_ws_connect(const fo_ws_options *o, fo_ws_result *res)
     rc = fo_wsnet_tcp_connect(host, o->port, o->rcvbuf, deadline, &fd, err, sizeof(err));
     if (rc)
         return connect_fail(res, rc, 0, err, -1, NULL);
-    if (RAND_bytes(nonce, sizeof(nonce)) != 1 ||
-        fo_wsnet_base64(nonce, 16, key, sizeof(key)) != 0 || fo_ws_accept_key(key, accept) != 0)
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1)
         return connect_fail(res, FO_WS_EIO, 0, "libcrypto failed to make a key", fd, NULL);
+    fo_ws_key_make(nonce, key);
     n = snprintf(req, sizeof(req),
                  "GET %s%s%s HTTP/1.1\r\n"
                  "Host: %s%s%s:%d\r\n"
@@ -130,7 +121,9 @@ fo_ws *fo_ws_connect(const fo_ws_options *o, fo_ws_result *res)
         !fo_wsnet_has_token(got, "upgrade"))
         return connect_fail(res, FO_WS_EPROTO, 101, "101 without `Connection: Upgrade`", fd, head);
     if (!fo_wsnet_header(head, head_len, "Sec-WebSocket-Accept", got, sizeof(got)) ||
-        strcmp(got, accept) != 0) {
+        !fo_ws_accept_check(key, got, strlen(got))) {
+        if (fo_ws_accept_key(key, accept) != 0)
+            strcpy(accept, "?");
         snprintf(err, sizeof(err), "bad Sec-WebSocket-Accept `%s` (want `%s`)", got, accept);
         return connect_fail(res, FO_WS_EPROTO, 101, err, fd, head);
     }
@@ -152,6 +145,8 @@ fo_ws *fo_ws_connect(const fo_ws_options *o, fo_ws_result *res)
     }
     c->fd = fd;
     c->max_message = o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
+    fo_ws_parser_init(&c->parser, &(fo_ws_parser_config){.side = FO_WS_SIDE_CLIENT,
+                                                          .max_message = c->max_message});
     /* Frames the server sent right behind its 101 are already in the buffer. */
     c->rcap = 65536;
     c->rbuf = malloc(c->rcap);
@@ -182,6 +177,7 @@ void fo_ws_free(fo_ws *c)
     close(c->fd);
     free(c->rbuf);
     free(c->msg);
+    fo_ws_parser_destroy(&c->parser);
     free(c);
 }
 
@@ -215,8 +211,8 @@ unsigned fo_ws_pings_answered(const fo_ws *c)
 int fo_ws_send_frame(fo_ws *c, int opcode, bool fin, const void *p, size_t n, int timeout_ms)
 {
     unsigned char mask[4];
-    size_t h = 2, i;
     unsigned char *f;
+    size_t len;
     int rc;
 
     if (c->broken)
@@ -225,28 +221,12 @@ int fo_ws_send_frame(fo_ws *c, int opcode, bool fin, const void *p, size_t n, in
         return WS_FAIL(c, FO_WS_ECLOSED, "we already sent a close frame");
     if (RAND_bytes(mask, 4) != 1)
         return WS_FAIL(c, FO_WS_EIO, "RAND_bytes failed");
-    f = malloc(n + 14);
+    f = malloc(n + FO_WS_HEADER_MAX);
     if (!f)
         return WS_FAIL(c, FO_WS_EIO, "out of memory for a %zu-byte frame", n);
-    f[0] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0f));
-    if (n < 126) {
-        f[1] = (unsigned char)(0x80 | n);
-    } else if (n <= 0xffff) {
-        f[1] = 0x80 | 126;
-        f[2] = (unsigned char)(n >> 8);
-        f[3] = (unsigned char)n;
-        h = 4;
-    } else {
-        f[1] = 0x80 | 127;
-        for (i = 0; i < 8; i++)
-            f[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-        h = 10;
-    }
-    memcpy(f + h, mask, 4);
-    h += 4;
-    for (i = 0; i < n; i++)
-        f[h + i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
-    rc = fo_wsnet_write_all(c->fd, f, h + n, fo_wsnet_deadline(timeout_ms), c->err, sizeof(c->err));
+    /* Unchecked on purpose: tests send frames the hub must refuse. */
+    len = fo_ws_frame_build(f, opcode, fin, p, n, mask);
+    rc = fo_wsnet_write_all(c->fd, f, len, fo_wsnet_deadline(timeout_ms), c->err, sizeof(c->err));
     free(f);
     if (rc) {
         c->broken = true;
@@ -291,70 +271,6 @@ int fo_ws_send_msg(fo_ws *c, const fo_msg *m)
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
-typedef struct frame {
-    bool fin;
-    int opcode;
-    const unsigned char *payload;
-    size_t len;
-    size_t total; /* header + payload */
-} frame;
-
-/* Looks at the buffered bytes: 1 and *f when a whole frame is there, 0 when more bytes are
- * needed, FO_WS_EPROTO / FO_WS_ETOOBIG when the frame is bad. No side effects but c->err. */
-static int parse_frame(fo_ws *c, frame *f)
-{
-    const unsigned char *p = (const unsigned char *)c->rbuf + c->roff;
-    size_t avail = c->rlen - c->roff, h = 2;
-    uint64_t len;
-    int op;
-
-    if (avail < 2)
-        return 0;
-    op = p[0] & 0x0f;
-    if (p[0] & 0x70)
-        return WS_FAIL(c, FO_WS_EPROTO, "frame with RSV bits 0x%02x (no extension agreed)",
-                       p[0] & 0x70);
-    if (p[1] & 0x80)
-        return WS_FAIL(c, FO_WS_EPROTO, "the server masked a frame (RFC 6455 5.1 forbids it)");
-    if ((op > FO_WS_BINARY && op < FO_WS_CLOSE) || op > FO_WS_PONG)
-        return WS_FAIL(c, FO_WS_EPROTO, "reserved opcode 0x%x", op);
-    len = p[1] & 0x7f;
-    if (len == 126) {
-        if (avail < 4)
-            return 0;
-        len = (uint64_t)p[2] << 8 | p[3];
-        h = 4;
-        if (len < 126)
-            return WS_FAIL(c, FO_WS_EPROTO, "length %llu not minimally encoded (16-bit form)",
-                           (unsigned long long)len);
-    } else if (len == 127) {
-        if (avail < 10)
-            return 0;
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | p[2 + i];
-        h = 10;
-        if (len >> 63)
-            return WS_FAIL(c, FO_WS_EPROTO, "64-bit length with the high bit set");
-        if (len <= 0xffff)
-            return WS_FAIL(c, FO_WS_EPROTO, "length %llu not minimally encoded (64-bit form)",
-                           (unsigned long long)len);
-    }
-    if ((op & 0x8) && (!(p[0] & 0x80) || len > 125))
-        return WS_FAIL(c, FO_WS_EPROTO, "control frame 0x%x fragmented or over 125 bytes", op);
-    if (len > c->max_message)
-        return WS_FAIL(c, FO_WS_ETOOBIG, "frame of %llu bytes is over the limit of %zu",
-                       (unsigned long long)len, c->max_message);
-    if (avail - h < len)
-        return 0;
-    f->fin = p[0] & 0x80;
-    f->opcode = op;
-    f->payload = p + h;
-    f->len = (size_t)len;
-    f->total = h + (size_t)len;
-    return 1;
-}
-
 /* Reads more bytes into the buffer, waiting until the deadline. */
 static int fill(fo_ws *c, int64_t deadline)
 {
@@ -384,7 +300,7 @@ static int fill(fo_ws *c, int64_t deadline)
         if (r == 0) {
             c->broken = true;
             return WS_FAIL(c, FO_WS_EEOF, "the connection ended without a close frame%s",
-                           c->mopcode ? " (inside a fragmented message)" : "");
+                           c->parser.msg_opcode ? " (inside a fragmented message)" : "");
         }
         if (errno == EINTR)
             continue;
@@ -401,25 +317,25 @@ static int fill(fo_ws *c, int64_t deadline)
     }
 }
 
-static int msg_append(fo_ws *c, const void *p, size_t n)
+/* Copies what the parser handed out, so that it stays valid until the next call whatever
+ * happens to the receive buffer, and ends in a NUL. */
+static int msg_set(fo_ws *c, const void *p, size_t n)
 {
-    if (c->mlen + n > c->max_message)
-        return WS_FAIL(c, FO_WS_ETOOBIG, "message of more than %zu bytes", c->max_message);
-    if (c->mcap < c->mlen + n + 1) {
+    if (c->mcap < n + 1) {
         size_t ncap = c->mcap ? c->mcap : 4096;
         char *nb;
-        while (ncap < c->mlen + n + 1)
+        while (ncap < n + 1)
             ncap *= 2;
         nb = realloc(c->msg, ncap);
         if (!nb)
-            return WS_FAIL(c, FO_WS_EIO, "out of memory for a message of %zu bytes", c->mlen + n);
+            return WS_FAIL(c, FO_WS_EIO, "out of memory for a message of %zu bytes", n);
         c->msg = nb;
         c->mcap = ncap;
     }
     if (n)
-        memcpy(c->msg + c->mlen, p, n);
-    c->mlen += n;
-    c->msg[c->mlen] = 0;
+        memcpy(c->msg, p, n);
+    c->mlen = n;
+    c->msg[n] = 0;
     return 0;
 }
 
@@ -432,7 +348,8 @@ static int send_control(fo_ws *c, int opcode, const void *p, size_t n)
 int fo_ws_recv(fo_ws *c, int timeout_ms, fo_ws_message *out)
 {
     int64_t deadline = fo_wsnet_deadline(timeout_ms);
-    frame f;
+    unsigned char code[2];
+    fo_ws_event ev;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -442,39 +359,44 @@ int fo_ws_recv(fo_ws *c, int timeout_ms, fo_ws_message *out)
     if (c->broken)
         return WS_FAIL(c, FO_WS_EIO, "the stream broke earlier");
     for (;;) {
-        rc = parse_frame(c, &f);
-        if (rc < 0) {
-            c->broken = true;
-            return rc;
-        }
-        if (rc == 0) {
-            rc = fill(c, deadline);
-            if (rc)
+        rc = fo_ws_parser_next(&c->parser, (unsigned char *)c->rbuf + c->roff, c->rlen - c->roff,
+                               &ev);
+        if (rc == FO_EAGAIN) {
+            if ((rc = fill(c, deadline)) != 0)
                 return rc;
             continue;
         }
-        c->roff += f.total;
-        switch (f.opcode) {
+        if (rc < 0) {
+            c->broken = true;
+            if (rc == FO_ELIMIT)
+                return WS_FAIL(c, FO_WS_ETOOBIG, "a message over the limit of %zu bytes",
+                               c->max_message);
+            if (rc == FO_ENOMEM)
+                return WS_FAIL(c, FO_WS_EIO, "out of memory for a message");
+            return WS_FAIL(c, FO_WS_EPROTO, "the server sent %s (close code %u)", c->parser.err,
+                           c->parser.close_code);
+        }
+        c->roff += (size_t)rc;
+        switch (ev.opcode) {
+        case FO_WS_CONT: continue; /* a fragment, kept by the parser */
         case FO_WS_PING:
             /* The payload still sits in rbuf: sending does not touch it. */
-            rc = send_control(c, FO_WS_PONG, f.payload, f.len);
+            rc = send_control(c, FO_WS_PONG, ev.data, ev.len);
             if (rc)
                 return rc;
             c->pings++;
             continue;
         case FO_WS_PONG: continue;
         case FO_WS_CLOSE:
-            if (f.len == 1) {
-                c->broken = true;
-                return WS_FAIL(c, FO_WS_EPROTO, "close frame with a 1-byte payload");
-            }
             c->got_close = true;
-            c->close_code = f.len >= 2 ? (f.payload[0] << 8 | f.payload[1]) : 1005;
-            c->mlen = 0;
-            if ((rc = msg_append(c, f.len > 2 ? f.payload + 2 : NULL, f.len > 2 ? f.len - 2 : 0)))
+            c->close_code = (int)ev.close_code;
+            if ((rc = msg_set(c, ev.data, ev.len)))
                 return rc;
             if (!c->sent_close) {
-                rc = send_control(c, FO_WS_CLOSE, f.payload, f.len >= 2 ? 2 : 0);
+                code[0] = (unsigned char)(ev.close_code >> 8);
+                code[1] = (unsigned char)ev.close_code;
+                rc = send_control(c, FO_WS_CLOSE, code,
+                                  ev.close_code == FO_WS_CLOSE_NO_STATUS ? 0 : 2);
                 if (rc && rc != FO_WS_EIO)
                     return rc;
             }
@@ -486,45 +408,31 @@ int fo_ws_recv(fo_ws *c, int timeout_ms, fo_ws_message *out)
                      c->close_code, c->mlen ? ": " : "", (int)(c->mlen > 120 ? 120 : c->mlen),
                      c->msg);
             return 0;
-        case FO_WS_CONT:
-            if (!c->mopcode) {
-                c->broken = true;
-                return WS_FAIL(c, FO_WS_EPROTO, "continuation frame without a message");
-            }
-            if ((rc = msg_append(c, f.payload, f.len)))
+        default: /* a whole text or binary message */
+            if ((rc = msg_set(c, ev.data, ev.len)))
                 return rc;
-            if (!f.fin)
-                continue;
-            out->opcode = c->mopcode;
-            c->mopcode = 0;
-            break;
-        default: /* text or binary */
-            if (c->mopcode) {
-                c->broken = true;
-                return WS_FAIL(c, FO_WS_EPROTO, "new data frame inside a fragmented message");
-            }
-            c->mlen = 0;
-            if ((rc = msg_append(c, f.payload, f.len)))
-                return rc;
-            if (!f.fin) {
-                c->mopcode = f.opcode;
-                continue;
-            }
-            out->opcode = f.opcode;
-            break;
+            out->opcode = ev.opcode;
+            out->data = c->msg;
+            out->len = c->mlen;
+            return 0;
         }
-        out->data = c->msg;
-        out->len = c->mlen;
-        return 0;
     }
 }
 
 bool fo_ws_pending(const fo_ws *c)
 {
-    frame f;
-    fo_ws *mc = (fo_ws *)c; /* parse_frame only writes the error text */
+    const char *p = c->rbuf + c->roff;
+    size_t avail = c->rlen - c->roff;
+    fo_ws_header h;
+    int rc;
 
-    return c->got_close || c->broken || parse_frame(mc, &f) != 0;
+    if (c->got_close || c->broken)
+        return true;
+    /* A header that is bad, or one whose whole frame is there: fo_ws_recv will not wait. */
+    rc = fo_ws_header_parse(p, avail, FO_WS_SIDE_CLIENT, &h, NULL);
+    if (rc == FO_EAGAIN)
+        return false;
+    return rc < 0 || h.len > c->max_message || avail - h.size >= h.len;
 }
 
 int fo_ws_wait_any(fo_ws *const *cs, int n, int timeout_ms)

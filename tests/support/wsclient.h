@@ -7,9 +7,9 @@
  * fo_ws_recv: a ping is answered with a pong and reading goes on, a pong is dropped, a close
  * is answered once (echoing its code) and reported. Fragmented messages are reassembled.
  *
- * The handshake's Sec-WebSocket-Key/Accept (SHA-1 + base64) and the masking keys come from
- * OpenSSL's libcrypto (pkg-config `libcrypto`, present because libwebsockets-dev pulls
- * libssl-dev). */
+ * The framing (Sec-WebSocket-Key/Accept, frame build, the checks of received frames, UTF-8 of
+ * text) is proto/ws.h's; this file does the I/O. Nonces and masking keys come from OpenSSL's
+ * RAND_bytes (pkg-config `libcrypto`, present because libwebsockets-dev pulls libssl-dev). */
 #ifndef FO_TEST_WSCLIENT_H
 #define FO_TEST_WSCLIENT_H
 

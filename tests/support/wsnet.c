@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -94,13 +93,6 @@ int fo_wsnet_write_all(int fd, const void *p, size_t n, int64_t deadline, char *
         return fo_wsnet_fail(err, errlen, FO_WS_EIO, "send: %s", strerror(errno));
     }
     return 0;
-}
-
-int fo_wsnet_base64(const unsigned char *in, size_t n, char *out, size_t outlen)
-{
-    if (outlen < 4 * ((n + 2) / 3) + 1)
-        return FO_WS_EIO;
-    return EVP_EncodeBlock((unsigned char *)out, in, (int)n) < 0 ? FO_WS_EIO : 0;
 }
 
 /* ---- TCP ---------------------------------------------------------------------------------- */

@@ -24,8 +24,6 @@ int fo_wsnet_fail(char *buf, size_t n, int rc, const char *fmt, ...)
 int fo_wsnet_wait_fd(int fd, short events, int64_t deadline);
 /* All n bytes before the deadline (MSG_NOSIGNAL): 0, FO_WS_ETIMEDOUT or FO_WS_EIO. */
 int fo_wsnet_write_all(int fd, const void *p, size_t n, int64_t deadline, char *err, size_t errlen);
-/* Standard base64 with padding (libcrypto's EVP_EncodeBlock) into out, NUL-terminated. */
-int fo_wsnet_base64(const unsigned char *in, size_t n, char *out, size_t outlen);
 /* A non-blocking, close-on-exec, TCP_NODELAY socket connected to a numeric IPv4 or IPv6
  * address (NULL: 127.0.0.1), with SO_RCVBUF set first when rcvbuf > 0. */
 int fo_wsnet_tcp_connect(const char *host, int port, int rcvbuf, int64_t deadline, int *out,

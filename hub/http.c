@@ -354,6 +354,10 @@ int fo_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         detach(slot); /* keep-alive: a new transaction on the same connection */
         return slot ? on_request(h, wsi, slot, in) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE: return on_writeable(slot ? *slot : NULL, wsi);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* The hub takes upgrades on /v1/ws itself (listener.h): lws sees the others. */
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /v1/ws");
+        return 1;
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

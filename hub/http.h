@@ -15,7 +15,7 @@
 
 typedef struct fo_http_req fo_http_req;
 
-/* The lws callback for everything HTTP (called by fo_session_callback). */
+/* The lws callback for everything HTTP (lws serves HTTP only: see listener.h). */
 int fo_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len);
 

@@ -28,17 +28,10 @@ uint64_t fo_hub_now_ms(const fo_hub *h)
 
 static const struct lws_protocols *protocols(void)
 {
-    /* Both entries share one callback: upgrades without a subprotocol are served as
-     * flushout.v1 too, and plain HTTP goes through the same dispatch. The per-session
-     * slot is one pointer: an fo_session (WebSocket) or an fo_http_req (HTTP). */
-    /* rx_buffer_size is allocated per connection: 512 bytes keeps an idle connection
-     * near 2.75 KB of hub RSS (measured with 10k connections; larger frames arrive in
-     * fragments that the session reassembles).
-     * tx_packet_size must be set, or lws caps each send() at rx_buffer_size and the
-     * packed writes would be cut into 1 KiB sends. */
+    /* lws serves HTTP only (the listener keeps WebSocket upgrades on /v1/ws for the hub
+     * and gives lws everything else); the per-connection slot is an fo_http_req. */
     static const struct lws_protocols list[] = {
-        {"http", fo_session_callback, sizeof(void *), 512, 0, NULL, 1 << 20},
-        {"flushout.v1", fo_session_callback, sizeof(void *), 512, 1, NULL, 1 << 20},
+        {"http", fo_http_callback, sizeof(void *), 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
     return list;
@@ -73,6 +66,9 @@ static void on_store_closed(void *data)
 static void stop(fo_hub *h)
 {
     set_phase(h, FO_HUB_STOPPING);
+    fo_listener_stop(&h->listener);
+    while (h->sessions) /* those that did not finish their close handshake in time */
+        fo_session_end(h->sessions);
     FO_LOG(FO_LOG_INFO, "stopping: closing the store");
     fo_model_free_all(h);
     fo_commit_destroy(&h->commit);
@@ -96,6 +92,8 @@ static void on_tick(uv_timer_t *t)
     uint64_t waited = fo_hub_now_ms(h) - h->phase_since_ms;
     fo_session *s;
 
+    fo_listener_sweep(&h->listener, fo_hub_now_ms(h));
+    fo_session_sweep(h);
     switch (h->phase) {
     case FO_HUB_RUNNING: fo_model_evict(h); break;
     case FO_HUB_DRAINING:
@@ -178,8 +176,7 @@ static int start_lws(fo_hub *h)
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 * 0;
     info.foreign_loops = loops;
-    info.port = h->cfg.port;
-    info.iface = h->cfg.host;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the listener accepts, lws adopts */
     info.protocols = protocols();
     info.user = h;
     info.vhost_name = "default";
@@ -187,15 +184,16 @@ static int start_lws(fo_hub *h)
     info.ka_probes = 3;
     info.ka_interval = 10;
     info.timeout_secs = 30;
-    if (strchr(h->cfg.host, ':') == NULL)
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (!(h->lws = lws_create_context(&info))) {
-        FO_LOG(FO_LOG_ERROR, "cannot listen on %s:%d (in use, or the libuv event library "
-               "of libwebsockets is missing)", h->cfg.host, h->cfg.port);
+    if (fo_listener_start(&h->listener, h, h->cfg.host, h->cfg.port))
+        return -1;
+    if (!(h->lws = lws_create_context(&info)) ||
+        !(h->vhost = lws_get_vhost_by_name(h->lws, "default"))) {
+        FO_LOG(FO_LOG_ERROR, "cannot start libwebsockets (is its libuv event library, "
+               "libwebsockets-evlib-uv, installed?)");
+        fo_listener_stop(&h->listener);
         return -1;
     }
-    h->vhost = lws_get_vhost_by_name(h->lws, "default");
-    h->port = h->vhost ? lws_get_vhost_listen_port(h->vhost) : h->cfg.port;
+    h->port = h->listener.port;
     return 0;
 }
 

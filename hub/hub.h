@@ -14,6 +14,7 @@
 #include "hub/auth.h"
 #include "hub/commit.h"
 #include "hub/config.h"
+#include "hub/listener.h"
 #include "hub/metrics.h"
 #include "hub/session.h"
 #include "hub/store.h"
@@ -38,6 +39,7 @@ typedef struct fo_hub {
     uv_timer_t tick;    /* once a second: eviction, shutdown progress */
     uv_idle_t kick;     /* active while sessions have frames to write: no sleep before
                          * the check writes them */
+    fo_listener listener; /* the port: WebSocket upgrades are ours, HTTP goes to lws */
     struct lws_context *lws;
     struct lws_vhost *vhost;
     int port;           /* the port actually listened on */
@@ -59,8 +61,9 @@ typedef struct fo_hub {
     fo_hub_phase phase;
     uint64_t phase_since_ms;
     int exit_code;
-    unsigned char *wbuf; /* LWS_PRE + packed frames: one socket write */
+    unsigned char *wbuf; /* packed frames: one socket write */
     size_t wbuf_cap;
+    unsigned char rbuf[65536]; /* every connection's reads land here first */
 } fo_hub;
 
 /* Runs the hub until SIGTERM/SIGINT. Returns the process exit code. */

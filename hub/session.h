@@ -1,15 +1,16 @@
-/* session.h - one WebSocket connection: reassembles and decodes inbound frames, answers
- * hello itself and hands model requests to their model's runner; queues outbound frames
- * and writes everything queued during a loop turn in one packed socket write at the end
- * of the turn (fo_session_flush_dirty), straight from the hub's uv_check.
+/* session.h - one WebSocket connection: decodes inbound messages, answers hello itself and
+ * hands model requests up (fo_session_port); queues outbound frames. Its socket is the
+ * hub's own (wsconn.h frames it with proto/ws.h; listener.h did the upgrade): everything
+ * queued during a loop turn leaves in one packed socket write at the end of the turn
+ * (fo_session_flush_dirty), straight from the hub's uv_check.
  *
- * Lifetime: created at LWS_CALLBACK_ESTABLISHED, refcounted (the connection holds one
- * reference, every pending reply another), detached from lws at LWS_CALLBACK_CLOSED and
+ * Lifetime: created by fo_session_open after the upgrade, refcounted (the connection holds
+ * one reference, every pending reply another), detached when the connection ends and
  * freed with the last reference. A detached session drops whatever is sent to it. */
 #ifndef FO_SESSION_H
 #define FO_SESSION_H
 
-#include <libwebsockets.h>
+#include <uv.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,20 +36,25 @@ typedef struct fo_sub {
 } fo_sub;
 
 typedef struct fo_outq_item {
-    fo_frame *frame;
+    fo_frame *frame; /* a message's payload; with `control`, a whole WebSocket frame */
+    bool control;    /* a pong: written as it is, no header added */
     fo_sub *sub;     /* pushes only: they may be dropped for a slow subscriber */
     uint64_t from;   /* pushes only: diff.from */
 } fo_outq_item;
 
 typedef enum fo_session_state {
     FO_SESSION_OPEN = 0,
-    FO_SESSION_CLOSING, /* a close was requested: flush the queue, then close */
-    FO_SESSION_DETACHED, /* lws closed the connection */
+    FO_SESSION_CLOSING,  /* a close is due: write the queue, then the close frame */
+    FO_SESSION_CLOSED,   /* the close frame is sent: waiting for the peer's EOF */
+    FO_SESSION_DETACHED, /* the connection is gone */
 } fo_session_state;
 
 struct fo_session {
     fo_hub *hub;
-    struct lws *wsi;        /* NULL once detached */
+    int fd;                 /* the socket; -1 once detached */
+    uv_poll_t *poll;        /* its watcher (allocated: it outlives the session's close) */
+    int poll_events;        /* what poll is started with */
+    uint64_t closed_ms;     /* FO_SESSION_CLOSED since */
     uint32_t refs;
     uint64_t id;
     char sid[24];           /* decimal id: the `session` of welcome and presence */
@@ -57,19 +63,27 @@ struct fo_session {
     char client[65];
     fo_rights rights;       /* from the upgrade's token */
     char peer[64];
-    /* inbound message being reassembled */
+    /* inbound: the bytes of an unfinished frame (none kept while idle) */
     unsigned char *rx;
     size_t rx_len, rx_cap;
-    bool rx_discard;        /* the current message is too large: drop its fragments */
-    bool rx_binary;
+    uint64_t rx_skip;       /* payload bytes of a too large frame still to drop */
+    /* a fragmented message being reassembled */
+    unsigned char *msg;
+    size_t msg_len, msg_cap;
+    bool in_msg;            /* fragments of a message are coming */
+    bool msg_binary;
+    bool msg_discard;       /* the message is too large: drop its fragments */
+    /* outbound: the unsent end of a write the socket did not take whole */
+    unsigned char *wpend;
+    size_t wpend_len, wpend_off;
     /* outbound queue (ring) */
     fo_outq_item *q;
     uint32_t qhead, qlen, qcap;
     size_t qbytes;
-    bool want_write;        /* waiting for lws's WRITEABLE callback: lws holds a partial
-                             * write (or a close is due); nothing is written before it */
-    bool write_failed;      /* the socket failed: close at the WRITEABLE callback */
+    bool want_write;        /* a partial write is pending: nothing more is written until
+                             * the socket is writable and it has gone out */
     bool rx_paused;         /* reading stopped: replies pile up unread (backpressure) */
+    bool rx_done;           /* a close came, or a framing violation: input is dropped */
     bool in_dirty;          /* linked in hub->dirty */
     uint16_t close_code;
     fo_sub *subs;
@@ -90,10 +104,21 @@ typedef struct fo_session_port {
     void (*closed)(fo_sub *sub);
 } fo_session_port;
 
-/* The lws protocol callback for flushout.v1 (and for upgrades that name no subprotocol);
- * HTTP requests go to fo_http_callback. */
-int fo_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                        void *in, size_t len);
+/* A connection the listener upgraded: takes over fd and its (started or not) poll
+ * watcher; `early` holds bytes that came after the request head. NULL on out-of-memory
+ * (the caller closes fd). */
+fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights *rights,
+                            const unsigned char *early, size_t early_len);
+/* Once a second: ends connections that did not answer our close frame in time. */
+void fo_session_sweep(fo_hub *h);
+/* A whole message from the connection (wsconn.c): decoded and dispatched. */
+void fo_session_on_message(fo_session *s, const unsigned char *data, size_t len, bool binary);
+/* A frame that is too large to read: answered with too_large (rid and model peeked from
+ * its first `len` bytes where they show), the frame itself is dropped. */
+void fo_session_too_large(fo_session *s, const unsigned char *start, size_t len);
+/* The connection is gone (EOF, error, or the close handshake is over): unsubscribe,
+ * unlink, close the socket, drop the connection's reference. */
+void fo_session_end(fo_session *s);
 
 fo_session *fo_session_ref(fo_session *s);
 void fo_session_unref(fo_session *s);
@@ -108,18 +133,20 @@ void fo_session_send(fo_session *s, fo_frame *f);
  * --max-queue, the subscriber's queued pushes are dropped instead and it is marked
  * lagging: it catches up (fo_model_catch_up) once the socket drains. */
 void fo_session_send_push(fo_session *s, fo_sub *sub, fo_frame *f, uint64_t from);
+/* Queues a control frame (a pong: f holds the whole WebSocket frame). */
+void fo_session_send_control(fo_session *s, fo_frame *f);
 /* Sends `error {rid?, model?, code, message}` answering `req` (may be NULL). */
 void fo_session_send_error(fo_session *s, const fo_msg *req, fo_error_code code,
                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Encodes and queues a small reply (ok, errors); FO_ENOMEM is logged and dropped. */
 void fo_session_send_msg(fo_session *s, const fo_msg *m);
 /* End of a loop turn: every session that queued frames writes them, one packed write
- * each; only a write the socket does not take whole waits for lws's writable callback. */
+ * each; only a write the socket does not take whole waits for POLLOUT. */
 void fo_session_flush_dirty(fo_hub *h);
 /* Puts s in this turn's write order now: its frames of the turn leave before those of
  * connections that get their first frame later (an ack before the pushes it caused). */
 void fo_session_write_early(fo_session *s);
-/* Starts closing with `code` once the queue is written. */
+/* Starts closing with `code` once the queue is written (a close frame, then EOF). */
 void fo_session_close(fo_session *s, uint16_t code);
 /* Frames queued to s and not yet written (0 once the socket took everything). */
 static inline uint32_t fo_session_backlog(const fo_session *s)

@@ -1,0 +1,437 @@
+#include "hub/wsconn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "hub/hub.h"
+#include "hub/log.h"
+#include "proto/ws.h"
+
+/* Largest packed write: big enough to amortise the syscall, small enough that one busy
+ * connection does not hold the loop for long; also the most a partial write keeps. */
+#define PACK_MAX (256 * 1024)
+/* What an unfinished frame's first bytes get when its length is not known yet. */
+#define RX_MIN 4096
+
+static void on_io(uv_poll_t *p, int status, int events);
+
+void fo_wsconn_update_poll(fo_session *s)
+{
+    int ev = 0;
+
+    if (s->fd < 0)
+        return;
+    if (!s->rx_paused)
+        ev |= UV_READABLE;
+    if (s->want_write)
+        ev |= UV_WRITABLE;
+    if (ev == s->poll_events)
+        return;
+    if ((ev & UV_WRITABLE) && !(s->poll_events & UV_WRITABLE))
+        s->hub->metrics.writable_requests++;
+    s->poll_events = ev;
+    if (ev)
+        uv_poll_start(s->poll, ev, on_io);
+    else
+        uv_poll_stop(s->poll);
+}
+
+void fo_wsconn_free(fo_session *s)
+{
+    free(s->rx);
+    free(s->msg);
+    free(s->wpend);
+    s->rx = s->msg = s->wpend = NULL;
+    s->rx_len = s->rx_cap = s->msg_len = s->msg_cap = s->wpend_len = s->wpend_off = 0;
+}
+
+/* ---- in -------------------------------------------------------------------------------- */
+
+/* A framing violation: nothing more is read; the queue is written, then a close frame. */
+static void fail(fo_session *s, uint16_t code, const char *why)
+{
+    FO_LOG(FO_LOG_INFO, "sid=%s closing with %u: %s", s->sid, code, why);
+    s->rx_done = true;
+    fo_session_close(s, code);
+}
+
+static void on_control(fo_session *s, int op, const unsigned char *p, size_t len)
+{
+    if (op == FO_WS_OP_PING) {
+        unsigned char frame[2 + FO_WS_CONTROL_MAX];
+        size_t n = fo_ws_frame_build(frame, FO_WS_OP_PONG, true, p, len, NULL);
+        fo_frame *f = fo_frame_new(frame, n);
+
+        if (f) {
+            fo_session_send_control(s, f);
+            fo_frame_unref(f);
+        }
+    } else if (op == FO_WS_OP_CLOSE) {
+        unsigned code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : FO_WS_CLOSE_NORMAL;
+        fo_ws_utf8 u;
+
+        fo_ws_utf8_reset(&u);
+        if (len == 1 || (len >= 2 && !fo_ws_close_code_valid(code)))
+            return fail(s, FO_WS_CLOSE_PROTOCOL, "a malformed close frame");
+        if (len > 2 && (fo_ws_utf8_feed(&u, p + 2, len - 2) || !fo_ws_utf8_done(&u)))
+            return fail(s, FO_WS_CLOSE_INVALID_DATA, "a close reason that is not UTF-8");
+        /* Echo the code (RFC 6455 5.5.1) once what is queued has been written. */
+        s->rx_done = true;
+        fo_session_close(s, (uint16_t)code);
+    }
+    /* A pong answers nothing. */
+}
+
+/* Appends a fragment to the message being reassembled. */
+static int msg_append(fo_session *s, const unsigned char *p, size_t len)
+{
+    if (s->msg_len + len > s->msg_cap) {
+        size_t ncap = s->msg_cap ? s->msg_cap : RX_MIN;
+        unsigned char *n;
+        while (ncap < s->msg_len + len)
+            ncap *= 2;
+        if (!(n = realloc(s->msg, ncap)))
+            return FO_ENOMEM;
+        s->msg = n;
+        s->msg_cap = ncap;
+    }
+    memcpy(s->msg + s->msg_len, p, len);
+    s->msg_len += len;
+    return 0;
+}
+
+static void msg_reset(fo_session *s)
+{
+    free(s->msg);
+    s->msg = NULL;
+    s->msg_len = s->msg_cap = 0;
+}
+
+/* Handles every whole frame of buf[0, len); returns the bytes used. *need gets the size of
+ * the unfinished frame at the end when its header shows it, else 0. */
+static size_t consume(fo_session *s, unsigned char *buf, size_t len, size_t *need)
+{
+    size_t off = 0, max = s->hub->cfg.max_frame;
+
+    *need = 0;
+    while (off < len) {
+        fo_ws_header hd;
+        const char *why = NULL;
+        unsigned char *pl;
+        size_t avail, take;
+        int rc;
+
+        if (s->rx_done)
+            return len; /* after a close or a violation: dropped */
+        if (s->rx_skip) {
+            take = len - off < s->rx_skip ? len - off : (size_t)s->rx_skip;
+            off += take;
+            s->rx_skip -= take;
+            continue;
+        }
+        rc = fo_ws_header_parse(buf + off, len - off, FO_WS_SIDE_SERVER, &hd, &why);
+        if (rc == FO_EAGAIN)
+            break;
+        if (rc < 0) {
+            fail(s, FO_WS_CLOSE_PROTOCOL, why ? why : "a malformed frame header");
+            return len;
+        }
+        pl = buf + off + hd.size;
+        avail = len - off - hd.size;
+        if (hd.opcode >= FO_WS_OP_CLOSE) { /* control: whole, at most 125 bytes */
+            if (avail < hd.len) {
+                *need = hd.size + (size_t)hd.len;
+                break;
+            }
+            fo_ws_mask(pl, pl, (size_t)hd.len, hd.mask, 0);
+            on_control(s, hd.opcode, pl, (size_t)hd.len);
+            off += hd.size + (size_t)hd.len;
+            continue;
+        }
+        if ((hd.opcode == FO_WS_OP_CONT) != s->in_msg) {
+            fail(s, FO_WS_CLOSE_PROTOCOL, s->in_msg ? "a new message inside a fragmented one"
+                                                    : "a continuation without a message");
+            return len;
+        }
+        if (s->msg_discard || (s->in_msg ? s->msg_len : 0) + hd.len > max) {
+            /* Too large: answered from what can be read of its start, never buffered. */
+            take = avail < hd.len ? avail : (size_t)hd.len;
+            if (!s->msg_discard) {
+                if (s->in_msg && s->msg_len) {
+                    fo_session_too_large(s, s->msg, s->msg_len);
+                } else {
+                    fo_ws_mask(pl, pl, take, hd.mask, 0);
+                    fo_session_too_large(s, pl, take);
+                }
+                msg_reset(s);
+            }
+            s->msg_discard = s->in_msg = !hd.fin;
+            off += hd.size + take;
+            s->rx_skip = hd.len - take;
+            continue;
+        }
+        if (avail < hd.len) {
+            *need = hd.size + (size_t)hd.len;
+            break;
+        }
+        fo_ws_mask(pl, pl, (size_t)hd.len, hd.mask, 0);
+        off += hd.size + (size_t)hd.len;
+        if (hd.fin && !s->in_msg) {
+            /* The common case: a whole message in one frame, read where it lies. */
+            fo_session_on_message(s, pl, (size_t)hd.len, hd.opcode == FO_WS_OP_BINARY);
+            continue;
+        }
+        if (!s->in_msg) {
+            s->in_msg = true;
+            s->msg_binary = hd.opcode == FO_WS_OP_BINARY;
+        }
+        if (msg_append(s, pl, (size_t)hd.len)) {
+            fail(s, FO_WS_CLOSE_INTERNAL, "out of memory reassembling a message");
+            return len;
+        }
+        if (hd.fin) {
+            s->in_msg = false;
+            fo_session_on_message(s, s->msg, s->msg_len, s->msg_binary);
+            msg_reset(s); /* fragmented messages are rare: no buffer kept between them */
+        }
+    }
+    return off;
+}
+
+/* Keeps the bytes of an unfinished frame (sized for the whole frame when known). */
+static int keep_rest(fo_session *s, unsigned char *buf, size_t used, size_t len, size_t need)
+{
+    size_t rest = len - used, cap = need > rest ? need : rest;
+
+    if (cap < RX_MIN)
+        cap = RX_MIN;
+    if (buf == s->rx) {
+        if (!rest) {
+            free(s->rx);
+            s->rx = NULL;
+            s->rx_len = s->rx_cap = 0;
+            return 0;
+        }
+        memmove(s->rx, s->rx + used, rest);
+        s->rx_len = rest;
+        if (cap > s->rx_cap) {
+            unsigned char *n = realloc(s->rx, cap);
+            if (!n)
+                return FO_ENOMEM;
+            s->rx = n;
+            s->rx_cap = cap;
+        }
+        return 0;
+    }
+    if (!rest)
+        return 0;
+    if (!(s->rx = malloc(cap)))
+        return FO_ENOMEM;
+    memcpy(s->rx, buf + used, rest);
+    s->rx_len = rest;
+    s->rx_cap = cap;
+    return 0;
+}
+
+static void handle(fo_session *s, unsigned char *buf, size_t len)
+{
+    size_t need, used = consume(s, buf, len, &need);
+
+    if (s->fd >= 0 && keep_rest(s, buf, used, len, need))
+        fail(s, FO_WS_CLOSE_INTERNAL, "out of memory reading a frame");
+}
+
+void fo_wsconn_feed(fo_session *s, const unsigned char *data, size_t len)
+{
+    unsigned char *buf;
+
+    if (!len)
+        return;
+    /* The shared buffer is free between events: the early bytes are handled from it. */
+    buf = len <= sizeof(s->hub->rbuf) ? s->hub->rbuf : malloc(len);
+    if (!buf)
+        return fail(s, FO_WS_CLOSE_INTERNAL, "out of memory");
+    memcpy(buf, data, len);
+    handle(s, buf, len);
+    if (buf != s->hub->rbuf)
+        free(buf);
+}
+
+static void on_readable(fo_session *s)
+{
+    fo_hub *h = s->hub;
+    unsigned char *buf = h->rbuf;
+    size_t len = 0, cap = sizeof(h->rbuf);
+    ssize_t n;
+
+    if (s->rx_len) { /* an unfinished frame: read on into its buffer */
+        if (s->rx_cap == s->rx_len) {
+            unsigned char *nb = realloc(s->rx, s->rx_cap * 2);
+            if (!nb)
+                return fail(s, FO_WS_CLOSE_INTERNAL, "out of memory reading a frame");
+            s->rx = nb;
+            s->rx_cap *= 2;
+        }
+        buf = s->rx;
+        len = s->rx_len;
+        cap = s->rx_cap;
+    }
+    n = recv(s->fd, buf + len, cap - len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) { /* EOF (the peer closed, or answered our close) or a socket error */
+        fo_session_end(s);
+        return;
+    }
+    if (s->state == FO_SESSION_CLOSED)
+        return; /* our close frame is out: what still comes is dropped */
+    handle(s, buf, len + (size_t)n);
+}
+
+/* ---- out ------------------------------------------------------------------------------- */
+
+/* Packs queued frames into one buffer and sends it. -1 when the socket failed. */
+static int send_pack(fo_session *s)
+{
+    fo_hub *h = s->hub;
+    size_t off = 0;
+    uint32_t n = 0;
+    ssize_t sent;
+
+    while (s->qlen && off < PACK_MAX) {
+        fo_outq_item *it = &s->q[s->qhead];
+        size_t need = off + FO_WS_HEADER_MAX + it->frame->len;
+
+        if (need > h->wbuf_cap) {
+            size_t ncap = h->wbuf_cap ? h->wbuf_cap : 65536;
+            unsigned char *nb;
+            while (ncap < need)
+                ncap *= 2;
+            if (!(nb = realloc(h->wbuf, ncap)))
+                return -1;
+            h->wbuf = nb;
+            h->wbuf_cap = ncap;
+        }
+        if (!it->control)
+            off += fo_ws_header_build(h->wbuf + off, FO_WS_OP_BINARY, true, it->frame->len,
+                                      NULL);
+        memcpy(h->wbuf + off, it->frame->data, it->frame->len);
+        off += it->frame->len;
+        s->qbytes -= it->frame->len;
+        h->metrics.bytes_out += it->frame->len;
+        fo_frame_unref(it->frame);
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+        n++;
+    }
+    h->metrics.frames_out += n;
+    h->metrics.writes++;
+    sent = send(s->fd, h->wbuf, off, MSG_NOSIGNAL);
+    if (sent < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            return -1;
+        sent = 0;
+    }
+    if ((size_t)sent < off) {
+        /* The socket is full: keep the rest and wait for POLLOUT before anything else. */
+        if (!(s->wpend = malloc(off - (size_t)sent)))
+            return -1;
+        memcpy(s->wpend, h->wbuf + sent, off - (size_t)sent);
+        s->wpend_len = off - (size_t)sent;
+        s->wpend_off = 0;
+        s->want_write = true;
+        h->metrics.partial_writes++;
+        fo_wsconn_update_poll(s);
+    }
+    return 0;
+}
+
+/* Sends the rest of a partial write. -1 when the socket failed. */
+static int send_pending(fo_session *s)
+{
+    ssize_t n = send(s->fd, s->wpend + s->wpend_off, s->wpend_len - s->wpend_off, MSG_NOSIGNAL);
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    s->hub->metrics.writes++;
+    s->wpend_off += (size_t)n;
+    if (s->wpend_off == s->wpend_len) {
+        free(s->wpend);
+        s->wpend = NULL;
+        s->wpend_len = s->wpend_off = 0;
+        s->want_write = false;
+        fo_wsconn_update_poll(s);
+    }
+    return 0;
+}
+
+static void send_close(fo_session *s)
+{
+    const char *reason = s->close_code == FO_WS_CLOSE_GOING_AWAY ? "shutting down"
+                         : s->close_code == FO_WS_CLOSE_PROTOCOL ? "protocol error"
+                                                                 : "";
+    unsigned char payload[2 + 32], frame[2 + sizeof(payload)];
+    size_t rlen = strlen(reason), n;
+
+    payload[0] = (unsigned char)(s->close_code >> 8);
+    payload[1] = (unsigned char)s->close_code;
+    memcpy(payload + 2, reason, rlen);
+    n = fo_ws_frame_build(frame, FO_WS_OP_CLOSE, true, payload, 2 + rlen, NULL);
+    /* Small, and the socket has just taken everything before it. */
+    if (send(s->fd, frame, n, MSG_NOSIGNAL) < 0)
+        FO_LOG(FO_LOG_DEBUG, "sid=%s close frame not sent: %s", s->sid, strerror(errno));
+    shutdown(s->fd, SHUT_WR);
+    s->state = FO_SESSION_CLOSED;
+    s->closed_ms = fo_hub_now_ms(s->hub);
+    s->rx_done = true;
+    if (s->rx_paused) { /* read on: the peer's EOF ends the session */
+        s->rx_paused = false;
+        fo_wsconn_update_poll(s);
+    }
+}
+
+void fo_wsconn_write(fo_session *s)
+{
+    if (s->fd < 0 || s->want_write || s->state == FO_SESSION_CLOSED)
+        return;
+    while (s->qlen && !s->want_write) {
+        if (send_pack(s)) {
+            fo_session_end(s);
+            return;
+        }
+    }
+    if (s->rx_paused && s->qbytes < s->hub->cfg.max_queue / 2) {
+        s->rx_paused = false;
+        fo_wsconn_update_poll(s);
+    }
+    if (s->qlen || s->want_write)
+        return;
+    if (s->state == FO_SESSION_CLOSING)
+        return send_close(s);
+    /* Drained: subscribers whose pushes were dropped catch up now. */
+    for (fo_sub *sub = s->subs; sub; sub = sub->snext)
+        if (sub->lagging)
+            s->hub->session_port.drained(sub);
+}
+
+static void on_io(uv_poll_t *p, int status, int events)
+{
+    fo_session *s = p->data;
+
+    if (status < 0) {
+        fo_session_end(s);
+        return;
+    }
+    fo_session_ref(s);
+    if ((events & UV_WRITABLE) && s->want_write) {
+        if (send_pending(s))
+            fo_session_end(s);
+        else if (!s->want_write)
+            fo_wsconn_write(s);
+    }
+    if ((events & UV_READABLE) && s->fd >= 0)
+        on_readable(s);
+    fo_session_unref(s);
+}

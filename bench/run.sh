@@ -269,7 +269,7 @@ def delta(n):
 # Count syscalls, and bytes written to sockets, strictly between the first and the second
 # /metrics response.
 WR = ("sendto", "write", "writev", "sendmsg")
-calls, inside, marks, lines, wbytes = collections.Counter(), False, 0, 0, 0
+calls, inside, marks, lines, wbytes, mfd = collections.Counter(), False, 0, 0, 0, None
 call = re.compile(r"^\d+\s+([a-z_0-9]+)\(")
 resumed = re.compile(r"^\d+\s+<\.\.\. ([a-z_0-9]+) resumed>")
 ret = re.compile(r"\) += (\d+)\s*$")
@@ -283,6 +283,8 @@ try:
             if '"HTTP/1.1 200' in line:
                 marks += 1
                 inside = marks == 1
+                mfd = re.search(r"\((\d+),", line)  # the /metrics connection: its body
+                mfd = mfd and mfd.group(1)          # is not a frame
                 if marks == 2:
                     break
                 continue
@@ -290,7 +292,7 @@ try:
                 continue
             if m.re is call:
                 calls[m.group(1)] += 1
-            if m.group(1) in WR and (r := ret.search(line)):
+            if m.group(1) in WR and (r := ret.search(line)) and not (m.re is call and line.split("(", 1)[1].split(",", 1)[0] == mfd):
                 wbytes += int(r.group(1))
 except OSError:
     pass

@@ -3,7 +3,7 @@
 # --memory-budget 128M; 1000 models, each with one writer and one subscriber, each driven past
 # 1000 commands of 200-byte payloads (creates only: every command adds an object, the worst
 # case for memory); then the hub's peak RSS (VmHWM, /proc/PID/status) against budget +
-# 100 MB. The same with --store memory for contrast (nothing can be evicted there).
+# 100 MB. The same with --store memory for contrast.
 #
 #   bench/memory.sh [--quick] [--out DIR] [--models N] [--commands N] [--batch K]
 #                   [--payload B] [--budget SIZE] [--stores sqlite,memory]

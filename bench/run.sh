@@ -40,12 +40,12 @@
 #      = connect + hello + sub (loads the model) of all N, plus the slowest ack of the
 #      first flush on each model; cold - warm is the loading cost.
 #
-# --quick: 1 run per scenario, 2 s windows, 1k cold models (about 1.5 minutes). Default: 3
-# runs, 8 s windows (about 13 minutes). Output: DIR/runs/*.json (one flushout-bench JSON per
-# run, server logs beside; floor-*.json, d2-*-search.json, strace-*.txt), DIR/results.json
-# (medians, ratios, targets), DIR/summary.txt (the table and the targets; bench/sweep.sh and
-# bench/memory.sh add their targets to it when they run after). DIR defaults to build/bench.
-# Needs python3 (JSON) and taskset; node for the peer; strace for the strace step.
+# --quick: 1 run per scenario, 2 s windows, 1k cold models (about 2 minutes on a quiet
+# machine). Default: 3 runs, 8 s windows (about 13 minutes). Output: DIR/runs/*.json (one
+# flushout-bench JSON per run, server logs beside; floor-*.json, d2-*-search.json,
+# strace-*.json), DIR/results.json (medians, ratios, targets), DIR/summary.txt (the table
+# and the targets; bench/sweep.sh and bench/memory.sh add theirs when they run after). DIR
+# defaults to build/bench. Needs python3 and taskset; node for the peer; strace for strace.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,7 +75,7 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$(cd "$2" && pwd); shift 2 ;;
     --server-cpu) SRV_CPU=$2; shift 2 ;;
     --bench-cpu) BENCH_CPU=$2; shift 2 ;;
-    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

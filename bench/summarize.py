@@ -67,12 +67,13 @@ def ratio(a, b):
 
 
 # ---- the floor: every fo-floor run of this bench run (start and end), median per mode
-floor_runs = {1: [], 10: []}
+floor_runs, floor_cpu = {1: [], 10: []}, []
 for p in sorted(glob.glob(f"{out}/runs/floor-*.json")):
     j = load(p)
     for m in (j or {}).get("modes", []):
         for r in m.get("runs", []):
             floor_runs.setdefault(m["frames_per_send"], []).append(r["frames_per_sec"])
+            floor_cpu.append(r.get("sender_cpu_pct", 0))
 floor = {k: (statistics.median(v) if v else None) for k, v in floor_runs.items()}
 floor1, floor10 = floor.get(1), floor.get(10)
 
@@ -257,8 +258,6 @@ target(f"memory: hub peak RSS <= budget + 100 MB (sqlite){' (' + age(out + '/mem
        lambda v: f"{v / 1024:,.0f} MB <= {ms_['limit_kb'] / 1024:,.0f} MB")
 res["targets"] = [{"target": a, "measured": b, "verdict": c} for a, b, c in T]
 
-with open(f"{out}/results.json", "w") as f:
-    json.dump(res, f, indent=1)
 
 
 # ---- the summary
@@ -277,10 +276,12 @@ L.append("")
 if floor1 or floor10:
     L.append(f"floor (fo-floor, 1000 loopback sockets, 60 B frames, sender on the server's CPU): "
              f"1 frame/send {n(floor1)} frames/s {n(min(floor_runs[1]) if floor_runs[1] else None)}-{n(max(floor_runs[1]) if floor_runs[1] else None)}; "
-             f"10 frames/send {n(floor10)} frames/s (median of {len(floor_runs[1])} runs)")
+             f"10 frames/send {n(floor10)} frames/s (median of {len(floor_runs[1])} runs; sender CPU "
+             f"{n(statistics.median(floor_cpu) if floor_cpu else None)}%)")
     L.append("")
 L.append(f"{'':2} {'scenario':30} {'hub fl/s':>9} {'peer fl/s':>9} {'hub/peer':>8} {'hub push/s':>10} {'peer push/s':>11} "
-         f"{'hub fr/s':>9} {'peer fr/s':>9} {'h/floor':>7} {'p/floor':>7} {'hub p99':>8} {'peer p99':>8} {'err h/p':>7}")
+         f"{'hub fr/s':>9} {'peer fr/s':>9} {'h/floor':>7} {'p/floor':>7} {'hub p99':>8} {'peer p99':>8} {'err h/p':>7} {'cpu h/p':>7}")
+starved = []
 for s in ["a", "b", "c", "d", "d2"]:
     r = sc.get(s)
     if not r:
@@ -292,7 +293,12 @@ for s in ["a", "b", "c", "d", "d2"]:
              f"{n(h.get('frames_in_per_sec')):>9} {n(p.get('frames_in_per_sec')):>9} "
              f"{n(hf.get('frames_fraction_of_floor'), '{:.2f}'):>7} {n(pf.get('frames_fraction_of_floor'), '{:.2f}'):>7} "
              f"{n(h.get('ack_p99_ms'), '{:.2f}'):>8} {n(p.get('ack_p99_ms'), '{:.2f}'):>8} "
-             f"{n(h.get('errors'), '{:.0f}')}/{n(p.get('errors'), '{:.0f}')}")
+             f"{n(h.get('errors'), '{:.0f}')}/{n(p.get('errors'), '{:.0f}'):<5} {n(h.get('hub_cpu_pct'))}/{n(p.get('hub_cpu_pct'))}")
+    # A closed-loop run keeps its server's core busy; well below that, other work on the
+    # machine took the core, and the ratios say more about it than about the servers.
+    if s in ("a", "b", "c", "d"):
+        starved += [f"{s} {k}" for k, m in (("hub", h), ("peer", p))
+                    if num(m.get("hub_cpu_pct")) and m["hub_cpu_pct"] < 80]
 r = sc.get("d2")
 if r:
     parts = []
@@ -304,7 +310,12 @@ if r:
             parts.append(f"{k} {n(srch['best_rate'])}/s [{steps}]" + (f", {f10:.2f} of the 10-frame floor" if num(f10) else ""))
     L.append(f"d2 highest sustained offered flushes/s (steps: + sustained, - not): {'; '.join(parts)}")
 L.append("   fl/s: flushes acked/s; push/s: pushes delivered/s; fr/s: frames the server sent/s (acks + pushes);")
-L.append("   h/floor, p/floor: fr/s as a fraction of the 1-frame-per-send floor; p99: ack p99 ms; err: generator failures")
+L.append("   h/floor, p/floor: fr/s as a fraction of the 1-frame-per-send floor; p99: ack p99 ms; err: generator failures;")
+L.append("   cpu: the server's CPU % over the window (closed loop: ~100 when it has its core to itself)")
+if starved:
+    L.append(f"   WARNING: server CPU below 80% in closed-loop runs ({', '.join(starved)}): other work took the "
+             f"cores; these figures and ratios are not the servers' own")
+res["starved_runs"] = starved
 if strace:
     L.append("")
     for k, v in strace.items():
@@ -362,6 +373,8 @@ for a, b, c in T:
     L.append(f"  {c:4}  {a:58} {b}")
 L.append("")
 L.append(f"JSON: {out}/results.json (medians, ratios, targets), {out}/runs/ (every run)")
+with open(f"{out}/results.json", "w") as f:
+    json.dump(res, f, indent=1)
 txt = "\n".join(L) + "\n"
 open(f"{out}/summary.txt", "w").write(txt)
 sys.stdout.write(txt)

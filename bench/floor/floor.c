@@ -380,8 +380,7 @@ int main(int argc, char **argv)
                        r ? ", " : "", (double)x->sends * fps / x->secs,
                        (unsigned long long)x->sends, x->secs, (unsigned long long)x->eagain,
                        (unsigned long long)x->partial, (unsigned long long)x->bytes_sent,
-                       (unsigned long long)x->bytes_drained, x->sender_cpu_pct,
-                       x->drainer_cpu_pct);
+                       (unsigned long long)x->bytes_drained, x->sender_cpu_pct, x->drainer_cpu_pct);
             }
             printf("]}");
         } else {

@@ -145,11 +145,8 @@ void fo_hub_counters_parse(const char *text, size_t len, fo_hub_counters *out)
         size_t off;
         uint32_t have;
     } known[] = {
-#define K(n, f) {n, offsetof(fo_hub_counters, f), 0}
-#define H(n, f, bit)                                                                               \
-    {                                                                                              \
-        n, offsetof(fo_hub_counters, f), bit                                                       \
-    }
+#define H(n, f, b) {n, offsetof(fo_hub_counters, f), b}
+#define K(n, f) H(n, f, 0)
         H("flushout_loop_turns_total", loop_turns, FO_HUB_HAVE_LOOP_TURNS),
         H("flushout_write_turns_total", write_turns, FO_HUB_HAVE_WRITE_TURNS),
         H("flushout_writable_requests_total", writable_requests, FO_HUB_HAVE_WRITABLE_REQUESTS),

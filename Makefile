@@ -32,16 +32,22 @@ test: test-deps
 	cmake --build build/dev -j$$(nproc)
 	tests/valgrind.sh build/dev
 
-# The benchmarks: fo-microbench (bench/micro), then the issue-5 scenarios against the hub
-# and the Node peer with the ratio table (bench/run.sh), then the open-loop latency sweep and
-# its plot build/bench/latency.svg (bench/sweep.sh, bench/plot.gp; needs gnuplot-nox).
-# Full: about 13 minutes. `make bench ARGS=--quick` or `make bench-quick`: about 1.5 minutes.
-# Results: build/bench-micro.json, build/bench/{summary.txt,results.json,sweep.json,latency.svg}.
+# The benchmarks: fo-microbench (bench/micro), then the issue-5/8 scenarios against the hub
+# and the Node peer beside the fan-out floor (bench/floor), with the ratio table, the
+# fractions of the floor, d2's highest sustained rates and d's syscall counts under strace
+# (bench/run.sh), then the open-loop latency sweep and its plot build/bench/latency.svg
+# (bench/sweep.sh, bench/plot.gp; needs gnuplot-nox), then the hub's peak RSS under
+# --memory-budget (bench/memory.sh). The last prints build/bench/summary.txt: the table and
+# every issue-8 target with pass/fail.
+# Full: about 20 minutes. `make bench ARGS=--quick` or `make bench-quick`: about 3 minutes.
+# Results: build/bench-micro.json, build/bench/{summary.txt,results.json,sweep.json,
+# memory.json,latency.svg}, build/bench/runs/ (every run).
 bench: build
 	@scripts/install-deps.sh bench
 	bench/micro/run.sh $(findstring --quick,$(ARGS))
 	bench/run.sh $(ARGS)
 	bench/sweep.sh $(ARGS)
+	bench/memory.sh $(ARGS)
 
 bench-quick:
 	$(MAKE) bench ARGS="--quick $(ARGS)"

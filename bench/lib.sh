@@ -5,6 +5,7 @@
 
 HUB=$BUILD/hub/flushout-hub
 BENCH=$BUILD/bench/flushout-bench
+FLOOR=$BUILD/bench/fo-floor
 PEER=$ROOT/bench/peer/server.mjs
 SRV_PID=
 PORT=
@@ -61,4 +62,25 @@ start_srv() {
     echo "$FO_BENCH_NAME: $kind did not start; log:" >&2
     cat "$log" >&2
     exit 1
+}
+
+# scrape_metrics PORT FILE: GET /metrics of the running server into FILE (empty on failure).
+scrape_metrics() {
+    python3 - "$1" "$2" <<'PY' || : >"$2"
+import sys, urllib.request
+try:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read()
+except Exception:
+    body = b""
+open(sys.argv[2], "wb").write(body)
+PY
+}
+
+# run_floor OUT.json REPEAT DURATION: fo-floor (1 and 10 frames per send to 1000 loopback
+# sockets), sender pinned to SRV_CPU and drainer to BENCH_CPU, as the servers and the
+# generator are.
+run_floor() {
+    bash -c 'ulimit -n 20000; exec "$0" "$@"' "$FLOOR" --json --sockets 1000 --modes 1,10 \
+        --repeat "$2" --duration "$3" --sender-cpu "$SRV_CPU" --drainer-cpu "$BENCH_CPU" \
+        >"$1" 2>"${1%.json}.err" || echo "$FO_BENCH_NAME: fo-floor failed, see ${1%.json}.err" >&2
 }

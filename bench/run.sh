@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# run.sh - the issue-5 scenarios against flushout-hub AND the Node peer (bench/peer) in the
-# same run: server pinned to one core, flushout-bench to the other, one fresh server per run,
-# medians of N runs; prints a ratio table and writes JSON to DIR.
+# run.sh - the issue-5/8 scenarios against flushout-hub AND the Node peer (bench/peer) in the
+# same run, beside the fan-out floor: server pinned to one core, flushout-bench to the other,
+# one fresh server per run, medians of N runs; prints a ratio table with every scenario's
+# frames/s as a fraction of the floor, and the issue-8 targets with pass/fail.
 #
 #   bench/run.sh [--quick] [--out DIR] [--runs N] [--duration S] [--warmup S]
-#                [--only a,b,c,d,d2,e,f,g] [--servers hub,peer] [--cold-models N]
-#                [--build build/release] [--server-cpu 0] [--bench-cpu 1]
+#                [--only floor,a,b,c,d,d2,strace,e,f,g] [--servers hub,peer]
+#                [--cold-models N] [--d2-steps N] [--build build/release]
+#                [--server-cpu 0] [--bench-cpu 1]
 #
+#   floor  fo-floor (bench/floor): one thread pinned to the server's CPU sends a 60-byte frame
+#      to each of 1000 loopback TCP sockets in turn, one non-blocking send each (TCP_NODELAY),
+#      another pinned to the generator's CPU drains them (epoll); 1 frame per send, then 10
+#      (packed). Run at the start and at the end; the floor is the median of all its runs.
+#      No closed-loop fan-out to 1000 subscribers beats the 1-frame figure.
 #   a  100 connections, 10 models, K=1 (closed loop, every connection writes)
 #   b  the same with K=10
 #   c  1000 connections over 1000 models, K=1 (no fan-out)
 #   d  fan-out: 1 writer + 1000 subscribers on one model (closed loop: one flush in flight,
 #      so latency-bound)
-#   d2 the same, open loop at 800 flushes/s with --pipeline (several pushes pending per
-#      subscriber at once): the fan-out throughput, pushes (frames out) per second
+#   d2 the same, open loop with --pipeline (several pushes pending per subscriber at once):
+#      the highest push rate each server sustains. A bounded search per server: from its
+#      closed-loop d rate (or 200/s), double the offered flushes/s until a step fails, then
+#      bisect; a step sustains when acked flushes/s and pushes/s are >= 95% of offered,
+#      with no errors, no dropped pushes, ack p99 <= 1 s, and a backlog that does not grow:
+#      the mean per-second ack p50 of the window's later half <= 1.5x its earlier half's
+#      + 10 ms. (An absolute latency cap would judge the machine's noise, not the server.)
+#      --d2-steps caps the steps per server (quick 4, full 8); time, at 15 s per step.
+#   strace d again on a fresh hub (and peer) for a few seconds with `strace -f -p`
+#      attached: epoll_ctl per frame sent and socket writes (sendto+write+writev+sendmsg)
+#      per connection per loop turn (flushout_write_turns_total from /metrics; without it,
+#      writes per frame). strace slows the server: counts only, never rates.
 #   e  10k idle connections (upgrade + hello): server RSS per connection
 #   f  hub only: memory store vs SQLite store (WAL, synchronous=FULL: fsync per commit),
 #      shape of a; ratio sqlite/memory
@@ -23,10 +40,12 @@
 #      = connect + hello + sub (loads the model) of all N, plus the slowest ack of the
 #      first flush on each model; cold - warm is the loading cost.
 #
-# --quick: 1 run per scenario, 2 s windows, 1k cold models (about 1 minute). Default: 3 runs,
-# 8 s windows (about 10 minutes). Output: DIR/runs/*.json (one flushout-bench JSON per run,
-# server logs beside), DIR/results.json (medians and ratios), DIR/summary.txt (the table).
-# DIR defaults to build/bench. Needs python3 (JSON) and taskset; node for the peer.
+# --quick: 1 run per scenario, 2 s windows, 1k cold models (about 2 minutes on a quiet
+# machine). Default: 3 runs, 8 s windows (about 13 minutes). Output: DIR/runs/*.json (one
+# flushout-bench JSON per run, server logs beside; floor-*.json, d2-*-search.json,
+# strace-*.json), DIR/results.json (medians, ratios, targets), DIR/summary.txt (the table
+# and the targets; bench/sweep.sh and bench/memory.sh add theirs when they run after). DIR
+# defaults to build/bench. Needs python3 and taskset; node for the peer; strace for strace.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +55,8 @@ QUICK=0
 RUNS=
 DURATION=
 WARMUP=
-ONLY=a,b,c,d,d2,e,f,g
+ONLY=floor,a,b,c,d,d2,strace,e,f,g
+D2_STEPS=
 SERVERS=hub,peer
 COLD_N=
 SRV_CPU=0
@@ -51,27 +71,29 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --servers) SERVERS=$2; shift 2 ;;
     --cold-models) COLD_N=$2; shift 2 ;;
+    --d2-steps) D2_STEPS=$2; shift 2 ;;
     --build) BUILD=$(cd "$2" && pwd); shift 2 ;;
     --server-cpu) SRV_CPU=$2; shift 2 ;;
     --bench-cpu) BENCH_CPU=$2; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
 if [ "$QUICK" = 1 ]; then
-    : "${RUNS:=1}" "${DURATION:=2}" "${WARMUP:=1}" "${COLD_N:=1000}"
-    IDLE_WAIT=1
+    : "${RUNS:=1}" "${DURATION:=2}" "${WARMUP:=1}" "${COLD_N:=1000}" "${D2_STEPS:=4}"
+    IDLE_WAIT=1 FLOOR_REPEAT=1 FLOOR_DUR=1 D2_WARMUP=0.5 D2_DUR=2 STRACE_S=2
 else
-    : "${RUNS:=3}" "${DURATION:=8}" "${WARMUP:=2}" "${COLD_N:=10000}"
-    IDLE_WAIT=3
+    : "${RUNS:=3}" "${DURATION:=8}" "${WARMUP:=2}" "${COLD_N:=10000}" "${D2_STEPS:=8}"
+    IDLE_WAIT=3 FLOOR_REPEAT=3 FLOOR_DUR=2 D2_WARMUP=1 D2_DUR=4 STRACE_S=3
 fi
 FO_BENCH_NAME=run.sh
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 fo_bench_check_tools
+[ -x "$FLOOR" ] || { echo "run.sh: $FLOOR not built (make build)" >&2; exit 2; }
 mkdir -p "$OUT/runs"
 OUT=$(cd "$OUT" && pwd)
-rm -f "$OUT"/runs/*.json "$OUT"/runs/*.log "$OUT"/runs/*.err
+rm -f "$OUT"/runs/*.json "$OUT"/runs/*.log "$OUT"/runs/*.err "$OUT"/runs/*.txt "$OUT"/runs/*.prom
 
 COLD_DIR=
 cleanup() { stop_srv; [ -n "$COLD_DIR" ] && rm -rf "$COLD_DIR"; return 0; }
@@ -127,8 +149,214 @@ scenario() {
 }
 
 T=(--warmup "$WARMUP" --duration "$DURATION" --check-every 16)
+FAN=(--models 1 --writers 1 --subscribers 1000 --commands 1)
+
+# d2_step KIND RATE: one open-loop pipelined fan-out run at RATE flushes/s on a fresh
+# server; prints "1 why" when the server sustained it, "0 why" otherwise.
+d2_step() {
+    local kind=$1 rate=$2 tag=$OUT/runs/d2-$1-rate-$2
+    if [ "$kind" = peer ]; then start_srv peer "$tag.log"; else start_srv hub "$tag.log" --store memory; fi
+    bench "$tag" --no-progress --warmup "$D2_WARMUP" --duration "$D2_DUR" --drain 2 \
+        --check-every 16 "${FAN[@]}" --rate "$rate" --pipeline
+    stop_srv
+    python3 - "$tag.json" "$rate" <<'PY'
+import json, sys
+rate = float(sys.argv[2])
+try:
+    j = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    print("0 no result"); sys.exit()
+subs = j.get("subscribers_per_model", 1000) * j.get("models", 1)
+why = []
+if j.get("errors"): why.append(f"{j['errors']:.0f} errors")
+if j["flushes_per_sec"] < 0.95 * rate: why.append(f"acked {j['flushes_per_sec']:.0f}/s < 95%")
+if j["pushes_per_sec"] < 0.95 * rate * subs: why.append(f"pushes {j['pushes_per_sec']:.0f}/s < 95% of {rate*subs:.0f}")
+if j.get("hub_dropped_pushes"): why.append(f"{j['hub_dropped_pushes']:.0f} pushes dropped")
+if j["ack_p99_ms"] > 1000: why.append(f"ack p99 {j['ack_p99_ms']:.0f} ms > 1 s")
+# A backlog that grows shows as an ack latency that climbs through the window: compare the
+# per-second ack p50 of its later half with its earlier half.
+s = j.get("ack_p50_by_sec_ms") or []
+if len(s) >= 2:
+    a, b = s[:len(s) // 2], s[(len(s) + 1) // 2:]
+    ea, eb = sum(a) / len(a), sum(b) / len(b)
+    if eb > 1.5 * ea + 10: why.append(f"ack p50 grew {ea:.1f} -> {eb:.1f} ms")
+print("0 " + "; ".join(why) if why else
+      f"1 {j['pushes_per_sec']:,.0f} pushes/s, ack p99 {j['ack_p99_ms']:.2f} ms, bench CPU {j.get('bench_cpu_pct', 0):.0f}%")
+PY
+}
+
+# d2_search KIND: the highest rate KIND sustains (see d2 above); writes
+# runs/d2-KIND-search.json {best_rate, steps: [...], best_json}.
+d2_search() {
+    local kind=$1 rate best=0 fail=0 step verdict ok t0=$SECONDS steps=()
+    # Start at the server's closed-loop d rate (at least 50/s).
+    rate=$(python3 -c 'import glob,json,statistics,sys
+v = []
+for p in glob.glob(sys.argv[1]+"/runs/d-"+sys.argv[2]+"-memory-*.json"):
+    try: v.append(json.load(open(p))["flushes_per_sec"])
+    except Exception: pass
+print(max(50, int(statistics.median(v))) if v else 200)' "$OUT" "$kind")
+    for step in $(seq "$D2_STEPS"); do
+        verdict=$(d2_step "$kind" "$rate")
+        ok=${verdict%% *}
+        echo "  $kind step $step: $rate flushes/s offered: $([ "$ok" = 1 ] && echo sustained || echo "NOT sustained") (${verdict#* })" >&2
+        steps+=("$rate:$ok")
+        if [ "$ok" = 1 ]; then best=$rate; else fail=$rate; fi
+        if [ "$fail" = 0 ]; then
+            rate=$((rate * 2))
+        elif [ "$best" = 0 ]; then
+            rate=$((rate / 2))
+            [ "$rate" -ge 10 ] || break
+        else
+            [ $((fail * 10)) -le $((best * 11)) ] && break # bracketed within 10%
+            rate=$(((best + fail) / 2))
+        fi
+        [ $((SECONDS - t0)) -lt $((D2_STEPS * 15)) ] || break # bounded in time too
+    done
+    python3 - "$OUT" "$kind" "$best" "${steps[@]}" <<'PY'
+import json, sys
+out, kind, best = sys.argv[1], sys.argv[2], int(sys.argv[3])
+steps = [{"rate": int(a), "sustained": b == "1"} for a, b in (x.split(":") for x in sys.argv[4:])]
+res = {"server": kind, "best_rate": best or None, "steps": steps}
+if best:
+    try:
+        res["best_json"] = json.load(open(f"{out}/runs/d2-{kind}-rate-{best}.json"))
+    except (OSError, ValueError):
+        pass
+json.dump(res, open(f"{out}/runs/d2-{kind}-search.json", "w"), indent=1)
+PY
+}
+
+# strace_d KIND: scenario d on a fresh server with `strace -f` attached for about STRACE_S
+# seconds while /metrics is scraped twice; writes runs/strace-KIND.json. The syscalls are
+# counted from the trace between the two /metrics responses (found in it by their
+# "HTTP/1.1 200" bytes), i.e. exactly over the stretch of work the counter deltas cover:
+# a traced server is slow to answer, so timing the window from outside would miscount.
+strace_d() {
+    local kind=$1 tag=$OUT/runs/strace-$1 spid bpid
+    if [ "$kind" = peer ]; then start_srv peer "$tag.log"; else start_srv hub "$tag.log" --store memory; fi
+    # The generator runs until strace has detached, then gets SIGINT (it ends its window
+    # and closes): the close handshakes stay out of the trace.
+    bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$BENCH_CPU" "$BENCH" \
+        --url "ws://127.0.0.1:$PORT/v1/ws" --hub-pid "$SRV_PID" --json --no-progress \
+        --check-every 16 --warmup 1 --duration 120 "${FAN[@]}" >"$tag-bench.json" 2>"$tag-bench.err" &
+    bpid=$!
+    # Attach once all 1001 connections are up and the generator's own window has begun (its
+    # warm-up is 1 s), so that its start-of-window /metrics scrape stays out of the trace.
+    for _ in $(seq 600); do
+        scrape_metrics "$PORT" "$tag-0.prom"
+        [ "$(sed -n 's/^flushout_connections \([0-9]*\).*/\1/p' "$tag-0.prom")" = 1001 ] && break
+        sleep 0.1
+    done
+    sleep 1.5
+    strace -f -qq -s 16 -e signal=none -p "$SRV_PID" -o "$tag.trace" 2>"$tag.strace.err" &
+    spid=$!
+    for _ in $(seq 300); do [ -s "$tag.trace" ] && break; sleep 0.01; done
+    scrape_metrics "$PORT" "$tag-0.prom"
+    sleep "$STRACE_S"
+    scrape_metrics "$PORT" "$tag-1.prom"
+    kill -INT "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    kill -INT "$bpid" 2>/dev/null || true
+    wait "$bpid" 2>/dev/null || true
+    stop_srv
+    python3 - "$tag" "$kind" <<'PY'
+import collections, json, os, re, sys
+tag, kind = sys.argv[1], sys.argv[2]
+def prom(p):
+    d = {}
+    try:
+        for line in open(p):
+            m = re.match(r"^(flushout_[a-z_]+) ([0-9.e+]+)$", line.strip())
+            if m:
+                d[m.group(1)] = float(m.group(2))
+    except OSError:
+        pass
+    return d
+m0, m1 = prom(f"{tag}-0.prom"), prom(f"{tag}-1.prom")
+def delta(n):
+    return m1[n] - m0[n] if n in m0 and n in m1 else None
+# Count syscalls, and bytes written to sockets, strictly between the last two /metrics
+# responses in the trace (ours: the generator's own scrapes are before and after it).
+WR = ("sendto", "write", "writev", "sendmsg")
+nmarks = 0
+try:
+    with open(f"{tag}.trace", errors="replace") as f:
+        nmarks = sum('"HTTP/1.1 200' in line for line in f)
+except OSError:
+    pass
+first = max(nmarks - 1, 1)  # the ordinal of the window's opening response
+calls, inside, marks, lines, wbytes, mfd = collections.Counter(), False, 0, 0, 0, None
+call = re.compile(r"^\d+\s+([a-z_0-9]+)\(")
+resumed = re.compile(r"^\d+\s+<\.\.\. ([a-z_0-9]+) resumed>")
+ret = re.compile(r"\) += (\d+)\s*$")
+try:
+    with open(f"{tag}.trace", errors="replace") as f:
+        for line in f:
+            lines += 1
+            m = call.match(line) or resumed.match(line)
+            if not m:
+                continue
+            if '"HTTP/1.1 200' in line:
+                marks += 1
+                inside = marks == first
+                mfd = re.search(r"\((\d+),", line)  # the /metrics connection: its body
+                mfd = mfd and mfd.group(1)          # is not a frame
+                if marks == first + 1:
+                    break
+                continue
+            if not inside:
+                continue
+            if m.re is call:
+                calls[m.group(1)] += 1
+            if m.group(1) in WR and (r := ret.search(line)) and not (m.re is call and line.split("(", 1)[1].split(",", 1)[0] == mfd):
+                wbytes += int(r.group(1))
+except OSError:
+    pass
+# Frames sent in the window: the bytes written there over the mean size of a frame on the
+# wire, which the generator measured over its whole run (bytes and frames received). The
+# counters' frames_out delta is not used for it: a traced server's writes lag its counters
+# (lws may hold a written buffer and send it later), so the two windows do not match.
+queued, qbytes = delta("flushout_frames_out_total"), delta("flushout_bytes_out_total")
+mean = None
+try:
+    b = json.load(open(f"{tag}-bench.json"))
+    if b.get("frames_in_per_sec"):
+        mean = b["bytes_in_per_sec"] / b["frames_in_per_sec"]
+except (OSError, ValueError):
+    pass
+frames = round(wbytes / mean) if mean and wbytes else queued
+wturns = delta("flushout_write_turns_total")
+lturns = delta("flushout_loop_turns_total")
+writes = sum(calls.get(k, 0) for k in WR)
+found = nmarks >= 2 and marks == first + 1
+r = {"server": kind, "trace_lines": lines, "window_found": found, "metrics_responses": nmarks, "syscalls": dict(calls.most_common()),
+     "epoll_ctl": calls.get("epoll_ctl", 0), "socket_write_syscalls": writes, "bytes_written": wbytes,
+     "frames_queued": queued, "frame_bytes_mean": mean,
+     "frames_out": frames, "write_turns": wturns, "loop_turns": lturns}
+if found and frames:
+    r["epoll_ctl_per_frame"] = calls.get("epoll_ctl", 0) / frames
+    r["writes_per_frame"] = writes / frames
+if found and wturns:
+    r["writes_per_conn_turn"] = writes / wturns
+json.dump(r, open(f"{tag}.json", "w"), indent=1)
+if found:
+    os.remove(f"{tag}.trace")  # large; the counts are in the JSON
+def f(v, fmt="{:.3f}"):
+    return fmt.format(v) if isinstance(v, (int, float)) else "n/a"
+print(f"  {kind} under strace: {r['epoll_ctl']:,} epoll_ctl, {writes:,} socket writes, {f(frames, '{:,.0f}')} frames out"
+      f"{'' if found else ' (the /metrics responses were not found in the trace)'}: "
+      f"epoll_ctl/frame {f(r.get('epoll_ctl_per_frame'))}, writes/frame {f(r.get('writes_per_frame'))}, "
+      f"writes/(conn x loop turn) {f(r.get('writes_per_conn_turn'))}", file=sys.stderr)
+PY
+}
+
 START=$(date +%s)
 echo "run.sh: $( [ "$QUICK" = 1 ] && echo quick || echo full ): $RUNS run(s) per scenario, ${DURATION}s windows; server on CPU $SRV_CPU, flushout-bench on CPU $BENCH_CPU; load average $(cut -d' ' -f1-3 /proc/loadavg); results in $OUT" >&2
+if want floor; then
+    echo "== floor: 1 and 10 frames of 60 B per send to 1000 loopback sockets (start)" >&2
+    run_floor "$OUT/runs/floor-start.json" "$FLOOR_REPEAT" "$FLOOR_DUR"
+fi
 if want a || want f; then
     echo "== a: 100 connections, 10 models, K=1" >&2
     scenario a "${T[@]}" --connections 100 --models 10 --commands 1
@@ -143,11 +371,19 @@ if want c; then
 fi
 if want d; then
     echo "== d: fan-out, 1 writer + 1000 subscribers on one model" >&2
-    scenario d "${T[@]}" --models 1 --writers 1 --subscribers 1000 --commands 1
+    scenario d "${T[@]}" "${FAN[@]}"
 fi
 if want d2; then
-    echo "== d2: fan-out, open loop 800 flushes/s pipelined" >&2
-    scenario d2 "${T[@]}" --models 1 --writers 1 --subscribers 1000 --commands 1 --rate 800 --pipeline
+    echo "== d2: fan-out, open loop pipelined: the highest sustained rate (<= $D2_STEPS steps per server)" >&2
+    for k in hub peer; do has $k && d2_search $k; done
+fi
+if want strace; then
+    if command -v strace >/dev/null; then
+        echo "== strace: d with strace -f attached for ${STRACE_S}s (counts only)" >&2
+        for k in hub peer; do has $k && strace_d $k; done
+    else
+        echo "== strace: not installed (apt-get install strace): epoll_ctl per frame n/a" >&2
+    fi
 fi
 if want e; then
     echo "== e: 10k idle connections (hello only)" >&2
@@ -180,147 +416,14 @@ if want g && has hub; then
     rm -rf "$COLD_DIR"
     COLD_DIR=
 fi
+if want floor; then
+    echo "== floor (end)" >&2
+    run_floor "$OUT/runs/floor-end.json" "$FLOOR_REPEAT" "$FLOOR_DUR"
+fi
 
-python3 - "$OUT" "$QUICK" "$RUNS" "$DURATION" "$COLD_N" "$(( $(date +%s) - START ))" <<'EOF'
-import glob, json, os, re, statistics, sys, time
-
-out, quick, runs, duration, cold_n, elapsed = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-def runs_of(scn, kind, store="memory"):
-    return [j for j in (load(p) for p in sorted(glob.glob(f"{out}/runs/{scn}-{kind}-{store}-*.json"))) if j]
-
-FIELDS = ["flushes_per_sec", "commands_per_sec", "pushes_per_sec", "ack_p50_ms", "ack_p99_ms",
-          "push_p99_ms", "frames_in_per_sec", "frames_out_per_sec", "errors", "hub_cpu_pct",
-          "bench_cpu_pct", "hub_rss_kb", "hub_rss_per_conn_bytes"]
-
-def med(js):
-    if not js:
-        return None
-    m = {"runs": len(js)}
-    for f in FIELDS:
-        v = [j[f] for j in js if isinstance(j.get(f), (int, float))]
-        if v:
-            m[f] = statistics.median_low(sorted(v)) if len(v) % 2 == 0 else statistics.median(v)
-    return m
-
-def ratio(a, b):
-    return round(a / b, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
-
-desc = {
-    "a": "100 conns, 10 models, K=1",
-    "b": "100 conns, 10 models, K=10",
-    "c": "1000 conns, 1000 models, K=1",
-    "d": "fan-out 1 writer + 1000 subs",
-    "d2": "d, open loop 800/s pipelined",
-    "e": "10k idle connections",
-}
-res = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": quick,
-       "runs_per_scenario": runs, "duration_s": float(duration), "elapsed_s": elapsed,
-       "loadavg": open("/proc/loadavg").read().split()[:3], "nproc": os.cpu_count(),
-       "scenarios": {}}
-for s in ["a", "b", "c", "d", "d2", "e"]:
-    hub, peer = med(runs_of(s, "hub")), med(runs_of(s, "peer"))
-    if not hub and not peer:
-        continue
-    r = {"desc": desc[s], "hub": hub, "peer": peer}
-    if hub and peer:
-        if s == "e":
-            r["rss_per_conn_ratio_hub_over_peer"] = ratio(hub.get("hub_rss_per_conn_bytes"), peer.get("hub_rss_per_conn_bytes"))
-        else:
-            r["flushes_ratio_hub_over_peer"] = ratio(hub.get("flushes_per_sec"), peer.get("flushes_per_sec"))
-            r["pushes_ratio_hub_over_peer"] = ratio(hub.get("pushes_per_sec"), peer.get("pushes_per_sec"))
-            r["ack_p99_ratio_hub_over_peer"] = ratio(hub.get("ack_p99_ms"), peer.get("ack_p99_ms"))
-    res["scenarios"][s] = r
-mem, sql = med(runs_of("a", "hub")), med(runs_of("f", "hub", "sqlite"))
-if sql:
-    res["scenarios"]["f"] = {"desc": "hub: sqlite (fsync) vs memory, shape of a", "memory": mem, "sqlite": sql,
-                             "flushes_ratio_sqlite_over_memory": ratio(sql.get("flushes_per_sec"), (mem or {}).get("flushes_per_sec")),
-                             "ack_p99_ratio_sqlite_over_memory": ratio(sql.get("ack_p99_ms"), (mem or {}).get("ack_p99_ms"))}
-
-def ready_s(tag):
-    try:
-        txt = open(f"{out}/runs/{tag}.err").read()
-    except OSError:
-        return None
-    m = re.findall(r"(\d+) of (\d+) connections ready \((\d+) failed\) in ([0-9.]+) s", txt)
-    return (int(m[-1][0]), float(m[-1][3])) if m else None
-
-g = {}
-for phase in ("create", "warm", "cold"):
-    j = load(f"{out}/runs/g-hub-sqlite-{phase}.json")
-    rd = ready_s(f"g-hub-sqlite-{phase}")
-    if not j or not rd:
-        continue
-    ready, secs = rd
-    first_ack = (j.get("ack_max_ms") or 0) / 1000.0
-    total = secs + first_ack
-    g[phase] = {"models": cold_n, "connections_ready": ready, "connect_sub_s": round(secs, 3),
-                "slowest_first_ack_s": round(first_ack, 4), "total_s": round(total, 3),
-                "models_per_sec": round(ready / total, 1) if total else None,
-                "errors": j.get("errors"), "flushes_per_sec": j.get("flushes_per_sec")}
-if g:
-    if "cold" in g and "warm" in g:
-        extra = g["cold"]["total_s"] - g["warm"]["total_s"]
-        g["cold_minus_warm_s"] = round(extra, 3)
-        g["load_models_per_sec"] = round(cold_n / extra, 1) if extra > 0 else None
-    g["desc"] = f"cold start: first flush acked on each of {cold_n} models on disk"
-    res["scenarios"]["g"] = g
-
-with open(f"{out}/results.json", "w") as f:
-    json.dump(res, f, indent=1)
-
-def n(v, fmt="{:,.0f}"):
-    return fmt.format(v) if isinstance(v, (int, float)) else "-"
-def x(v):
-    return f"{v:.2f}x" if isinstance(v, (int, float)) else "-"
-
-L = []
-L.append(f"flushout bench ({'quick' if quick else 'full'}: {runs} run(s), {duration}s windows, medians; load avg {' '.join(res['loadavg'])}; {elapsed}s)")
-L.append("")
-L.append(f"{'':2} {'scenario':30} {'hub fl/s':>10} {'peer fl/s':>10} {'hub/peer':>9} {'hub push/s':>11} {'peer push/s':>11} {'hub p99':>8} {'peer p99':>8} {'p99 h/p':>8} {'err h/p':>8}")
-for s in ["a", "b", "c", "d", "d2"]:
-    r = res["scenarios"].get(s)
-    if not r:
-        continue
-    h, p = r["hub"] or {}, r["peer"] or {}
-    L.append(f"{s:2} {r['desc']:30} {n(h.get('flushes_per_sec')):>10} {n(p.get('flushes_per_sec')):>10} "
-             f"{x(r.get('flushes_ratio_hub_over_peer')):>9} {n(h.get('pushes_per_sec')):>11} {n(p.get('pushes_per_sec')):>11} "
-             f"{n(h.get('ack_p99_ms'), '{:.2f}'):>8} {n(p.get('ack_p99_ms'), '{:.2f}'):>8} {x(r.get('ack_p99_ratio_hub_over_peer')):>8} "
-             f"{n(h.get('errors'), '{:.0f}')}/{n(p.get('errors'), '{:.0f}')}")
-r = res["scenarios"].get("e")
-if r:
-    h, p = r["hub"] or {}, r["peer"] or {}
-    L.append("")
-    L.append(f"e  10k idle connections: RSS per connection hub {n(h.get('hub_rss_per_conn_bytes'))} B, "
-             f"peer {n(p.get('hub_rss_per_conn_bytes'))} B, hub/peer {x(r.get('rss_per_conn_ratio_hub_over_peer'))}")
-r = res["scenarios"].get("f")
-if r:
-    m, q = r["memory"] or {}, r["sqlite"] or {}
-    L.append(f"f  hub sqlite+fsync {n(q.get('flushes_per_sec'))} fl/s (p99 {n(q.get('ack_p99_ms'), '{:.2f}')} ms) vs memory "
-             f"{n(m.get('flushes_per_sec'))} fl/s (p99 {n(m.get('ack_p99_ms'), '{:.2f}')} ms): sqlite/memory {x(r.get('flushes_ratio_sqlite_over_memory'))}")
-r = res["scenarios"].get("g")
-if r:
-    for ph in ("warm", "cold"):
-        if ph in r:
-            v = r[ph]
-            L.append(f"g  {ph:4} start, {cold_n} models: {v['total_s']:.3f} s to the first ack on each "
-                     f"(connect+sub {v['connect_sub_s']:.3f} s + slowest first ack {v['slowest_first_ack_s']:.3f} s), "
-                     f"{n(v['models_per_sec'])} models/s")
-    if r.get("cold_minus_warm_s") is not None:
-        if r["cold_minus_warm_s"] > 0:
-            L.append(f"g  loading from disk: +{r['cold_minus_warm_s']:.3f} s ({n(r.get('load_models_per_sec'))} models/s)")
-        else:
-            L.append(f"g  cold - warm: {r['cold_minus_warm_s']:.3f} s: loading is within the noise of the {cold_n} handshakes")
-L.append("")
-L.append(f"JSON: {out}/results.json (medians, ratios), {out}/runs/ (every run)")
-txt = "\n".join(L) + "\n"
-open(f"{out}/summary.txt", "w").write(txt)
-sys.stdout.write(txt)
-EOF
+python3 -c 'import json, sys
+o, q, r, d, c, e = sys.argv[1:7]
+json.dump({"quick": q == "1", "runs_per_scenario": int(r), "duration_s": float(d),
+           "cold_models": int(c), "elapsed_s": int(e)}, open(o + "/run-meta.json", "w"))' \
+    "$OUT" "$QUICK" "$RUNS" "$DURATION" "$COLD_N" "$(($(date +%s) - START))"
+python3 "$ROOT/bench/summarize.py" "$OUT"

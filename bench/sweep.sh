@@ -12,7 +12,9 @@
 # Output: DIR/sweep/SERVER-RATE.json (one flushout-bench JSON per point, server logs beside),
 # DIR/sweep-SERVER.dat (one line per point: target rate, achieved flushes/s, ack p50, p90,
 # p99, p99.9 ms, errors, server CPU %), DIR/sweep.json (all points), DIR/latency.svg.
-# DIR defaults to build/bench. --quick: 5 points per server, 2 s each (about 1 minute);
+# DIR defaults to build/bench; bench/summarize.py then rewrites DIR/summary.txt with the
+# sweep's target (hub ack p99 <= 1 ms at half the peer's highest achieved rate).
+# --quick: 5 points per server, 2 s each (about 1 minute);
 # default: 11-13 points per server, 5 s each (about 3.5 minutes). Rates up to 86400
 # (flushout-bench's limit).
 set -euo pipefail
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$(cd "$2" && pwd); shift 2 ;;
     --server-cpu) SRV_CPU=$2; shift 2 ;;
     --bench-cpu) BENCH_CPU=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "sweep.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -134,6 +136,9 @@ if peer and half:
                   open(f"{out}/sweep.json", "w"), indent=1)
 print(f"points: {out}/sweep.json, {out}/sweep-hub.dat, {out}/sweep-peer.dat", file=sys.stderr)
 EOF
+
+# The sweep's target (hub ack p99 at half the peer's highest rate) into DIR/summary.txt.
+python3 "$ROOT/bench/summarize.py" "$OUT" >/dev/null
 
 if command -v gnuplot >/dev/null; then
     gnuplot -e "dir='$OUT'" "$ROOT/bench/plot.gp" && echo "plot: $OUT/latency.svg" >&2

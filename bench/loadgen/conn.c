@@ -232,7 +232,7 @@ void fo_lg_conn_due(fo_lg_conn *c, uint64_t due)
     fo_lg *lg = c->lg;
     int rc;
 
-    if (c->state != FO_LGC_READY)
+    if (c->state != FO_LGC_READY || (lg->o.max_flushes && c->seq >= lg->o.max_flushes))
         return;
     if (c->fl_len == 0 || lg->o.pipeline) {
         if ((rc = fo_lg_conn_flush(c, due)) != 0)
@@ -254,6 +254,13 @@ static void next_flush(fo_lg_conn *c)
 
     if (!fo_lg_sending(lg) || c->state != FO_LGC_READY)
         return;
+    if (lg->o.max_flushes && c->seq >= lg->o.max_flushes) {
+        if (c->fl_len == 0 && !c->quota_done) {
+            c->quota_done = true;
+            fo_lg_on_writer_done(lg, c);
+        }
+        return;
+    }
     if (lg->o.rate <= 0) {
         due = uv_hrtime();
     } else {

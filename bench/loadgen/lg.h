@@ -48,7 +48,10 @@ typedef struct fo_lg_opts {
     char model_prefix[64];
     uint32_t connect_concurrency;
     uint32_t print_errors; /* failures printed in full; all are counted */
+    uint32_t max_flushes;  /* per writer; 0: no limit (the window ends when all are done) */
 } fo_lg_opts;
+
+#define FO_LG_MAX_SECS 600 /* per-second latency samples kept for the JSON */
 
 typedef enum fo_lg_phase {
     FO_LG_CONNECT = 0, /* opening connections, hello, sub */
@@ -99,7 +102,8 @@ typedef struct fo_lg_conn {
     fo_lg *lg;
     uint32_t idx, model;
     bool writer;
-    bool was_ready; /* reached FO_LGC_READY once */
+    bool was_ready;  /* reached FO_LGC_READY once */
+    bool quota_done; /* --flushes: all sent and acked */
     fo_lg_conn_state state;
     uint64_t pos;     /* model count as this connection's frames have taken it */
     uint64_t seq;     /* last seq sent */
@@ -165,6 +169,9 @@ struct fo_lg {
     uint64_t errs[FO_LGE_NKINDS];
     uint32_t errors_printed;
     uint64_t skimmed; /* acks and pushes read by the skim */
+    uint64_t sec_p50[FO_LG_MAX_SECS], sec_p99[FO_LG_MAX_SECS]; /* ack, per measured second */
+    uint32_t nsec;
+    uint32_t writers_done; /* --flushes: writers that sent all theirs and got the acks */
 
     /* the hub process and its counters */
     int hub_pid;
@@ -198,6 +205,8 @@ void fo_lg_on_ready(fo_lg *lg, fo_lg_conn *c);
 void fo_lg_on_closed(fo_lg *lg, fo_lg_conn *c, int status);
 /* Whether writers may send new flushes now (warm-up and measurement). */
 bool fo_lg_sending(const fo_lg *lg);
+/* --flushes: writer c has sent its last flush and had it acked. */
+void fo_lg_on_writer_done(fo_lg *lg, fo_lg_conn *c);
 
 /* report.c */
 void fo_lg_counters_take(fo_lg *lg, fo_lg_counters *c);

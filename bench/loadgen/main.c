@@ -96,6 +96,22 @@ static void start_measure(uv_timer_t *t)
     uv_timer_start(&lg->phase_timer, end_measure, (uint64_t)(lg->o.duration * 1000), 0);
 }
 
+void fo_lg_on_writer_done(fo_lg *lg, fo_lg_conn *c)
+{
+    (void)c;
+    if (++lg->writers_done < lg->nwriters)
+        return;
+    /* Every writer has sent its --flushes and had them acked: the window ends now. */
+    if (lg->phase == FO_LG_WARMUP) {
+        uv_timer_stop(&lg->phase_timer);
+        start_measure(&lg->phase_timer);
+    }
+    if (lg->phase == FO_LG_MEASURE) {
+        uv_timer_stop(&lg->phase_timer);
+        end_measure(&lg->phase_timer);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     fo_lg *lg = t->data;
@@ -283,6 +299,10 @@ static void on_second(uv_timer_t *t)
 
     if (lg->o.progress)
         fo_lg_report_progress(lg);
+    if (lg->phase == FO_LG_MEASURE && lg->ack_sec.count && lg->nsec < FO_LG_MAX_SECS) {
+        lg->sec_p50[lg->nsec] = fo_hist_percentile(&lg->ack_sec, 50);
+        lg->sec_p99[lg->nsec++] = fo_hist_percentile(&lg->ack_sec, 99);
+    }
     fo_hist_init(&lg->ack_sec);
     if (lg->phase == FO_LG_CONNECT &&
         uv_hrtime() - lg->t_phase > (uint64_t)CONNECT_TIMEOUT_MS * 1000000) {

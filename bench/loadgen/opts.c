@@ -35,6 +35,8 @@ static const char usage[] =
     "  --pipeline             open loop without that limit: flushes go out when due, with the\n"
     "                         `from` of the last frame seen, so each ack's sync repeats every\n"
     "                         batch since then (bytes grow with the pipeline depth)\n"
+    "  --flushes N            each writer sends N flushes, then stops; the window ends when\n"
+    "                         every writer has had all its acks (--duration still caps it)\n"
     "  --warmup SECONDS       before measuring (default 2)\n"
     "  --duration SECONDS     measured window (default 10)\n"
     "  --drain SECONDS        wait for outstanding acks after the window (default 5)\n"
@@ -182,6 +184,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         PIPELINE,
         NOHELLO,
         CHECK,
+        FLUSHES,
         HELP
     };
     static const struct option opts[] = {
@@ -208,6 +211,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         {"pipeline", no_argument, NULL, PIPELINE},
         {"no-hello", no_argument, NULL, NOHELLO},
         {"check-every", required_argument, NULL, CHECK},
+        {"flushes", required_argument, NULL, FLUSHES},
         {"help", no_argument, NULL, HELP},
         {NULL, 0, NULL, 0},
     };
@@ -275,6 +279,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         case PIPELINE: o->pipeline = true; break;
         case NOHELLO: o->no_hello = true; break;
         case CHECK: rc = parse_u32("--check-every", optarg, &o->check_every, 0); break;
+        case FLUSHES: rc = parse_u32("--flushes", optarg, &o->max_flushes, 1); break;
         case 'h':
         case HELP: fputs(usage, stdout); return 1;
         default:

@@ -143,15 +143,21 @@ void fo_hub_counters_parse(const char *text, size_t len, fo_hub_counters *out)
     static const struct {
         const char *name;
         size_t off;
+        uint32_t have;
     } known[] = {
-#define K(n, f) {n, offsetof(fo_hub_counters, f)}
+#define H(n, f, b) {n, offsetof(fo_hub_counters, f), b}
+#define K(n, f) H(n, f, 0)
+        H("flushout_loop_turns_total", loop_turns, FO_HUB_HAVE_LOOP_TURNS),
+        H("flushout_write_turns_total", write_turns, FO_HUB_HAVE_WRITE_TURNS),
+        H("flushout_writable_requests_total", writable_requests, FO_HUB_HAVE_WRITABLE_REQUESTS),
+        H("flushout_partial_writes_total", partial_writes, FO_HUB_HAVE_PARTIAL_WRITES),
+        H("flushout_frames_out_total", frames_out, FO_HUB_HAVE_FRAMES_OUT),
+        H("flushout_socket_writes_total", writes, FO_HUB_HAVE_WRITES),
         K("flushout_flushes_total", flushes),
         K("flushout_commands_total", commands),
         K("flushout_frames_in_total", frames_in),
-        K("flushout_frames_out_total", frames_out),
         K("flushout_bytes_in_total", bytes_in),
         K("flushout_bytes_out_total", bytes_out),
-        K("flushout_socket_writes_total", writes),
         K("flushout_pushes_total", pushes),
         K("flushout_dropped_pushes_total", dropped_pushes),
         K("flushout_catchups_total", catchups),
@@ -160,6 +166,7 @@ void fo_hub_counters_parse(const char *text, size_t len, fo_hub_counters *out)
         K("flushout_store_commits_total", store_commits),
         K("flushout_connections", connections),
 #undef K
+#undef H
     };
     const char *p = text, *end = text + len;
     size_t i;
@@ -173,6 +180,7 @@ void fo_hub_counters_parse(const char *text, size_t len, fo_hub_counters *out)
                 size_t k = strlen(known[i].name);
                 if (n > k + 1 && memcmp(p, known[i].name, k) == 0 && p[k] == ' ') {
                     *(uint64_t *)((char *)out + known[i].off) = strtoull(p + k + 1, NULL, 10);
+                    out->have |= known[i].have;
                     out->ok = true;
                 }
             }

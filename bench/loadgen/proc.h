@@ -28,13 +28,24 @@ int fo_proc_sample_read(pid_t pid, fo_proc_sample *s);
 /* Our own CPU time (getrusage), user + system, in ns. */
 uint64_t fo_proc_self_cpu_ns(void);
 
-/* The counters of the hub's /metrics the report uses (0 when absent). */
+/* The counters of the hub's /metrics the report uses (0 when absent). The transport
+ * counters (loop turns, write turns, writable requests, partial writes) are newer than
+ * some hubs and the Node peer: `have` says which were in the text. */
 typedef struct fo_hub_counters {
     bool ok;
     uint64_t flushes, commands, frames_in, frames_out, bytes_in, bytes_out, writes;
     uint64_t pushes, dropped_pushes, catchups, flush_errors, bad_frames, store_commits;
     uint64_t connections;
+    uint64_t loop_turns, write_turns, writable_requests, partial_writes;
+    uint32_t have; /* FO_HUB_HAVE_* bits */
 } fo_hub_counters;
+
+#define FO_HUB_HAVE_LOOP_TURNS (1u << 0)
+#define FO_HUB_HAVE_WRITE_TURNS (1u << 1)
+#define FO_HUB_HAVE_WRITABLE_REQUESTS (1u << 2)
+#define FO_HUB_HAVE_PARTIAL_WRITES (1u << 3)
+#define FO_HUB_HAVE_FRAMES_OUT (1u << 4)
+#define FO_HUB_HAVE_WRITES (1u << 5)
 
 /* Parses Prometheus text (the lines we know; everything else is ignored). */
 void fo_hub_counters_parse(const char *text, size_t len, fo_hub_counters *out);

@@ -183,6 +183,13 @@ static void jnum(FILE *f, const char *k, double v, bool *first)
     *first = false;
 }
 
+/* A /metrics counter's delta over the window, only when both scrapes had it. */
+static void jdelta(FILE *f, const char *k, const fo_lg *lg, uint32_t bit, uint64_t d, bool *first)
+{
+    if (lg->m0.have & lg->m1.have & bit)
+        jnum(f, k, (double)d, first);
+}
+
 static void jlat(FILE *f, const char *prefix, const fo_hist *h, bool *first)
 {
     static const struct {
@@ -262,7 +269,31 @@ void fo_lg_report_json(const fo_lg *lg, FILE *f)
         jnum(f, "hub_writes_per_sec", r.hub_writes, &first);
         jnum(f, "hub_dropped_pushes", (double)r.hub_dropped, &first);
         jnum(f, "hub_catchups", (double)r.hub_catchups, &first);
+        jdelta(f, "hub_frames_out", lg, FO_HUB_HAVE_FRAMES_OUT,
+               lg->m1.frames_out - lg->m0.frames_out, &first);
+        jdelta(f, "hub_socket_writes", lg, FO_HUB_HAVE_WRITES, lg->m1.writes - lg->m0.writes,
+               &first);
+        jdelta(f, "hub_loop_turns", lg, FO_HUB_HAVE_LOOP_TURNS,
+               lg->m1.loop_turns - lg->m0.loop_turns, &first);
+        jdelta(f, "hub_write_turns", lg, FO_HUB_HAVE_WRITE_TURNS,
+               lg->m1.write_turns - lg->m0.write_turns, &first);
+        jdelta(f, "hub_writable_requests", lg, FO_HUB_HAVE_WRITABLE_REQUESTS,
+               lg->m1.writable_requests - lg->m0.writable_requests, &first);
+        jdelta(f, "hub_partial_writes", lg, FO_HUB_HAVE_PARTIAL_WRITES,
+               lg->m1.partial_writes - lg->m0.partial_writes, &first);
     }
+    if (lg->nsec) { /* ack latency per second of the window: does it grow? */
+        uint32_t i;
+        fprintf(f, ", \"ack_p50_by_sec_ms\": [");
+        for (i = 0; i < lg->nsec; i++)
+            fprintf(f, "%s%.4f", i ? ", " : "", ms(lg->sec_p50[i]));
+        fprintf(f, "], \"ack_p99_by_sec_ms\": [");
+        for (i = 0; i < lg->nsec; i++)
+            fprintf(f, "%s%.4f", i ? ", " : "", ms(lg->sec_p99[i]));
+        fputc(']', f);
+    }
+    if (lg->o.max_flushes)
+        jnum(f, "writers_done", lg->writers_done, &first);
     fprintf(f, ", \"errors_by_kind\": {");
     for (k = 0, first = true; k < FO_LGE_NKINDS; k++)
         jnum(f, fo_lg_err_name((fo_lg_err_kind)k), (double)lg->errs[k], &first);

@@ -22,6 +22,7 @@
 #define HEAD_MAX 8192       /* the largest request head the hub reads itself */
 #define ADOPT_MAX 2048      /* what lws takes with an adopted socket (its header buffer) */
 #define HEAD_TIMEOUT_MS 30000
+#define LINGER_MS 2000      /* a refused connection is read (and dropped) until EOF */
 #define ACCEPTS_PER_EVENT 64
 
 struct fo_pending_conn {
@@ -30,6 +31,7 @@ struct fo_pending_conn {
     int fd;
     uv_poll_t *poll;        /* handed to the session after a successful upgrade */
     uint64_t since_ms;
+    bool refused;           /* answered: what comes is dropped until EOF (no RST) */
     size_t len;
     char buf[HEAD_MAX + 1];
 };
@@ -159,8 +161,11 @@ static void refuse(fo_pending_conn *c, int status, const char *reason, const cha
     if (n > 0 && send(c->fd, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1,
                       MSG_NOSIGNAL) < 0)
         FO_LOG(FO_LOG_DEBUG, "refusal not sent: %s", strerror(errno));
+    /* Closing with unread bytes would send an RST that can destroy the answer before the
+     * client reads it: end our side, then read until the client's EOF (or LINGER_MS). */
     shutdown(c->fd, SHUT_WR);
-    pending_free(c, true);
+    c->refused = true;
+    c->since_ms = fo_hub_now_ms(c->l->hub);
 }
 
 /* Gives the connection to lws as if lws had accepted it, with what was read so far. */
@@ -173,8 +178,9 @@ static void to_lws(fo_pending_conn *c)
 
     memcpy(buf, c->buf, len);
     pending_free(c, false);
-    if (!lws_adopt_socket_vhost_readbuf(h->vhost, fd, buf, len))
-        FO_LOG(FO_LOG_WARN, "libwebsockets did not take an HTTP connection");
+    /* NULL also when lws answered and closed it while reading `buf` (a 404, say): lws
+     * owns fd either way. */
+    lws_adopt_socket_vhost_readbuf(h->vhost, fd, buf, len);
 }
 
 /* Checks the handshake in `hd` (the parsed head, head_len bytes of c->buf) and answers
@@ -242,6 +248,13 @@ static void on_head(uv_poll_t *p, int status, int events)
     (void)events;
     if (status < 0)
         return pending_free(c, true);
+    if (c->refused) {
+        char drop[4096];
+        n = recv(c->fd, drop, sizeof(drop), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            pending_free(c, true);
+        return;
+    }
     n = recv(c->fd, c->buf + c->len, cap - c->len, 0);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
         return pending_free(c, true);
@@ -383,7 +396,7 @@ void fo_listener_sweep(fo_listener *l, uint64_t now_ms)
 
     for (; c; c = next) {
         next = c->next;
-        if (now_ms - c->since_ms > HEAD_TIMEOUT_MS)
+        if (now_ms - c->since_ms > (c->refused ? LINGER_MS : HEAD_TIMEOUT_MS))
             pending_free(c, true);
     }
 }

@@ -90,7 +90,7 @@ size_t fo_ws_header_size(uint64_t len, bool masked)
 
 /* fo_proto is compiled position-independent, where exported functions may be interposed
  * and so are not inlined into each other: fo_ws_frame_build, which the load generator calls
- * once per frame, uses these static copies instead of two calls. */
+ * once per frame, uses the static put_header and mask_xor instead of two calls. */
 static inline size_t put_header(unsigned char *out, int opcode, bool fin, uint64_t len,
                                 const unsigned char *mask_key)
 {

@@ -343,8 +343,7 @@ static int on_close_frame(fo_ws_parser *p, const unsigned char *d, size_t n, fo_
         ev->len = n - 2;
         fo_ws_utf8_reset(&u);
         if (fo_ws_utf8_feed(&u, ev->data, ev->len) || !fo_ws_utf8_done(&u))
-            return fail(p, FO_EPROTO, FO_WS_CLOSE_INVALID_DATA,
-                        "a close reason that is not UTF-8");
+            return fail(p, FO_EPROTO, FO_WS_CLOSE_INVALID_DATA, "a close reason that is not UTF-8");
     }
     p->closed = true;
     return 0;
@@ -379,7 +378,8 @@ static int on_data_frame(fo_ws_parser *p, const fo_ws_header *h, const unsigned 
 
     if (op == FO_WS_OP_CONT) {
         if (!p->msg_opcode)
-            return fail(p, FO_EPROTO, FO_WS_CLOSE_PROTOCOL, "a continuation frame without a message");
+            return fail(p, FO_EPROTO, FO_WS_CLOSE_PROTOCOL,
+                        "a continuation frame without a message");
         if (n > max_message(p) - p->msg_len)
             return fail(p, FO_ELIMIT, FO_WS_CLOSE_TOO_BIG, "a message over the size limit");
         op = p->msg_opcode;

@@ -260,6 +260,9 @@ int fo_ws_utf8_feed(fo_ws_utf8 *u, const void *buf, size_t n)
                 i++;
             continue;
         }
+        /* A lead byte: set the whole state, so that a zeroed fo_ws_utf8 works too. */
+        u->lo = 0x80;
+        u->hi = 0xbf;
         if (c >= 0xc2 && c <= 0xdf) {
             u->need = 1;
         } else if (c >= 0xe0 && c <= 0xef) {

@@ -596,6 +596,26 @@ Test(ws, utf8_cases_give_the_same_answer_at_every_split)
     }
 }
 
+Test(ws, a_zeroed_utf8_state_and_parser_take_multibyte_text)
+{
+    static const char s[] = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* é € U+1F600 */
+    fo_ws_utf8 u;
+    fo_ws_parser p;
+    unsigned char b[64];
+    fo_ws_event ev;
+    size_t n;
+
+    memset(&u, 0, sizeof(u));
+    cr_assert_eq(fo_ws_utf8_feed(&u, s, sizeof(s) - 1), 0);
+    cr_assert(fo_ws_utf8_done(&u));
+    memset(&p, 0, sizeof(p));
+    n = fo_ws_frame_build(b, FO_WS_OP_TEXT, true, s, sizeof(s) - 1, NULL);
+    cr_assert_eq(fo_ws_parser_next(&p, b, n, &ev), (int)n);
+    cr_assert_eq(ev.opcode, FO_WS_OP_TEXT);
+    cr_assert_eq(ev.len, sizeof(s) - 1);
+    fo_ws_parser_destroy(&p);
+}
+
 Test(ws, utf8_text_frames_split_across_fragments)
 {
     for (size_t i = 0; i < sizeof(UTF8) / sizeof(UTF8[0]); i++) {

@@ -75,7 +75,11 @@ static void run(const unsigned char *in, size_t n, fo_ws_side side, size_t max, 
     size_t have = 0, off = 0;
 
     memset(e, 0, sizeof(*e));
-    fo_ws_parser_init(&p, &cfg);
+    /* ws.h promises that a zeroed parser is a client with the default limit: use one. */
+    if (side == FO_WS_SIDE_CLIENT && max == 0)
+        memset(&p, 0, sizeof(p));
+    else
+        fo_ws_parser_init(&p, &cfg);
     e->rc = FO_EAGAIN;
     while (e->rc == FO_EAGAIN && have < n) {
         size_t k = n - have < piece ? n - have : piece;

@@ -90,7 +90,7 @@ size_t fo_ws_header_size(uint64_t len, bool masked)
 
 /* fo_proto is compiled position-independent, where exported functions may be interposed
  * and so are not inlined into each other: fo_ws_frame_build, which the load generator calls
- * once per frame, uses these static copies instead of two calls. */
+ * once per frame, uses the static put_header and mask_xor instead of two calls. */
 static inline size_t put_header(unsigned char *out, int opcode, bool fin, uint64_t len,
                                 const unsigned char *mask_key)
 {
@@ -260,6 +260,9 @@ int fo_ws_utf8_feed(fo_ws_utf8 *u, const void *buf, size_t n)
                 i++;
             continue;
         }
+        /* A lead byte: set the whole state, so that a zeroed fo_ws_utf8 works too. */
+        u->lo = 0x80;
+        u->hi = 0xbf;
         if (c >= 0xc2 && c <= 0xdf) {
             u->need = 1;
         } else if (c >= 0xe0 && c <= 0xef) {
@@ -343,8 +346,7 @@ static int on_close_frame(fo_ws_parser *p, const unsigned char *d, size_t n, fo_
         ev->len = n - 2;
         fo_ws_utf8_reset(&u);
         if (fo_ws_utf8_feed(&u, ev->data, ev->len) || !fo_ws_utf8_done(&u))
-            return fail(p, FO_EPROTO, FO_WS_CLOSE_INVALID_DATA,
-                        "a close reason that is not UTF-8");
+            return fail(p, FO_EPROTO, FO_WS_CLOSE_INVALID_DATA, "a close reason that is not UTF-8");
     }
     p->closed = true;
     return 0;
@@ -379,7 +381,8 @@ static int on_data_frame(fo_ws_parser *p, const fo_ws_header *h, const unsigned 
 
     if (op == FO_WS_OP_CONT) {
         if (!p->msg_opcode)
-            return fail(p, FO_EPROTO, FO_WS_CLOSE_PROTOCOL, "a continuation frame without a message");
+            return fail(p, FO_EPROTO, FO_WS_CLOSE_PROTOCOL,
+                        "a continuation frame without a message");
         if (n > max_message(p) - p->msg_len)
             return fail(p, FO_ELIMIT, FO_WS_CLOSE_TOO_BIG, "a message over the size limit");
         op = p->msg_opcode;

@@ -35,13 +35,13 @@ enum {
 enum {
     FO_WS_CLOSE_NORMAL = 1000,
     FO_WS_CLOSE_GOING_AWAY = 1001,
-    FO_WS_CLOSE_PROTOCOL = 1002,     /* any framing violation */
+    FO_WS_CLOSE_PROTOCOL = 1002, /* any framing violation */
     FO_WS_CLOSE_UNSUPPORTED = 1003,
     FO_WS_CLOSE_NO_STATUS = 1005,    /* never on the wire: "the close frame had no code" */
     FO_WS_CLOSE_ABNORMAL = 1006,     /* never on the wire: "the TCP connection just ended" */
     FO_WS_CLOSE_INVALID_DATA = 1007, /* a text message or close reason that is not UTF-8 */
     FO_WS_CLOSE_POLICY = 1008,
-    FO_WS_CLOSE_TOO_BIG = 1009, /* a message over fo_ws_parser_config.max_message */
+    FO_WS_CLOSE_TOO_BIG = 1009,  /* a message over fo_ws_parser_config.max_message */
     FO_WS_CLOSE_INTERNAL = 1011, /* e.g. out of memory */
 };
 
@@ -81,11 +81,11 @@ bool fo_ws_accept_check(const char *key, const char *value, size_t value_len);
 /* One parsed frame header. */
 typedef struct fo_ws_header {
     bool fin;
-    int opcode;             /* FO_WS_OP_*: reserved opcodes never get through the parser */
+    int opcode; /* FO_WS_OP_*: reserved opcodes never get through the parser */
     bool masked;
-    unsigned char mask[4];  /* the key when masked, else zeros */
-    uint64_t len;           /* payload length */
-    size_t size;            /* header length: 2 to FO_WS_HEADER_MAX */
+    unsigned char mask[4]; /* the key when masked, else zeros */
+    uint64_t len;          /* payload length */
+    size_t size;           /* header length: 2 to FO_WS_HEADER_MAX */
 } fo_ws_header;
 
 /* Bytes of the header of a frame with a payload of `len` bytes: 2, 4 or 10, plus 4 when

@@ -71,8 +71,8 @@ Test(ws, rfc_frame_examples_build_byte_for_byte)
 
 Test(ws, header_round_trips_every_length_encoding)
 {
-    static const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, (uint64_t)1 << 40,
-                                    ((uint64_t)1 << 63) - 1};
+    static const uint64_t lens[] = {
+        0, 1, 125, 126, 127, 65535, 65536, (uint64_t)1 << 40, ((uint64_t)1 << 63) - 1};
     unsigned char b[FO_WS_HEADER_MAX];
 
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
@@ -166,8 +166,8 @@ static void put(stream *s, int op, bool fin, const void *p, size_t n)
 typedef struct transcript {
     char text[8192];
     size_t len;
-    int rc;           /* the last return: an error, or FO_EAGAIN at the end */
-    unsigned code;    /* close_code after an error */
+    int rc;        /* the last return: an error, or FO_EAGAIN at the end */
+    unsigned code; /* close_code after an error */
 } transcript;
 
 static void note(transcript *t, const fo_ws_event *ev)
@@ -343,14 +343,20 @@ Test(ws, masked_frames_are_unmasked_in_place)
 /* One violation per stream: each must stop the parser with its close code, at every split. */
 typedef void (*build_fn)(stream *s);
 
-static void b_cont_first(stream *s) { put(s, FO_WS_OP_CONT, true, "x", 1); }
+static void b_cont_first(stream *s)
+{
+    put(s, FO_WS_OP_CONT, true, "x", 1);
+}
 static void b_new_in_frag(stream *s)
 {
     put(s, FO_WS_OP_BINARY, false, "a", 1);
     put(s, FO_WS_OP_PING, true, NULL, 0);
     put(s, FO_WS_OP_TEXT, true, "b", 1);
 }
-static void b_bad_text(stream *s) { put(s, FO_WS_OP_TEXT, true, "a\xc0\x80", 3); }
+static void b_bad_text(stream *s)
+{
+    put(s, FO_WS_OP_TEXT, true, "a\xc0\x80", 3);
+}
 static void b_text_ends_open(stream *s)
 {
     put(s, FO_WS_OP_TEXT, false, "a\xf0\x9f", 3);
@@ -362,9 +368,18 @@ static void b_text_bad_in_2nd(stream *s)
     put(s, FO_WS_OP_CONT, false, "A", 1); /* not a continuation byte */
     put(s, FO_WS_OP_CONT, true, "", 0);
 }
-static void b_close_1(stream *s) { put(s, FO_WS_OP_CLOSE, true, "\x03", 1); }
-static void b_close_bad_reason(stream *s) { put(s, FO_WS_OP_CLOSE, true, "\x03\xe8\xed\xa0\x80", 5); }
-static void b_close_open_reason(stream *s) { put(s, FO_WS_OP_CLOSE, true, "\x03\xe8\xc3", 3); }
+static void b_close_1(stream *s)
+{
+    put(s, FO_WS_OP_CLOSE, true, "\x03", 1);
+}
+static void b_close_bad_reason(stream *s)
+{
+    put(s, FO_WS_OP_CLOSE, true, "\x03\xe8\xed\xa0\x80", 5);
+}
+static void b_close_open_reason(stream *s)
+{
+    put(s, FO_WS_OP_CLOSE, true, "\x03\xe8\xc3", 3);
+}
 static void b_too_big(stream *s)
 {
     static unsigned char big[101];
@@ -419,8 +434,8 @@ Test(ws, each_violation_gets_its_close_code_at_every_split)
 
 Test(ws, close_codes_on_the_wire)
 {
-    static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
-                                  1013, 1014, 3000, 3999, 4000, 4999};
+    static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                                  1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
     static const unsigned bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535};
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -529,32 +544,36 @@ typedef struct utf8_case {
 static const utf8_case UTF8[] = {
     {"", true},
     {"plain ascii, long enough for the eight-byte path", true},
-    {"\xc2\x80 \xdf\xbf", true},                 /* U+0080, U+07FF */
+    {"\xc2\x80 \xdf\xbf", true},                      /* U+0080, U+07FF */
     {"\xe0\xa0\x80 \xed\x9f\xbf \xee\x80\x80", true}, /* U+0800, U+D7FF, U+E000 */
-    {"\xef\xbf\xbf", true},                      /* U+FFFF */
-    {"\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf", true}, /* U+10000, U+10FFFF */
+    {"\xef\xbf\xbf", true},                           /* U+FFFF */
+    {"\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf", true},      /* U+10000, U+10FFFF */
     {"0123456789abcdef\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5", true},
-    {"\xc0\x80", false},         /* overlong NUL */
-    {"\xc1\xbf", false},         /* overlong 2-byte */
-    {"\xe0\x80\x80", false},     /* overlong 3-byte */
-    {"\xe0\x9f\xbf", false},     /* overlong U+07FF */
-    {"\xf0\x80\x80\x80", false}, /* overlong 4-byte */
-    {"\xf0\x8f\xbf\xbf", false}, /* overlong U+FFFF */
-    {"\xed\xa0\x80", false},     /* U+D800 */
-    {"\xed\xbf\xbf", false},     /* U+DFFF */
+    {"\xc0\x80", false},                 /* overlong NUL */
+    {"\xc1\xbf", false},                 /* overlong 2-byte */
+    {"\xe0\x80\x80", false},             /* overlong 3-byte */
+    {"\xe0\x9f\xbf", false},             /* overlong U+07FF */
+    {"\xf0\x80\x80\x80", false},         /* overlong 4-byte */
+    {"\xf0\x8f\xbf\xbf", false},         /* overlong U+FFFF */
+    {"\xed\xa0\x80", false},             /* U+D800 */
+    {"\xed\xbf\xbf", false},             /* U+DFFF */
     {"\xed\xa0\x80\xed\xb0\x80", false}, /* a CESU-8 surrogate pair */
-    {"\xf4\x90\x80\x80", false}, /* U+110000 */
+    {"\xf4\x90\x80\x80", false},         /* U+110000 */
     {"\xf5\x80\x80\x80", false},
     {"\xf8\x88\x80\x80\x80", false},
     {"\xfe", false},
     {"\xff", false},
     {"\x80", false}, /* a lone continuation byte */
     {"a\xbf", false},
-    {"\xe2\x82", false},      /* truncated at the end */
-    {"\xe2\x82" "A", false},  /* truncated, then ASCII */
+    {"\xe2\x82", false}, /* truncated at the end */
+    {"\xe2\x82"
+     "A",
+     false}, /* truncated, then ASCII */
     {"\xf0\x9f\x98", false},
     {"\xc3", false},
-    {"01234567\xc3\xa9" "89abcdef\xe2", false},
+    {"01234567\xc3\xa9"
+     "89abcdef\xe2",
+     false},
 };
 
 Test(ws, utf8_cases_give_the_same_answer_at_every_split)
@@ -575,6 +594,26 @@ Test(ws, utf8_cases_give_the_same_answer_at_every_split)
             }
         }
     }
+}
+
+Test(ws, a_zeroed_utf8_state_and_parser_take_multibyte_text)
+{
+    static const char s[] = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* é € U+1F600 */
+    fo_ws_utf8 u;
+    fo_ws_parser p;
+    unsigned char b[64];
+    fo_ws_event ev;
+    size_t n;
+
+    memset(&u, 0, sizeof(u));
+    cr_assert_eq(fo_ws_utf8_feed(&u, s, sizeof(s) - 1), 0);
+    cr_assert(fo_ws_utf8_done(&u));
+    memset(&p, 0, sizeof(p));
+    n = fo_ws_frame_build(b, FO_WS_OP_TEXT, true, s, sizeof(s) - 1, NULL);
+    cr_assert_eq(fo_ws_parser_next(&p, b, n, &ev), (int)n);
+    cr_assert_eq(ev.opcode, FO_WS_OP_TEXT);
+    cr_assert_eq(ev.len, sizeof(s) - 1);
+    fo_ws_parser_destroy(&p);
 }
 
 Test(ws, utf8_text_frames_split_across_fragments)

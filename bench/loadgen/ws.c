@@ -325,8 +325,8 @@ static void parse_frames(fo_ws *ws)
 
     while (ws->state == FO_WS_OPEN || ws->state == FO_WS_CLOSING) {
         fo_ws_event ev;
-        int rc = fo_ws_parser_next(&ws->parser, (unsigned char *)ws->rx + off, ws->rx_len - off,
-                                   &ev);
+        int rc =
+            fo_ws_parser_next(&ws->parser, (unsigned char *)ws->rx + off, ws->rx_len - off, &ev);
 
         if (rc == FO_EAGAIN)
             break;
@@ -506,7 +506,7 @@ int fo_ws_connect(fo_ws_ctx *ctx, fo_ws *ws, const struct sockaddr *dst, const s
     memcpy(nonce + 8, &r2, 8);
     fo_ws_key_make(nonce, ws->key);
     fo_ws_parser_init(&ws->parser, &(fo_ws_parser_config){.side = FO_WS_SIDE_CLIENT,
-                                                           .max_message = FO_WS_MAX_MESSAGE});
+                                                          .max_message = FO_WS_MAX_MESSAGE});
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"

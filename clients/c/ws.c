@@ -571,7 +571,7 @@ fo_cws *fo_cws_connect(uv_loop_t *loop, const fo_cws_config *cfg, const fo_cws_c
     }
     fo_ws_key_make(raw, ws->key);
     fo_ws_parser_init(&ws->parser, &(fo_ws_parser_config){.side = FO_WS_SIDE_CLIENT,
-                                                           .max_message = ws->max_message});
+                                                          .max_message = ws->max_message});
 
     uv_timer_init(loop, &ws->timer);
     ws->timer.data = ws;

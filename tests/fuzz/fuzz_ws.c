@@ -75,7 +75,11 @@ static void run(const unsigned char *in, size_t n, fo_ws_side side, size_t max, 
     size_t have = 0, off = 0;
 
     memset(e, 0, sizeof(*e));
-    fo_ws_parser_init(&p, &cfg);
+    /* ws.h promises that a zeroed parser is a client with the default limit: use one. */
+    if (side == FO_WS_SIDE_CLIENT && max == 0)
+        memset(&p, 0, sizeof(p));
+    else
+        fo_ws_parser_init(&p, &cfg);
     e->rc = FO_EAGAIN;
     while (e->rc == FO_EAGAIN && have < n) {
         size_t k = n - have < piece ? n - have : piece;
@@ -148,9 +152,9 @@ static unsigned char *rebuild(const events *e, fo_ws_side side, unsigned cut, si
             unsigned char *f = malloc(FO_WS_HEADER_MAX + n);
             if (!f)
                 die("out of memory");
-            put_bytes(&s, f,
-                      fo_ws_frame_build(f, first ? (int)head[0] : FO_WS_OP_CONT, fin, d + off, n,
-                                        k));
+            put_bytes(
+                &s, f,
+                fo_ws_frame_build(f, first ? (int)head[0] : FO_WS_OP_CONT, fin, d + off, n, k));
             free(f);
             off += n;
             if (fin)
@@ -186,8 +190,8 @@ static void check_utf8(const unsigned char *in, size_t n, size_t split)
     fo_ws_utf8_reset(&u);
     whole = fo_ws_utf8_feed(&u, in, n) == 0 && fo_ws_utf8_done(&u);
     fo_ws_utf8_reset(&u);
-    parts = fo_ws_utf8_feed(&u, in, split) == 0 && fo_ws_utf8_feed(&u, in + split, n - split) == 0 &&
-            fo_ws_utf8_done(&u);
+    parts = fo_ws_utf8_feed(&u, in, split) == 0 &&
+            fo_ws_utf8_feed(&u, in + split, n - split) == 0 && fo_ws_utf8_done(&u);
     if (whole != ref || parts != ref)
         die("the UTF-8 validators disagree");
 }

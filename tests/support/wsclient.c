@@ -146,7 +146,7 @@ fo_ws *fo_ws_connect(const fo_ws_options *o, fo_ws_result *res)
     c->fd = fd;
     c->max_message = o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
     fo_ws_parser_init(&c->parser, &(fo_ws_parser_config){.side = FO_WS_SIDE_CLIENT,
-                                                          .max_message = c->max_message});
+                                                         .max_message = c->max_message});
     /* Frames the server sent right behind its 101 are already in the buffer. */
     c->rcap = 65536;
     c->rbuf = malloc(c->rcap);

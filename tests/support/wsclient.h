@@ -3,9 +3,10 @@
  * extensions. Test-only (library fo_testsupport); it never logs and never aborts.
  *
  * Frames the client sends are masked (RFC 6455 5.3) with a fresh random key each. Frames it
- * receives must be unmasked and carry no RSV bits. Control frames are handled inside
- * fo_ws_recv: a ping is answered with a pong and reading goes on, a pong is dropped, a close
- * is answered once (echoing its code) and reported. Fragmented messages are reassembled.
+ * receives must pass proto/ws.h's parser: unmasked, no RSV bits, lengths minimally encoded,
+ * text and close reasons UTF-8, close codes valid on the wire. Control frames are handled
+ * inside fo_ws_recv: a ping is answered with a pong and reading goes on, a pong is dropped, a
+ * close is answered once (echoing its code) and reported. Fragmented messages are reassembled.
  *
  * The framing (Sec-WebSocket-Key/Accept, frame build, the checks of received frames, UTF-8 of
  * text) is proto/ws.h's; this file does the I/O. Nonces and masking keys come from OpenSSL's

@@ -71,18 +71,7 @@ static void unload(fo_model *m)
 
     fo_master_free(m->master);
     m->master = NULL;
-    while (m->hlen) {
-        fo_hbatch *b = m->hist[m->hhead];
-        fo_arena_destroy(&b->arena);
-        free(b);
-        m->hhead = (m->hhead + 1) % m->hcap;
-        m->hlen--;
-    }
-    free(m->hist);
-    m->hist = NULL;
-    m->hhead = m->hlen = m->hcap = 0;
-    m->hcommands = 0;
-    m->hbytes = 0;
+    fo_history_destroy(&m->hist);
     fo_strmap_each(&m->dedup, free_dedup, NULL);
     fo_strmap_destroy(&m->dedup);
     h->hot_bytes -= m->bytes;
@@ -147,7 +136,7 @@ void fo_model_gauges(fo_hub *h, uint64_t *queued, uint64_t *max_depth)
 void fo_model_account(fo_model *m)
 {
     fo_doc_stats st;
-    size_t bytes = sizeof(*m) + m->hbytes;
+    size_t bytes = sizeof(*m) + m->hist.bytes;
 
     if (m->master) {
         fo_doc_stats_get(fo_master_doc(m->master), &st);
@@ -162,132 +151,21 @@ void fo_model_account(fo_model *m)
 static int history_fn(void *ctx, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out)
 {
     fo_model *m = ctx;
-    fo_completion *items;
-    uint32_t lo, hi, i;
-    uint64_t n = 0;
 
-    if (!m->hlen || from >= to)
+    if (to > fo_master_snapshot(m->master).command_count)
         return -1;
-    if (from < m->hist[m->hhead]->from) /* older than what is kept */
-        return -1;
-    /* Binary search for the batch that contains `from`. */
-    lo = 0;
-    hi = m->hlen - 1;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi + 1) / 2;
-        if (m->hist[(m->hhead + mid) % m->hcap]->from <= from)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    if (!(items = fo_arena_alloc(a, (size_t)(to - from) * sizeof(*items))))
-        return FO_ENOMEM;
-    for (i = lo; i < m->hlen && n < to - from; i++) {
-        const fo_hbatch *b = m->hist[(m->hhead + i) % m->hcap];
-        uint64_t skip = from + n - b->from, take = b->len - skip;
-        if (from + n < b->from) /* not contiguous: cannot happen, refuse anyway */
-            return -1;
-        if (take > to - from - n)
-            take = to - from - n;
-        memcpy(items + n, b->items + skip, (size_t)take * sizeof(*items));
-        n += take;
-    }
-    if (n != to - from)
-        return -1;
-    out->from = from;
-    out->len = (uint32_t)n;
-    out->items = items;
-    return 0;
+    return fo_history_get(&m->hist, from, to, a, out);
 }
 
 bool fo_model_history_covers(fo_model *m, uint64_t from, uint64_t to)
 {
-    if (from == to)
-        return true;
-    return m->hlen && from >= m->hist[m->hhead]->from && to <= fo_master_snapshot(m->master).command_count;
+    return to <= fo_master_snapshot(m->master).command_count &&
+           fo_history_covers(&m->hist, from, to);
 }
 
 int fo_model_history(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out)
 {
-    if (from == to) {
-        out->from = from;
-        out->len = 0;
-        out->items = NULL;
-        return 0;
-    }
     return history_fn(m, from, to, a, out);
-}
-
-/* Keeps a copy of an applied batch; drops the oldest beyond --history commands. When
- * `arena` is given the completions already live in it and it is taken over. */
-int fo_model_history_add(fo_model *m, const fo_batch *b, fo_arena *arena)
-{
-    fo_hbatch *hb;
-    uint32_t i;
-
-    if (!b->len || m->hub->cfg.history == 0) {
-        if (arena)
-            fo_arena_destroy(arena);
-        return 0;
-    }
-    if (!(hb = calloc(1, sizeof(*hb))))
-        return FO_ENOMEM;
-    hb->from = b->from;
-    hb->len = b->len;
-    if (arena) {
-        hb->arena = *arena;
-        hb->items = (fo_completion *)b->items;
-    } else {
-        /* Sized for the batch: K=1 batches are ~100 bytes and a model keeps ~1000. */
-        fo_arena_init(&hb->arena, 64 + 96 * (size_t)b->len);
-        if (!(hb->items = fo_arena_alloc(&hb->arena, b->len * sizeof(fo_completion))))
-            goto oom;
-        for (i = 0; i < b->len; i++) {
-            const fo_completion *c = &b->items[i];
-            char buf[20];
-            size_t len;
-            const char *s;
-
-            if (fo_command_copy(&hb->arena, &c->command, &hb->items[i].command))
-                goto oom;
-            hb->items[i].created_id = FO_KEY_NONE;
-            if (c->created_id) {
-                s = fo_key_str(c->created_id, buf, &len);
-                if (!(hb->items[i].created_id = fo_key_new(&hb->arena, s, len)))
-                    goto oom;
-            }
-        }
-    }
-    if (m->hlen == m->hcap) {
-        uint32_t ncap = m->hcap ? m->hcap * 2 : 16, j;
-        fo_hbatch **n = malloc(ncap * sizeof(*n));
-        if (!n)
-            goto oom;
-        for (j = 0; j < m->hlen; j++)
-            n[j] = m->hist[(m->hhead + j) % m->hcap];
-        free(m->hist);
-        m->hist = n;
-        m->hhead = 0;
-        m->hcap = ncap;
-    }
-    m->hist[(m->hhead + m->hlen) % m->hcap] = hb;
-    m->hlen++;
-    m->hcommands += hb->len;
-    m->hbytes += hb->arena.reserved + sizeof(*hb);
-    while (m->hlen > 1 && m->hcommands - m->hist[m->hhead]->len >= m->hub->cfg.history) {
-        fo_hbatch *old = m->hist[m->hhead];
-        m->hcommands -= old->len;
-        m->hbytes -= old->arena.reserved + sizeof(*old);
-        fo_arena_destroy(&old->arena);
-        free(old);
-        m->hhead = (m->hhead + 1) % m->hcap;
-        m->hlen--;
-    }
-    return 0;
-oom:
-    fo_arena_destroy(&hb->arena);
-    free(hb);
-    return FO_ENOMEM;
 }
 
 /* ---- loading ------------------------------------------------------------------------- */
@@ -315,31 +193,30 @@ static int replay(fo_model *m, const fo_store_entry *e, bool apply, const fo_wir
     fo_err_info err;
     int rc;
 
-    fo_arena_init(&a, e->batch_size * 2 + 256);
-    if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, l, &a, &b, &err)) != 0 ||
-        b.from != e->from || b.len != e->len) {
-        FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not decode: %s", m->name,
-               (unsigned long long)e->from, err.msg);
-        fo_arena_destroy(&a);
-        return rc ? rc : FO_EPROTO;
-    }
     if (apply) {
         fo_pathmap pm;
         fo_batch_outcome o;
-        fo_arena tmp;
 
-        fo_arena_init(&tmp, 4096);
-        fo_pathmap_init(&pm, &tmp);
-        rc = fo_batch_apply(fo_master_doc(m->master), b.items, b.len, &pm, NULL, NULL, &tmp, &o);
-        fo_arena_destroy(&tmp);
+        fo_arena_init(&a, e->batch_size * 2 + 256);
+        if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, l, &a, &b, &err)) != 0 ||
+            b.from != e->from || b.len != e->len) {
+            FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not decode: %s", m->name,
+                   (unsigned long long)e->from, rc ? err.msg : "wrong from or length");
+            fo_arena_destroy(&a);
+            return rc ? rc : FO_EPROTO;
+        }
+        fo_pathmap_init(&pm, &a);
+        rc = fo_batch_apply(fo_master_doc(m->master), b.items, b.len, &pm, NULL, NULL, &a, &o);
+        fo_arena_destroy(&a);
         if (rc || o.changed) {
             FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not replay", m->name,
                    (unsigned long long)e->from);
-            fo_arena_destroy(&a);
             return rc ? rc : FO_EFAILED;
         }
     }
-    return fo_model_history_add(m, &b, &a);
+    /* History keeps the row's bytes as they are: decoded only when a sync needs them. */
+    return fo_history_add_copy(&m->hist, e->from, e->len, e->batch, e->batch_size,
+                               m->hub->cfg.history);
 }
 
 static int build(fo_model *m, const fo_store_result *r)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "hub/commit.h"
+#include "hub/history.h"
 #include "hub/session.h"
 #include "hub/strmap.h"
 #include "proto/master.h"
@@ -34,14 +35,6 @@ typedef struct fo_task {
     uint64_t t_recv;     /* ns */
 } fo_task;
 
-/* One applied batch kept for incremental syncs. */
-typedef struct fo_hbatch {
-    uint64_t from;
-    uint32_t len;
-    fo_completion *items;
-    fo_arena arena;
-} fo_hbatch;
-
 struct fo_model {
     fo_hub *hub;
     char name[201];
@@ -51,11 +44,7 @@ struct fo_model {
     fo_model_state state;
     bool broken;          /* a commit failed: reload from the store once drained */
     fo_master *master;
-    /* history: a ring of batches, oldest first */
-    fo_hbatch **hist;
-    uint32_t hhead, hlen, hcap;
-    uint64_t hcommands;
-    size_t hbytes;
+    fo_history hist;      /* recent batches as encoded bytes (hub/history.h) */
     fo_strmap dedup;      /* client -> uint64_t * (last seq applied) */
     fo_task *tasks, *tasks_tail;
     uint32_t ntasks;

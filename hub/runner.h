@@ -15,7 +15,6 @@ void fo_runner_pending_free(fo_pending *p);
 /* Shared with model.c. */
 bool fo_model_history_covers(fo_model *m, uint64_t from, uint64_t to);
 int fo_model_history(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out);
-int fo_model_history_add(fo_model *m, const fo_batch *b, fo_arena *arena);
 void fo_model_account(fo_model *m);
 
 #endif

@@ -120,6 +120,9 @@ static void release_ready(fo_hub *h)
         }
         group_free(g);
     }
+    /* Released batches are durable: history the budget has no room for may go. */
+    if (h->hot_bytes > h->cfg.memory_budget)
+        fo_model_evict(h);
 }
 
 static void on_committed(fo_store *s, const fo_store_status *st, void *data)

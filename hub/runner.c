@@ -28,6 +28,8 @@ void fo_runner_pending_free(fo_pending *p)
 
 void fo_runner_reject(fo_task *t, fo_error_code code, const char *why)
 {
+    if (t->msg.type == FO_MSG_PUSH) /* an internal catch-up: nobody waits for a reply */
+        return;
     if (t->http)
         fo_http_respond_error(t->http, code == FO_ERR_GONE ? 410 : code == FO_ERR_BAD_REQUEST
                                                                    ? 400 : 500, why);
@@ -82,7 +84,7 @@ static void pend_http(fo_model *m, fo_task *t, int status)
 
 /* ---- sub, unsub, presence ------------------------------------------------------------ */
 
-static void exec_sub(fo_model *m, fo_task *t)
+static bool exec_sub(fo_model *m, fo_task *t)
 {
     fo_session *s = t->session;
     fo_sub *sub = fo_session_find_sub(s, m);
@@ -90,10 +92,13 @@ static void exec_sub(fo_model *m, fo_task *t)
     fo_arena a;
     fo_msg r;
 
+    if (t->msg.has_from && t->msg.from <= count &&
+        !fo_model_need_history(m, t->msg.from, count))
+        return false;
     if (!sub) {
         if (!(sub = calloc(1, sizeof(*sub)))) {
             fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
-            return;
+            return true;
         }
         sub->model = fo_model_ref(m);
         sub->session = s;
@@ -118,6 +123,7 @@ static void exec_sub(fo_model *m, fo_task *t)
         r.snapshot = fo_master_snapshot(m->master);
     pend_reply(m, t, FO_PEND_SUB, &r, count);
     fo_arena_destroy(&a);
+    return true;
 }
 
 static void send_ok(fo_model *m, fo_task *t)
@@ -232,7 +238,7 @@ static int encode_applied(fo_model *m, const fo_msg *q, const fo_batch *applied,
     return 0;
 }
 
-static void exec_flush(fo_model *m, fo_task *t)
+static bool exec_flush(fo_model *m, fo_task *t)
 {
     fo_hub *h = m->hub;
     fo_session *s = t->session;
@@ -255,14 +261,19 @@ static void exec_flush(fo_model *m, fo_task *t)
                                   "%s on this model",
                                   (unsigned long long)q->seq, (unsigned long long)*last,
                                   s->client);
-            return;
+            return true;
         }
         /* A retry of the last flush: answer as an empty batch from the same `from`, whose
          * sync carries the batch as it was applied. */
         dup = true;
         b = &empty;
-        h->metrics.duplicates++;
     }
+    /* A proxy behind the count gets the commands since its `from` in the sync: when they
+     * are older than the history in memory, the store reads them first. */
+    if (!fo_model_need_history(m, b->from, fo_master_snapshot(m->master).command_count))
+        return false;
+    if (dup)
+        h->metrics.duplicates++;
     fo_arena_init(&ra, 8192);
     rc = fo_master_apply(m->master, b, s, &ra, &res);
     if (rc) {
@@ -271,7 +282,7 @@ static void exec_flush(fo_model *m, fo_task *t)
         fo_session_send_error(s, q, FO_ERR_INTERNAL, "apply failed: %s", fo_strerror(rc));
         fo_arena_destroy(&ra);
         fo_model_mark_broken(m);
-        return;
+        return true;
     }
     if (dup && res.sync.kind == FO_SYNC_NONE) {
         /* The original ack had a sync if any of its commands failed or were rewritten;
@@ -318,13 +329,14 @@ static void exec_flush(fo_model *m, fo_task *t)
     }
     fo_arena_destroy(&ra);
     fo_model_account(m);
-    return;
+    return true;
 oom:
     /* The batch may be applied in memory without its write: the model must reload. */
     fo_buf_destroy(&raw);
     fo_arena_destroy(&ra);
     fo_session_send_error(s, q, FO_ERR_INTERNAL, "out of memory");
     fo_model_mark_broken(m);
+    return true;
 }
 
 /* ---- get and history ----------------------------------------------------------------- */
@@ -368,26 +380,6 @@ static void read_fail(read_ctx *c, fo_error_code code, const char *why)
         fo_http_respond_error(c->http, code == FO_ERR_GONE ? 410 : 500, why);
     else
         fo_session_send_error(c->s, &c->req, code, "%s", why);
-}
-
-static void on_log_read(fo_store *s, const fo_store_status *st, fo_store_result *r, void *data)
-{
-    read_ctx *c = data;
-    fo_arena a;
-    fo_msg reply = reply_to(c->m, &c->req, FO_MSG_DIFF);
-
-    (void)s;
-    fo_arena_init(&a, 8192);
-    if (st->rc)
-        read_fail(c, FO_ERR_INTERNAL, st->msg);
-    else if (r->gone || fo_history_from_rows(r->entries, r->n_entries, c->req.from, c->req.to, &a,
-                                          &reply.batch))
-        read_fail(c, FO_ERR_GONE, "history: no longer kept for that range");
-    else
-        read_reply(c, &reply);
-    fo_arena_destroy(&a);
-    fo_store_result_free(r);
-    read_ctx_free(c);
 }
 
 static void on_state_read(fo_store *s, const fo_store_status *st, fo_store_result *r,
@@ -445,7 +437,7 @@ out:
     read_ctx_free(c);
 }
 
-static void store_read(fo_model *m, fo_task *t, bool state)
+static void store_read(fo_model *m, fo_task *t)
 {
     read_ctx *c = calloc(1, sizeof(*c));
     int rc;
@@ -459,9 +451,7 @@ static void store_read(fo_model *m, fo_task *t, bool state)
     c->http = t->http ? fo_http_req_ref(t->http) : NULL;
     c->req = t->msg;
     c->req.model = m->name;
-    rc = state ? fo_store_read_state_at(m->hub->store, m->name, t->msg.at, on_state_read, c)
-               : fo_store_read_log(m->hub->store, m->name, t->msg.from, t->msg.to, on_log_read,
-                                   c);
+    rc = fo_store_read_state_at(m->hub->store, m->name, t->msg.at, on_state_read, c);
     if (rc) {
         fo_runner_reject(t, FO_ERR_INTERNAL, fo_store_strerror(rc));
         read_ctx_free(c);
@@ -491,7 +481,7 @@ static void exec_get(fo_model *m, fo_task *t)
             fo_runner_reject(t, FO_ERR_GONE, "at: that state is not durable yet; retry");
             return;
         }
-        store_read(m, t, true);
+        store_read(m, t);
         return;
     }
     r.snapshot = fo_master_snapshot(m->master);
@@ -508,7 +498,7 @@ static void exec_get(fo_model *m, fo_task *t)
     pend_reply(m, t, FO_PEND_REPLY, &r, 0);
 }
 
-static void exec_history(fo_model *m, fo_task *t)
+static bool exec_history(fo_model *m, fo_task *t)
 {
     uint64_t count = fo_master_snapshot(m->master).command_count;
     uint64_t to = t->msg.has_to ? t->msg.to : count;
@@ -522,22 +512,18 @@ static void exec_history(fo_model *m, fo_task *t)
                  t->msg.from > to ? "from" : "to", (unsigned long long)t->msg.from,
                  (unsigned long long)to, (unsigned long long)count);
         fo_runner_reject(t, FO_ERR_BAD_REQUEST, why);
-        return;
+        return true;
     }
+    /* Older than the history in memory: read back from the store first. */
+    if (!fo_model_need_history(m, t->msg.from, to))
+        return false;
     fo_arena_init(&a, 8192);
     if (fo_model_history(m, t->msg.from, to, &a, &r.batch) != 0) {
         fo_arena_destroy(&a);
-        if (t->msg.from + m->hub->cfg.history < count) {
-            fo_runner_reject(t, FO_ERR_GONE, "from: older than the history kept (--history)");
-            return;
-        }
-        if (to > m->released) {
-            fo_runner_reject(t, FO_ERR_GONE, "history: that range is not durable yet; retry");
-            return;
-        }
-        t->msg.to = to;
-        store_read(m, t, false);
-        return;
+        fo_runner_reject(t, FO_ERR_GONE, t->msg.from + m->hub->cfg.history < count
+                                             ? "from: older than the history kept (--history)"
+                                             : "history: no longer kept for that range");
+        return true;
     }
     if (t->http) {
         fo_buf_init(&b, 0);
@@ -551,17 +537,20 @@ static void exec_history(fo_model *m, fo_task *t)
         pend_reply(m, t, FO_PEND_REPLY, &r, 0);
     }
     fo_arena_destroy(&a);
+    return true;
 }
 
-void fo_runner_exec(fo_model *m, fo_task *t)
+bool fo_runner_exec(fo_model *m, fo_task *t)
 {
     switch (t->msg.type) {
-    case FO_MSG_SUB: exec_sub(m, t); break;
+    case FO_MSG_SUB: return exec_sub(m, t);
     case FO_MSG_UNSUB: exec_unsub(m, t); break;
-    case FO_MSG_FLUSH: exec_flush(m, t); break;
+    case FO_MSG_FLUSH: return exec_flush(m, t);
     case FO_MSG_GET: exec_get(m, t); break;
-    case FO_MSG_HISTORY: exec_history(m, t); break;
+    case FO_MSG_HISTORY: return exec_history(m, t);
     case FO_MSG_PRESENCE: exec_presence(m, t); break;
+    case FO_MSG_PUSH: return fo_model_exec_catch_up(m, t);
     default: fo_runner_reject(t, FO_ERR_BAD_REQUEST, "t: not a model request"); break;
     }
+    return true;
 }

@@ -26,6 +26,13 @@ fo_frame *fo_frame_encode(const fo_msg *m)
         fo_buf_destroy(&b);
         return NULL;
     }
+    /* The buffer grew by doubling: give the slack back, since frames are kept (history,
+     * queues) and the memory budget counts their length. */
+    if (b.cap - b.len >= 64) {
+        char *n = realloc(b.base, sizeof(fo_frame) + b.len);
+        if (n)
+            b.base = n;
+    }
     f = (fo_frame *)(void *)b.base;
     f->refs = 1;
     f->len = (uint32_t)b.len;

@@ -1,5 +1,6 @@
 #include "hub/model.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,13 +134,15 @@ static bool idle_subscribed(const fo_model *m)
 
 void fo_model_evict(fo_hub *h)
 {
-    size_t budget = h->cfg.memory_budget, target = budget - budget / 8, share;
+    size_t budget = h->cfg.memory_budget, target = budget - budget / 8, share, before;
+    uint64_t now;
     fo_model *m, *prev;
     int pass;
 
     if (h->hot_bytes <= budget)
         return;
-    /* Each model may keep this much history before the documents of others go. */
+    before = h->hot_bytes;
+    /* Each model may keep this much history before the others' history goes. */
     share = h->models.len ? budget / 4 / h->models.len : budget;
     for (pass = 0; pass < 4 && h->hot_bytes > target; pass++) {
         for (m = h->lru_tail; m && h->hot_bytes > target; m = prev) {
@@ -150,18 +153,26 @@ void fo_model_evict(fo_hub *h)
                        m->bytes, h->hot_bytes, budget);
                 h->metrics.evictions++;
                 model_free(m);
-            } else if ((pass == 1 || pass == 3) && m->state == FO_MODEL_READY) {
+            } else if ((pass == 1 || pass == 2) && m->state == FO_MODEL_READY) {
                 /* A model waiting for a history read keeps its ring: the rows read back
                  * end where it starts. */
                 fo_history_trim(&m->hist, m->released, pass == 1 ? share : 0);
                 fo_model_account(m);
-            } else if (pass == 2 && m->subs && idle_subscribed(m)) {
+            } else if (pass == 3 && m->subs && idle_subscribed(m)) {
+                /* Documents last: dropping one costs a reload on the model's next request. */
                 FO_LOG(FO_LOG_DEBUG, "model=%s idle: dropped its document (%zu bytes)",
                        m->name, m->bytes);
                 h->mem.doc_drops++;
                 unload(m);
             }
         }
+    }
+    /* Freed chunks sit in the allocator's free lists; hand them back to the kernel now and
+     * then, so that the process's RSS follows the budget (at most once a second). */
+    now = fo_hub_now_ms(h);
+    if (h->hot_bytes < before && now - h->mem.trim_ms >= 1000) {
+        h->mem.trim_ms = now;
+        malloc_trim(0);
     }
 }
 

@@ -96,9 +96,10 @@ void fo_model_unref(fo_model *m);
 /* While the hot bytes exceed --memory-budget, frees memory in this order, each step going
  * through models least recently used first and stopping once 7/8 of the budget is
  * reached: evicts idle models with no subscribers; trims histories to a share of the
- * budget (only durable batches: the store has them); drops the document, history and
- * exactly-once table of idle subscribed models (their subscriptions stay; the next
- * request reloads them); trims the remaining durable history. */
+ * budget (only durable batches: the store has them); trims the remaining durable
+ * history; drops the document, history and exactly-once table of idle subscribed models
+ * (their subscriptions stay; the next request reloads them). Then, at most once a
+ * second, returns freed heap to the kernel (malloc_trim) so that RSS follows. */
 void fo_model_evict(fo_hub *h);
 /* For the task being run: true when [from, to) of history can be served now (in memory,
  * out of --history's reach, or already read back); false when a read from the store was

@@ -26,12 +26,17 @@ fo_frame *fo_frame_encode(const fo_msg *m)
         fo_buf_destroy(&b);
         return NULL;
     }
-    /* The buffer grew by doubling: give the slack back, since frames are kept (history,
-     * queues) and the memory budget counts their length. */
+    /* The buffer grew by doubling: frames are kept (history, queues) and the memory budget
+     * counts their length, so keep an exact copy. A copy rather than a shrinking realloc:
+     * that would leave a small free remainder beside every frame kept in history, which
+     * fragments the heap; a whole buffer freed is reused by the next encode. */
     if (b.cap - b.len >= 64) {
-        char *n = realloc(b.base, sizeof(fo_frame) + b.len);
-        if (n)
+        char *n = malloc(sizeof(fo_frame) + b.len);
+        if (n) {
+            memcpy(n, b.base, sizeof(fo_frame) + b.len);
+            free(b.base);
             b.base = n;
+        }
     }
     f = (fo_frame *)(void *)b.base;
     f->refs = 1;

@@ -171,8 +171,8 @@ int fo_history_from_rows(const fo_store_entry *rows, uint32_t n, uint64_t from, 
     if (!items)
         return FO_ENOMEM;
     for (i = 0; i < n && pos < to; i++)
-        if ((rc = take(rows[i].batch, rows[i].batch_size, rows[i].from, rows[i].len, from,
-                       &pos, to, items, a)) != 0)
+        if ((rc = take(rows[i].batch, rows[i].batch_size, rows[i].from, rows[i].len, from, &pos, to,
+                       items, a)) != 0)
             return rc;
     if (pos != to)
         return FO_EGAP;
@@ -244,8 +244,8 @@ int fo_history_get(const fo_history *h, uint64_t from, uint64_t to, fo_arena *a,
         uint64_t end = to < start ? to : start;
         for (i = 0; i < r->n_entries && pos < end; i++) {
             const fo_store_entry *e = &r->entries[i];
-            if ((rc = take(e->batch, e->batch_size, e->from, e->len, from, &pos, end, items,
-                           a)) != 0)
+            if ((rc = take(e->batch, e->batch_size, e->from, e->len, from, &pos, end, items, a)) !=
+                0)
                 return rc;
         }
     }

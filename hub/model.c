@@ -646,8 +646,10 @@ static void catch_up(fo_sub *sub, bool in_task)
         sub->lagging = false;
         return;
     }
-    if (!in_task && sub->next_from < target && !fo_model_history_covers(m, sub->next_from, target) &&
-        m->hub->cfg.history && sub->next_from + m->hub->cfg.history >= count) {
+    /* Older than the history in memory but within --history: read back, in a task. */
+    if (!in_task && sub->next_from < target &&
+        !fo_model_history_covers(m, sub->next_from, target) && m->hub->cfg.history &&
+        sub->next_from + m->hub->cfg.history >= count) {
         queue_catch_up(m, sub);
         return;
     }

@@ -85,8 +85,8 @@ static void run(fo_hubproc *h, answers *out)
     /* The subscriber, subscribed all along, has every batch, in order. */
     for (uint64_t n = 0; n < FLUSHES; n++) {
         ht_expect(s, FO_MSG_PUSH, &m);
-        cr_assert_eq(m.batch.from, n, "push %llu starts at %llu",
-                     (unsigned long long)n, (unsigned long long)m.batch.from);
+        cr_assert_eq(m.batch.from, n, "push %llu starts at %llu", (unsigned long long)n,
+                     (unsigned long long)m.batch.from);
         cr_assert_eq(m.batch.len, 1);
         ht_client_reset_arena(s);
     }
@@ -146,8 +146,8 @@ static void run(fo_hubproc *h, answers *out)
 
 Test(hub_budget, old_history_read_back_from_the_store)
 {
-    static const char *const small[] = {"--memory-budget", "64K", "--snapshot-every", "50",
-                                        "--log-level", "debug", NULL};
+    static const char *const small[] = {
+        "--memory-budget", "64K", "--snapshot-every", "50", "--log-level", "debug", NULL};
     static const char *const big[] = {"--snapshot-every", "50", NULL};
     fo_hubproc *a = ht_hub_start("sqlite", small);
     fo_hubproc *b = ht_hub_start("sqlite", big);

@@ -17,7 +17,7 @@ static void group_free(fo_group *g)
     size_t i;
 
     for (i = 0; i < g->nwrites; i++) {
-        free(g->writes[i].batch);
+        fo_frame_unref(g->writes[i].frame);
         free(g->writes[i].snapshot);
         fo_model_unref(g->writes[i].model);
     }
@@ -91,6 +91,7 @@ int fo_commit_add_write(fo_hub *h, fo_commit_write *w)
     }
     g->writes[g->nwrites] = *w;
     fo_model_ref(w->model);
+    fo_frame_ref(w->frame);
     g->nwrites++;
     return 0;
 }
@@ -119,6 +120,9 @@ static void release_ready(fo_hub *h)
         }
         group_free(g);
     }
+    /* Released batches are durable: history the budget has no room for may go. */
+    if (h->hot_bytes > h->cfg.memory_budget)
+        fo_model_evict(h);
 }
 
 static void on_committed(fo_store *s, const fo_store_status *st, void *data)
@@ -169,7 +173,7 @@ void fo_commit_turn(fo_hub *h)
         w[i].model = cw->model->name;
         w[i].from = cw->from;
         w[i].len = cw->len;
-        w[i].batch = cw->batch;
+        w[i].batch = cw->frame->data + cw->batch_off;
         w[i].batch_size = cw->batch_len;
         w[i].client = cw->client;
         w[i].seq = cw->seq;

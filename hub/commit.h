@@ -44,14 +44,16 @@ typedef struct fo_pending {
     uint64_t rid;
 } fo_pending;
 
-/* One row for the store: an applied batch, with an optional snapshot. The buffers are
- * owned by the group until it is committed. */
+/* One row for the store: an applied batch, with an optional snapshot. The group owns the
+ * snapshot buffer and a reference on the frame until it is committed. */
 typedef struct fo_commit_write {
     fo_model *model;     /* reference held */
     uint64_t from;
     uint32_t len;
-    char *batch;         /* MessagePack CompletionBatch (malloc'd) */
-    size_t batch_len;
+    /* The MessagePack CompletionBatch is frame->data[batch_off, batch_off + batch_len):
+     * the very bytes of the push frame's `diff` (one encoding per batch). */
+    fo_frame *frame;     /* reference held */
+    uint32_t batch_off, batch_len;
     char client[65];
     uint64_t seq;
     char *snapshot;      /* MessagePack document at from + len, or NULL (malloc'd) */
@@ -84,8 +86,8 @@ void fo_commit_destroy(fo_commit *c);
 /* A zeroed pending reply appended to the open group; NULL on out-of-memory. The caller
  * fills it (taking the references it stores). */
 fo_pending *fo_commit_add(fo_hub *h, fo_pend_kind kind, fo_model *m);
-/* Moves a write into the open group (the group takes its buffers and a model
- * reference). 0 or FO_ENOMEM (then the caller still owns the buffers). */
+/* Moves a write into the open group (the group takes the snapshot buffer and references
+ * on the model and the frame). 0 or FO_ENOMEM (then the caller still owns the snapshot). */
 int fo_commit_add_write(fo_hub *h, fo_commit_write *w);
 /* Called at the end of each loop turn: submits the open group (a commit, or an empty
  * barrier that keeps its place in the order). */

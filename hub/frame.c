@@ -26,6 +26,18 @@ fo_frame *fo_frame_encode(const fo_msg *m)
         fo_buf_destroy(&b);
         return NULL;
     }
+    /* The buffer grew by doubling: frames are kept (history, queues) and the memory budget
+     * counts their length, so keep an exact copy. A copy rather than a shrinking realloc:
+     * that would leave a small free remainder beside every frame kept in history, which
+     * fragments the heap; a whole buffer freed is reused by the next encode. */
+    if (b.cap - b.len >= 64) {
+        char *n = malloc(sizeof(fo_frame) + b.len);
+        if (n) {
+            memcpy(n, b.base, sizeof(fo_frame) + b.len);
+            free(b.base);
+            b.base = n;
+        }
+    }
     f = (fo_frame *)(void *)b.base;
     f->refs = 1;
     f->len = (uint32_t)b.len;

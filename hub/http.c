@@ -123,7 +123,7 @@ static void metrics(fo_hub *h, fo_http_req *r)
     for (s = h->sessions; s; s = s->next)
         g.outbound_bytes += s->qbytes;
     fo_buf_init(&b, 0);
-    if (fo_metrics_render(&h->metrics, &g, &b) == 0)
+    if (fo_metrics_render(&h->metrics, &g, &b) == 0 && fo_metrics_render_mem(&h->mem, &b) == 0)
         fo_http_respond(r, 200, "text/plain; version=0.0.4", &b);
     else
         fo_http_respond_error(r, 500, "out of memory");

@@ -51,6 +51,7 @@ typedef struct fo_hub {
     fo_model *lru_head; /* most recently used */
     fo_model *lru_tail;
     size_t hot_bytes;
+    fo_mem_stats mem;   /* hot bytes by kind, history reads, dropped documents */
     fo_session *sessions; /* every open session */
     fo_session *dirty;  /* sessions with frames to write at the end of this turn (FIFO) */
     fo_session *dirty_tail;

@@ -120,3 +120,21 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
                "Time from a group commit's submission to its durability.", &m->commit_latency);
     return rc ? FO_ENOMEM : 0;
 }
+
+int fo_metrics_render_mem(const fo_mem_stats *s, fo_buf *out)
+{
+    static const char *const kinds[] = {"document", "history", "dedup"};
+    int rc = put(out, "# HELP flushout_memory_bytes Estimated hot bytes by kind "
+                      "(bounded by --memory-budget).\n# TYPE flushout_memory_bytes gauge\n");
+
+    for (int k = 0; k < 3; k++)
+        rc |= put(out, "flushout_memory_bytes{kind=\"%s\"} %llu\n", kinds[k],
+                  (unsigned long long)s->bytes[k]);
+    rc |= counter(out, "flushout_history_reads_total",
+                  "Requests that waited for history read back from the store.",
+                  s->history_reads);
+    rc |= counter(out, "flushout_doc_drops_total",
+                  "Idle subscribed models whose document was dropped to stay in budget.",
+                  s->doc_drops);
+    return rc ? FO_ENOMEM : 0;
+}

@@ -57,4 +57,16 @@ typedef struct fo_gauges {
 /* Appends the Prometheus text. 0 or FO_ENOMEM. */
 int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out);
 
+/* Hot memory under --memory-budget, by kind (model.c keeps it current), and what the
+ * budget costs: history read back from the store, idle documents dropped. */
+typedef struct fo_mem_stats {
+    uint64_t bytes[3];      /* FO_MEM_DOC, FO_MEM_HISTORY, FO_MEM_DEDUP (hub/model.h) */
+    uint64_t history_reads; /* requests that waited for history from the store */
+    uint64_t doc_drops;     /* idle subscribed models whose document was dropped */
+    uint64_t trim_ms;       /* private to model.c: when freed memory was last returned */
+} fo_mem_stats;
+
+/* Appends flushout_memory_bytes{kind=...} and the two counters. 0 or FO_ENOMEM. */
+int fo_metrics_render_mem(const fo_mem_stats *s, fo_buf *out);
+
 #endif

@@ -1,5 +1,6 @@
 #include "hub/model.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,29 +65,32 @@ static void free_dedup(void *ctx, const char *key, void *value)
     free(value);
 }
 
+static void set_mem(fo_model *m, size_t doc, size_t hist, size_t dedup)
+{
+    fo_hub *h = m->hub;
+    size_t v[FO_MEM_KINDS] = {doc, hist, dedup};
+    size_t bytes = 0;
+
+    for (int k = 0; k < FO_MEM_KINDS; k++) {
+        h->mem.bytes[k] += v[k] - m->mem[k];
+        m->mem[k] = v[k];
+        bytes += v[k];
+    }
+    if (bytes)
+        bytes += sizeof(*m);
+    h->hot_bytes += bytes - m->bytes;
+    m->bytes = bytes;
+}
+
 /* Drops the in-memory state (master, history, exactly-once table). */
 static void unload(fo_model *m)
 {
-    fo_hub *h = m->hub;
-
     fo_master_free(m->master);
     m->master = NULL;
-    while (m->hlen) {
-        fo_hbatch *b = m->hist[m->hhead];
-        fo_arena_destroy(&b->arena);
-        free(b);
-        m->hhead = (m->hhead + 1) % m->hcap;
-        m->hlen--;
-    }
-    free(m->hist);
-    m->hist = NULL;
-    m->hhead = m->hlen = m->hcap = 0;
-    m->hcommands = 0;
-    m->hbytes = 0;
+    fo_history_destroy(&m->hist);
     fo_strmap_each(&m->dedup, free_dedup, NULL);
     fo_strmap_destroy(&m->dedup);
-    h->hot_bytes -= m->bytes;
-    m->bytes = 0;
+    set_mem(m, 0, 0, 0);
     m->state = FO_MODEL_COLD;
 }
 
@@ -115,19 +119,60 @@ void fo_model_free_all(fo_hub *h)
     }
 }
 
+/* A subscribed model whose document may be dropped: nothing runs, waits or is in flight,
+ * and its subscribers stand at its count. */
+static bool idle_subscribed(const fo_model *m)
+{
+    if (m->state != FO_MODEL_READY || m->broken || m->npending || m->tasks ||
+        m->refs != m->nsubs || m->released != fo_master_snapshot(m->master).command_count)
+        return false;
+    for (const fo_sub *sub = m->subs; sub; sub = sub->mnext)
+        if (sub->lagging || sub->next_from != m->released)
+            return false;
+    return true;
+}
+
 void fo_model_evict(fo_hub *h)
 {
-    fo_model *m = h->lru_tail;
+    size_t budget = h->cfg.memory_budget, target = budget - budget / 8, share, before;
+    uint64_t now;
+    fo_model *m, *prev;
+    int pass;
 
-    while (m && h->hot_bytes > h->cfg.memory_budget) {
-        fo_model *prev = m->lru_prev;
-        if (m->refs == 0 && m->npending == 0 && !m->tasks && m->state != FO_MODEL_LOADING) {
-            FO_LOG(FO_LOG_INFO, "model=%s evicted (%zu bytes; hot %zu of %zu)", m->name,
-                   m->bytes, h->hot_bytes, h->cfg.memory_budget);
-            h->metrics.evictions++;
-            model_free(m);
+    if (h->hot_bytes <= budget)
+        return;
+    before = h->hot_bytes;
+    /* Each model may keep this much history before the others' history goes. */
+    share = h->models.len ? budget / 4 / h->models.len : budget;
+    for (pass = 0; pass < 4 && h->hot_bytes > target; pass++) {
+        for (m = h->lru_tail; m && h->hot_bytes > target; m = prev) {
+            prev = m->lru_prev;
+            if (pass == 0 && m->refs == 0 && m->npending == 0 && !m->tasks &&
+                m->state != FO_MODEL_LOADING && m->state != FO_MODEL_READING) {
+                FO_LOG(FO_LOG_INFO, "model=%s evicted (%zu bytes; hot %zu of %zu)", m->name,
+                       m->bytes, h->hot_bytes, budget);
+                h->metrics.evictions++;
+                model_free(m);
+            } else if ((pass == 1 || pass == 2) && m->state == FO_MODEL_READY) {
+                /* A model waiting for a history read keeps its ring: the rows read back
+                 * end where it starts. */
+                fo_history_trim(&m->hist, m->released, pass == 1 ? share : 0);
+                fo_model_account(m);
+            } else if (pass == 3 && m->subs && idle_subscribed(m)) {
+                /* Documents last: dropping one costs a reload on the model's next request. */
+                FO_LOG(FO_LOG_DEBUG, "model=%s idle: dropped its document (%zu bytes)",
+                       m->name, m->bytes);
+                h->mem.doc_drops++;
+                unload(m);
+            }
         }
-        m = prev;
+    }
+    /* Freed chunks sit in the allocator's free lists; hand them back to the kernel now and
+     * then, so that the process's RSS follows the budget (at most once a second). */
+    now = fo_hub_now_ms(h);
+    if (h->hot_bytes < before && now - h->mem.trim_ms >= 1000) {
+        h->mem.trim_ms = now;
+        malloc_trim(0);
     }
 }
 
@@ -147,14 +192,14 @@ void fo_model_gauges(fo_hub *h, uint64_t *queued, uint64_t *max_depth)
 void fo_model_account(fo_model *m)
 {
     fo_doc_stats st;
-    size_t bytes = sizeof(*m) + m->hbytes;
+    size_t doc = 0;
 
     if (m->master) {
         fo_doc_stats_get(fo_master_doc(m->master), &st);
-        bytes += st.arena_bytes;
+        doc = st.arena_bytes;
     }
-    m->hub->hot_bytes += bytes - m->bytes;
-    m->bytes = bytes;
+    /* An exactly-once entry: the map's entry and key, the seq, allocator overhead. */
+    set_mem(m, doc, m->hist.bytes, m->dedup.len * 112 + m->dedup.nbuckets * sizeof(void *));
 }
 
 /* ---- history ------------------------------------------------------------------------- */
@@ -162,132 +207,21 @@ void fo_model_account(fo_model *m)
 static int history_fn(void *ctx, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out)
 {
     fo_model *m = ctx;
-    fo_completion *items;
-    uint32_t lo, hi, i;
-    uint64_t n = 0;
 
-    if (!m->hlen || from >= to)
+    if (to > fo_master_snapshot(m->master).command_count)
         return -1;
-    if (from < m->hist[m->hhead]->from) /* older than what is kept */
-        return -1;
-    /* Binary search for the batch that contains `from`. */
-    lo = 0;
-    hi = m->hlen - 1;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi + 1) / 2;
-        if (m->hist[(m->hhead + mid) % m->hcap]->from <= from)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    if (!(items = fo_arena_alloc(a, (size_t)(to - from) * sizeof(*items))))
-        return FO_ENOMEM;
-    for (i = lo; i < m->hlen && n < to - from; i++) {
-        const fo_hbatch *b = m->hist[(m->hhead + i) % m->hcap];
-        uint64_t skip = from + n - b->from, take = b->len - skip;
-        if (from + n < b->from) /* not contiguous: cannot happen, refuse anyway */
-            return -1;
-        if (take > to - from - n)
-            take = to - from - n;
-        memcpy(items + n, b->items + skip, (size_t)take * sizeof(*items));
-        n += take;
-    }
-    if (n != to - from)
-        return -1;
-    out->from = from;
-    out->len = (uint32_t)n;
-    out->items = items;
-    return 0;
+    return fo_history_get(&m->hist, from, to, a, out);
 }
 
 bool fo_model_history_covers(fo_model *m, uint64_t from, uint64_t to)
 {
-    if (from == to)
-        return true;
-    return m->hlen && from >= m->hist[m->hhead]->from && to <= fo_master_snapshot(m->master).command_count;
+    return to <= fo_master_snapshot(m->master).command_count &&
+           fo_history_covers(&m->hist, from, to);
 }
 
 int fo_model_history(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out)
 {
-    if (from == to) {
-        out->from = from;
-        out->len = 0;
-        out->items = NULL;
-        return 0;
-    }
     return history_fn(m, from, to, a, out);
-}
-
-/* Keeps a copy of an applied batch; drops the oldest beyond --history commands. When
- * `arena` is given the completions already live in it and it is taken over. */
-int fo_model_history_add(fo_model *m, const fo_batch *b, fo_arena *arena)
-{
-    fo_hbatch *hb;
-    uint32_t i;
-
-    if (!b->len || m->hub->cfg.history == 0) {
-        if (arena)
-            fo_arena_destroy(arena);
-        return 0;
-    }
-    if (!(hb = calloc(1, sizeof(*hb))))
-        return FO_ENOMEM;
-    hb->from = b->from;
-    hb->len = b->len;
-    if (arena) {
-        hb->arena = *arena;
-        hb->items = (fo_completion *)b->items;
-    } else {
-        /* Sized for the batch: K=1 batches are ~100 bytes and a model keeps ~1000. */
-        fo_arena_init(&hb->arena, 64 + 96 * (size_t)b->len);
-        if (!(hb->items = fo_arena_alloc(&hb->arena, b->len * sizeof(fo_completion))))
-            goto oom;
-        for (i = 0; i < b->len; i++) {
-            const fo_completion *c = &b->items[i];
-            char buf[20];
-            size_t len;
-            const char *s;
-
-            if (fo_command_copy(&hb->arena, &c->command, &hb->items[i].command))
-                goto oom;
-            hb->items[i].created_id = FO_KEY_NONE;
-            if (c->created_id) {
-                s = fo_key_str(c->created_id, buf, &len);
-                if (!(hb->items[i].created_id = fo_key_new(&hb->arena, s, len)))
-                    goto oom;
-            }
-        }
-    }
-    if (m->hlen == m->hcap) {
-        uint32_t ncap = m->hcap ? m->hcap * 2 : 16, j;
-        fo_hbatch **n = malloc(ncap * sizeof(*n));
-        if (!n)
-            goto oom;
-        for (j = 0; j < m->hlen; j++)
-            n[j] = m->hist[(m->hhead + j) % m->hcap];
-        free(m->hist);
-        m->hist = n;
-        m->hhead = 0;
-        m->hcap = ncap;
-    }
-    m->hist[(m->hhead + m->hlen) % m->hcap] = hb;
-    m->hlen++;
-    m->hcommands += hb->len;
-    m->hbytes += hb->arena.reserved + sizeof(*hb);
-    while (m->hlen > 1 && m->hcommands - m->hist[m->hhead]->len >= m->hub->cfg.history) {
-        fo_hbatch *old = m->hist[m->hhead];
-        m->hcommands -= old->len;
-        m->hbytes -= old->arena.reserved + sizeof(*old);
-        fo_arena_destroy(&old->arena);
-        free(old);
-        m->hhead = (m->hhead + 1) % m->hcap;
-        m->hlen--;
-    }
-    return 0;
-oom:
-    fo_arena_destroy(&hb->arena);
-    free(hb);
-    return FO_ENOMEM;
 }
 
 /* ---- loading ------------------------------------------------------------------------- */
@@ -315,31 +249,30 @@ static int replay(fo_model *m, const fo_store_entry *e, bool apply, const fo_wir
     fo_err_info err;
     int rc;
 
-    fo_arena_init(&a, e->batch_size * 2 + 256);
-    if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, l, &a, &b, &err)) != 0 ||
-        b.from != e->from || b.len != e->len) {
-        FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not decode: %s", m->name,
-               (unsigned long long)e->from, err.msg);
-        fo_arena_destroy(&a);
-        return rc ? rc : FO_EPROTO;
-    }
     if (apply) {
         fo_pathmap pm;
         fo_batch_outcome o;
-        fo_arena tmp;
 
-        fo_arena_init(&tmp, 4096);
-        fo_pathmap_init(&pm, &tmp);
-        rc = fo_batch_apply(fo_master_doc(m->master), b.items, b.len, &pm, NULL, NULL, &tmp, &o);
-        fo_arena_destroy(&tmp);
+        fo_arena_init(&a, e->batch_size * 2 + 256);
+        if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, l, &a, &b, &err)) != 0 ||
+            b.from != e->from || b.len != e->len) {
+            FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not decode: %s", m->name,
+                   (unsigned long long)e->from, rc ? err.msg : "wrong from or length");
+            fo_arena_destroy(&a);
+            return rc ? rc : FO_EPROTO;
+        }
+        fo_pathmap_init(&pm, &a);
+        rc = fo_batch_apply(fo_master_doc(m->master), b.items, b.len, &pm, NULL, NULL, &a, &o);
+        fo_arena_destroy(&a);
         if (rc || o.changed) {
             FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not replay", m->name,
                    (unsigned long long)e->from);
-            fo_arena_destroy(&a);
             return rc ? rc : FO_EFAILED;
         }
     }
-    return fo_model_history_add(m, &b, &a);
+    /* History keeps the row's bytes as they are: decoded only when a sync needs them. */
+    return fo_history_add_copy(&m->hist, e->from, e->len, e->batch, e->batch_size,
+                               m->hub->cfg.history);
 }
 
 static int build(fo_model *m, const fo_store_result *r)
@@ -422,9 +355,11 @@ static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r
            m->name, (unsigned long long)m->released, rows,
            (double)(fo_now_ns() - t0) / 1e6 + (double)st->latency_ns / 1e6,
            (double)st->latency_ns / 1e6);
-    /* Subscribers kept across a reload catch up from what they have. */
+    /* Subscribers kept across a reload (a failed commit, a dropped idle document) catch up
+     * from what they have. */
     for (fo_sub *sub = m->subs; sub; sub = sub->mnext)
-        sub->lagging = true;
+        if (sub->next_from != m->released)
+            sub->lagging = true;
     for (fo_sub *sub = m->subs; sub; sub = sub->mnext)
         if (fo_session_backlog(sub->session) == 0)
             fo_model_catch_up(sub);
@@ -435,13 +370,12 @@ static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r
 static void start_load(fo_model *m)
 {
     fo_hub *h = m->hub;
-    uint64_t keep = h->cfg.history;
     int rc;
 
     m->state = FO_MODEL_LOADING;
-    /* History to keep: the store gives rows back to history_from; we do not know the
-     * count yet, so ask for what --history would keep at most (the store trims). */
-    rc = fo_store_load(h->store, m->name, keep ? 0 : UINT64_MAX, on_loaded, fo_model_ref(m));
+    /* History in memory starts at the newest snapshot (the rows replayed after it); older
+     * rows are read back from the store when a request needs them. */
+    rc = fo_store_load(h->store, m->name, UINT64_MAX, on_loaded, fo_model_ref(m));
     if (rc) {
         char why[300];
         fo_model_unref(m);
@@ -458,7 +392,7 @@ void fo_model_mark_broken(fo_model *m)
     FO_LOG(FO_LOG_WARN, "model=%s a commit failed: reloading it from the store", m->name);
     m->broken = true;
     /* Stop running requests on a state the store does not have. */
-    if (m->state == FO_MODEL_READY)
+    if (m->state == FO_MODEL_READY || m->state == FO_MODEL_READING)
         m->state = FO_MODEL_LOADING;
 }
 
@@ -495,16 +429,89 @@ static fo_model *get_model(fo_hub *h, const char *name, uint32_t len)
 
 static void run(fo_model *m)
 {
+    if (m->running) /* a task queued from inside a task: the loop below picks it up */
+        return;
+    m->running = true;
     while (m->state == FO_MODEL_READY && m->tasks) {
         fo_task *t = m->tasks;
+        if (!fo_runner_exec(m, t))
+            break; /* waiting for history from the store: runs again from on_history */
         m->tasks = t->next;
         if (!m->tasks)
             m->tasks_tail = NULL;
         m->ntasks--;
-        fo_runner_exec(m, t);
+        fo_history_clear_disk(&m->hist);
         fo_runner_task_free(t);
         fo_model_unref(m);
     }
+    m->running = false;
+}
+
+/* ---- history read back from the store ------------------------------------------------ */
+
+typedef struct hist_read {
+    fo_model *m; /* reference held */
+    uint32_t gen;
+} hist_read;
+
+static void on_history(fo_store *s, const fo_store_status *st, fo_store_result *r, void *data)
+{
+    hist_read *c = data;
+    fo_model *m = c->m;
+
+    (void)s;
+    fo_model_unref(m);
+    if (m->state != FO_MODEL_READING || c->gen != m->read_gen) {
+        /* The model was reloaded meanwhile (a failed commit): the task asks again. */
+        fo_store_result_free(r);
+        free(c);
+        return;
+    }
+    free(c);
+    if (st->rc) {
+        FO_LOG(FO_LOG_WARN, "model=%s reading history back: %s", m->name, st->msg);
+        m->hub->metrics.store_errors++;
+    }
+    m->hub->mem.history_reads++;
+    /* A failed or gone read still counts as tried: the task falls back. */
+    fo_history_set_disk(&m->hist, r);
+    m->state = FO_MODEL_READY;
+    run(m);
+    /* Lagging subscribers that drained meanwhile found the model busy. */
+    for (fo_sub *sub = m->subs; sub; sub = sub->mnext)
+        if (sub->lagging && sub->session->qlen == 0)
+            fo_model_catch_up(sub);
+    fo_model_evict(m->hub);
+}
+
+bool fo_model_need_history(fo_model *m, uint64_t from, uint64_t to)
+{
+    fo_hub *h = m->hub;
+    uint64_t count = fo_master_snapshot(m->master).command_count;
+    uint64_t end = fo_history_start(&m->hist);
+    hist_read *c;
+
+    if (from >= to || to > count || m->hist.disk_tried || fo_history_covers(&m->hist, from, to))
+        return true;
+    /* Older than --history: gone by the rules, whatever the store still has. */
+    if (h->cfg.history == 0 || from + h->cfg.history < count)
+        return true;
+    /* The ring holds [end, count); what is before it was trimmed when durable. */
+    if (end > to)
+        end = to;
+    if (end > m->released || !(c = malloc(sizeof(*c))))
+        return true;
+    c->m = fo_model_ref(m);
+    c->gen = ++m->read_gen;
+    if (fo_store_read_log(h->store, m->name, from, end, on_history, c) != 0) {
+        fo_model_unref(m);
+        free(c);
+        return true;
+    }
+    m->state = FO_MODEL_READING;
+    FO_LOG(FO_LOG_DEBUG, "model=%s history read back [%llu, %llu)", m->name,
+           (unsigned long long)from, (unsigned long long)end);
+    return false;
 }
 
 static void enqueue(fo_hub *h, fo_task *t, const fo_msg *msg, fo_arena *arena)
@@ -596,7 +603,34 @@ void fo_model_unsubscribe(fo_sub *sub, bool announce)
     fo_model_unref(m);
 }
 
-void fo_model_catch_up(fo_sub *sub)
+/* Queues a catch-up for `sub` that needs history from the store: it runs as a task of
+ * the model (fo_model_exec_catch_up), after a read, never blocking the loop. */
+static void queue_catch_up(fo_model *m, fo_sub *sub)
+{
+    fo_task *t;
+
+    for (t = m->tasks; t; t = t->next)
+        if (t->msg.type == FO_MSG_PUSH && t->session == sub->session)
+            return; /* one is queued already */
+    if (!(t = calloc(1, sizeof(*t))))
+        return; /* retried at the next drain or release */
+    fo_arena_init(&t->arena, 64);
+    t->session = fo_session_ref(sub->session);
+    t->msg.type = FO_MSG_PUSH;
+    t->msg.model = m->name;
+    t->msg.model_len = m->name_len;
+    t->t_recv = fo_now_ns();
+    fo_model_ref(m);
+    if (m->tasks_tail)
+        m->tasks_tail->next = t;
+    else
+        m->tasks = t;
+    m->tasks_tail = t;
+    m->ntasks++;
+    run(m);
+}
+
+static void catch_up(fo_sub *sub, bool in_task)
 {
     fo_model *m = sub->model;
     fo_session *s = sub->session;
@@ -610,6 +644,13 @@ void fo_model_catch_up(fo_sub *sub)
     count = fo_master_snapshot(m->master).command_count;
     if (sub->next_from >= target && target == count) {
         sub->lagging = false;
+        return;
+    }
+    /* Older than the history in memory but within --history: read back, in a task. */
+    if (!in_task && sub->next_from < target &&
+        !fo_model_history_covers(m, sub->next_from, target) && m->hub->cfg.history &&
+        sub->next_from + m->hub->cfg.history >= count) {
+        queue_catch_up(m, sub);
         return;
     }
     fo_arena_init(&a, 4096);
@@ -643,6 +684,23 @@ void fo_model_catch_up(fo_sub *sub)
     m->hub->metrics.catchups++;
     fo_session_send(s, f);
     fo_frame_unref(f);
+}
+
+void fo_model_catch_up(fo_sub *sub)
+{
+    catch_up(sub, false);
+}
+
+bool fo_model_exec_catch_up(fo_model *m, fo_task *t)
+{
+    fo_sub *sub = fo_session_find_sub(t->session, m);
+
+    if (!sub || !sub->lagging)
+        return true;
+    if (!fo_model_need_history(m, sub->next_from, m->released))
+        return false;
+    catch_up(sub, true);
+    return true;
 }
 
 static void send_presence_of_others(fo_model *m, fo_sub *sub)

@@ -28,6 +28,8 @@ void fo_runner_pending_free(fo_pending *p)
 
 void fo_runner_reject(fo_task *t, fo_error_code code, const char *why)
 {
+    if (t->msg.type == FO_MSG_PUSH) /* an internal catch-up: nobody waits for a reply */
+        return;
     if (t->http)
         fo_http_respond_error(t->http, code == FO_ERR_GONE ? 410 : code == FO_ERR_BAD_REQUEST
                                                                    ? 400 : 500, why);
@@ -82,7 +84,7 @@ static void pend_http(fo_model *m, fo_task *t, int status)
 
 /* ---- sub, unsub, presence ------------------------------------------------------------ */
 
-static void exec_sub(fo_model *m, fo_task *t)
+static bool exec_sub(fo_model *m, fo_task *t)
 {
     fo_session *s = t->session;
     fo_sub *sub = fo_session_find_sub(s, m);
@@ -90,10 +92,13 @@ static void exec_sub(fo_model *m, fo_task *t)
     fo_arena a;
     fo_msg r;
 
+    if (t->msg.has_from && t->msg.from <= count &&
+        !fo_model_need_history(m, t->msg.from, count))
+        return false;
     if (!sub) {
         if (!(sub = calloc(1, sizeof(*sub)))) {
             fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
-            return;
+            return true;
         }
         sub->model = fo_model_ref(m);
         sub->session = s;
@@ -118,6 +123,7 @@ static void exec_sub(fo_model *m, fo_task *t)
         r.snapshot = fo_master_snapshot(m->master);
     pend_reply(m, t, FO_PEND_SUB, &r, count);
     fo_arena_destroy(&a);
+    return true;
 }
 
 static void send_ok(fo_model *m, fo_task *t)
@@ -169,50 +175,70 @@ static void exec_presence(fo_model *m, fo_task *t)
 
 /* ---- flush --------------------------------------------------------------------------- */
 
-static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *applied)
+/* Queues the store row of an applied batch: the bytes of the push frame's `diff`. */
+static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *applied,
+                     fo_frame *push, uint32_t off, uint32_t len)
 {
     fo_hub *h = m->hub;
     fo_commit_write w;
-    fo_buf b, snap;
+    fo_buf snap;
     uint64_t count = applied->from + applied->len;
     int rc;
 
     memset(&w, 0, sizeof(w));
-    fo_buf_init(&b, 0);
     fo_buf_init(&snap, 0);
-    if ((rc = fo_wire_encode_batch(applied, &b)) != 0)
-        goto fail;
     w.model = m;
     w.from = applied->from;
     w.len = applied->len;
-    w.batch_len = b.len;
+    w.frame = push;
+    w.batch_off = off;
+    w.batch_len = len;
     snprintf(w.client, sizeof(w.client), "%s", s->client);
     w.seq = seq;
     if (count - m->snapshot_count >= h->cfg.snapshot_every) {
         /* A cold load then reads this snapshot and a short log tail. */
-        if ((rc = fo_wire_encode_value(fo_master_snapshot(m->master).document, &snap)) != 0)
-            goto fail;
+        if ((rc = fo_wire_encode_value(fo_master_snapshot(m->master).document, &snap)) != 0) {
+            fo_buf_destroy(&snap);
+            return rc;
+        }
         w.snapshot_len = snap.len;
         /* Keep what --history needs for diffs, and at least this snapshot. */
         w.drop_before = count > h->cfg.history ? count - h->cfg.history : 0;
     }
-    w.batch = fo_buf_release(&b);
     w.snapshot = w.snapshot_len ? fo_buf_release(&snap) : NULL;
     if ((rc = fo_commit_add_write(h, &w)) != 0) {
-        free(w.batch);
         free(w.snapshot);
         return rc;
     }
     if (w.snapshot)
         m->snapshot_count = count;
     return 0;
-fail:
-    fo_buf_destroy(&b);
-    fo_buf_destroy(&snap);
-    return rc;
 }
 
-static void exec_flush(fo_model *m, fo_task *t)
+/* Encodes an applied batch once, as a push frame whose `diff` (its last field) is also
+ * the store row and the history entry; the ack splices in the same bytes. */
+static int encode_applied(fo_model *m, const fo_msg *q, const fo_batch *applied,
+                          fo_frame **push, uint32_t *off, uint32_t *len, fo_buf *raw)
+{
+    fo_msg msg = reply_to(m, q, FO_MSG_PUSH);
+    int rc;
+
+    if ((rc = fo_wire_encode_batch(applied, raw)) != 0)
+        return rc;
+    if (raw->len > UINT32_MAX)
+        return FO_ELIMIT;
+    msg.has_rid = false;
+    msg.batch = *applied;
+    msg.raw_batch = fo_buf_data(raw);
+    msg.raw_batch_len = raw->len;
+    if (!(*push = fo_frame_encode(&msg)))
+        return FO_ENOMEM;
+    *len = (uint32_t)raw->len;
+    *off = (*push)->len - *len;
+    return 0;
+}
+
+static bool exec_flush(fo_model *m, fo_task *t)
 {
     fo_hub *h = m->hub;
     fo_session *s = t->session;
@@ -222,7 +248,8 @@ static void exec_flush(fo_model *m, fo_task *t)
     const fo_batch *b = &q->batch;
     fo_apply_result res;
     fo_arena ra;
-    fo_msg ack, push;
+    fo_buf raw;
+    fo_msg ack;
     fo_pending *p;
     bool dup = false;
     int rc;
@@ -234,14 +261,19 @@ static void exec_flush(fo_model *m, fo_task *t)
                                   "%s on this model",
                                   (unsigned long long)q->seq, (unsigned long long)*last,
                                   s->client);
-            return;
+            return true;
         }
         /* A retry of the last flush: answer as an empty batch from the same `from`, whose
          * sync carries the batch as it was applied. */
         dup = true;
         b = &empty;
-        h->metrics.duplicates++;
     }
+    /* A proxy behind the count gets the commands since its `from` in the sync: when they
+     * are older than the history in memory, the store reads them first. */
+    if (!fo_model_need_history(m, b->from, fo_master_snapshot(m->master).command_count))
+        return false;
+    if (dup)
+        h->metrics.duplicates++;
     fo_arena_init(&ra, 8192);
     rc = fo_master_apply(m->master, b, s, &ra, &res);
     if (rc) {
@@ -250,7 +282,7 @@ static void exec_flush(fo_model *m, fo_task *t)
         fo_session_send_error(s, q, FO_ERR_INTERNAL, "apply failed: %s", fo_strerror(rc));
         fo_arena_destroy(&ra);
         fo_model_mark_broken(m);
-        return;
+        return true;
     }
     if (dup && res.sync.kind == FO_SYNC_NONE) {
         /* The original ack had a sync if any of its commands failed or were rewritten;
@@ -262,7 +294,8 @@ static void exec_flush(fo_model *m, fo_task *t)
     ack = reply_to(m, q, FO_MSG_ACK);
     ack.seq = q->seq;
     ack.result = res;
-    if (!(p = fo_commit_add(h, FO_PEND_ACK, m)) || !(p->reply = fo_frame_encode(&ack)))
+    fo_buf_init(&raw, 0);
+    if (!(p = fo_commit_add(h, FO_PEND_ACK, m)))
         goto oom;
     p->session = fo_session_ref(s);
     p->t_recv = t->t_recv;
@@ -270,15 +303,20 @@ static void exec_flush(fo_model *m, fo_task *t)
     p->rid = q->rid;
     p->from = res.applied.from;
     if (!dup && res.applied.len) {
-        push = reply_to(m, q, FO_MSG_PUSH);
-        push.has_rid = false;
-        push.batch = res.applied;
-        if (!(p->push = fo_frame_encode(&push)) || add_write(m, s, q->seq, &res.applied) ||
-            fo_model_history_add(m, &res.applied, NULL))
+        uint32_t off, len;
+        if (encode_applied(m, q, &res.applied, &p->push, &off, &len, &raw) ||
+            add_write(m, s, q->seq, &res.applied, p->push, off, len) ||
+            fo_history_add(&m->hist, res.applied.from, res.applied.len, p->push, off, len,
+                           h->cfg.history))
             goto oom;
+        ack.raw_batch = fo_buf_data(&raw);
+        ack.raw_batch_len = raw.len;
         p->len = res.applied.len;
         h->metrics.commands += res.applied.len;
     }
+    if (!(p->reply = fo_frame_encode(&ack)))
+        goto oom;
+    fo_buf_destroy(&raw);
     if (!dup) {
         if (!last) {
             if (!(last = malloc(sizeof(*last))) ||
@@ -291,12 +329,14 @@ static void exec_flush(fo_model *m, fo_task *t)
     }
     fo_arena_destroy(&ra);
     fo_model_account(m);
-    return;
+    return true;
 oom:
     /* The batch may be applied in memory without its write: the model must reload. */
+    fo_buf_destroy(&raw);
     fo_arena_destroy(&ra);
     fo_session_send_error(s, q, FO_ERR_INTERNAL, "out of memory");
     fo_model_mark_broken(m);
+    return true;
 }
 
 /* ---- get and history ----------------------------------------------------------------- */
@@ -342,66 +382,6 @@ static void read_fail(read_ctx *c, fo_error_code code, const char *why)
         fo_session_send_error(c->s, &c->req, code, "%s", why);
 }
 
-/* Decodes stored rows and appends the completions of [from, to) to `out`. */
-static int collect(const fo_store_result *r, uint64_t from, uint64_t to, fo_arena *a,
-                   fo_batch *out)
-{
-    fo_wire_limits l;
-    fo_completion *items;
-    uint64_t n = 0;
-    uint32_t i;
-
-    fo_wire_limits_default(&l);
-    l.max_frame = (size_t)1 << 31;
-    l.max_elems = l.max_total = l.max_str = UINT32_MAX / 2;
-    if (!(items = fo_arena_alloc(a, (size_t)(to - from + 1) * sizeof(*items))))
-        return FO_ENOMEM;
-    for (i = 0; i < r->n_entries && from + n < to; i++) {
-        const fo_store_entry *e = &r->entries[i];
-        fo_batch b;
-        uint64_t skip, take;
-        int rc;
-
-        if (e->from + e->len <= from + n)
-            continue;
-        if (e->from > from + n)
-            return FO_EGAP;
-        if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, &l, a, &b, NULL)) != 0)
-            return rc;
-        skip = from + n - e->from;
-        take = b.len - skip;
-        if (take > to - from - n)
-            take = to - from - n;
-        memcpy(items + n, b.items + skip, (size_t)take * sizeof(*items));
-        n += take;
-    }
-    if (from + n != to)
-        return FO_EGAP;
-    out->from = from;
-    out->len = (uint32_t)n;
-    out->items = items;
-    return 0;
-}
-
-static void on_log_read(fo_store *s, const fo_store_status *st, fo_store_result *r, void *data)
-{
-    read_ctx *c = data;
-    fo_arena a;
-    fo_msg reply = reply_to(c->m, &c->req, FO_MSG_DIFF);
-
-    (void)s;
-    fo_arena_init(&a, 8192);
-    if (st->rc)
-        read_fail(c, FO_ERR_INTERNAL, st->msg);
-    else if (r->gone || collect(r, c->req.from, c->req.to, &a, &reply.batch))
-        read_fail(c, FO_ERR_GONE, "history: no longer kept for that range");
-    else
-        read_reply(c, &reply);
-    fo_arena_destroy(&a);
-    fo_store_result_free(r);
-    read_ctx_free(c);
-}
-
 static void on_state_read(fo_store *s, const fo_store_status *st, fo_store_result *r,
                           void *data)
 {
@@ -436,7 +416,7 @@ static void on_state_read(fo_store *s, const fo_store_status *st, fo_store_resul
     } else {
         d = fo_doc_new(FO_IDS_SEQUENTIAL);
     }
-    if (!d || collect(r, fo_doc_count(d), c->req.at, &a, &b)) {
+    if (!d || fo_history_from_rows(r->entries, r->n_entries, fo_doc_count(d), c->req.at, &a, &b)) {
         read_fail(c, FO_ERR_GONE, "at: the state after that many commands is no longer kept");
         goto out;
     } else {
@@ -457,7 +437,7 @@ out:
     read_ctx_free(c);
 }
 
-static void store_read(fo_model *m, fo_task *t, bool state)
+static void store_read(fo_model *m, fo_task *t)
 {
     read_ctx *c = calloc(1, sizeof(*c));
     int rc;
@@ -471,9 +451,7 @@ static void store_read(fo_model *m, fo_task *t, bool state)
     c->http = t->http ? fo_http_req_ref(t->http) : NULL;
     c->req = t->msg;
     c->req.model = m->name;
-    rc = state ? fo_store_read_state_at(m->hub->store, m->name, t->msg.at, on_state_read, c)
-               : fo_store_read_log(m->hub->store, m->name, t->msg.from, t->msg.to, on_log_read,
-                                   c);
+    rc = fo_store_read_state_at(m->hub->store, m->name, t->msg.at, on_state_read, c);
     if (rc) {
         fo_runner_reject(t, FO_ERR_INTERNAL, fo_store_strerror(rc));
         read_ctx_free(c);
@@ -503,7 +481,7 @@ static void exec_get(fo_model *m, fo_task *t)
             fo_runner_reject(t, FO_ERR_GONE, "at: that state is not durable yet; retry");
             return;
         }
-        store_read(m, t, true);
+        store_read(m, t);
         return;
     }
     r.snapshot = fo_master_snapshot(m->master);
@@ -520,7 +498,7 @@ static void exec_get(fo_model *m, fo_task *t)
     pend_reply(m, t, FO_PEND_REPLY, &r, 0);
 }
 
-static void exec_history(fo_model *m, fo_task *t)
+static bool exec_history(fo_model *m, fo_task *t)
 {
     uint64_t count = fo_master_snapshot(m->master).command_count;
     uint64_t to = t->msg.has_to ? t->msg.to : count;
@@ -534,22 +512,18 @@ static void exec_history(fo_model *m, fo_task *t)
                  t->msg.from > to ? "from" : "to", (unsigned long long)t->msg.from,
                  (unsigned long long)to, (unsigned long long)count);
         fo_runner_reject(t, FO_ERR_BAD_REQUEST, why);
-        return;
+        return true;
     }
+    /* Older than the history in memory: read back from the store first. */
+    if (!fo_model_need_history(m, t->msg.from, to))
+        return false;
     fo_arena_init(&a, 8192);
     if (fo_model_history(m, t->msg.from, to, &a, &r.batch) != 0) {
         fo_arena_destroy(&a);
-        if (t->msg.from + m->hub->cfg.history < count) {
-            fo_runner_reject(t, FO_ERR_GONE, "from: older than the history kept (--history)");
-            return;
-        }
-        if (to > m->released) {
-            fo_runner_reject(t, FO_ERR_GONE, "history: that range is not durable yet; retry");
-            return;
-        }
-        t->msg.to = to;
-        store_read(m, t, false);
-        return;
+        fo_runner_reject(t, FO_ERR_GONE, t->msg.from + m->hub->cfg.history < count
+                                             ? "from: older than the history kept (--history)"
+                                             : "history: no longer kept for that range");
+        return true;
     }
     if (t->http) {
         fo_buf_init(&b, 0);
@@ -563,17 +537,20 @@ static void exec_history(fo_model *m, fo_task *t)
         pend_reply(m, t, FO_PEND_REPLY, &r, 0);
     }
     fo_arena_destroy(&a);
+    return true;
 }
 
-void fo_runner_exec(fo_model *m, fo_task *t)
+bool fo_runner_exec(fo_model *m, fo_task *t)
 {
     switch (t->msg.type) {
-    case FO_MSG_SUB: exec_sub(m, t); break;
+    case FO_MSG_SUB: return exec_sub(m, t);
     case FO_MSG_UNSUB: exec_unsub(m, t); break;
-    case FO_MSG_FLUSH: exec_flush(m, t); break;
+    case FO_MSG_FLUSH: return exec_flush(m, t);
     case FO_MSG_GET: exec_get(m, t); break;
-    case FO_MSG_HISTORY: exec_history(m, t); break;
+    case FO_MSG_HISTORY: return exec_history(m, t);
     case FO_MSG_PRESENCE: exec_presence(m, t); break;
+    case FO_MSG_PUSH: return fo_model_exec_catch_up(m, t);
     default: fo_runner_reject(t, FO_ERR_BAD_REQUEST, "t: not a model request"); break;
     }
+    return true;
 }

@@ -6,7 +6,9 @@
 
 #include "hub/model.h"
 
-void fo_runner_exec(fo_model *m, fo_task *t);
+/* Runs `t`. False when it waits for history read back from the store
+ * (fo_model_need_history): the task stays queued and runs again, from the start. */
+bool fo_runner_exec(fo_model *m, fo_task *t);
 /* Answers a task that will not run with an error (or an HTTP status). */
 void fo_runner_reject(fo_task *t, fo_error_code code, const char *why);
 void fo_runner_task_free(fo_task *t);
@@ -15,7 +17,8 @@ void fo_runner_pending_free(fo_pending *p);
 /* Shared with model.c. */
 bool fo_model_history_covers(fo_model *m, uint64_t from, uint64_t to);
 int fo_model_history(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out);
-int fo_model_history_add(fo_model *m, const fo_batch *b, fo_arena *arena);
 void fo_model_account(fo_model *m);
+/* The internal catch-up task (msg.type FO_MSG_PUSH) of a lagging subscriber. */
+bool fo_model_exec_catch_up(fo_model *m, fo_task *t);
 
 #endif

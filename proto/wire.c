@@ -327,14 +327,19 @@ static void pack_snapshot(enc *e, const fo_snapshot *s)
     pack_map_value(e, s->document);
 }
 
-static void pack_sync(enc *e, const fo_sync *s)
+/* `m` (may be NULL) carries the applied batch's encoding for an ack. */
+static void pack_sync(enc *e, const fo_sync *s, const fo_msg *m)
 {
     msgpack_pack_map(&e->pk, 2 + s->has_mapped);
     KEY(e, "isPartial");
     if (s->kind == FO_SYNC_PARTIAL) {
         msgpack_pack_true(&e->pk);
         KEY(e, "diff");
-        pack_batch(e, &s->diff);
+        if (m && m->raw_batch && s->diff.from == m->result.applied.from &&
+            s->diff.len == m->result.applied.len && s->diff.items == m->result.applied.items)
+            on_write(e, m->raw_batch, m->raw_batch_len);
+        else
+            pack_batch(e, &s->diff);
     } else if (s->kind == FO_SYNC_FULL) {
         msgpack_pack_false(&e->pk);
         KEY(e, "latest");
@@ -353,15 +358,24 @@ static void pack_sync(enc *e, const fo_sync *s)
     }
 }
 
-static void pack_result(enc *e, const fo_apply_result *r)
+/* The batch `b`, or its encoding `raw` when the caller has one. */
+static void pack_batch_raw(enc *e, const fo_batch *b, const fo_msg *m)
+{
+    if (m->raw_batch)
+        on_write(e, m->raw_batch, m->raw_batch_len);
+    else
+        pack_batch(e, b);
+}
+
+static void pack_result(enc *e, const fo_apply_result *r, const fo_msg *m)
 {
     bool has_sync = r->sync.kind != FO_SYNC_NONE;
     msgpack_pack_map(&e->pk, 1 + has_sync + (r->errors_len > 0));
     KEY(e, "applied");
-    pack_batch(e, &r->applied);
+    pack_batch_raw(e, &r->applied, m);
     if (has_sync) {
         KEY(e, "sync");
-        pack_sync(e, &r->sync);
+        pack_sync(e, &r->sync, m);
     }
     if (r->errors_len > 0) {
         KEY(e, "errors");
@@ -453,7 +467,7 @@ static void pack_body(enc *e, const fo_msg *m)
             pack_batch(e, &m->batch);
         } else {
             KEY(e, "result");
-            pack_result(e, &m->result);
+            pack_result(e, &m->result, m);
         }
         return;
     case FO_MSG_GET:
@@ -498,7 +512,7 @@ static void pack_body(enc *e, const fo_msg *m)
     case FO_MSG_PUSH:
         pack_model(e, m);
         KEY(e, "diff");
-        pack_batch(e, &m->batch);
+        pack_batch_raw(e, &m->batch, m);
         return;
     case FO_MSG_OK: return;
     case FO_MSG_ERROR: {

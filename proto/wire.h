@@ -75,6 +75,14 @@ typedef struct fo_msg {
     uint64_t seq;
     /* flush.batch, diff.diff, push.diff */
     fo_batch batch;
+    /* Encoding only: when non-NULL, raw_batch[0..raw_batch_len) is a CompletionBatch
+     * already encoded by fo_wire_encode_batch, written verbatim in place of `batch` (diff,
+     * push) or of result.applied (ack, and the sync's diff when that is the applied batch
+     * itself). A batch is packed once and its bytes reused (hub: push, ack, store row and
+     * history share one encoding). A push's or diff's `diff` is its last field, so those
+     * bytes end the frame. Borrowed. */
+    const void *raw_batch;
+    size_t raw_batch_len;
     /* snap.snapshot */
     fo_snapshot snapshot;
     /* ack.result */

@@ -1,0 +1,168 @@
+/* The hub over real WebSockets, part 5: a --memory-budget far too small for the history.
+ * One hub on SQLite with a 64K budget (history is pushed out of memory and read back from
+ * the store), one with the default budget (everything stays in memory), the same flushes to
+ * both. Every answer that needs old history (`sub` with an old `from`, `history`, `get` with
+ * `at`, a stale proxy's flush, a retried flush) must equal the oracle's and be identical on
+ * both hubs; a subscriber that stayed subscribed throughout must have every push in order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/support/hubtest.h"
+
+#ifndef FO_HUB_BIN
+#define FO_HUB_BIN ""
+#endif
+
+static void setup(void)
+{
+    setenv("FO_HUB_BIN", FO_HUB_BIN, 0);
+}
+
+TestSuite(hub_budget, .init = setup, .fini = ht_cleanup, .timeout = 180);
+
+enum { FLUSHES = 300 };
+
+/* What one hub answered, as canonical JSON (malloc'd). */
+typedef struct answers {
+    char *sub_diff, *history, *get_at, *stale_flush, *retry;
+} answers;
+
+static void answers_free(answers *a)
+{
+    free(a->sub_diff);
+    free(a->history);
+    free(a->get_at);
+    free(a->stale_flush);
+    free(a->retry);
+}
+
+/* The oracle's completions of [from, to). */
+static fo_batch oracle_range(ht_oracle *o, fo_arena *a, uint64_t from, uint64_t to)
+{
+    fo_completion *items = fo_arena_alloc(a, (size_t)(to - from + 1) * sizeof(*items));
+    fo_batch b = {from, (uint32_t)(to - from), items};
+
+    cr_assert_not_null(items);
+    for (uint64_t n = from; n < to; n++)
+        items[n - from] = *ht_oracle_history(o, n);
+    return b;
+}
+
+static void flush_padded(ht_client *c, ht_oracle *o, uint64_t from, int k)
+{
+    char json[600], pad[201];
+
+    memset(pad, 'a' + k % 26, 200);
+    pad[200] = 0;
+    snprintf(json, sizeof(json),
+             "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
+             "\"props\":{\"k%d\":%d,\"pad\":\"%s\"}}}]}",
+             (unsigned long long)from, k % 50, k, pad);
+    ht_flush_checked(c, o, "m", json);
+    ht_client_reset_arena(c);
+}
+
+static void run(fo_hubproc *h, answers *out)
+{
+    ht_oracle *o = ht_oracle_new();
+    ht_client *w = ht_connect(h, "writer"), *late = ht_connect(h, "late");
+    ht_client *s = ht_connect(h, "subscriber"), *r = ht_connect(h, "reader");
+    fo_apply_result res;
+    fo_batch want;
+    fo_snapshot snap;
+    fo_msg m;
+    uint64_t rid, late_from, late_seq;
+    char json[300], *got;
+
+    ht_sub(s, "m");
+    /* `late` flushes once early; its retry comes after the history moved out of memory. */
+    flush_padded(late, o, 0, 0);
+    late_seq = late->seq;
+    late_from = 0;
+    for (int k = 1; k < FLUSHES; k++)
+        flush_padded(w, o, (uint64_t)k, k);
+    /* The subscriber, subscribed all along, has every batch, in order. */
+    for (uint64_t n = 0; n < FLUSHES; n++) {
+        ht_expect(s, FO_MSG_PUSH, &m);
+        cr_assert_eq(m.batch.from, n, "push %llu starts at %llu", (unsigned long long)n,
+                     (unsigned long long)m.batch.from);
+        cr_assert_eq(m.batch.len, 1);
+        ht_client_reset_arena(s);
+    }
+    ht_client_reset_arena(r);
+
+    /* sub with an old `from`: a diff of everything since. */
+    m = (fo_msg){.type = FO_MSG_SUB, .model = "m", .has_from = true, .from = 10};
+    rid = ht_send(r, &m);
+    ht_expect_reply(r, FO_MSG_DIFF, rid, &m);
+    want = oracle_range(o, &r->arena, 10, FLUSHES);
+    ht_assert_batch_eq(&m.batch, &want, "sub from 10");
+    out->sub_diff = ht_json_batch(&m.batch);
+
+    /* history of an old range. */
+    m.batch = ht_history(r, "m", 5, true, 200);
+    want = oracle_range(o, &r->arena, 5, 200);
+    ht_assert_batch_eq(&m.batch, &want, "history [5, 200)");
+    out->history = ht_json_batch(&m.batch);
+
+    /* get with an old `at`. */
+    snap = ht_get_at(r, "m", 123);
+    cr_assert_eq(snap.command_count, 123);
+    got = ht_json(snap.document);
+    cr_assert_str_eq(got, ht_oracle_doc_at(o, 123), "get at 123");
+    out->get_at = got;
+    ht_client_reset_arena(r);
+
+    /* A proxy far behind: its ack's sync carries every batch since its `from`. */
+    snprintf(json, sizeof(json),
+             "{\"from\":20,\"completions\":[{\"command\":{\"action\":\"update\","
+             "\"props\":{\"stale\":true}}}]}");
+    res = ht_flush_checked(r, o, "m", json);
+    cr_assert_eq(res.sync.kind, FO_SYNC_PARTIAL, "a stale flush within --history gets a diff");
+    out->stale_flush = ht_json_result(&res);
+    ht_client_reset_arena(r);
+
+    /* The retry of `late`'s first flush: answered with a sync from its old `from`. */
+    {
+        fo_batch empty = {late_from, 0, NULL};
+        char pad[201];
+        memset(pad, 'a', 200);
+        pad[200] = 0;
+        snprintf(json, sizeof(json),
+                 "{\"from\":0,\"completions\":[{\"command\":{\"action\":\"update\","
+                 "\"props\":{\"k0\":0,\"pad\":\"%s\"}}}]}",
+                 pad);
+        fo_batch b = ht_batch_json(&late->arena, json);
+        fo_apply_result want_res;
+        res = ht_flush_seq(late, "m", late_seq, &b);
+        want_res = ht_oracle_apply(o, &empty);
+        ht_assert_result_eq(&res, &want_res, "a retried flush after its history left memory");
+        cr_assert_eq(res.sync.kind, FO_SYNC_PARTIAL);
+        out->retry = ht_json_result(&res);
+    }
+    ht_oracle_free(o);
+}
+
+Test(hub_budget, old_history_read_back_from_the_store)
+{
+    static const char *const small[] = {
+        "--memory-budget", "64K", "--snapshot-every", "50", "--log-level", "debug", NULL};
+    static const char *const big[] = {"--snapshot-every", "50", NULL};
+    fo_hubproc *a = ht_hub_start("sqlite", small);
+    fo_hubproc *b = ht_hub_start("sqlite", big);
+    answers x = {0}, y = {0};
+
+    run(a, &x);
+    run(b, &y);
+    cr_assert(fo_hubproc_log_count(a, "history read back") > 0,
+              "the 64K hub never read history back: the test proved nothing");
+    cr_assert_eq(fo_hubproc_log_count(b, "history read back"), 0);
+    cr_assert_str_eq(x.sub_diff, y.sub_diff);
+    cr_assert_str_eq(x.history, y.history);
+    cr_assert_str_eq(x.get_at, y.get_at);
+    cr_assert_str_eq(x.stale_flush, y.stale_flush);
+    cr_assert_str_eq(x.retry, y.retry);
+    answers_free(&x);
+    answers_free(&y);
+}

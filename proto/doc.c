@@ -345,8 +345,8 @@ static int apply_update(fo_doc *d, const fo_command *c, fo_arena *ma, fo_doc_res
         if (c->path.len + fo_value_depth(c->props) > d->limits.max_depth)
             return too_deep(ma, c, out);
         props = c->props->h.as.map;
-        for (i = 0; i < props->len; i++) {
-            const fo_entry *e = &props->entries[i];
+        for (i = 0; i < fo_map_len(props); i++) {
+            const fo_entry *e = &fo_map_entries(props)[i];
             if (e->key && (rc = put(d, target, e->key, &e->value, false)) != 0)
                 return rc;
         }

@@ -97,10 +97,10 @@ Test(value, map_keeps_order_and_stays_consistent_at_100k_keys)
         fo_value v = fo_value_int(-1);
         cr_assert_eq(fo_map_set(m, &a, fo_key_from_u64((uint64_t)i * 7919), &v, NULL), 0);
     }
-    for (i = 0; i < m->len; i++) {
-        if (!m->entries[i].key)
+    for (i = 0; i < fo_map_len(m); i++) {
+        if (!fo_map_entries(m)[i].key)
             continue;
-        fo_key_is_num(m->entries[i].key, &n);
+        fo_key_is_num(fo_map_entries(m)[i].key, &n);
         if (seen < 50000)
             cr_assert(seen == 0 || n > prev);
         prev = n;

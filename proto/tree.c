@@ -1,4 +1,6 @@
-#include "proto/tree.h"
+/* tree.c - whole-tree operations declared in value.h (copy, equality, sizes, release,
+ * depth). They reach maps through value.h's fo_map_* functions only. */
+#include "proto/value.h"
 
 #include <math.h>
 #include <string.h>

@@ -183,6 +183,30 @@ static inline fo_map *fo_value_as_map(const fo_value *v)
     return v->in.type == FO_MAP ? v->h.as.map : NULL;
 }
 
+/* ---- whole trees (tree.c: split off value.c, which keeps keys and maps; value.h stays
+ * the one header of values, as installed with the client library) ------------------- */
+
+/* Deep copy of `v` into `a`. When `intern` is not NULL, keys are passed through it
+ * (documents intern their keys); otherwise they are copied. Returns 0 or FO_ENOMEM
+ * (then `out` is unspecified but everything allocated belongs to `a`). */
+typedef fo_key (*fo_key_intern_fn)(void *ctx, fo_key k);
+int fo_value_copy(fo_arena *a, const fo_value *v, fo_value *out, fo_key_intern_fn intern,
+                  void *ctx);
+/* Deep equality; maps compare as unordered, ints and uints by value, floats by
+ * value (so 1.0 != 1: Flushout values keep their wire type). */
+bool fo_value_eq(const fo_value *a, const fo_value *b);
+/* Approximate bytes the tree holds in its arena (for dead-space accounting); heap entry
+ * blocks are not counted. */
+size_t fo_value_footprint(const fo_value *v);
+/* Arena bytes (keys aside) that fo_value_copy of `v` allocates: maps get capacity = live;
+ * with `big_blocks_on_heap`, the entry blocks such an arena keeps on the heap are left out. */
+size_t fo_value_copy_size(const fo_value *v, bool big_blocks_on_heap);
+/* Frees the heap entry blocks of the tree's maps (arena.h, big_blocks_on_heap) and
+ * subtracts them from a->heap_bytes. The tree is unusable afterwards. */
+void fo_value_release(fo_arena *a, const fo_value *v);
+/* Nesting depth: scalars 0, an empty map or array 1. */
+uint32_t fo_value_depth(const fo_value *v);
+
 /* ---- maps ---------------------------------------------------------------------------- */
 
 /* The value stored under k, or NULL. */
@@ -211,9 +235,5 @@ size_t fo_map_new_bytes(uint32_t cap, bool big_blocks_on_heap);
 /* Frees the map's own heap block (not its values') and subtracts it from a->heap_bytes;
  * the map is then empty. No-op for a map without one. */
 void fo_map_free_block(fo_map *m, fo_arena *a);
-
-/* Whole-tree operations (copy, equality, sizes, release) live in tree.h; included here so
- * that value.h keeps declaring everything about values. */
-#include "proto/tree.h"
 
 #endif

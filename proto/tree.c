@@ -20,8 +20,7 @@ static fo_key key_copy(fo_arena *a, fo_key k)
     return c ? (fo_key)(uintptr_t)c : FO_KEY_NONE;
 }
 
-int fo_value_copy(fo_arena *a, const fo_value *v, fo_value *out, fo_key_intern_fn intern,
-                  void *ctx)
+int fo_value_copy(fo_arena *a, const fo_value *v, fo_value *out, fo_key_intern_fn intern, void *ctx)
 {
     bool ok = true;
 
@@ -78,9 +77,7 @@ int fo_value_copy(fo_arena *a, const fo_value *v, fo_value *out, fo_key_intern_f
         *out = mv;
         return 0;
     }
-    default:
-        *out = *v;
-        return 0;
+    default: *out = *v; return 0;
     }
 }
 
@@ -95,8 +92,7 @@ bool fo_value_eq(const fo_value *a, const fo_value *b)
     case FO_BOOL: return a->h.as.b == b->h.as.b;
     case FO_INT: return a->h.as.i == b->h.as.i;
     case FO_UINT: return a->h.as.u == b->h.as.u;
-    case FO_FLOAT:
-        return a->h.as.f == b->h.as.f || (isnan(a->h.as.f) && isnan(b->h.as.f));
+    case FO_FLOAT: return a->h.as.f == b->h.as.f || (isnan(a->h.as.f) && isnan(b->h.as.f));
     case FO_STR: {
         size_t la, lb;
         const char *sa = fo_value_strbuf(a, &la), *sb = fo_value_strbuf(b, &lb);

@@ -530,7 +530,8 @@ static void check_items_once(const fo_value *doc, peer *p, int n, int64_t max_n)
     for (uint32_t i = 0; i < fo_map_len(m); i++) {
         if (!fo_map_entries(m)[i].key)
             continue;
-        fo_value *nv = fo_map_get(fo_value_as_map(&fo_map_entries(m)[i].value), fo_key_new_cstr(&a, "n"));
+        fo_value *nv =
+            fo_map_get(fo_value_as_map(&fo_map_entries(m)[i].value), fo_key_new_cstr(&a, "n"));
         cr_assert_not_null(nv);
         cr_assert(nv->h.as.i >= 0 && nv->h.as.i < max_n);
         cr_assert_eq(seen[nv->h.as.i], 0, "item n=%lld is there twice", (long long)nv->h.as.i);

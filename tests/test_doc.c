@@ -336,8 +336,8 @@ Test(doc, an_item_grows_past_its_room_and_shrinks_back_keeping_key_order)
     wl = (size_t)snprintf(want, sizeof(want), "{\"x\":{\"a\":1,\"b\":2,\"c\":3");
     /* One key per command: past the inline room (3), past FO_MAP_LINEAR (the index). */
     for (i = 0; i < 12; i++) {
-        snprintf(json, sizeof(json), "{\"action\":\"update\",\"path\":[\"x\"],\"props\":{\"k%d\":%d}}",
-                 i, i);
+        snprintf(json, sizeof(json),
+                 "{\"action\":\"update\",\"path\":[\"x\"],\"props\":{\"k%d\":%d}}", i, i);
         cr_assert(run(json).ok);
         wl += (size_t)snprintf(want + wl, sizeof(want) - wl, ",\"k%d\":%d", i, i);
         want[wl] = '\0';
@@ -353,7 +353,8 @@ Test(doc, an_item_grows_past_its_room_and_shrinks_back_keeping_key_order)
         cr_assert(run(json).ok);
     }
     cr_assert(run("{\"action\":\"delete\",\"path\":[\"x\",\"a\"]}").ok);
-    cr_assert(run("{\"action\":\"update\",\"path\":[\"x\"],\"props\":{\"a\":\"again\",\"c\":4}}").ok);
+    cr_assert(
+        run("{\"action\":\"update\",\"path\":[\"x\"],\"props\":{\"a\":\"again\",\"c\":4}}").ok);
     assert_ordered(fo_doc_root(D), "{\"x\":{\"b\":2,\"c\":4,\"a\":\"again\"}}");
     /* Compaction makes it an inline map of three entries again. */
     cr_assert_eq(fo_doc_compact(D), 0);
@@ -372,7 +373,8 @@ Test(doc, keys_are_interned_once_numeric_ones_not_at_all_and_survive_compaction)
 
     for (i = 0; i < 300; i++) {
         snprintf(json, sizeof(json),
-                 "{\"action\":\"create\",\"props\":{\"title\":\"item %d\",\"done\":false,\"n\":%d}}",
+                 "{\"action\":\"create\",\"props\":{\"title\":\"item %d\",\"done\":false,"
+                 "\"n\":%d}}",
                  i, i);
         cr_assert(run(json).ok);
         fo_arena_reset(&A);
@@ -483,7 +485,8 @@ Test(doc, a_10k_item_document_as_built_is_at_most_3x_its_msgpack_size)
         fo_doc_result r;
 
         snprintf(json, sizeof(json),
-                 "{\"action\":\"create\",\"props\":{\"title\":\"item %u\",\"done\":false,\"n\":%u}}",
+                 "{\"action\":\"create\",\"props\":{\"title\":\"item %u\",\"done\":false,"
+                 "\"n\":%u}}",
                  i, i);
         c = tj_cmd(&A, json);
         cr_assert_eq(fo_doc_apply(d, &c, FO_KEY_NONE, &A, &r), 0);

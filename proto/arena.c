@@ -10,12 +10,13 @@ struct fo_arena_chunk {
 };
 
 #define CHUNK_HDR ((sizeof(fo_arena_chunk) + 15) & ~(size_t)15)
-#define MAX_CHUNK ((size_t)1 << 20)
+#define DEFAULT_MAX_CHUNK ((size_t)1 << 20)
 
 void fo_arena_init(fo_arena *a, size_t first_chunk)
 {
     memset(a, 0, sizeof(*a));
     a->next_size = first_chunk ? first_chunk : 4096;
+    a->max_chunk = DEFAULT_MAX_CHUNK;
 }
 
 void fo_arena_destroy(fo_arena *a)
@@ -55,7 +56,7 @@ void fo_arena_reset(fo_arena *a)
  * so the head's free space is not wasted. */
 static void *alloc_chunk(fo_arena *a, size_t n)
 {
-    size_t size = a->next_size;
+    size_t next = a->next_size ? a->next_size : 4096, size = next, max;
     fo_arena_chunk *c;
 
     if (n > size / 4 && n > 1024) {
@@ -88,8 +89,8 @@ static void *alloc_chunk(fo_arena *a, size_t n)
     a->reserved += CHUNK_HDR + size;
     a->ptr = (char *)c + CHUNK_HDR + n;
     a->end = (char *)c + CHUNK_HDR + size;
-    if (a->next_size < MAX_CHUNK)
-        a->next_size *= 2;
+    max = a->max_chunk ? a->max_chunk : DEFAULT_MAX_CHUNK;
+    a->next_size = next < max / 2 ? next * 2 : max;
     a->used += n;
     return (char *)c + CHUNK_HDR;
 }

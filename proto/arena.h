@@ -18,6 +18,10 @@ typedef struct fo_arena {
     char *ptr;             /* next free byte of head */
     char *end;             /* end of head */
     size_t next_size;      /* size of the next chunk to allocate */
+    /* Chunks double up to this size (fo_arena_init sets 1 MiB). A document lowers it: the
+     * unused tail of its newest chunk counts against its memory, and with 1 MiB chunks
+     * that tail was a fifth of a 10k-item document. Set it before the first allocation. */
+    size_t max_chunk;
     size_t used;           /* bytes handed out (after alignment) */
     size_t reserved;       /* bytes obtained from malloc */
     /* Documents set this: maps then keep entry blocks of FO_MAP_HEAP_MIN bytes or more
@@ -30,7 +34,7 @@ typedef struct fo_arena {
 
 /* Initialises an empty arena; it allocates nothing until the first fo_arena_alloc.
  * `first_chunk` is the size of the first chunk (0 picks 4 KiB); chunks then double up to
- * 1 MiB. */
+ * max_chunk (1 MiB; a bigger first chunk is followed by chunks of max_chunk). */
 void fo_arena_init(fo_arena *a, size_t first_chunk);
 /* Frees every chunk. The arena may be initialised again afterwards. */
 void fo_arena_destroy(fo_arena *a);

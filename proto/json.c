@@ -164,21 +164,22 @@ static void write_value(writer *w, const fo_value *v, unsigned depth);
 static void write_map(writer *w, const fo_map *m, unsigned depth)
 {
     const fo_entry **order = NULL;
-    uint32_t i, n = m->len, k = 0;
+    const fo_entry *entries = fo_map_entries(m);
+    uint32_t i, n = fo_map_len(m), k = 0, live = fo_map_count(m);
 
-    if ((w->flags & FO_JSON_SORT_KEYS) && m->live > 1) {
-        if (!(order = malloc((size_t)m->live * sizeof(*order)))) {
+    if ((w->flags & FO_JSON_SORT_KEYS) && live > 1) {
+        if (!(order = malloc((size_t)live * sizeof(*order)))) {
             w->rc = FO_ENOMEM;
             return;
         }
-        for (i = 0, n = 0; i < m->len; i++)
-            if (m->entries[i].key)
-                order[n++] = &m->entries[i];
+        for (i = 0, n = 0; i < fo_map_len(m); i++)
+            if (entries[i].key)
+                order[n++] = &entries[i];
         qsort(order, n, sizeof(*order), cmp_entries);
     }
     put(w, "{", 1);
     for (i = 0; i < n && !w->rc; i++) {
-        const fo_entry *e = order ? order[i] : &m->entries[i];
+        const fo_entry *e = order ? order[i] : &entries[i];
         char buf[20];
         size_t l;
         const char *s;

@@ -530,10 +530,11 @@ static int r_sync(reader *r, const fo_value *v, fo_sync *s)
     if (!is_map(f))
         return r_fail(r, "expected object");
     m = fo_value_as_map(f);
-    if (m->live && !(mapped = fo_arena_alloc(r->a, (size_t)m->live * sizeof(*mapped))))
+    if (fo_map_count(m) &&
+        !(mapped = fo_arena_alloc(r->a, (size_t)fo_map_count(m) * sizeof(*mapped))))
         return r_nomem(r);
-    for (i = 0; i < m->len; i++) {
-        const fo_entry *e = &m->entries[i];
+    for (i = 0; i < fo_map_len(m); i++) {
+        const fo_entry *e = &fo_map_entries(m)[i];
         char buf[20];
         size_t l, old2;
         const char *key;

@@ -1,6 +1,5 @@
 #include "proto/value.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
@@ -156,19 +155,6 @@ const char *fo_key_str(fo_key k, char buf[20], size_t *len)
     return key_str(k)->data;
 }
 
-/* Copies a key into `a` (numeric keys need no copy). */
-static fo_key key_copy(fo_arena *a, fo_key k)
-{
-    const fo_str *s;
-    fo_str *c;
-
-    if (key_is_num(k) || !k)
-        return k;
-    s = key_str(k);
-    c = fo_arena_memdup(a, s, sizeof(fo_str) + s->len + 1);
-    return c ? (fo_key)(uintptr_t)c : FO_KEY_NONE;
-}
-
 /* ---- scalar constructors ------------------------------------------------------------- */
 
 fo_value fo_value_null(void)
@@ -271,118 +257,229 @@ fo_value fo_value_array(fo_arena *a, uint32_t n, bool *ok)
 
 /* ---- maps ---------------------------------------------------------------------------- */
 
-static inline uint32_t *map_index(const fo_map *m)
+/* An inline map's room is at least one entry, so that it can hold an fo_map_ext. */
+_Static_assert(sizeof(fo_map) == 8, "the map header is 8 bytes");
+_Static_assert(sizeof(fo_map_ext) <= sizeof(fo_entry), "fo_map_ext fits in one entry");
+
+static inline fo_map_ext *ext_of(fo_map *m)
 {
-    return (uint32_t *)(m->entries + m->cap);
+    return (fo_map_ext *)(void *)(m + 1);
 }
 
-static uint8_t index_log2_for(uint32_t cap)
+static inline fo_entry *inline_entries(fo_map *m)
+{
+    return (fo_entry *)(void *)(m + 1);
+}
+
+static inline uint32_t inline_room(uint32_t cap)
+{
+    return cap ? cap : 1;
+}
+
+/* The index, when there is one, is the start of the block; the entries follow it. */
+static inline size_t index_bytes(uint8_t ilog2)
+{
+    return ilog2 ? sizeof(uint32_t) << ilog2 : 0;
+}
+
+static inline uint32_t *ext_index(const fo_map_ext *x)
+{
+    return (uint32_t *)(void *)((char *)x->entries - index_bytes(x->ilog2));
+}
+
+static inline size_t block_size(uint32_t cap, uint8_t ilog2)
+{
+    return index_bytes(ilog2) + (size_t)cap * sizeof(fo_entry);
+}
+
+/* Entries (deleted ones included) an index of 1 << ilog2 slots takes: at most half full,
+ * so that probes stay short (slots are 4 bytes: a 3/4 load saved 5% of a 10k-item document's
+ * memory but cost 5-10% of apply speed in bench/micro); no index up to FO_MAP_LINEAR. */
+static inline uint64_t index_room(uint8_t ilog2)
+{
+    return ilog2 ? ((uint64_t)1 << ilog2) >> 1 : FO_MAP_LINEAR;
+}
+
+static uint8_t index_log2_for(uint64_t n)
 {
     uint8_t l = 4;
 
-    if (cap <= FO_MAP_LINEAR)
+    if (n <= FO_MAP_LINEAR)
         return 0;
-    /* Load at most 2/3 when the entry block is full. */
-    while (((uint64_t)1 << l) * 2 < (uint64_t)cap * 3)
+    while (index_room(l) < n)
         l++;
     return l;
 }
 
-static size_t entry_block_size(uint32_t cap, uint8_t ilog2)
+static inline bool block_on_heap(const fo_arena *a, size_t size)
 {
-    return (size_t)cap * sizeof(fo_entry) + (ilog2 ? sizeof(uint32_t) << ilog2 : 0);
+    return a->big_blocks_on_heap && size >= FO_MAP_HEAP_MIN;
 }
 
-/* An index slot is 0 (empty) or the entry's position + 1. Maps of fewer than 2^24 entries
- * keep the top 8 bits of the key's hash in the slot's top byte, so that a probe passes
- * other keys without loading their entries (each such load is a cache miss in a big map). */
+/* An index slot is 0 (empty) or the entry's position + 1. Indexes of up to 2^24 slots (so
+ * positions below 2^23) keep the top 8 bits of the key's hash in the slot's top
+ * byte, so that a probe passes other keys without loading their entries (each such load
+ * is a cache miss in a big map). Depends on the index size only: growing the entries
+ * alone keeps the index as it is. */
 #define TAG_MASK 0xFF000000u
-#define TAGGED(m) ((m)->cap < (1u << 24))
+#define TAGGED(x) ((x)->ilog2 <= 24)
 
-static void index_insert(fo_map *m, uint32_t pos, uint32_t hash)
+static void index_insert(fo_map_ext *x, uint32_t pos, uint32_t hash)
 {
-    uint32_t mask = ((uint32_t)1 << m->ilog2) - 1;
-    uint32_t *idx = map_index(m);
+    uint32_t mask = ((uint32_t)1 << x->ilog2) - 1;
+    uint32_t *idx = ext_index(x);
     uint32_t i = hash & mask;
 
     while (idx[i])
         i = (i + 1) & mask;
-    idx[i] = (pos + 1) | (TAGGED(m) ? hash & TAG_MASK : 0);
+    idx[i] = (pos + 1) | (TAGGED(x) ? hash & TAG_MASK : 0);
 }
 
-/* Squeezes deleted entries out and rebuilds the index, in place. */
-static void map_rebuild(fo_map *m)
+/* Squeezes deleted entries out of `e[0..*len)`; returns how many were removed. */
+static uint32_t squeeze(fo_entry *e, uint32_t *len)
 {
-    uint32_t i, j = 0;
+    uint32_t i, j = 0, n = *len;
 
-    for (i = 0; i < m->len; i++) {
-        if (m->entries[i].key) {
+    for (i = 0; i < n; i++) {
+        if (e[i].key) {
             if (i != j)
-                m->entries[j] = m->entries[i];
+                e[j] = e[i];
             j++;
         }
     }
-    m->len = j;
-    if (m->ilog2) {
-        memset(map_index(m), 0, sizeof(uint32_t) << m->ilog2);
-        for (i = 0; i < m->len; i++)
-            index_insert(m, i, fo_key_hash(m->entries[i].key));
-    }
+    *len = j;
+    return n - j;
+}
+
+/* Rebuilds the index of an external map from its entries. */
+static void index_rebuild(fo_map_ext *x)
+{
+    uint32_t i;
+
+    if (!x->ilog2)
+        return;
+    memset(ext_index(x), 0, index_bytes(x->ilog2));
+    for (i = 0; i < x->len; i++)
+        index_insert(x, i, fo_key_hash(x->entries[i].key));
+}
+
+size_t fo_map_new_bytes(uint32_t cap, bool big_blocks_on_heap)
+{
+    size_t block;
+
+    if (cap <= FO_MAP_LINEAR)
+        return sizeof(fo_map) + (size_t)inline_room(cap) * sizeof(fo_entry);
+    block = block_size(cap, index_log2_for(cap));
+    return sizeof(fo_map) + sizeof(fo_entry) +
+           (big_blocks_on_heap && block >= FO_MAP_HEAP_MIN ? 0 : block);
+}
+
+size_t fo_map_bytes(const fo_map *m)
+{
+    const fo_map_ext *x;
+
+    if (!m->ext)
+        return sizeof(fo_map) + (size_t)inline_room(m->cap) * sizeof(fo_entry);
+    x = fo_map_ext_of(m);
+    return sizeof(fo_map) + sizeof(fo_entry) + (x->heap ? 0 : block_size(x->cap, x->ilog2));
+}
+
+void fo_map_free_block(fo_map *m, fo_arena *a)
+{
+    fo_map_ext *x;
+
+    if (!m->ext || !(x = ext_of(m))->heap)
+        return;
+    a->heap_bytes -= block_size(x->cap, x->ilog2);
+    free(ext_index(x));
+    memset(x, 0, sizeof(*x));
+}
+
+/* Gives `x` a block of `cap` entries and 1 << ilog2 index slots, from the heap when it is
+ * big in an arena that asks for it. */
+static int ext_alloc(fo_map_ext *x, fo_arena *a, uint32_t cap, uint8_t ilog2)
+{
+    size_t size = block_size(cap, ilog2);
+    char *block;
+
+    x->heap = block_on_heap(a, size);
+    block = x->heap ? malloc(size) : fo_arena_alloc(a, size);
+    if (!block)
+        return FO_ENOMEM;
+    if (x->heap)
+        a->heap_bytes += size;
+    x->entries = (fo_entry *)(void *)(block + index_bytes(ilog2));
+    x->cap = cap;
+    x->ilog2 = ilog2;
+    if (ilog2)
+        memset(block, 0, index_bytes(ilog2));
+    return 0;
 }
 
 fo_value fo_value_map(fo_arena *a, uint32_t cap, bool *ok)
 {
     fo_value v = fo_value_null();
-    uint8_t ilog2 = index_log2_for(cap);
-    size_t block = entry_block_size(cap, ilog2);
-    bool heap = a->big_blocks_on_heap && block >= FO_MAP_HEAP_MIN;
-    fo_map *m = fo_arena_alloc(a, sizeof(fo_map) + (heap ? 0 : block));
+    fo_map *m;
 
-    if (!m) {
-        *ok = false;
-        return v;
-    }
-    memset(m, 0, sizeof(*m));
-    m->cap = cap;
-    m->ilog2 = ilog2;
-    if (heap) {
-        if (!(m->entries = malloc(block))) {
+    if (cap <= FO_MAP_LINEAR) {
+        m = fo_arena_alloc(a, sizeof(fo_map) + (size_t)inline_room(cap) * sizeof(fo_entry));
+        if (!m) {
             *ok = false;
             return v;
         }
-        m->heap = 1;
-        a->heap_bytes += block;
+        memset(m, 0, sizeof(*m));
+        m->cap = (uint8_t)cap;
     } else {
-        m->entries = (fo_entry *)(m + 1);
+        fo_map_ext *x;
+
+        if (!(m = fo_arena_alloc(a, sizeof(fo_map) + sizeof(fo_entry)))) {
+            *ok = false;
+            return v;
+        }
+        memset(m, 0, sizeof(*m) + sizeof(fo_entry));
+        m->ext = 1;
+        x = ext_of(m);
+        if (ext_alloc(x, a, cap, index_log2_for(cap))) {
+            *ok = false;
+            return v;
+        }
     }
-    if (ilog2)
-        memset(map_index(m), 0, sizeof(uint32_t) << ilog2);
     v.h.type = FO_MAP;
     v.h.as.map = m;
     return v;
 }
 
-static fo_entry *map_find(const fo_map *m, fo_key k)
+static fo_entry *linear_find(fo_entry *e, uint32_t n, fo_key k)
 {
     uint32_t i;
 
+    for (i = 0; i < n; i++)
+        if (fo_key_eq(e[i].key, k))
+            return &e[i];
+    return NULL;
+}
+
+static fo_entry *map_find(const fo_map *m, fo_key k)
+{
+    const fo_map_ext *x;
+
     if (!k)
         return NULL;
-    if (!m->ilog2) {
-        for (i = 0; i < m->len; i++)
-            if (fo_key_eq(m->entries[i].key, k))
-                return &m->entries[i];
-        return NULL;
+    if (!m->ext)
+        return linear_find(fo_map_entries(m), m->len, k);
+    x = fo_map_ext_of(m);
+    if (!x->ilog2) {
+        return linear_find(x->entries, x->len, k);
     } else {
-        uint32_t mask = ((uint32_t)1 << m->ilog2) - 1, h = fo_key_hash(k);
-        uint32_t tag = TAGGED(m) ? h & TAG_MASK : 0, pos = TAGGED(m) ? ~TAG_MASK : ~0u;
-        const uint32_t *idx = map_index(m);
+        uint32_t mask = ((uint32_t)1 << x->ilog2) - 1, h = fo_key_hash(k), i;
+        uint32_t tag = TAGGED(x) ? h & TAG_MASK : 0, pos = TAGGED(x) ? ~TAG_MASK : ~0u;
+        const uint32_t *idx = ext_index(x);
 
         for (i = h & mask; idx[i]; i = (i + 1) & mask) {
             fo_entry *e;
             if ((idx[i] & ~pos) != tag)
                 continue;
-            e = &m->entries[(idx[i] & pos) - 1];
+            e = &x->entries[(idx[i] & pos) - 1];
             if (fo_key_eq(e->key, k))
                 return e;
         }
@@ -396,50 +493,106 @@ fo_value *fo_map_get(const fo_map *m, fo_key k)
     return e ? &e->value : NULL;
 }
 
-/* Makes room for one more entry: squeeze deleted entries when they are many, else move
- * to a block twice as large. */
-static int map_make_room(fo_map *m, fo_arena *a, size_t *dead)
+/* An inline map that is full moves its entries to a block of its own (twice its room, as
+ * arena blocks grow), and its room (apart from the fo_map_ext written over it) is dead. */
+static int inline_to_ext(fo_map *m, fo_arena *a, size_t *dead)
 {
-    uint32_t ncap;
-    uint8_t ilog2;
-    fo_entry *block;
-    size_t nsize;
+    fo_map_ext x;
+    uint32_t len = m->len, cap = m->cap < 4 ? 4 : m->cap * 2;
 
-    if (m->len < m->cap)
-        return 0;
-    if (m->cap >= 8 && m->live <= m->len / 2) {
-        map_rebuild(m);
-        return 0;
-    }
-    if (m->cap >= UINT32_MAX / 2)
+    memset(&x, 0, sizeof(x));
+    if (ext_alloc(&x, a, cap, index_log2_for(cap)))
         return FO_ENOMEM;
-    ncap = m->cap < 4 ? 4 : m->cap * 2;
-    ilog2 = index_log2_for(ncap);
-    nsize = entry_block_size(ncap, ilog2);
-    if (a->big_blocks_on_heap && nsize >= FO_MAP_HEAP_MIN) {
-        /* Outgrown blocks go back to malloc instead of staying dead in the arena. */
-        if (!(block = malloc(nsize)))
-            return FO_ENOMEM;
-        a->heap_bytes += nsize;
-    } else if (!(block = fo_arena_alloc(a, nsize))) {
-        return FO_ENOMEM;
-    }
-    if (m->len)
-        memcpy(block, m->entries, (size_t)m->len * sizeof(fo_entry));
-    if (m->heap) {
-        a->heap_bytes -= entry_block_size(m->cap, m->ilog2);
-        free(m->entries);
-    } else if (dead) {
-        *dead += entry_block_size(m->cap, m->ilog2);
-    }
-    m->heap = block != NULL && a->big_blocks_on_heap && nsize >= FO_MAP_HEAP_MIN;
-    m->entries = block;
-    m->cap = ncap;
-    m->ilog2 = ilog2;
-    if (ilog2)
-        memset(map_index(m), 0, sizeof(uint32_t) << ilog2);
-    map_rebuild(m);
+    if (len)
+        memcpy(x.entries, inline_entries(m), (size_t)len * sizeof(fo_entry));
+    x.len = len;
+    x.live = m->live;
+    index_rebuild(&x);
+    if (dead)
+        *dead += (size_t)(inline_room(m->cap) - 1) * sizeof(fo_entry);
+    m->ext = 1;
+    m->len = m->live = m->cap = 0;
+    *ext_of(m) = x;
     return 0;
+}
+
+/* Moves an external map to a block of `cap` entries and 1 << ilog2 index slots. A heap
+ * block is realloc'd (no copy when glibc can grow it in place); the index is rebuilt only
+ * when its size changes, since entry positions do not. */
+static int ext_reshape(fo_map_ext *x, fo_arena *a, uint32_t cap, uint8_t ilog2, size_t *dead)
+{
+    size_t osize = block_size(x->cap, x->ilog2), size = block_size(cap, ilog2);
+    size_t oib = index_bytes(x->ilog2), ib = index_bytes(ilog2);
+    char *old = (char *)ext_index(x), *block;
+    bool heap = block_on_heap(a, size);
+
+    if (heap && x->heap) {
+        if (!(block = realloc(old, size)))
+            return FO_ENOMEM;
+        if (x->len && ib != oib)
+            memmove(block + ib, block + oib, (size_t)x->len * sizeof(fo_entry));
+        a->heap_bytes += size - osize;
+    } else {
+        if (!(block = heap ? malloc(size) : fo_arena_alloc(a, size)))
+            return FO_ENOMEM;
+        if (ib == oib)
+            memcpy(block, old, oib + (size_t)x->len * sizeof(fo_entry));
+        else if (x->len)
+            memcpy(block + ib, old + oib, (size_t)x->len * sizeof(fo_entry));
+        if (heap)
+            a->heap_bytes += size;
+        if (x->heap) { /* cannot happen (blocks only grow) but keeps the books right */
+            a->heap_bytes -= osize;
+            free(old);
+        } else if (dead) {
+            *dead += osize;
+        }
+    }
+    x->heap = heap;
+    x->entries = (fo_entry *)(void *)(block + ib);
+    x->cap = cap;
+    if (ilog2 != x->ilog2) {
+        x->ilog2 = ilog2;
+        index_rebuild(x);
+    }
+    return 0;
+}
+
+/* Makes room for one more entry in an external map: squeeze deleted entries when they
+ * are half of them, else grow.
+ *  - A block in the arena doubles, with an index sized for all of it: every step leaves the
+ *    old block dead until compaction, so steps are few and the dead blocks sum to less
+ *    than the live one.
+ *  - A block on the heap (big maps: the document's root) is realloc'd and leaves nothing
+ *    dead, so it grows by half, and its index doubles on its own when it is half full:
+ *    the unused entries of a big map are at most half of the used ones instead of all. */
+static int ext_make_room(fo_map_ext *x, fo_arena *a, size_t *dead)
+{
+    bool full = x->len == x->cap;
+    uint32_t cap = x->cap;
+    uint8_t ilog2 = x->ilog2;
+
+    if (!full && x->len < index_room(x->ilog2))
+        return 0;
+    if (x->len >= FO_MAP_LINEAR && x->live <= x->len / 2) {
+        squeeze(x->entries, &x->len);
+        index_rebuild(x);
+        return 0;
+    }
+    if (cap >= UINT32_MAX / 4)
+        return FO_ENOMEM;
+    if (!x->heap) {
+        cap = full ? (cap < 4 ? 4 : cap * 2) : cap;
+        ilog2 = index_log2_for(cap);
+        if (ilog2 < x->ilog2)
+            ilog2 = x->ilog2;
+        return ext_reshape(x, a, cap, ilog2, dead); /* maybe onto the heap */
+    }
+    if (full)
+        cap = cap < 4 ? 4 : cap + cap / 2;
+    if (x->len >= index_room(ilog2))
+        ilog2 = index_log2_for((uint64_t)x->len + 1);
+    return ext_reshape(x, a, cap, ilog2, dead);
 }
 
 int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead)
@@ -464,20 +617,38 @@ int fo_map_set(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead
 
 int fo_map_add(fo_map *m, fo_arena *a, fo_key k, const fo_value *v, size_t *dead)
 {
+    fo_map_ext *x;
     fo_entry *e;
     int rc;
 
     if (!k)
         return FO_ENOMEM;
-    if ((rc = map_make_room(m, a, dead)) != 0)
+    if (!m->ext) {
+        if (m->len == m->cap && m->live < m->len) {
+            uint32_t len = m->len;
+            squeeze(inline_entries(m), &len);
+            m->len = (uint8_t)len;
+        }
+        if (m->len < m->cap) {
+            e = &inline_entries(m)[m->len++];
+            e->key = k;
+            e->value = *v;
+            m->live++;
+            return 0;
+        }
+        if ((rc = inline_to_ext(m, a, dead)) != 0)
+            return rc;
+    }
+    x = ext_of(m);
+    if ((rc = ext_make_room(x, a, dead)) != 0)
         return rc;
-    e = &m->entries[m->len];
+    e = &x->entries[x->len];
     e->key = k;
     e->value = *v;
-    if (m->ilog2)
-        index_insert(m, m->len, fo_key_hash(k));
-    m->len++;
-    m->live++;
+    if (x->ilog2)
+        index_insert(x, x->len, fo_key_hash(k));
+    x->len++;
+    x->live++;
     return 0;
 }
 
@@ -493,229 +664,9 @@ size_t fo_map_del(fo_map *m, fo_arena *a, fo_key k)
         fo_value_release(a, &e->value);
     e->key = FO_KEY_NONE;
     e->value = fo_value_null();
-    m->live--;
+    if (m->ext)
+        ext_of(m)->live--;
+    else
+        m->live--;
     return fp;
-}
-
-/* ---- whole trees --------------------------------------------------------------------- */
-
-int fo_value_copy(fo_arena *a, const fo_value *v, fo_value *out, fo_key_intern_fn intern,
-                  void *ctx)
-{
-    bool ok = true;
-
-    switch (fo_value_type(v)) {
-    case FO_STR: {
-        size_t len;
-        const char *s;
-
-        if (v->in.ilen) { /* inline: the value is the string */
-            *out = *v;
-            return 0;
-        }
-        s = fo_value_strbuf(v, &len);
-        *out = fo_value_str(a, s, len, &ok);
-        return ok ? 0 : FO_ENOMEM;
-    }
-    case FO_ARRAY: {
-        uint32_t i, n = v->h.len;
-        fo_value arr = fo_value_array(a, n, &ok);
-        if (!ok)
-            return FO_ENOMEM;
-        for (i = 0; i < n; i++) {
-            int rc = fo_value_copy(a, &v->h.as.items[i], &arr.h.as.items[i], intern, ctx);
-            if (rc)
-                return rc;
-        }
-        *out = arr;
-        return 0;
-    }
-    case FO_MAP: {
-        const fo_map *src = v->h.as.map;
-        fo_value mv = fo_value_map(a, src->live, &ok);
-        fo_map *dst;
-        uint32_t i;
-
-        if (!ok)
-            return FO_ENOMEM;
-        dst = mv.h.as.map;
-        for (i = 0; i < src->len; i++) {
-            const fo_entry *e = &src->entries[i];
-            fo_entry *d;
-            int rc;
-
-            if (!e->key)
-                continue;
-            d = &dst->entries[dst->len];
-            d->key = intern ? intern(ctx, e->key) : key_copy(a, e->key);
-            if (!d->key)
-                return FO_ENOMEM;
-            if ((rc = fo_value_copy(a, &e->value, &d->value, intern, ctx)) != 0)
-                return rc;
-            if (dst->ilog2)
-                index_insert(dst, dst->len, fo_key_hash(d->key));
-            dst->len++;
-            dst->live++;
-        }
-        *out = mv;
-        return 0;
-    }
-    default:
-        *out = *v;
-        return 0;
-    }
-}
-
-bool fo_value_eq(const fo_value *a, const fo_value *b)
-{
-    fo_type t = fo_value_type(a);
-
-    if (t != fo_value_type(b))
-        return false;
-    switch (t) {
-    case FO_NULL: return true;
-    case FO_BOOL: return a->h.as.b == b->h.as.b;
-    case FO_INT: return a->h.as.i == b->h.as.i;
-    case FO_UINT: return a->h.as.u == b->h.as.u;
-    case FO_FLOAT:
-        return a->h.as.f == b->h.as.f || (isnan(a->h.as.f) && isnan(b->h.as.f));
-    case FO_STR: {
-        size_t la, lb;
-        const char *sa = fo_value_strbuf(a, &la), *sb = fo_value_strbuf(b, &lb);
-        return la == lb && (la == 0 || memcmp(sa, sb, la) == 0);
-    }
-    case FO_ARRAY: {
-        uint32_t i;
-        if (a->h.len != b->h.len)
-            return false;
-        for (i = 0; i < a->h.len; i++)
-            if (!fo_value_eq(&a->h.as.items[i], &b->h.as.items[i]))
-                return false;
-        return true;
-    }
-    case FO_MAP: {
-        const fo_map *ma = a->h.as.map, *mb = b->h.as.map;
-        uint32_t i;
-        if (ma->live != mb->live)
-            return false;
-        for (i = 0; i < ma->len; i++) {
-            const fo_entry *e = &ma->entries[i];
-            const fo_value *o;
-            if (!e->key)
-                continue;
-            o = fo_map_get(mb, e->key);
-            if (!o || !fo_value_eq(&e->value, o))
-                return false;
-        }
-        return true;
-    }
-    }
-    return false;
-}
-
-size_t fo_value_copy_size(const fo_value *v, bool big_blocks_on_heap)
-{
-    switch (fo_value_type(v)) {
-    case FO_STR: return v->in.ilen ? 0 : (((size_t)v->h.len + 8) & ~(size_t)7);
-    case FO_ARRAY: {
-        size_t n = ((size_t)v->h.len * sizeof(fo_value) + 7) & ~(size_t)7;
-        uint32_t i;
-        for (i = 0; i < v->h.len; i++)
-            n += fo_value_copy_size(&v->h.as.items[i], big_blocks_on_heap);
-        return n;
-    }
-    case FO_MAP: {
-        const fo_map *m = v->h.as.map;
-        size_t block = entry_block_size(m->live, index_log2_for(m->live));
-        size_t n = sizeof(fo_map);
-        uint32_t i;
-
-        if (!(big_blocks_on_heap && block >= FO_MAP_HEAP_MIN))
-            n += block;
-        for (i = 0; i < m->len; i++)
-            if (m->entries[i].key)
-                n += fo_value_copy_size(&m->entries[i].value, big_blocks_on_heap);
-        return n;
-    }
-    default: return 0;
-    }
-}
-
-void fo_value_release(fo_arena *a, const fo_value *v)
-{
-    uint32_t i;
-
-    switch (fo_value_type(v)) {
-    case FO_ARRAY:
-        for (i = 0; i < v->h.len; i++)
-            fo_value_release(a, &v->h.as.items[i]);
-        break;
-    case FO_MAP: {
-        fo_map *m = v->h.as.map;
-        for (i = 0; i < m->len; i++)
-            if (m->entries[i].key)
-                fo_value_release(a, &m->entries[i].value);
-        if (m->heap) {
-            a->heap_bytes -= entry_block_size(m->cap, m->ilog2);
-            free(m->entries);
-            m->entries = NULL;
-            m->heap = 0;
-            m->len = m->live = m->cap = 0;
-            m->ilog2 = 0;
-        }
-        break;
-    }
-    default: break;
-    }
-}
-
-size_t fo_value_footprint(const fo_value *v)
-{
-    switch (fo_value_type(v)) {
-    case FO_STR: return v->in.ilen ? 0 : (((size_t)v->h.len + 8) & ~(size_t)7);
-    case FO_ARRAY: {
-        size_t n = (size_t)v->h.len * sizeof(fo_value);
-        uint32_t i;
-        for (i = 0; i < v->h.len; i++)
-            n += fo_value_footprint(&v->h.as.items[i]);
-        return n;
-    }
-    case FO_MAP: {
-        const fo_map *m = v->h.as.map;
-        size_t n = sizeof(fo_map) + (m->heap ? 0 : entry_block_size(m->cap, m->ilog2));
-        uint32_t i;
-        for (i = 0; i < m->len; i++)
-            if (m->entries[i].key)
-                n += fo_value_footprint(&m->entries[i].value);
-        return n;
-    }
-    default: return 0;
-    }
-}
-
-uint32_t fo_value_depth(const fo_value *v)
-{
-    uint32_t d = 0, i;
-
-    switch (fo_value_type(v)) {
-    case FO_ARRAY:
-        for (i = 0; i < v->h.len; i++) {
-            uint32_t c = fo_value_depth(&v->h.as.items[i]);
-            if (c > d)
-                d = c;
-        }
-        return d + 1;
-    case FO_MAP: {
-        const fo_map *m = v->h.as.map;
-        for (i = 0; i < m->len; i++) {
-            if (m->entries[i].key) {
-                uint32_t c = fo_value_depth(&m->entries[i].value);
-                if (c > d)
-                    d = c;
-            }
-        }
-        return d + 1;
-    }
-    default: return 0;
-    }
 }

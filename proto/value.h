@@ -3,13 +3,16 @@
  * fo_value_copy and is never freed node by node.
  *
  * Memory layout is chosen for documents of 100k+ items (the target is at most 3x the
- * document's MessagePack size):
+ * document's MessagePack size, as built by commands):
  *  - fo_value is 16 bytes; strings of up to 14 bytes are stored inline.
  *  - map keys are fo_key: a canonical decimal integer (what Flushout's generated IDs are)
  *    is stored in the key itself, any other key points to an fo_str.
- *  - fo_map keeps entries in insertion order, with an open-addressing index once it has
- *    more than FO_MAP_LINEAR entries, so lookups stay O(1) at 100k keys. Hashes use
- *    XXH3 with a per-process random seed, so keys cannot be chosen to collide. */
+ *  - fo_map keeps entries in insertion order. A small map (a document item) is one block:
+ *    an 8-byte header and its entries inline. A map that outgrows that room, or is created
+ *    with more than FO_MAP_LINEAR entries, keeps them in a block of its own, grown by
+ *    half, with an open-addressing index once it has more than FO_MAP_LINEAR entries, so
+ *    lookups stay O(1) at 100k keys. Hashes use XXH3 with a per-process random seed, so
+ *    keys cannot be chosen to collide. */
 #ifndef FO_VALUE_H
 #define FO_VALUE_H
 
@@ -101,22 +104,57 @@ typedef struct fo_entry {
     fo_value value;
 } fo_entry;
 
-/* A map with insertion order. Read it through the functions below; iterate with
- * `for (i = 0; i < m->len; i++) if (m->entries[i].key) ...`. */
-struct fo_map {
-    uint32_t len;    /* entries used, deleted ones included */
-    uint32_t cap;    /* entries allocated */
-    uint32_t live;   /* entries not deleted */
-    uint8_t ilog2;   /* index has 1 << ilog2 slots; 0 when there is no index */
-    uint8_t heap;    /* the entry block is malloc'd (arena.h, big_blocks_on_heap) */
+/* A map with insertion order. Its layout is private to value.c: read it through the
+ * functions below and iterate with
+ *     const fo_entry *e = fo_map_entries(m);
+ *     for (i = 0; i < fo_map_len(m); i++) if (e[i].key) ...
+ * Entry pointers (fo_map_entries, fo_map_get) are valid until the map's next insertion;
+ * the fo_map itself never moves.
+ *
+ * Layout. The header is 8 bytes. An inline map (ext == 0, at most FO_MAP_LINEAR entries)
+ * keeps its `cap` entries right after it, so a 3-key item costs 8 + 3 * 24 bytes. An
+ * external map (ext == 1) keeps an fo_map_ext in that room instead (the room is at least
+ * one entry, 24 bytes, so that any map can become external in place). */
+typedef struct fo_map_ext {
+    fo_entry *entries; /* cap entries, preceded in the same block by the index, if any */
+    uint32_t len;      /* entries used, deleted ones included */
+    uint32_t live;     /* entries not deleted */
+    uint32_t cap;      /* entries allocated */
+    uint8_t ilog2;     /* the index has 1 << ilog2 slots; 0 when there is no index */
+    uint8_t heap;      /* the block is malloc'd (arena.h, big_blocks_on_heap) */
     uint8_t pad[2];
-    fo_entry *entries; /* followed in the same block by the index when there is one */
+} fo_map_ext;
+
+struct fo_map {
+    uint8_t ext;  /* 0: inline map, the fields below hold; 1: an fo_map_ext follows */
+    uint8_t len;  /* inline: entries used, deleted ones included */
+    uint8_t live; /* inline: entries not deleted */
+    uint8_t cap;  /* inline: entries the room holds */
+    uint32_t pad;
 };
 
-/* Maps of up to this many entries have no index: a linear scan is faster. */
+/* Maps of up to this many entries have no index: a linear scan is faster. Only maps of up
+ * to this many entries are inline. */
 #define FO_MAP_LINEAR 8
 /* Entry blocks from this size on live on the heap in arenas that ask for it. */
 #define FO_MAP_HEAP_MIN 4096
+
+static inline const fo_map_ext *fo_map_ext_of(const fo_map *m)
+{
+    return (const fo_map_ext *)(const void *)(m + 1);
+}
+
+/* The entries, deleted ones (key FO_KEY_NONE) included, in insertion order. */
+static inline fo_entry *fo_map_entries(const fo_map *m)
+{
+    return m->ext ? fo_map_ext_of(m)->entries : (fo_entry *)(uintptr_t)(m + 1);
+}
+
+/* Entries used, deleted ones included: the bound for iterating fo_map_entries. */
+static inline uint32_t fo_map_len(const fo_map *m)
+{
+    return m->ext ? fo_map_ext_of(m)->len : m->len;
+}
 
 static inline fo_type fo_value_type(const fo_value *v)
 {
@@ -144,6 +182,9 @@ static inline fo_map *fo_value_as_map(const fo_value *v)
 {
     return v->in.type == FO_MAP ? v->h.as.map : NULL;
 }
+
+/* ---- whole trees (tree.c: split off value.c, which keeps keys and maps; value.h stays
+ * the one header of values, as installed with the client library) ------------------- */
 
 /* Deep copy of `v` into `a`. When `intern` is not NULL, keys are passed through it
  * (documents intern their keys); otherwise they are copied. Returns 0 or FO_ENOMEM
@@ -184,7 +225,15 @@ size_t fo_map_del(fo_map *m, fo_arena *a, fo_key k);
 /* Number of live entries. */
 static inline uint32_t fo_map_count(const fo_map *m)
 {
-    return m->live;
+    return m->ext ? fo_map_ext_of(m)->live : m->live;
 }
+/* Arena bytes of the map's own storage (header, inline room, entry block unless it is on
+ * the heap), its values left out. */
+size_t fo_map_bytes(const fo_map *m);
+/* Arena bytes that fo_value_map(a, cap) takes from an arena with that big_blocks_on_heap. */
+size_t fo_map_new_bytes(uint32_t cap, bool big_blocks_on_heap);
+/* Frees the map's own heap block (not its values') and subtracts it from a->heap_bytes;
+ * the map is then empty. No-op for a map without one. */
+void fo_map_free_block(fo_map *m, fo_arena *a);
 
 #endif

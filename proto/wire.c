@@ -182,10 +182,12 @@ static void pack_value(enc *e, const fo_value *v);
 
 static void pack_map(enc *e, const fo_map *m)
 {
-    msgpack_pack_map(&e->pk, m->live);
-    uint32_t written = 0;
-    for (uint32_t i = 0; i < m->len; i++) {
-        const fo_entry *en = &m->entries[i];
+    const fo_entry *entries = fo_map_entries(m);
+    uint32_t written = 0, len = fo_map_len(m), live = fo_map_count(m);
+
+    msgpack_pack_map(&e->pk, live);
+    for (uint32_t i = 0; i < len; i++) {
+        const fo_entry *en = &entries[i];
         if (en->key == FO_KEY_NONE)
             continue;
         pack_key(e, en->key);
@@ -193,7 +195,7 @@ static void pack_map(enc *e, const fo_map *m)
         written++;
     }
     /* A map whose live count disagrees with its entries would produce a corrupt frame. */
-    if (written != m->live)
+    if (written != live)
         enc_bad(e);
 }
 

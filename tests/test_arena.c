@@ -53,3 +53,25 @@ Test(arena, reset_reuses_the_newest_chunk)
     cr_assert_str_eq(fo_arena_strndup(&a, "hello", 3), "hel");
     fo_arena_destroy(&a);
 }
+
+Test(arena, chunks_stop_doubling_at_max_chunk)
+{
+    fo_arena a;
+    int i;
+
+    fo_arena_init(&a, 4096);
+    a.max_chunk = 16384;
+    for (i = 0; i < 64; i++)
+        cr_assert_not_null(fo_arena_alloc(&a, 1000));
+    /* 4 + 8 + 16 + 16 + ... KiB: never a chunk past 16 KiB, so less than one of slack. */
+    cr_assert_lt(a.reserved - a.used, 16384 + 4 * 64);
+    cr_assert_eq(a.next_size, 16384);
+    fo_arena_destroy(&a);
+
+    /* A big first chunk is followed by chunks of max_chunk, not of its own size. */
+    fo_arena_init(&a, 1 << 20);
+    a.max_chunk = 65536;
+    cr_assert_not_null(fo_arena_alloc(&a, 8));
+    cr_assert_eq(a.next_size, 65536);
+    fo_arena_destroy(&a);
+}

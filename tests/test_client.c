@@ -389,9 +389,9 @@ static bool pick_item(const fo_value *doc, uint64_t *s, char buf[32])
     if (!items || !(m = fo_value_as_map(items)) || fo_map_count(m) == 0)
         return false;
     want = (uint32_t)(rnd(s) % fo_map_count(m));
-    for (i = 0; i < m->len; i++) {
-        if (m->entries[i].key && seen++ == want) {
-            const char *t = fo_key_str(m->entries[i].key, kb, &len);
+    for (i = 0; i < fo_map_len(m); i++) {
+        if (fo_map_entries(m)[i].key && seen++ == want) {
+            const char *t = fo_key_str(fo_map_entries(m)[i].key, kb, &len);
             snprintf(buf, 32, "%.*s", (int)len, t);
             return true;
         }
@@ -527,10 +527,11 @@ static void check_items_once(const fo_value *doc, peer *p, int n, int64_t max_n)
     items = fo_map_get(fo_value_as_map(doc), fo_key_new_cstr(&a, "items"));
     cr_assert_not_null(items);
     m = fo_value_as_map(items);
-    for (uint32_t i = 0; i < m->len; i++) {
-        if (!m->entries[i].key)
+    for (uint32_t i = 0; i < fo_map_len(m); i++) {
+        if (!fo_map_entries(m)[i].key)
             continue;
-        fo_value *nv = fo_map_get(fo_value_as_map(&m->entries[i].value), fo_key_new_cstr(&a, "n"));
+        fo_value *nv =
+            fo_map_get(fo_value_as_map(&fo_map_entries(m)[i].value), fo_key_new_cstr(&a, "n"));
         cr_assert_not_null(nv);
         cr_assert(nv->h.as.i >= 0 && nv->h.as.i < max_n);
         cr_assert_eq(seen[nv->h.as.i], 0, "item n=%lld is there twice", (long long)nv->h.as.i);

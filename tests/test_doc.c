@@ -2,6 +2,7 @@
 #include "tests/support.h"
 
 #include "proto/doc.h"
+#include "proto/wire.h"
 
 static fo_arena A;
 static fo_doc *D;
@@ -292,4 +293,216 @@ Test(doc, big_maps_live_on_the_heap_and_are_freed_with_their_subtree)
     cr_assert_eq(fo_map_count(fo_value_as_map(fo_doc_root(D))), 1);
     cr_assert_eq(fo_doc_compact(D), 0);
     tj_assert_value(fo_doc_root(D), "{\"big\":0}");
+}
+
+/* ---- the document's memory layout (value.h): small maps inline, big ones grown by half -- */
+
+/* JSON in insertion order (not sorted), malloc'd. */
+static char *dump_ordered(const fo_value *v)
+{
+    fo_buf b;
+    char nul = 0;
+
+    fo_buf_init(&b, 0);
+    cr_assert_eq(fo_json_write_value(v, 0, &b), 0);
+    fo_buf_append(&b, &nul, 1);
+    return fo_buf_release(&b);
+}
+
+#define assert_ordered(v, json)                                                              \
+    do {                                                                                     \
+        char *got_ = dump_ordered(v);                                                        \
+        cr_assert_str_eq(got_, json);                                                        \
+        free(got_);                                                                          \
+    } while (0)
+
+static fo_map *child(const fo_value *parent, const char *key)
+{
+    fo_value *v = fo_map_get(fo_value_as_map(parent), fo_key_new_cstr(&A, key));
+
+    cr_assert_not_null(v, "no %s", key);
+    cr_assert_eq(fo_value_type(v), FO_MAP);
+    return fo_value_as_map(v);
+}
+
+Test(doc, an_item_grows_past_its_room_and_shrinks_back_keeping_key_order)
+{
+    char json[256], want[1024];
+    size_t wl;
+    int i;
+
+    cr_assert(run_proposed("{\"action\":\"create\",\"props\":{\"a\":1,\"b\":2,\"c\":3}}", "x").ok);
+    cr_assert_eq(fo_map_bytes(child(fo_doc_root(D), "x")), 8 + 3 * sizeof(fo_entry));
+    wl = (size_t)snprintf(want, sizeof(want), "{\"x\":{\"a\":1,\"b\":2,\"c\":3");
+    /* One key per command: past the inline room (3), past FO_MAP_LINEAR (the index). */
+    for (i = 0; i < 12; i++) {
+        snprintf(json, sizeof(json),
+                 "{\"action\":\"update\",\"path\":[\"x\"],\"props\":{\"k%d\":%d}}", i, i);
+        cr_assert(run(json).ok);
+        wl += (size_t)snprintf(want + wl, sizeof(want) - wl, ",\"k%d\":%d", i, i);
+        want[wl] = '\0';
+        strcat(want, "}}");
+        assert_ordered(fo_doc_root(D), want);
+        want[wl] = '\0';
+        fo_arena_reset(&A);
+    }
+    cr_assert_gt(fo_map_bytes(child(fo_doc_root(D), "x")), 8 + 15 * sizeof(fo_entry));
+    /* Delete all but two; re-adding a deleted key puts it last, as in the reference. */
+    for (i = 0; i < 12; i++) {
+        snprintf(json, sizeof(json), "{\"action\":\"delete\",\"path\":[\"x\",\"k%d\"]}", i);
+        cr_assert(run(json).ok);
+    }
+    cr_assert(run("{\"action\":\"delete\",\"path\":[\"x\",\"a\"]}").ok);
+    cr_assert(
+        run("{\"action\":\"update\",\"path\":[\"x\"],\"props\":{\"a\":\"again\",\"c\":4}}").ok);
+    assert_ordered(fo_doc_root(D), "{\"x\":{\"b\":2,\"c\":4,\"a\":\"again\"}}");
+    /* Compaction makes it an inline map of three entries again. */
+    cr_assert_eq(fo_doc_compact(D), 0);
+    assert_ordered(fo_doc_root(D), "{\"x\":{\"b\":2,\"c\":4,\"a\":\"again\"}}");
+    cr_assert_eq(fo_map_bytes(child(fo_doc_root(D), "x")), 8 + 3 * sizeof(fo_entry));
+    cr_assert(run("{\"action\":\"update\",\"path\":[\"x\"],\"props\":{\"d\":5}}").ok);
+    assert_ordered(fo_doc_root(D), "{\"x\":{\"b\":2,\"c\":4,\"a\":\"again\",\"d\":5}}");
+}
+
+Test(doc, keys_are_interned_once_numeric_ones_not_at_all_and_survive_compaction)
+{
+    fo_doc_stats st;
+    fo_map *root;
+    char json[200];
+    int i;
+
+    for (i = 0; i < 300; i++) {
+        snprintf(json, sizeof(json),
+                 "{\"action\":\"create\",\"props\":{\"title\":\"item %d\",\"done\":false,"
+                 "\"n\":%d}}",
+                 i, i);
+        cr_assert(run(json).ok);
+        fo_arena_reset(&A);
+    }
+    run_proposed("{\"action\":\"create\",\"props\":{\"title\":\"odd\"}}", "007");
+    fo_doc_stats_get(D, &st);
+    cr_assert_eq(st.interned_keys, 4); /* title, done, n, "007"; the IDs 1..300 are numbers */
+    root = fo_value_as_map(fo_doc_root(D));
+    cr_assert_eq(fo_map_count(root), 301);
+    /* The interned key and the numeric one are different keys. */
+    cr_assert_not_null(fo_map_get(root, fo_key_new_cstr(&A, "007")));
+    cr_assert_null(fo_map_get(root, fo_key_new_cstr(&A, "0007")));
+    tj_assert_value(fo_map_get(root, fo_key_new_cstr(&A, "007")), "{\"title\":\"odd\"}");
+    tj_assert_value(fo_map_get(root, fo_key_from_u64(7)),
+                    "{\"title\":\"item 6\",\"done\":false,\"n\":6}");
+    cr_assert_eq(fo_doc_compact(D), 0);
+    fo_doc_stats_get(D, &st);
+    cr_assert_eq(st.interned_keys, 4);
+    cr_assert(run("{\"action\":\"update\",\"path\":[\"007\"],\"props\":{\"title\":\"even\"}}").ok);
+    cr_assert(run("{\"action\":\"update\",\"path\":[\"300\"],\"props\":{\"done\":true}}").ok);
+    tj_assert_value(fo_map_get(fo_value_as_map(fo_doc_root(D)), fo_key_new_cstr(&A, "007")),
+                    "{\"title\":\"even\"}");
+    tj_assert_value(fo_map_get(fo_value_as_map(fo_doc_root(D)), fo_key_from_u64(300)),
+                    "{\"title\":\"item 299\",\"done\":true,\"n\":299}");
+}
+
+/* A chain of maps as deep as the limit allows, with siblings at each level so that every
+ * level grows past its inline room and FO_MAP_LINEAR; then deletes, compaction, equality. */
+Test(doc, deep_trees_grow_shrink_and_compact_at_every_level)
+{
+    char path[1024], json[1200];
+    size_t pl = 0;
+    fo_doc *copy;
+    fo_doc_stats before, after;
+    uint32_t level, i, depth = FO_DOC_DEFAULT_MAX_DEPTH - 1;
+
+    path[0] = '\0';
+    for (level = 0; level < depth; level++) {
+        for (i = 0; i < 12; i++) {
+            char id[16];
+            snprintf(id, sizeof(id), "%s%u", i == 0 ? "next" : "s", i);
+            snprintf(json, sizeof(json), "{\"action\":\"create\",\"path\":[%s]}", path);
+            cr_assert(run_proposed(json, id).ok, "level %u sibling %u", level, i);
+            fo_arena_reset(&A);
+        }
+        pl += (size_t)snprintf(path + pl, sizeof(path) - pl, "%s\"next0\"", pl ? "," : "");
+    }
+    /* Too deep: the limit still holds with the new layout. */
+    snprintf(json, sizeof(json), "{\"action\":\"create\",\"path\":[%s],\"props\":{\"a\":{}}}",
+             path);
+    cr_assert_not(run(json).ok);
+    cr_assert_eq(fo_value_depth(fo_doc_root(D)), depth + 1);
+    /* Delete 10 of the 12 children at every level, deepest first. */
+    for (level = depth; level-- > 0;) {
+        size_t l = 0;
+        char p[1024];
+        p[0] = '\0';
+        for (i = 0; i < level; i++)
+            l += (size_t)snprintf(p + l, sizeof(p) - l, "%s\"next0\"", l ? "," : "");
+        for (i = 2; i < 12; i++) {
+            snprintf(json, sizeof(json), "{\"action\":\"delete\",\"path\":[%s%s\"s%u\"]}", p,
+                     l ? "," : "", i);
+            cr_assert(run(json).ok);
+        }
+        fo_arena_reset(&A);
+    }
+    copy = fo_doc_clone(D);
+    fo_doc_stats_get(D, &before);
+    cr_assert_eq(fo_doc_compact(D), 0);
+    fo_doc_stats_get(D, &after);
+    cr_assert_lt(after.used_bytes, before.used_bytes);
+    cr_assert(fo_value_eq(fo_doc_root(D), fo_doc_root(copy)));
+    {
+        char *a = dump_ordered(fo_doc_root(D)), *b = dump_ordered(fo_doc_root(copy));
+        cr_assert_str_eq(a, b);
+        free(a);
+        free(b);
+    }
+    /* Every level is two entries again: inline. */
+    {
+        const fo_value *v = fo_doc_root(D);
+        for (level = 0; level < depth; level++) {
+            fo_map *m = fo_value_as_map(v);
+            cr_assert_eq(fo_map_count(m), 2);
+            cr_assert_eq(fo_map_bytes(m), 8 + 2 * sizeof(fo_entry), "level %u", level);
+            v = fo_map_get(m, fo_key_new_cstr(&A, "next0"));
+            cr_assert_not_null(v);
+        }
+    }
+    fo_doc_free(copy);
+}
+
+/* The target of issue 8: a document of small items, built by commands as bench/micro
+ * builds it (random 53-bit IDs, {title, done, n}), takes at most 3x its MessagePack size,
+ * as built and after compaction. */
+Test(doc, a_10k_item_document_as_built_is_at_most_3x_its_msgpack_size)
+{
+    fo_doc *d = fo_doc_new(FO_IDS_RANDOM);
+    fo_doc_stats st;
+    fo_buf b;
+    uint32_t i;
+    double built, compacted;
+
+    fo_doc_seed(d, 42);
+    for (i = 1; i <= 10000; i++) {
+        char json[200];
+        fo_command c;
+        fo_doc_result r;
+
+        snprintf(json, sizeof(json),
+                 "{\"action\":\"create\",\"props\":{\"title\":\"item %u\",\"done\":false,"
+                 "\"n\":%u}}",
+                 i, i);
+        c = tj_cmd(&A, json);
+        cr_assert_eq(fo_doc_apply(d, &c, FO_KEY_NONE, &A, &r), 0);
+        cr_assert(r.ok);
+        fo_arena_reset(&A);
+    }
+    fo_buf_init(&b, 0);
+    cr_assert_eq(fo_wire_encode_value(fo_doc_root(d), &b), 0);
+    fo_doc_stats_get(d, &st);
+    built = (double)st.arena_bytes / (double)b.len;
+    cr_assert_eq(fo_doc_compact(d), 0);
+    fo_doc_stats_get(d, &st);
+    compacted = (double)st.arena_bytes / (double)b.len;
+    cr_log_info("10k items: %.2fx as built, %.2fx compacted", built, compacted);
+    cr_assert_leq(built, 3.0, "as built: %.2fx", built);
+    cr_assert_leq(compacted, built);
+    fo_buf_destroy(&b);
+    fo_doc_free(d);
 }

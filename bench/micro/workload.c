@@ -205,9 +205,9 @@ uint64_t fo_bench_count_nodes(const fo_value *v)
     switch (fo_value_type(v)) {
     case FO_MAP: {
         const fo_map *m = v->h.as.map;
-        for (i = 0; i < m->len; i++)
-            if (m->entries[i].key)
-                n += fo_bench_count_nodes(&m->entries[i].value);
+        for (i = 0; i < fo_map_len(m); i++)
+            if (fo_map_entries(m)[i].key)
+                n += fo_bench_count_nodes(&fo_map_entries(m)[i].value);
         return n;
     }
     case FO_ARRAY:

@@ -152,8 +152,8 @@ static bool locate(const fo_value *w, const fo_value *g, char *at, size_t cap)
         const fo_map *mw = fo_value_as_map(w), *mg = fo_value_as_map(g);
         for (int pass = 0; pass < 2; pass++) {
             const fo_map *a = pass ? mg : mw, *b = pass ? mw : mg;
-            for (i = 0; i < a->len; i++) {
-                const fo_entry *e = &a->entries[i];
+            for (i = 0; i < fo_map_len(a); i++) {
+                const fo_entry *e = &fo_map_entries(a)[i];
                 const fo_value *other;
                 char buf[20];
                 size_t kl;
@@ -216,8 +216,8 @@ static bool props_has(const fo_value *props, const char *k)
 
     if (!props || !(m = fo_value_as_map(props)))
         return false;
-    for (i = 0; i < m->len; i++)
-        if (m->entries[i].key && key_is(m->entries[i].key, k))
+    for (i = 0; i < fo_map_len(m); i++)
+        if (fo_map_entries(m)[i].key && key_is(fo_map_entries(m)[i].key, k))
             return true;
     return false;
 }
@@ -393,9 +393,9 @@ static void normalize(fo_arena *a, fo_value *v)
     }
     if (!(m = fo_value_as_map(v)))
         return;
-    for (i = 0; i < m->len; i++)
-        if (m->entries[i].key)
-            normalize(a, &m->entries[i].value);
+    for (i = 0; i < fo_map_len(m); i++)
+        if (fo_map_entries(m)[i].key)
+            normalize(a, &fo_map_entries(m)[i].value);
     if (field(a, v, "action")) {
         const fo_value *p = field(a, v, "path");
         if (p && fo_value_type(p) == FO_ARRAY && p->h.len == 0)

@@ -253,8 +253,8 @@ static void collect(const fo_map *m, node *cur, node *out, int *n)
     }
     if (cur->depth >= MAX_DEPTH)
         return;
-    for (i = 0; i < m->len && *n < MAX_NODES; i++) {
-        const fo_entry *e = &m->entries[i];
+    for (i = 0; i < fo_map_len(m) && *n < MAX_NODES; i++) {
+        const fo_entry *e = &fo_map_entries(m)[i];
         if (!e->key || fo_value_type(&e->value) != FO_MAP)
             continue;
         cur->seg[cur->depth++] = e->key;
@@ -378,8 +378,8 @@ fo_command ht_random_command(ht_rng *r, fo_arena *a, const fo_value *doc)
         const fo_map *m = t->map;
         uint32_t i, live = 0, want;
         c.action = FO_DELETE;
-        for (i = 0; i < m->len; i++)
-            live += m->entries[i].key != FO_KEY_NONE;
+        for (i = 0; i < fo_map_len(m); i++)
+            live += fo_map_entries(m)[i].key != FO_KEY_NONE;
         if (!live) {
             c.action = FO_UPDATE;
             c.path = make_path(a, t->seg, t->depth, FO_KEY_NONE);
@@ -387,13 +387,13 @@ fo_command ht_random_command(ht_rng *r, fo_arena *a, const fo_value *doc)
             return c;
         }
         want = ht_rand_below(r, live);
-        for (i = 0; i < m->len; i++) {
-            if (!m->entries[i].key)
+        for (i = 0; i < fo_map_len(m); i++) {
+            if (!fo_map_entries(m)[i].key)
                 continue;
             if (want-- == 0)
                 break;
         }
-        c.path = make_path(a, t->seg, t->depth, m->entries[i].key);
+        c.path = make_path(a, t->seg, t->depth, fo_map_entries(m)[i].key);
     }
     return c;
 }

@@ -16,7 +16,16 @@
 #include "tests/support/hubtest.h"
 #include "tests/support/wsnet.h"
 
-TestSuite(hub_transport, .fini = ht_cleanup);
+#ifndef FO_HUB_BIN
+#define FO_HUB_BIN ""
+#endif
+
+static void setup(void)
+{
+    setenv("FO_HUB_BIN", FO_HUB_BIN, 0);
+}
+
+TestSuite(hub_transport, .init = setup, .fini = ht_cleanup, .timeout = 120);
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
 

@@ -5,7 +5,6 @@
 
 #include "hub/hub.h"
 #include "hub/log.h"
-#include "hub/model.h"
 
 void fo_commit_init(fo_commit *c)
 {
@@ -19,7 +18,7 @@ static void group_free(fo_group *g)
     for (i = 0; i < g->nwrites; i++) {
         fo_frame_unref(g->writes[i].frame);
         free(g->writes[i].snapshot);
-        fo_model_unref(g->writes[i].model);
+        g->writes[i].owner->hold(g->writes[i].owner, false);
     }
     free(g->writes);
     free(g);
@@ -56,23 +55,20 @@ static fo_group *open_group(fo_hub *h)
     return g;
 }
 
-fo_pending *fo_commit_add(fo_hub *h, fo_pend_kind kind, fo_model *m)
+int fo_commit_wait(fo_hub *h, fo_commit_waiter *w)
 {
     fo_group *g = open_group(h);
-    fo_pending *p;
 
-    if (!g || !(p = calloc(1, sizeof(*p))))
-        return NULL;
-    p->kind = kind;
-    p->model = fo_model_ref(m);
-    m->npending++;
+    if (!g)
+        return FO_ENOMEM;
+    w->next = NULL;
     if (g->tail)
-        g->tail->next = p;
+        g->tail->next = w;
     else
-        g->head = p;
-    g->tail = p;
+        g->head = w;
+    g->tail = w;
     h->commit.pending++;
-    return p;
+    return 0;
 }
 
 int fo_commit_add_write(fo_hub *h, fo_commit_write *w)
@@ -90,7 +86,7 @@ int fo_commit_add_write(fo_hub *h, fo_commit_write *w)
         g->cap = ncap;
     }
     g->writes[g->nwrites] = *w;
-    fo_model_ref(w->model);
+    w->owner->hold(w->owner, true);
     fo_frame_ref(w->frame);
     g->nwrites++;
     return 0;
@@ -103,26 +99,22 @@ static void release_ready(fo_hub *h)
 
     while (c->first && c->first->done) {
         fo_group *g = c->first;
-        fo_pending *p = g->head;
+        fo_commit_waiter *w = g->head;
 
         c->first = g->next;
         if (!c->first)
             c->last = NULL;
         c->groups--;
-        while (p) {
-            fo_pending *next = p->next;
+        while (w) {
+            fo_commit_waiter *next = w->next;
             c->pending--;
-            if (g->rc == 0 && !p->model->broken)
-                fo_model_release(p);
-            else
-                fo_model_fail(p, g->rc ? g->err : "an earlier commit of this model failed");
-            p = next;
+            w->settle(w, g->rc ? g->err : NULL);
+            w = next;
         }
         group_free(g);
     }
-    /* Released batches are durable: history the budget has no room for may go. */
-    if (h->hot_bytes > h->cfg.memory_budget)
-        fo_model_evict(h);
+    if (c->released)
+        c->released(h);
 }
 
 static void on_committed(fo_store *s, const fo_store_status *st, void *data)
@@ -141,7 +133,7 @@ static void on_committed(fo_store *s, const fo_store_status *st, void *data)
         h->metrics.store_errors++;
         FO_LOG(FO_LOG_ERROR, "commit of %zu batches failed: %s", g->nwrites, st->msg);
         for (i = 0; i < g->nwrites; i++)
-            fo_model_mark_broken(g->writes[i].model);
+            g->writes[i].owner->failed(g->writes[i].owner);
     }
     release_ready(h);
 }
@@ -170,7 +162,7 @@ void fo_commit_turn(fo_hub *h)
     }
     for (i = 0; i < g->nwrites; i++) {
         const fo_commit_write *cw = &g->writes[i];
-        w[i].model = cw->model->name;
+        w[i].model = cw->owner->name;
         w[i].from = cw->from;
         w[i].len = cw->len;
         w[i].batch = cw->frame->data + cw->batch_off;
@@ -193,7 +185,7 @@ failed:
     g->rc = rc;
     snprintf(g->err, sizeof(g->err), "store refused the commit: %s", fo_store_strerror(rc));
     for (i = 0; i < g->nwrites; i++)
-        fo_model_mark_broken(g->writes[i].model);
+        g->writes[i].owner->failed(g->writes[i].owner);
     release_ready(h);
 }
 

@@ -16,38 +16,28 @@
 #include "hub/frame.h"
 
 typedef struct fo_hub fo_hub;
-typedef struct fo_model fo_model;
-typedef struct fo_session fo_session;
-typedef struct fo_http_req fo_http_req;
 
-typedef enum fo_pend_kind {
-    FO_PEND_ACK = 1, /* a flush's ack, and its push to the other subscribers */
-    FO_PEND_REPLY,   /* a reply showing the model's state (get, history) */
-    FO_PEND_SUB,     /* a subscriber's snap/diff: activates the subscription */
-    FO_PEND_HTTP,    /* an HTTP response showing the model's state */
-} fo_pend_kind;
+/* A reply waiting for its group to be durable, embedded in its owner's struct (the models'
+ * fo_pending): `settle` is called once, in group order, with NULL once the group is durable
+ * or with why it failed. This module knows nothing else of it. */
+typedef struct fo_commit_waiter {
+    struct fo_commit_waiter *next;
+    void (*settle)(struct fo_commit_waiter *w, const char *failed);
+} fo_commit_waiter;
 
-/* One reply waiting for its group to be durable. It holds a reference on its model,
- * session and HTTP request. */
-typedef struct fo_pending {
-    struct fo_pending *next;
-    fo_pend_kind kind;
-    fo_model *model;
-    fo_session *session;
-    fo_http_req *http;
-    fo_frame *reply;  /* ack, snap, diff; NULL for HTTP */
-    fo_frame *push;   /* ACK with applied commands: the push for the other subscribers */
-    uint64_t from;    /* ACK: applied.from; SUB: the count the reply brings it to */
-    uint64_t len;     /* ACK: applied commands */
-    uint64_t t_recv;  /* ACK: when the flush frame arrived (ns) */
-    bool has_rid;     /* the request's rid, for an error reply if the commit fails */
-    uint64_t rid;
-} fo_pending;
+/* Whose log a write extends (a model), embedded in the owner: its name is the store's key;
+ * the group holds it (hold true, then false) until the write is committed, and tells it
+ * when a commit with its write failed. */
+typedef struct fo_commit_owner {
+    const char *name;
+    void (*hold)(struct fo_commit_owner *o, bool take);
+    void (*failed)(struct fo_commit_owner *o);
+} fo_commit_owner;
 
 /* One row for the store: an applied batch, with an optional snapshot. The group owns the
  * snapshot buffer and a reference on the frame until it is committed. */
 typedef struct fo_commit_write {
-    fo_model *model;     /* reference held */
+    fo_commit_owner *owner; /* held */
     uint64_t from;
     uint32_t len;
     /* The MessagePack CompletionBatch is frame->data[batch_off, batch_off + batch_len):
@@ -64,7 +54,7 @@ typedef struct fo_commit_write {
 typedef struct fo_group {
     struct fo_group *next;
     fo_hub *hub;
-    fo_pending *head, *tail;
+    fo_commit_waiter *head, *tail;
     fo_commit_write *writes;
     size_t nwrites, cap;
     bool submitted;   /* at the store (or, with no writes, waiting for the ones before) */
@@ -79,15 +69,16 @@ typedef struct fo_commit {
     fo_group *last;
     size_t pending;  /* replies waiting in all groups */
     size_t groups;   /* groups not yet released */
+    /* Called after groups were released (hub.c: the memory budget may evict). */
+    void (*released)(fo_hub *h);
 } fo_commit;
 
 void fo_commit_init(fo_commit *c);
 void fo_commit_destroy(fo_commit *c);
-/* A zeroed pending reply appended to the open group; NULL on out-of-memory. The caller
- * fills it (taking the references it stores). */
-fo_pending *fo_commit_add(fo_hub *h, fo_pend_kind kind, fo_model *m);
-/* Moves a write into the open group (the group takes the snapshot buffer and references
- * on the model and the frame). 0 or FO_ENOMEM (then the caller still owns the snapshot). */
+/* Appends a waiter to the open group. 0 or FO_ENOMEM. */
+int fo_commit_wait(fo_hub *h, fo_commit_waiter *w);
+/* Moves a write into the open group (the group takes the snapshot buffer and holds the
+ * owner and the frame). 0 or FO_ENOMEM (then the caller still owns the snapshot). */
 int fo_commit_add_write(fo_hub *h, fo_commit_write *w);
 /* Called at the end of each loop turn: submits the open group (a commit, or an empty
  * barrier that keeps its place in the order). */

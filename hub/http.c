@@ -10,10 +10,12 @@
 #include "hub/log.h"
 #include "hub/model.h"
 #include "hub/session.h"
+#include "proto/json.h"
 
 #define CHUNK (64 * 1024)
 
 struct fo_http_req {
+    fo_reply_sink sink;  /* first: model reads are answered through it */
     uint32_t refs;
     fo_hub *hub;
     struct lws *wsi;     /* NULL once the connection closed */
@@ -37,6 +39,68 @@ void fo_http_req_unref(fo_http_req *r)
         free(r->body);
         free(r);
     }
+}
+
+/* ---- the reply sink (reply.h): snapshots and batches as JSON -------------------------------- */
+
+static void sink_ref(fo_reply_sink *k)
+{
+    fo_http_req_ref((fo_http_req *)k);
+}
+
+static void sink_unref(fo_reply_sink *k)
+{
+    fo_http_req_unref((fo_http_req *)k);
+}
+
+static fo_frame *sink_encode(fo_reply_sink *k, const fo_msg *m)
+{
+    fo_frame *f = NULL;
+    fo_buf b;
+    int rc;
+
+    (void)k;
+    fo_buf_init(&b, 0);
+    rc = m->type == FO_MSG_SNAP   ? fo_json_write_snapshot(&m->snapshot, 0, &b)
+         : m->type == FO_MSG_DIFF ? fo_json_write_batch(&m->batch, 0, &b)
+                                  : FO_EINVAL;
+    if (rc == 0)
+        f = fo_frame_new(fo_buf_data(&b), b.len);
+    fo_buf_destroy(&b);
+    return f;
+}
+
+static void sink_deliver(fo_reply_sink *k, fo_frame *f)
+{
+    fo_buf b;
+
+    fo_buf_init(&b, f->len);
+    if (fo_buf_append(&b, f->data, f->len) == 0)
+        fo_http_respond((fo_http_req *)k, 200, "application/json", &b);
+    else
+        fo_http_respond_error((fo_http_req *)k, 500, "out of memory");
+    fo_buf_destroy(&b);
+}
+
+static void sink_error(fo_reply_sink *k, const fo_msg *req, fo_error_code code, const char *why)
+{
+    int status = code == FO_ERR_GONE          ? 410
+                 : code == FO_ERR_BAD_REQUEST ? 400
+                 : code == FO_ERR_FORBIDDEN   ? 403
+                 : code == FO_ERR_TOO_LARGE   ? 413
+                 : code == FO_ERR_SHUTTING_DOWN || code == FO_ERR_OVERLOADED ? 503
+                                                                              : 500;
+
+    (void)req;
+    fo_http_respond_error((fo_http_req *)k, status, why);
+}
+
+static const fo_reply_ops http_sink = {sink_ref, sink_unref, sink_encode, sink_deliver,
+                                       sink_error};
+
+fo_reply_sink *fo_http_req_sink(fo_http_req *r)
+{
+    return &r->sink;
 }
 
 int fo_http_set_response(fo_http_req *r, int status, const char *content_type,
@@ -223,7 +287,7 @@ static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *
         fo_http_respond_error(r, 503, "shutting down");
         return;
     }
-    fo_model_submit_http(h, r, &m, &a);
+    fo_model_submit_read(h, &r->sink, &m, &a);
 }
 
 static const char *mime(const char *path)
@@ -275,6 +339,7 @@ static int on_request(fo_hub *h, struct lws *wsi, fo_http_req **slot, const char
 
     if (!r)
         return -1;
+    r->sink.ops = &http_sink;
     r->refs = 1;
     r->hub = h;
     r->wsi = wsi;

@@ -11,6 +11,7 @@
 
 #include <libwebsockets.h>
 
+#include "hub/reply.h"
 #include "proto/buf.h"
 
 typedef struct fo_http_req fo_http_req;
@@ -18,6 +19,9 @@ typedef struct fo_http_req fo_http_req;
 /* The lws callback for everything HTTP (lws serves HTTP only: see listener.h). */
 int fo_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len);
+
+/* The request as the sink its model read is answered through (reply.h). */
+fo_reply_sink *fo_http_req_sink(fo_http_req *r);
 
 fo_http_req *fo_http_req_ref(fo_http_req *r);
 void fo_http_req_unref(fo_http_req *r); /* NULL is a no-op */

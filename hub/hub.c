@@ -37,6 +37,13 @@ static const struct lws_protocols *protocols(void)
     return list;
 }
 
+/* Released batches are durable: history the budget has no room for may go. */
+static void on_released(fo_hub *h)
+{
+    if (h->hot_bytes > h->cfg.memory_budget)
+        fo_model_evict(h);
+}
+
 static void on_sub_closed(fo_sub *sub)
 {
     fo_model_unsubscribe(sub, true);
@@ -213,6 +220,7 @@ int fo_hub_run(const fo_hub_config *cfg)
     h->limits.max_frame = cfg->max_frame;
     fo_strmap_init(&h->models);
     fo_commit_init(&h->commit);
+    h->commit.released = on_released;
     h->session_port = (fo_session_port){fo_model_submit, fo_model_catch_up, on_sub_closed};
     if (uv_loop_init(&h->loop)) {
         free(h);

@@ -1,10 +1,10 @@
 #include "hub/model.h"
 
 #include <malloc.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/runner.h"
@@ -408,6 +408,22 @@ static void maybe_reload(fo_model *m)
 
 /* ---- the runner ---------------------------------------------------------------------- */
 
+/* The model as a commit owner (commit.h). */
+static void owner_hold(fo_commit_owner *o, bool take)
+{
+    fo_model *m = (fo_model *)((char *)o - offsetof(fo_model, owner));
+
+    if (take)
+        fo_model_ref(m);
+    else
+        fo_model_unref(m);
+}
+
+static void owner_failed(fo_commit_owner *o)
+{
+    fo_model_mark_broken((fo_model *)((char *)o - offsetof(fo_model, owner)));
+}
+
 static fo_model *get_model(fo_hub *h, const char *name, uint32_t len)
 {
     fo_model *m = fo_strmap_get(&h->models, name, len);
@@ -419,6 +435,7 @@ static fo_model *get_model(fo_hub *h, const char *name, uint32_t len)
     m->hub = h;
     memcpy(m->name, name, len);
     m->name_len = len;
+    m->owner = (fo_commit_owner){m->name, owner_hold, owner_failed};
     if (fo_strmap_put(&h->models, m->name, len, m)) {
         free(m);
         return NULL;
@@ -548,21 +565,22 @@ void fo_model_submit(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *aren
         fo_arena_destroy(arena);
         return;
     }
-    t->session = fo_session_ref(s);
+    t->sink = fo_reply_ref(&s->sink);
+    t->session = s;
     t->t_recv = t_recv;
     enqueue(h, t, msg, arena);
 }
 
-void fo_model_submit_http(fo_hub *h, fo_http_req *req, const fo_msg *msg, fo_arena *arena)
+void fo_model_submit_read(fo_hub *h, fo_reply_sink *sink, const fo_msg *msg, fo_arena *arena)
 {
     fo_task *t = calloc(1, sizeof(*t));
 
     if (!t) {
-        fo_http_respond_error(req, 500, "out of memory");
+        fo_reply_error(sink, msg, FO_ERR_INTERNAL, "out of memory");
         fo_arena_destroy(arena);
         return;
     }
-    t->http = fo_http_req_ref(req);
+    t->sink = fo_reply_ref(sink);
     t->t_recv = fo_now_ns();
     enqueue(h, t, msg, arena);
 }
@@ -615,7 +633,8 @@ static void queue_catch_up(fo_model *m, fo_sub *sub)
     if (!(t = calloc(1, sizeof(*t))))
         return; /* retried at the next drain or release */
     fo_arena_init(&t->arena, 64);
-    t->session = fo_session_ref(sub->session);
+    t->sink = fo_reply_ref(&sub->session->sink);
+    t->session = sub->session;
     t->msg.type = FO_MSG_PUSH;
     t->msg.model = m->name;
     t->msg.model_len = m->name_len;
@@ -710,20 +729,22 @@ static void send_presence_of_others(fo_model *m, fo_sub *sub)
             fo_session_send(sub->session, o->presence);
 }
 
-void fo_model_release(fo_pending *p)
+static void release(fo_pending *p)
 {
     fo_model *m = p->model;
     fo_hub *h = m->hub;
+    /* Acks and subscription replies answer sessions only. */
+    fo_session *ps = p->kind == FO_PEND_REPLY ? NULL : fo_session_of(p->sink);
     fo_sub *sub;
 
     switch (p->kind) {
     case FO_PEND_ACK:
         /* The flusher waits on its ack (closed loop): it leaves first in this turn. */
-        if (p->session)
-            fo_session_write_early(p->session);
+        if (ps)
+            fo_session_write_early(ps);
         if (p->push) {
             for (sub = m->subs; sub; sub = sub->mnext) {
-                if (sub->session == p->session)
+                if (sub->session == ps)
                     continue;
                 if (sub->next_from == p->from) {
                     fo_session_send_push(sub->session, sub, p->push, p->from);
@@ -741,13 +762,13 @@ void fo_model_release(fo_pending *p)
                 if (sub->lagging && fo_session_backlog(sub->session) == 0)
                     fo_model_catch_up(sub);
         }
-        if (p->session) {
-            sub = fo_session_find_sub(p->session, m);
+        if (ps) {
+            sub = fo_session_find_sub(ps, m);
             /* A lagging flusher gets its catch-up first: pushes of earlier batches, then
              * its ack, as the contract orders them. */
             if (sub && sub->lagging)
                 fo_model_catch_up(sub);
-            fo_session_send(p->session, p->reply);
+            fo_session_send(ps, p->reply);
             if (sub && sub->next_from == p->from)
                 sub->next_from = p->from + p->len;
         }
@@ -756,40 +777,68 @@ void fo_model_release(fo_pending *p)
         break;
     case FO_PEND_SUB:
         /* The reply goes out even when an unsub came in between: one reply per rid. */
-        fo_session_send(p->session, p->reply);
-        if ((sub = fo_session_find_sub(p->session, m)) && !sub->active) {
+        fo_session_send(ps, p->reply);
+        if ((sub = fo_session_find_sub(ps, m)) && !sub->active) {
             sub->active = true;
             send_presence_of_others(m, sub);
         }
         break;
-    case FO_PEND_REPLY: fo_session_send(p->session, p->reply); break;
-    case FO_PEND_HTTP: fo_http_release(p->http); break;
+    case FO_PEND_REPLY: p->sink->ops->deliver(p->sink, p->reply); break;
     }
     fo_runner_pending_free(p);
     m->npending--;
     maybe_reload(m);
 }
 
-void fo_model_fail(fo_pending *p, const char *why)
+static void fail(fo_pending *p, const char *why)
 {
     fo_model *m = p->model;
 
-    if (p->kind == FO_PEND_HTTP) {
-        fo_http_respond_error(p->http, 503, why);
-    } else if (p->session) {
+    if (p->sink) {
         fo_msg req;
+        char text[400];
         memset(&req, 0, sizeof(req));
         req.has_rid = p->has_rid;
         req.rid = p->rid;
         req.model = m->name;
         req.model_len = m->name_len;
-        fo_session_send_error(p->session, &req, FO_ERR_INTERNAL, "%s%s", why,
-                              p->kind == FO_PEND_ACK ? "; the flush was not applied: retry it"
-                                                     : "");
+        snprintf(text, sizeof(text), "%s%s", why,
+                 p->kind == FO_PEND_ACK ? "; the flush was not applied: retry it" : "");
+        fo_reply_error(p->sink, &req, FO_ERR_INTERNAL, text);
         if (p->kind == FO_PEND_ACK)
             m->hub->metrics.flush_errors++;
     }
     fo_runner_pending_free(p);
     m->npending--;
     maybe_reload(m);
+}
+
+/* The commit group of p is settled (commit.h). */
+static void settle(fo_commit_waiter *w, const char *failed)
+{
+    fo_pending *p = (fo_pending *)w;
+
+    if (!failed && p->model->broken)
+        failed = "an earlier commit of this model failed";
+    if (failed)
+        fail(p, failed);
+    else
+        release(p);
+}
+
+fo_pending *fo_model_pend(fo_model *m, fo_pend_kind kind)
+{
+    fo_pending *p = calloc(1, sizeof(*p));
+
+    if (!p)
+        return NULL;
+    p->w.settle = settle;
+    if (fo_commit_wait(m->hub, &p->w)) {
+        free(p);
+        return NULL;
+    }
+    p->kind = kind;
+    p->model = fo_model_ref(m);
+    m->npending++;
+    return p;
 }

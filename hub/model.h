@@ -26,7 +26,6 @@
 #include "proto/master.h"
 
 typedef struct fo_hub fo_hub;
-typedef struct fo_http_req fo_http_req;
 
 typedef enum fo_model_state {
     FO_MODEL_COLD = 0, /* not in memory (new, or its load failed): the next task loads it */
@@ -38,16 +37,40 @@ typedef enum fo_model_state {
 /* Hot bytes by kind, for --memory-budget and /metrics. */
 enum { FO_MEM_DOC = 0, FO_MEM_HISTORY, FO_MEM_DEDUP, FO_MEM_KINDS };
 
+typedef enum fo_pend_kind {
+    FO_PEND_ACK = 1, /* a flush's ack, and its push to the other subscribers */
+    FO_PEND_REPLY,   /* a reply showing the model's state (get, history) */
+    FO_PEND_SUB,     /* a subscriber's snap/diff: activates the subscription */
+} fo_pend_kind;
+
+/* One reply waiting for its group to be durable (a commit waiter). It holds a reference on
+ * its model and on the sink it answers through. */
+typedef struct fo_pending {
+    fo_commit_waiter w; /* first */
+    fo_pend_kind kind;
+    fo_model *model;
+    fo_reply_sink *sink; /* a session (ACK and SUB: always) or an HTTP request */
+    fo_frame *reply;  /* ack, snap, diff, in the sink's form (sink->ops->encode) */
+    fo_frame *push;   /* ACK with applied commands: the push for the other subscribers */
+    uint64_t from;    /* ACK: applied.from; SUB: the count the reply brings it to */
+    uint64_t len;     /* ACK: applied commands */
+    uint64_t t_recv;  /* ACK: when the flush frame arrived (ns) */
+    bool has_rid;     /* the request's rid, for an error reply if the commit fails */
+    uint64_t rid;
+} fo_pending;
+
 typedef struct fo_task {
     struct fo_task *next;
-    fo_session *session; /* reference held; NULL for HTTP */
-    fo_http_req *http;   /* reference held; HTTP requests only */
+    fo_reply_sink *sink; /* where the answer goes (reference held): a session or HTTP */
+    fo_session *session; /* the same session for requests from one (sub, flush, ...);
+                          * NULL for HTTP */
     fo_msg msg;          /* lives in arena */
     fo_arena arena;
     uint64_t t_recv;     /* ns */
 } fo_task;
 
 struct fo_model {
+    fo_commit_owner owner; /* for the commit group: its writes extend this model's log */
     fo_hub *hub;
     char name[201];
     uint32_t name_len;
@@ -75,8 +98,9 @@ struct fo_model {
  * Takes over `arena`, in which `msg` lives. */
 void fo_model_submit(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *arena,
                      uint64_t t_recv);
-/* Queues an HTTP read (a `get` or `history` message) answered through `req`. */
-void fo_model_submit_http(fo_hub *h, fo_http_req *req, const fo_msg *msg, fo_arena *arena);
+/* Queues a read (a `get` or `history` message) from elsewhere than a session (HTTP),
+ * answered through `sink`. */
+void fo_model_submit_read(fo_hub *h, fo_reply_sink *sink, const fo_msg *msg, fo_arena *arena);
 
 /* Removes a subscription (unsub or disconnect); `announce` tells the others that its
  * presence is gone. */
@@ -85,9 +109,11 @@ void fo_model_unsubscribe(fo_sub *sub, bool announce);
  * (from history) or a snap. */
 void fo_model_catch_up(fo_sub *sub);
 
-/* Group commit outcome for one pending reply (commit.c calls these in group order). */
-void fo_model_release(fo_pending *p);
-void fo_model_fail(fo_pending *p, const char *why);
+/* A reply of `kind` that waits for the open commit group (zeroed but for kind and model;
+ * the caller fills it, taking the references it stores). When the group is durable it is
+ * released (sent, pushes fanned out); when it failed, or an earlier commit of the model
+ * did, the request is answered with `internal`. NULL on out-of-memory. */
+fo_pending *fo_model_pend(fo_model *m, fo_pend_kind kind);
 /* A commit that contained writes of this model failed. */
 void fo_model_mark_broken(fo_model *m);
 

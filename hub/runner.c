@@ -3,16 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/log.h"
-#include "proto/json.h"
 
 void fo_runner_task_free(fo_task *t)
 {
     fo_arena_destroy(&t->arena);
-    fo_session_unref(t->session);
-    fo_http_req_unref(t->http);
+    fo_reply_unref(t->sink);
     free(t);
 }
 
@@ -20,8 +17,7 @@ void fo_runner_pending_free(fo_pending *p)
 {
     fo_frame_unref(p->reply);
     fo_frame_unref(p->push);
-    fo_session_unref(p->session);
-    fo_http_req_unref(p->http);
+    fo_reply_unref(p->sink);
     fo_model_unref(p->model);
     free(p);
 }
@@ -30,11 +26,7 @@ void fo_runner_reject(fo_task *t, fo_error_code code, const char *why)
 {
     if (t->msg.type == FO_MSG_PUSH) /* an internal catch-up: nobody waits for a reply */
         return;
-    if (t->http)
-        fo_http_respond_error(t->http, code == FO_ERR_GONE ? 410 : code == FO_ERR_BAD_REQUEST
-                                                                   ? 400 : 500, why);
-    else if (t->session)
-        fo_session_send_error(t->session, &t->msg, code, "%s", why);
+    fo_reply_error(t->sink, &t->msg, code, why);
 }
 
 static fo_msg reply_to(const fo_model *m, const fo_msg *req, fo_msg_type type)
@@ -54,32 +46,19 @@ static fo_msg reply_to(const fo_model *m, const fo_msg *req, fo_msg_type type)
 static void pend_reply(fo_model *m, fo_task *t, fo_pend_kind kind, const fo_msg *reply,
                        uint64_t from)
 {
-    fo_hub *h = m->hub;
-    fo_frame *f = fo_frame_encode(reply);
+    fo_frame *f = t->sink->ops->encode(t->sink, reply);
     fo_pending *p;
 
-    if (!f || !(p = fo_commit_add(h, kind, m))) {
+    if (!f || !(p = fo_model_pend(m, kind))) {
         fo_frame_unref(f);
         fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
         return;
     }
     p->reply = f;
-    p->session = fo_session_ref(t->session);
+    p->sink = fo_reply_ref(t->sink);
     p->from = from;
     p->has_rid = t->msg.has_rid;
     p->rid = t->msg.rid;
-}
-
-static void pend_http(fo_model *m, fo_task *t, int status)
-{
-    fo_pending *p = fo_commit_add(m->hub, FO_PEND_HTTP, m);
-
-    if (!p) {
-        fo_http_respond_error(t->http, 500, "out of memory");
-        return;
-    }
-    (void)status;
-    p->http = fo_http_req_ref(t->http);
 }
 
 /* ---- sub, unsub, presence ------------------------------------------------------------ */
@@ -187,7 +166,7 @@ static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *a
 
     memset(&w, 0, sizeof(w));
     fo_buf_init(&snap, 0);
-    w.model = m;
+    w.owner = &m->owner;
     w.from = applied->from;
     w.len = applied->len;
     w.frame = push;
@@ -295,9 +274,9 @@ static bool exec_flush(fo_model *m, fo_task *t)
     ack.seq = q->seq;
     ack.result = res;
     fo_buf_init(&raw, 0);
-    if (!(p = fo_commit_add(h, FO_PEND_ACK, m)))
+    if (!(p = fo_model_pend(m, FO_PEND_ACK)))
         goto oom;
-    p->session = fo_session_ref(s);
+    p->sink = fo_reply_ref(t->sink);
     p->t_recv = t->t_recv;
     p->has_rid = q->has_rid;
     p->rid = q->rid;
@@ -343,43 +322,25 @@ oom:
 
 typedef struct read_ctx {
     fo_model *m;
-    fo_session *s;
-    fo_http_req *http;
+    fo_reply_sink *sink;
     fo_msg req; /* rid, type, at/from/to; model points to m->name */
 } read_ctx;
 
 static void read_ctx_free(read_ctx *rc)
 {
-    fo_session_unref(rc->s);
-    fo_http_req_unref(rc->http);
+    fo_reply_unref(rc->sink);
     fo_model_unref(rc->m);
     free(rc);
 }
 
 static void read_reply(read_ctx *c, const fo_msg *r)
 {
-    if (c->http) {
-        fo_buf b;
-        int rc;
-        fo_buf_init(&b, 0);
-        rc = r->type == FO_MSG_SNAP ? fo_json_write_snapshot(&r->snapshot, 0, &b)
-                                    : fo_json_write_batch(&r->batch, 0, &b);
-        if (rc)
-            fo_http_respond_error(c->http, 500, "cannot encode JSON");
-        else
-            fo_http_respond(c->http, 200, "application/json", &b);
-        fo_buf_destroy(&b);
-    } else {
-        fo_session_send_msg(c->s, r);
-    }
+    fo_reply_send(c->sink, &c->req, r);
 }
 
 static void read_fail(read_ctx *c, fo_error_code code, const char *why)
 {
-    if (c->http)
-        fo_http_respond_error(c->http, code == FO_ERR_GONE ? 410 : 500, why);
-    else
-        fo_session_send_error(c->s, &c->req, code, "%s", why);
+    fo_reply_error(c->sink, &c->req, code, why);
 }
 
 static void on_state_read(fo_store *s, const fo_store_status *st, fo_store_result *r,
@@ -447,8 +408,7 @@ static void store_read(fo_model *m, fo_task *t)
         return;
     }
     c->m = fo_model_ref(m);
-    c->s = t->session ? fo_session_ref(t->session) : NULL;
-    c->http = t->http ? fo_http_req_ref(t->http) : NULL;
+    c->sink = fo_reply_ref(t->sink);
     c->req = t->msg;
     c->req.model = m->name;
     rc = fo_store_read_state_at(m->hub->store, m->name, t->msg.at, on_state_read, c);
@@ -462,7 +422,6 @@ static void exec_get(fo_model *m, fo_task *t)
 {
     uint64_t count = fo_master_snapshot(m->master).command_count;
     fo_msg r = reply_to(m, &t->msg, FO_MSG_SNAP);
-    fo_buf b;
 
     if (t->msg.has_at && t->msg.at > count) {
         char why[120];
@@ -485,16 +444,6 @@ static void exec_get(fo_model *m, fo_task *t)
         return;
     }
     r.snapshot = fo_master_snapshot(m->master);
-    if (t->http) {
-        fo_buf_init(&b, 0);
-        if (fo_json_write_snapshot(&r.snapshot, 0, &b) == 0 &&
-            fo_http_set_response(t->http, 200, "application/json", &b) == 0)
-            pend_http(m, t, 200);
-        else
-            fo_http_respond_error(t->http, 500, "cannot encode JSON");
-        fo_buf_destroy(&b);
-        return;
-    }
     pend_reply(m, t, FO_PEND_REPLY, &r, 0);
 }
 
@@ -504,7 +453,6 @@ static bool exec_history(fo_model *m, fo_task *t)
     uint64_t to = t->msg.has_to ? t->msg.to : count;
     fo_msg r = reply_to(m, &t->msg, FO_MSG_DIFF);
     fo_arena a;
-    fo_buf b;
 
     if (t->msg.from > to || to > count) {
         char why[160];
@@ -525,17 +473,7 @@ static bool exec_history(fo_model *m, fo_task *t)
                                              : "history: no longer kept for that range");
         return true;
     }
-    if (t->http) {
-        fo_buf_init(&b, 0);
-        if (fo_json_write_batch(&r.batch, 0, &b) == 0 &&
-            fo_http_set_response(t->http, 200, "application/json", &b) == 0)
-            pend_http(m, t, 200);
-        else
-            fo_http_respond_error(t->http, 500, "cannot encode JSON");
-        fo_buf_destroy(&b);
-    } else {
-        pend_reply(m, t, FO_PEND_REPLY, &r, 0);
-    }
+    pend_reply(m, t, FO_PEND_REPLY, &r, 0);
     fo_arena_destroy(&a);
     return true;
 }

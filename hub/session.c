@@ -230,6 +230,37 @@ void fo_session_forget_sub(fo_session *s, fo_sub *sub)
     drop_pushes(s, sub);
 }
 
+/* ---- the reply sink (reply.h) ------------------------------------------------------------ */
+
+static void sink_ref(fo_reply_sink *k)
+{
+    fo_session_ref(fo_session_of(k));
+}
+
+static void sink_unref(fo_reply_sink *k)
+{
+    fo_session_unref(fo_session_of(k));
+}
+
+static fo_frame *sink_encode(fo_reply_sink *k, const fo_msg *m)
+{
+    (void)k;
+    return fo_frame_encode(m);
+}
+
+static void sink_deliver(fo_reply_sink *k, fo_frame *f)
+{
+    fo_session_send(fo_session_of(k), f);
+}
+
+static void sink_error(fo_reply_sink *k, const fo_msg *req, fo_error_code code, const char *why)
+{
+    fo_session_send_error(fo_session_of(k), req, code, "%s", why);
+}
+
+static const fo_reply_ops session_sink = {sink_ref, sink_unref, sink_encode, sink_deliver,
+                                          sink_error};
+
 /* ---- connection events --------------------------------------------------------------- */
 
 fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights *rights,
@@ -242,6 +273,7 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights 
 
     if (!s)
         return NULL;
+    s->sink.ops = &session_sink;
     s->hub = h;
     s->fd = fd;
     s->poll = poll;

@@ -16,6 +16,7 @@
 
 #include "hub/auth.h"
 #include "hub/frame.h"
+#include "hub/reply.h"
 #include "proto/arena.h"
 #include "proto/wire.h"
 
@@ -50,6 +51,7 @@ typedef enum fo_session_state {
 } fo_session_state;
 
 struct fo_session {
+    fo_reply_sink sink;     /* first: requests from this session are answered through it */
     fo_hub *hub;
     int fd;                 /* the socket; -1 once detached */
     uv_poll_t *poll;        /* its watcher (allocated: it outlives the session's close) */
@@ -119,6 +121,12 @@ void fo_session_too_large(fo_session *s, const unsigned char *start, size_t len)
 /* The connection is gone (EOF, error, or the close handshake is over): unsubscribe,
  * unlink, close the socket, drop the connection's reference. */
 void fo_session_end(fo_session *s);
+
+/* The session behind a sink of a session's request. */
+static inline fo_session *fo_session_of(fo_reply_sink *sink)
+{
+    return (fo_session *)sink;
+}
 
 fo_session *fo_session_ref(fo_session *s);
 void fo_session_unref(fo_session *s);

@@ -75,9 +75,13 @@ static int msg_field_find(const fo_mp_item *k)
 /* [A-Za-z0-9._:-], the bytes of a model name. */
 static bool model_char(unsigned char c)
 {
-    static const uint64_t lo = 0x07ff600000000000ull; /* - . 0-9 : */
-    static const uint64_t hi = 0x07fffffe87fffffeull; /* A-Z _ a-z */
-    return c < 64 ? (lo >> c) & 1 : c < 128 ? (hi >> (c - 64)) & 1 : false;
+    static const uint64_t ok[4] = {
+        0x07ff600000000000ull, /* - . 0-9 : */
+        0x07fffffe87fffffeull, /* A-Z _ a-z */
+        0,
+        0,
+    };
+    return (ok[c >> 6] >> (c & 63)) & 1;
 }
 
 static int c_model(fo_mp_dec *d, void *out)

@@ -207,7 +207,10 @@ int fo_mp_check_str_slow(fo_mp_dec *d, const fo_mp_item *it)
 
 static int conv_map(fo_mp_dec *d, uint32_t n, fo_value *out)
 {
-    fo_mp_item seen[DUP_CHECK];
+    struct {
+        const char *s;
+        uint32_t n;
+    } seen[DUP_CHECK];
     bool ok = true;
     *out = fo_value_map(d->a, n, &ok);
     if (!ok)
@@ -234,8 +237,10 @@ static int conv_map(fo_mp_dec *d, uint32_t n, fo_value *out)
         bool fresh = n <= DUP_CHECK;
         for (uint32_t j = 0; fresh && j < i; j++)
             fresh = seen[j].n != k.n || memcmp(seen[j].s, k.s, k.n) != 0;
-        if (n <= DUP_CHECK)
-            seen[i] = k;
+        if (n <= DUP_CHECK) {
+            seen[i].s = k.s;
+            seen[i].n = k.n;
+        }
         if ((fresh ? fo_map_add : fo_map_set)(m, d->a, key, &val, NULL) != 0)
             return fo_mp_nomem(d);
     }

@@ -197,19 +197,36 @@ static inline bool fo_mp_take_nil(fo_mp_dec *d)
     return true;
 }
 
+/* Loads a str or bin of at most 16 bytes into two words, the bytes past its end zeroed,
+ * when the frame has 16 bytes from its start on (little-endian only); false otherwise. */
+static inline bool fo_mp_load16(const fo_mp_dec *d, const fo_mp_item *it, uint64_t *a,
+                                uint64_t *b)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t n = it->n;
+    if (n > 16 || d->end - (const uint8_t *)it->s < 16)
+        return false;
+    memcpy(a, it->s, 8);
+    memcpy(b, it->s + 8, 8);
+    *a &= n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
+    *b &= n >= 16 ? ~0ull : n <= 8 ? 0 : (1ull << (8 * (n - 8))) - 1;
+    return true;
+#else
+    (void)d, (void)it, (void)a, (void)b;
+    return false;
+#endif
+}
+
 /* FO_EINVAL "expected str" or "invalid UTF-8" unless `it` is a UTF-8 str. */
 int fo_mp_check_str_slow(fo_mp_dec *d, const fo_mp_item *it);
 
 static inline int fo_mp_check_str(fo_mp_dec *d, const fo_mp_item *it)
 {
     /* Short ASCII strings (keys, names, IDs) need no call. */
-    if (it->t == FO_MP_STR && it->n <= 16) {
-        uint8_t any = 0;
-        for (uint32_t i = 0; i < it->n; i++)
-            any |= (uint8_t)it->s[i];
-        if (any < 0x80)
-            return 0;
-    }
+    uint64_t a, b;
+    if (it->t == FO_MP_STR && fo_mp_load16(d, it, &a, &b) &&
+        !((a | b) & 0x8080808080808080ull))
+        return 0;
     return fo_mp_check_str_slow(d, it);
 }
 

@@ -1170,6 +1170,8 @@ Test(wire, invalid_utf8_everywhere)
          "{action: create}, createdId: '\xf5\x80\x80\x80'}]}}",
          "batch.completions[0].createdId"},
         {"{t: error, code: gone, message: 'long enough to leave the short path \xc3'}", "message"},
+        /* an empty key is named by its empty name (the msgpack-c decoder said "[0]") */
+        {CMD("{action: create, props: {'': {'': '\xff'}}}"), COMP ".props.."},
     };
     fo_arena a;
     fo_arena_init(&a, 0);

@@ -1,6 +1,9 @@
 /* wire_decode_old.h - the previous wire decoder (msgpack-c object tree + conversion),
- * built into the fuzz target only as the reference of the differential check. Same
- * contracts as fo_wire_decode, fo_wire_decode_value and fo_wire_decode_batch (wire.h). */
+ * built into the fuzz target only as the reference of its differential check, which
+ * stays: the direct decoder's two passes (wire_decode.c) must keep agreeing with it.
+ * Same contracts as fo_wire_decode, fo_wire_decode_value and fo_wire_decode_batch
+ * (wire.h). A deliberate change to what the decoder accepts or reports must be made
+ * here too (or the check dropped). */
 #ifndef FO_TEST_WIRE_DECODE_OLD_H
 #define FO_TEST_WIRE_DECODE_OLD_H
 

@@ -224,9 +224,15 @@ static inline int fo_mp_check_str(fo_mp_dec *d, const fo_mp_item *it)
 {
     /* Short ASCII strings (keys, names, IDs) need no call. */
     uint64_t a, b;
-    if (it->t == FO_MP_STR && fo_mp_load16(d, it, &a, &b) &&
-        !((a | b) & 0x8080808080808080ull))
-        return 0;
+    if (it->t == FO_MP_STR && it->n <= 16) {
+        if (fo_mp_load16(d, it, &a, &b))
+            return (a | b) & 0x8080808080808080ull ? fo_mp_check_str_slow(d, it) : 0;
+        uint8_t any = 0; /* too close to the frame's end for the words */
+        for (uint32_t i = 0; i < it->n; i++)
+            any |= (uint8_t)it->s[i];
+        if (any < 0x80)
+            return 0;
+    }
     return fo_mp_check_str_slow(d, it);
 }
 

@@ -72,17 +72,13 @@ static int msg_field_find(const fo_mp_item *k)
     }
 }
 
-/* [A-Za-z0-9._:-], the bytes of a model name. */
-static bool model_char(unsigned char c)
-{
-    static const uint64_t ok[4] = {
-        0x07ff600000000000ull, /* - . 0-9 : */
-        0x07fffffe87fffffeull, /* A-Z _ a-z */
-        0,
-        0,
-    };
-    return (ok[c >> 6] >> (c & 63)) & 1;
-}
+/* [A-Za-z0-9._:-], the bytes of a model name (bytes >= 0x80: 0). */
+static const uint8_t model_char[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+};
 
 static int c_model(fo_mp_dec *d, void *out)
 {
@@ -96,7 +92,7 @@ static int c_model(fo_mp_dec *d, void *out)
     if (it.n < 1 || it.n > 200)
         return fo_mp_fail(d, FO_EINVAL, "model name must be 1-200 bytes");
     for (uint32_t i = 0; i < it.n; i++) {
-        if (!model_char((unsigned char)it.s[i]))
+        if (!model_char[(unsigned char)it.s[i]])
             return fo_mp_fail(d, FO_EINVAL, "model name allows only [A-Za-z0-9._:-]");
     }
     char *s = fo_arena_strndup(d->a, it.s, it.n);

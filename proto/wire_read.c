@@ -17,6 +17,9 @@ void fo_mp_init(fo_mp_dec *d, const void *data, size_t len, const fo_wire_limits
     d->counting = !exact; /* the exact pass reads what fo_wire_scan has accepted */
     d->depth = 0;
     d->max_depth = l->max_depth < FO_WIRE_SCAN_MAX_DEPTH ? l->max_depth : FO_WIRE_SCAN_MAX_DEPTH;
+    d->max_str = l->max_str;
+    d->max_elems = l->max_elems;
+    d->max_total = l->max_total;
     d->pending = 1;
     d->total = 1;
     d->nseg = 0;
@@ -71,7 +74,7 @@ static int fixed(fo_mp_dec *d, unsigned n, uint64_t *v)
 
 static int bytes(fo_mp_dec *d, fo_mp_item *it, uint8_t t, uint64_t n)
 {
-    if (n > d->l->max_str)
+    if (n > d->max_str)
         return fo_mp_fail(d, FO_ELIMIT, "string too long");
     if ((size_t)(d->end - d->p) < n)
         return fo_mp_fail(d, FO_EAGAIN, "truncated");

@@ -62,6 +62,8 @@ typedef struct fo_mp_dec {
     bool exact;    /* the decoder's exact pass (wire_decode.c) */
     bool counting; /* count items against max_total and the bytes left */
     uint32_t depth, max_depth;
+    uint32_t max_str, max_elems; /* copies of the limits, read for every item */
+    uint64_t max_total;
     uint64_t pending; /* items the open containers still promise */
     uint64_t total;   /* objects so far */
     uint32_t nseg;    /* may exceed FO_MP_PATH_SEGS; only the first ones are named */
@@ -81,13 +83,13 @@ int fo_mp_next_slow(fo_mp_dec *d, uint8_t c, fo_mp_item *it);
 /* Accounts for a container of `items` items (2 per map pair) whose header was just read. */
 static inline int fo_mp_open(fo_mp_dec *d, uint32_t n, uint64_t items)
 {
-    if (n > d->l->max_elems)
+    if (n > d->max_elems)
         return fo_mp_fail(d, FO_ELIMIT, "too many elements");
     if (d->depth >= d->max_depth)
         return fo_mp_fail(d, FO_ELIMIT, "nested too deeply");
     if (d->counting) {
         d->total += items;
-        if (d->total > d->l->max_total)
+        if (d->total > d->max_total)
             return fo_mp_fail(d, FO_ELIMIT, "too many objects");
         /* Every promised item takes a byte at least: more than remain means truncated,
          * before anything is allocated for them. */
@@ -139,7 +141,7 @@ static inline int fo_mp_next(fo_mp_dec *d, fo_mp_item *it)
     }
     if ((c & 0xe0) == 0xa0) {
         uint32_t n = c & 0x1f;
-        if (n > d->l->max_str)
+        if (n > d->max_str)
             return fo_mp_fail(d, FO_ELIMIT, "string too long");
         if ((size_t)(d->end - d->p) < n)
             return fo_mp_fail(d, FO_EAGAIN, "truncated");

@@ -1,11 +1,13 @@
 /* wire.h - the MessagePack codec for every message of the wire contract (PROTOCOL.md).
- * This is the only module that includes <msgpack.h>; no msgpack type escapes it.
+ * Encoding (wire.c) is the only code that includes <msgpack.h>; no msgpack type escapes
+ * it. Decoding (wire_decode.c) reads the bytes itself, straight into the caller's arena.
  *
  * Decoding is strict and bounded: the frame must be exactly one MessagePack map, every
- * known field must have its type, and a pre-scan of the raw bytes enforces the size,
- * depth, string and element-count limits before msgpack-c allocates anything (path
- * lengths are checked during conversion). Strings must be valid UTF-8; nil in an
- * optional field means absent; float32 is accepted and re-emitted as float64. Errors name the offending field, e.g.
+ * known field must have its type, and the size, depth, string, element-count and path
+ * limits are checked on the raw bytes before anything is allocated for the part that
+ * breaks them, so allocations stay within a small multiple of the frame. Strings must
+ * be valid UTF-8; nil in an optional field means absent; float32 is accepted and
+ * re-emitted as float64. Errors name the offending field, e.g.
  * `batch.completions[3].command.path[1]: expected str`. Unknown keys are ignored. */
 #ifndef FO_WIRE_H
 #define FO_WIRE_H
@@ -112,7 +114,7 @@ typedef struct fo_wire_limits {
 void fo_wire_limits_default(fo_wire_limits *l);
 
 /* Decodes one frame (a complete WebSocket message). `l` NULL means the defaults;
- * max_depth is capped at 32 (msgpack-c's own nesting limit). On success returns 0 and
+ * max_depth is capped at 32. On success returns 0 and
  * fills *out (allocated in `a`). err->code holds the returned value. After FO_EINVAL,
  * out->type, has_rid/rid and model are set when they could be read, so an error reply
  * can be addressed. A complete message that returns FO_EAGAIN is truncated: answer it

@@ -1,12 +1,11 @@
-/* wire_scan.h - bounded structural validation of raw MessagePack bytes, the first step
- * of every wire decode (wire_decode.c). Internal to the wire module: it works on bytes
- * only, allocates nothing and never recurses, so it is safe on any input.
+/* wire_scan.h - bounded structural validation of raw MessagePack bytes. Internal to the
+ * wire module: it works on bytes only, allocates nothing and never recurses, so it is
+ * safe on any input.
  *
- * msgpack-c allocates a container's element array from the count in its header before
- * reading a single element (a 5-byte frame claiming 2^32 elements asks for ~96 GB) and
- * fails at a fixed nesting of 32. After fo_wire_scan() has accepted a buffer,
- * msgpack_unpack_next() on it can only fail for out-of-memory, and its allocations are
- * bounded by the limits. */
+ * The decoder (wire_decode.c) runs it only when its fast pass has failed: it decides the
+ * error of a frame that is malformed, truncated or over a limit anywhere, before any
+ * field-level error (as the decoder always has), and tells a truncated frame (FO_EAGAIN)
+ * from a malformed one (FO_EPROTO). */
 #ifndef FO_WIRE_SCAN_H
 #define FO_WIRE_SCAN_H
 
@@ -17,7 +16,8 @@
 #include "proto/error.h"
 #include "proto/wire.h"
 
-/* Nesting msgpack-c 4.0 can unpack (MSGPACK_EMBED_STACK_SIZE); max_depth is capped to it. */
+/* The deepest nesting any decode accepts (msgpack-c 4.0's MSGPACK_EMBED_STACK_SIZE, the
+ * limit of the first decoder); max_depth is capped to it. */
 #define FO_WIRE_SCAN_MAX_DEPTH 32
 
 /* Checks that data[0, len) is exactly one MessagePack value within `l` (`need_map`: and

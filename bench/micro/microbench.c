@@ -7,6 +7,9 @@
  *            long-running hub; the headline figure);
  *   wire     encode/decode MB/s of a `push` frame (10 completions) and of a `snap` frame
  *            of the whole document, default limits;
+ *   decode   instructions and ns per fo_wire_decode of a `flush` request with K=1 and K=10
+ *            completions, and per fo_wire_decode_batch of a stored 10-completion batch
+ *            (user-space instructions from perf_event_open; "-" where the kernel refuses);
  *   memory   the document's arena bytes per node and against its MessagePack size, after
  *            building it through applies and after fo_doc_compact; RSS delta of the larger;
  *   node     the same master workload on the reference (npm flushout 1.1.1, ref_bench.mjs,
@@ -14,10 +17,13 @@
  * Every figure is the median of several repetitions, timed with CLOCK_MONOTONIC (or the
  * process CPU time with --cpu-time). Nothing is pinned; `taskset -c N` steadies it. */
 #include <errno.h>
+#include <linux/perf_event.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "proto/error.h"
@@ -40,7 +46,7 @@ typedef struct options {
     uint32_t seed;
     double rep_sec; /* minimum timed duration of one repetition */
     int quick, json, no_node, cpu_time;
-    const char *only; /* "master", "wire" or "memory": run that section alone (profiling) */
+    const char *only; /* "master", "wire", "decode" or "memory": run that section alone (profiling) */
     const char *json_out;
     const char *script;
 } options;
@@ -54,6 +60,12 @@ typedef struct wire_fig {
     stat3 enc, dec; /* MB/s (10^6 bytes) */
     int limits_raised;
 } wire_fig;
+
+typedef struct dec_fig {
+    const char *name;
+    size_t bytes;
+    stat3 ns, insns; /* per operation; insns.median < 0: not measured */
+} dec_fig;
 
 typedef struct mem_fig {
     uint32_t items;
@@ -69,6 +81,8 @@ typedef struct results {
     uint64_t master_errors, master_syncs;
     uint64_t final_items;
     wire_fig push, snap;
+    int have_dec;
+    dec_fig dec[3]; /* flush K=1, flush K=10, stored batch */
     mem_fig mem[2];
     int have_ref;
     stat3 ref; /* commands/s */
@@ -313,6 +327,133 @@ static void bench_wire(const options *o, fo_master *base, const fo_batch *first,
     r->have_wire = 1;
 }
 
+/* ---- (b2) request decode: instructions and ns per operation ----------------------------- */
+
+/* A user-space instruction counter for this thread, or -1 when perf events are refused
+ * (perf_event_paranoid, seccomp). */
+static int insn_counter_open(void)
+{
+    struct perf_event_attr pa;
+
+    memset(&pa, 0, sizeof(pa));
+    pa.type = PERF_TYPE_HARDWARE;
+    pa.size = sizeof(pa);
+    pa.config = PERF_COUNT_HW_INSTRUCTIONS;
+    pa.disabled = 1;
+    pa.exclude_kernel = 1;
+    pa.exclude_hv = 1;
+    return (int)syscall(SYS_perf_event_open, &pa, 0, -1, -1, 0);
+}
+
+static double insn_read(int fd)
+{
+    uint64_t v = 0;
+
+    if (fd < 0 || read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+        return -1;
+    return (double)v;
+}
+
+/* One decode of c->data: a request frame, or a stored batch when `batch` is set. */
+static void dec_once(wire_ctx *c, int batch)
+{
+    fo_err_info err;
+    int rc;
+
+    fo_arena_reset(&c->arena);
+    if (batch) {
+        fo_batch b;
+        rc = fo_wire_decode_batch(c->data, c->len, &c->lim, &c->arena, &b, &err);
+    } else {
+        fo_msg m;
+        rc = fo_wire_decode(c->data, c->len, &c->lim, &c->arena, &m, &err);
+    }
+    if (rc != 0)
+        fo_bench_die("decode: %s at %s: %s", fo_strerror(rc), err.path, err.msg);
+}
+
+#define DEC_OPS 4096
+
+/* noinline: bench/micro/decode_insns.sh dumps a callgrind profile per call. */
+__attribute__((noinline)) static void bench_decode_one(const options *o, wire_ctx *c, int batch,
+                                                      dec_fig *f)
+{
+    double *ns = xcalloc_d(o->reps), *in = xcalloc_d(o->reps);
+    int fd = insn_counter_open();
+    uint32_t i, k;
+
+    f->bytes = c->len;
+    for (k = 0; k < DEC_OPS; k++) /* warm-up: the arena's chunk, caches */
+        dec_once(c, batch);
+    for (i = 0; i < o->reps; i++) {
+        double t0, t1, i0, i1;
+
+        if (fd >= 0) {
+            ioctl(fd, PERF_EVENT_IOC_RESET, 0);
+            ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+        }
+        i0 = insn_read(fd);
+        t0 = fo_bench_now();
+        for (k = 0; k < DEC_OPS; k++)
+            dec_once(c, batch);
+        t1 = fo_bench_now();
+        i1 = insn_read(fd);
+        ns[i] = (t1 - t0) * 1e9 / DEC_OPS;
+        in[i] = i0 < 0 || i1 < 0 ? -1 : (i1 - i0) / DEC_OPS;
+    }
+    if (fd >= 0)
+        close(fd);
+    f->ns = summarize(ns, o->reps);
+    f->insns = summarize(in, o->reps);
+    free(ns);
+    free(in);
+}
+
+/* `flush` requests as a client sends them (rid, model, seq, batch of K completions taken
+ * from the workload), then the 10-completion batch alone, as the hub's store keeps it. */
+static void bench_decode(const options *o, const fo_batch *first, results *r)
+{
+    static const uint32_t ks[2] = {1, BATCH_SIZE};
+    wire_ctx c;
+    uint32_t i;
+
+    fprintf(stderr, "decode: %u reps of %u decodes\n", o->reps, DEC_OPS);
+    memset(&c, 0, sizeof(c));
+    fo_buf_init(&c.buf, 0);
+    fo_arena_init(&c.arena, 65536);
+    fo_wire_limits_default(&c.lim);
+    for (i = 0; i < 3; i++) {
+        fo_msg m;
+        int rc;
+
+        c.buf.len = 0;
+        if (i < 2) {
+            memset(&m, 0, sizeof(m));
+            m.type = FO_MSG_FLUSH;
+            m.has_rid = true;
+            m.rid = 4242;
+            m.model = "bench.items";
+            m.model_len = (uint32_t)strlen(m.model);
+            m.seq = 1234;
+            m.batch = *first;
+            m.batch.len = ks[i] < first->len ? ks[i] : first->len;
+            rc = fo_wire_encode(&m, &c.buf);
+        } else {
+            rc = fo_wire_encode_batch(first, &c.buf);
+        }
+        if (rc != 0)
+            fo_bench_die("encode: %s", fo_strerror(rc));
+        c.data = fo_buf_data(&c.buf);
+        c.len = c.buf.len;
+        r->dec[i].name = i == 0 ? "flush request K=1" : i == 1 ? "flush request K=10"
+                                                               : "stored batch K=10";
+        bench_decode_one(o, &c, i == 2, &r->dec[i]);
+    }
+    r->have_dec = 1;
+    fo_buf_destroy(&c.buf);
+    fo_arena_destroy(&c.arena);
+}
+
 /* ---- (c) memory ------------------------------------------------------------------------- */
 
 static long rss_bytes(void)
@@ -445,6 +586,20 @@ static void write_json(FILE *f, const options *o, const results *r)
     } else {
         fprintf(f, "null,\n");
     }
+    fprintf(f, "  \"decode\": ");
+    if (r->have_dec) {
+        fprintf(f, "[\n");
+        for (i = 0; i < 3; i++) {
+            fprintf(f, "    {\"name\": \"%s\", \"frame_bytes\": %zu, ", r->dec[i].name,
+                    r->dec[i].bytes);
+            json_stat(f, "ns_per_op", r->dec[i].ns, ", ");
+            json_stat(f, "instructions_per_op", r->dec[i].insns, "");
+            fprintf(f, "}%s\n", i < 2 ? "," : "");
+        }
+        fprintf(f, "  ],\n");
+    } else {
+        fprintf(f, "null,\n");
+    }
     fprintf(f, "  \"memory\": ");
     if (r->have_mem) {
         fprintf(f, "[\n");
@@ -536,6 +691,15 @@ static void print_speed(const options *o, const results *r)
         row(name, "MB/s", r->snap.enc, r->snap.limits_raised ? "limits raised to fit" : "");
         row("wire snap decode", "MB/s", r->snap.dec, "");
     }
+    for (int i = 0; r->have_dec && i < 3; i++) {
+        const dec_fig *d = &r->dec[i];
+        snprintf(name, sizeof(name), "decode %s (%zu B)", d->name, d->bytes);
+        row(name, "ns/op", d->ns, "");
+        if (d->insns.median >= 0)
+            row("  instructions", "ins/op", d->insns, "user space, perf_event_open");
+        else
+            printf("  %-30s %14s  (perf_event_open refused)\n", "  instructions", "-");
+    }
 }
 
 static void print_table(const options *o, const results *r)
@@ -588,7 +752,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: fo-microbench [--quick] [--json] [--json-out FILE] [--items N]\n"
             "                     [--batches N] [--reps N] [--rep-ms N] [--seed N] [--no-node]\n"
-            "                     [--node-script PATH] [--only master|wire|memory] [--cpu-time]\n"
+            "                     [--node-script PATH] [--only master|wire|decode|memory] [--cpu-time]\n"
             "  --quick        fewer repetitions (about 10 s in all)\n"
             "  --json         print one JSON object instead of the table\n"
             "  --json-out F   also write the JSON object to F\n"
@@ -602,7 +766,7 @@ static void usage(FILE *f)
             "  --cpu-time     time with process CPU time instead of CLOCK_MONOTONIC (both\n"
             "                 sides), for a machine shared with other work\n"
             "  --node-script  default %s/ref_bench.mjs\n"
-            "  --only S       run section S alone (master, wire or memory), for profiling;\n"
+            "  --only S       run section S alone (master, wire, decode or memory), for profiling;\n"
             "                 with master, the reference runs too unless --no-node\n",
             FO_MICRO_SRC_DIR);
 }
@@ -708,6 +872,8 @@ int main(int argc, char **argv)
         bench_master(&o, batches, r, &r->master);
     if (want(&o, "wire"))
         bench_wire(&o, base, &batches[0], r);
+    if (want(&o, "decode"))
+        bench_decode(&o, &batches[0], r);
     if (want(&o, "memory")) {
         bench_memory(o.items * 10, o.seed, 1, &r->mem[1]);
         bench_memory(o.items, o.seed, 0, &r->mem[0]);

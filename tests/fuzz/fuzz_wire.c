@@ -5,13 +5,19 @@
  * with the default limits and with tight ones. Whatever decodes must survive a round
  * trip: encode, decode again, compare field by field (wire_cmp.h), and re-encode to the
  * same bytes. Any difference aborts, so libFuzzer saves the input. The sanitizers catch
- * the rest (overflows, leaks, undefined behaviour, and allocations past -malloc_limit_mb). */
+ * the rest (overflows, leaks, undefined behaviour, and allocations past -malloc_limit_mb).
+ *
+ * Differential check: the previous decoder (msgpack-c object tree + conversion), built
+ * here from wire_decode_old.c, decodes every input too, and both must agree exactly: the
+ * return code, err (code, pos, path, message), the decoded message, value or batch, and
+ * after FO_EINVAL the addressing fields (type, rid, model). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/wire.h"
 #include "tests/fuzz/wire_cmp.h"
+#include "tests/fuzz/wire_decode_old.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -102,6 +108,49 @@ static void check_batch(const fo_batch *b, const fo_wire_limits *l, fo_arena *a)
     fo_buf_destroy(&b2);
 }
 
+static void same_err(int rc, const fo_err_info *e, int orc, const fo_err_info *oe, const char *what)
+{
+    if (rc == orc && e->code == oe->code && e->pos == oe->pos && !strcmp(e->path, oe->path) &&
+        !strcmp(e->msg, oe->msg))
+        return;
+    fprintf(stderr, "fuzz_wire: %s: new %d (code %d, pos %zu, %s: %s), old %d (code %d, pos %zu, %s: %s)\n",
+            what, rc, e->code, e->pos, e->path, e->msg, orc, oe->code, oe->pos, oe->path, oe->msg);
+    abort();
+}
+
+static void differential(const uint8_t *data, size_t size, const fo_wire_limits *l)
+{
+    fo_arena a, oa;
+    fo_msg m, om;
+    fo_value v, ov;
+    fo_batch b, ob;
+    fo_err_info e, oe;
+    int rc, orc;
+
+    fo_arena_init(&a, 0);
+    fo_arena_init(&oa, 0);
+    rc = fo_wire_decode(data, size, l, &a, &m, &e);
+    orc = fo_old_wire_decode(data, size, l, &oa, &om, &oe);
+    same_err(rc, &e, orc, &oe, "decode differs from the old decoder");
+    if (rc == 0 && !wc_msg_eq(&m, &om))
+        die("decoded message differs from the old decoder's", NULL);
+    if (rc == FO_EINVAL && (m.type != om.type || m.has_rid != om.has_rid || m.rid != om.rid ||
+                            !wc_str_eq(m.model, om.model)))
+        die("error addressing (type, rid, model) differs from the old decoder's", &e);
+    rc = fo_wire_decode_value(data, size, l, &a, &v, &e);
+    orc = fo_old_wire_decode_value(data, size, l, &oa, &ov, &oe);
+    same_err(rc, &e, orc, &oe, "decode_value differs from the old decoder");
+    if (rc == 0 && !wc_value_eq(&v, &ov))
+        die("decoded value differs from the old decoder's", NULL);
+    rc = fo_wire_decode_batch(data, size, l, &a, &b, &e);
+    orc = fo_old_wire_decode_batch(data, size, l, &oa, &ob, &oe);
+    same_err(rc, &e, orc, &oe, "decode_batch differs from the old decoder");
+    if (rc == 0 && !wc_batch_eq(&b, &ob))
+        die("decoded batch differs from the old decoder's", NULL);
+    fo_arena_destroy(&a);
+    fo_arena_destroy(&oa);
+}
+
 static void run(const uint8_t *data, size_t size, const fo_wire_limits *l)
 {
     fo_arena a;
@@ -121,6 +170,7 @@ static void run(const uint8_t *data, size_t size, const fo_wire_limits *l)
     if (fo_wire_decode_batch(data, size, l, &a, &b, NULL) == 0)
         check_batch(&b, l, &a);
     fo_arena_destroy(&a);
+    differential(data, size, l);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

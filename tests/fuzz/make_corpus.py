@@ -135,6 +135,14 @@ VALID = {
     "float32": {"t": "presence", "model": "m", "state": {"x": F32(1.5), "y": -0.0}},
     "dup_keys": (("t", "presence"), ("model", "m"), ("state", {"a": 1}),
                  ("state", (("k", 1), ("k", 2)))),
+    # the decoder's exact pass (wire_decode.c): `t` after other fields, a repeated `t`,
+    # a bad value overwritten by a good one, a presence whose last session is nil
+    "t_last": (("seq", 1), ("batch", B), ("model", "m"), ("rid", 8), ("t", "flush")),
+    "t_twice": (("t", "hello"), ("client", "c"), ("t", "sub"), ("model", "m")),
+    "bad_then_good": (("t", "flush"), ("model", "m"), ("seq", "x"), ("seq", 2),
+                      ("batch", (("from", -1), ("completions", []), ("from", 0)))),
+    "session_nil_last": (("t", "presence"), ("model", "m"), ("session", "s"),
+                         ("session", None), ("state", None)),
     "batch_only": B,
     "value_array": [1, "two", 3.0, None, {"x": [True]}],
 }

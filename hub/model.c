@@ -542,6 +542,11 @@ static void enqueue(fo_hub *h, fo_task *t, const fo_msg *msg, fo_arena *arena)
         return;
     }
     lru_touch(h, m);
+    fo_model_queue(m, t);
+}
+
+void fo_model_queue(fo_model *m, fo_task *t)
+{
     fo_model_ref(m);
     if (m->tasks_tail)
         m->tasks_tail->next = t;

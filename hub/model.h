@@ -114,6 +114,8 @@ void fo_model_catch_up(fo_sub *sub);
  * released (sent, pushes fanned out); when it failed, or an earlier commit of the model
  * did, the request is answered with `internal`. NULL on out-of-memory. */
 fo_pending *fo_model_pend(fo_model *m, fo_pend_kind kind);
+/* Appends a task (holding a model reference for it), loads a cold model, runs. */
+void fo_model_queue(fo_model *m, fo_task *t);
 /* Runs the queued tasks of a ready model (one at a time, until one waits). */
 void fo_model_run(fo_model *m);
 /* A pending reply of m is gone: a broken model reloads once none is left. */

@@ -66,14 +66,7 @@ static void queue_catch_up(fo_model *m, fo_sub *sub)
     t->msg.model = m->name;
     t->msg.model_len = m->name_len;
     t->t_recv = fo_now_ns();
-    fo_model_ref(m);
-    if (m->tasks_tail)
-        m->tasks_tail->next = t;
-    else
-        m->tasks = t;
-    m->tasks_tail = t;
-    m->ntasks++;
-    fo_model_run(m);
+    fo_model_queue(m, t);
 }
 
 static void catch_up(fo_sub *sub, bool in_task)

@@ -70,16 +70,17 @@ static fo_frame *sink_encode(fo_reply_sink *k, const fo_msg *m)
     return f;
 }
 
+static int set_response(fo_http_req *r, int status, const char *content_type,
+                        const void *body, size_t len);
+
 static void sink_deliver(fo_reply_sink *k, fo_frame *f)
 {
-    fo_buf b;
+    fo_http_req *r = (fo_http_req *)k;
 
-    fo_buf_init(&b, f->len);
-    if (fo_buf_append(&b, f->data, f->len) == 0)
-        fo_http_respond((fo_http_req *)k, 200, "application/json", &b);
+    if (set_response(r, 200, "application/json", f->data, f->len) == 0)
+        fo_http_release(r);
     else
-        fo_http_respond_error((fo_http_req *)k, 500, "out of memory");
-    fo_buf_destroy(&b);
+        fo_http_respond_error(r, 500, "out of memory");
 }
 
 static void sink_error(fo_reply_sink *k, const fo_msg *req, fo_error_code code, const char *why)
@@ -103,22 +104,28 @@ fo_reply_sink *fo_http_req_sink(fo_http_req *r)
     return &r->sink;
 }
 
-int fo_http_set_response(fo_http_req *r, int status, const char *content_type,
-                         const fo_buf *body)
+static int set_response(fo_http_req *r, int status, const char *content_type,
+                        const void *body, size_t len)
 {
-    char *copy = malloc(body->len ? body->len : 1);
+    char *copy = malloc(len ? len : 1);
 
     if (!copy)
         return FO_ENOMEM;
-    if (body->len)
-        memcpy(copy, fo_buf_data(body), body->len);
+    if (len)
+        memcpy(copy, body, len);
     free(r->body);
     r->body = copy;
-    r->len = body->len;
+    r->len = len;
     r->off = 0;
     r->status = status;
     snprintf(r->content_type, sizeof(r->content_type), "%s", content_type);
     return 0;
+}
+
+int fo_http_set_response(fo_http_req *r, int status, const char *content_type,
+                         const fo_buf *body)
+{
+    return set_response(r, status, content_type, fo_buf_data(body), body->len);
 }
 
 void fo_http_release(fo_http_req *r)

@@ -33,7 +33,9 @@ struct fo_pending_conn {
     uint64_t since_ms;
     bool refused;           /* answered: what comes is dropped until EOF (no RST) */
     size_t len;
-    char buf[HEAD_MAX + 1];
+    size_t cap;             /* of buf, NUL excluded: ADOPT_MAX, grown to HEAD_MAX for a
+                             * /v1/ws head that needs it */
+    char *buf;
 };
 
 /* ---- the request head ----------------------------------------------------------------- */
@@ -144,6 +146,7 @@ static void pending_free(fo_pending_conn *c, bool close_fd)
         uv_close((uv_handle_t *)c->poll, on_poll_closed);
     if (close_fd)
         close(c->fd);
+    free(c->buf);
     free(c);
 }
 
@@ -240,7 +243,7 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len)
 static void on_head(uv_poll_t *p, int status, int events)
 {
     fo_pending_conn *c = p->data;
-    size_t cap = c->len < ADOPT_MAX ? ADOPT_MAX : HEAD_MAX, hl;
+    size_t hl;
     char copy[HEAD_MAX + 1], *end;
     ssize_t n;
     head hd;
@@ -255,7 +258,14 @@ static void on_head(uv_poll_t *p, int status, int events)
             pending_free(c, true);
         return;
     }
-    n = recv(c->fd, c->buf + c->len, cap - c->len, 0);
+    if (c->len == ADOPT_MAX && c->cap == ADOPT_MAX) {
+        char *nb = realloc(c->buf, HEAD_MAX + 1);
+        if (!nb)
+            return pending_free(c, true);
+        c->buf = nb;
+        c->cap = HEAD_MAX;
+    }
+    n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
         return pending_free(c, true);
     if (n < 0)
@@ -292,11 +302,14 @@ static void accept_one(fo_listener *l, int fd)
     fo_pending_conn *c = calloc(1, sizeof(*c));
     int one = 1, idle = 60, intvl = 10, cnt = 3;
 
-    if (!c || !(c->poll = malloc(sizeof(*c->poll)))) {
+    if (!c || !(c->poll = malloc(sizeof(*c->poll))) || !(c->buf = malloc(ADOPT_MAX + 1))) {
+        if (c)
+            free(c->poll);
         free(c);
         close(fd);
         return;
     }
+    c->cap = ADOPT_MAX;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
@@ -307,6 +320,7 @@ static void accept_one(fo_listener *l, int fd)
     c->since_ms = fo_hub_now_ms(l->hub);
     if (uv_poll_init(&l->hub->loop, c->poll, fd) != 0) {
         free(c->poll);
+        free(c->buf);
         free(c);
         close(fd);
         return;

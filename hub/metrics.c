@@ -94,7 +94,7 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
     rc |= counter(out, "flushout_write_turns_total",
                   "Connection and loop turn pairs that had output.", m->write_turns);
     rc |= counter(out, "flushout_writable_requests_total",
-                  "Writable callbacks asked of libwebsockets (partial writes, closes).",
+                  "Times a connection waited for POLLOUT (a partial write).",
                   m->writable_requests);
     rc |= counter(out, "flushout_partial_writes_total",
                   "Socket writes not taken whole: the rest waits for the socket to drain.",

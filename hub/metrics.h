@@ -29,7 +29,7 @@ typedef struct fo_metrics {
     uint64_t writes;           /* packed socket writes */
     uint64_t loop_turns;       /* libuv loop turns (end-of-turn checks) */
     uint64_t write_turns;      /* (connection, loop turn) pairs that had output */
-    uint64_t writable_requests; /* writable callbacks the hub asked lws for */
+    uint64_t writable_requests; /* times a connection's socket was polled for POLLOUT */
     uint64_t partial_writes;   /* writes the socket did not take whole (lws holds the rest) */
     uint64_t pushes;           /* push frames queued to subscribers */
     uint64_t dropped_pushes;   /* pushes dropped for slow subscribers */

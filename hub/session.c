@@ -264,7 +264,7 @@ static const fo_reply_ops session_sink = {sink_ref, sink_unref, sink_encode, sin
 /* ---- connection events --------------------------------------------------------------- */
 
 fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights *rights,
-                            const unsigned char *early, size_t early_len)
+                            unsigned char *early, size_t early_len)
 {
     fo_session *s = calloc(1, sizeof(*s));
     struct sockaddr_storage sa;

@@ -107,10 +107,11 @@ typedef struct fo_session_port {
 } fo_session_port;
 
 /* A connection the listener upgraded: takes over fd and its (started or not) poll
- * watcher; `early` holds bytes that came after the request head. NULL on out-of-memory
+ * watcher; `early` holds bytes that came after the request head (handled in place: a
+ * frame's payload is unmasked where it lies). NULL on out-of-memory
  * (the caller closes fd). */
 fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights *rights,
-                            const unsigned char *early, size_t early_len);
+                            unsigned char *early, size_t early_len);
 /* Once a second: ends connections that did not answer our close frame in time. */
 void fo_session_sweep(fo_hub *h);
 /* A whole message from the connection (wsconn.c): decoded and dispatched. */

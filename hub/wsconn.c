@@ -243,20 +243,10 @@ static void handle(fo_session *s, unsigned char *buf, size_t len)
         fail(s, FO_WS_CLOSE_INTERNAL, "out of memory reading a frame");
 }
 
-void fo_wsconn_feed(fo_session *s, const unsigned char *data, size_t len)
+void fo_wsconn_feed(fo_session *s, unsigned char *data, size_t len)
 {
-    unsigned char *buf;
-
-    if (!len)
-        return;
-    /* The shared buffer is free between events: the early bytes are handled from it. */
-    buf = len <= sizeof(s->hub->rbuf) ? s->hub->rbuf : malloc(len);
-    if (!buf)
-        return fail(s, FO_WS_CLOSE_INTERNAL, "out of memory");
-    memcpy(buf, data, len);
-    handle(s, buf, len);
-    if (buf != s->hub->rbuf)
-        free(buf);
+    if (len)
+        handle(s, data, len);
 }
 
 static void on_readable(fo_session *s)

@@ -23,8 +23,8 @@
 /* Starts watching the socket (readable, and writable while a partial write is pending,
  * not readable while reading is paused). */
 void fo_wsconn_update_poll(fo_session *s);
-/* Handles bytes that came with the upgrade, as if just read. */
-void fo_wsconn_feed(fo_session *s, const unsigned char *data, size_t len);
+/* Handles bytes that came with the upgrade, as if just read (in place). */
+void fo_wsconn_feed(fo_session *s, unsigned char *data, size_t len);
 /* Writes what is queued as long as the socket takes it whole; then, when the queue is
  * empty, a closing session's close frame, and a drained one's lagging subscribers catch
  * up. The session may be ended by this call (a failed socket). */

@@ -288,10 +288,8 @@ static int msg_fast(fo_mp_dec *d, uint32_t pairs, fo_msg *m)
     d->depth++;
     for (uint32_t i = 0; i < pairs; i++) {
         fo_mp_item k;
-        if ((rc = fo_mp_next(d, &k)) != 0)
+        if ((rc = fo_mp_next_key(d, &k)) != 0)
             return rc;
-        if (k.t != FO_MP_STR)
-            return fo_mp_fail(d, FO_EINVAL, "map key must be str");
         int j = msg_field_find(&k);
         if (j == M_T) {
             if (typed || (rc = msg_conv(d, m, M_T)) != 0)

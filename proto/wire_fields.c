@@ -27,10 +27,8 @@ static int st_fast(fo_mp_dec *d, uint32_t pairs, const fo_wire_field *f, unsigne
     d->depth++;
     for (uint32_t i = 0; i < pairs; i++) {
         fo_mp_item k;
-        if ((rc = fo_mp_next(d, &k)) != 0)
+        if ((rc = fo_mp_next_key(d, &k)) != 0)
             return rc;
-        if (k.t != FO_MP_STR)
-            return fo_mp_fail(d, FO_EINVAL, "map key must be str");
         unsigned j = field_find(f, nf, &k);
         if (j == nf) {
             if ((rc = fo_mp_skip(d)) != 0)
@@ -66,10 +64,8 @@ int fo_wire_locate(fo_mp_dec *d, uint32_t pairs, const fo_wire_field *f, unsigne
         slot[j] = NULL;
     for (uint32_t i = 0; i < pairs; i++) {
         fo_mp_item k;
-        if ((rc = fo_mp_next(d, &k)) != 0)
+        if ((rc = fo_mp_next_key(d, &k)) != 0)
             return rc;
-        if (k.t != FO_MP_STR)
-            return fo_mp_fail(d, FO_EINVAL, "map key must be str");
         unsigned j = field_find(f, nf, &k);
         if (j < nf)
             slot[j] = d->p;
@@ -354,11 +350,9 @@ int fo_wire_conv_snapshot(fo_mp_dec *d, void *out)
 static int c_mapping(fo_mp_dec *d, fo_path_mapping *m)
 {
     fo_mp_item k;
-    int rc = fo_mp_next(d, &k);
+    int rc = fo_mp_next_key(d, &k);
     if (rc)
         return rc;
-    if (k.t != FO_MP_STR)
-        return fo_mp_fail(d, FO_EINVAL, "map key must be str");
     if ((rc = fo_mp_check_str(d, &k)) != 0)
         return rc;
     uint32_t klen = k.n, nseg = 0;

@@ -222,11 +222,9 @@ static int conv_map(fo_mp_dec *d, uint32_t n, fo_value *out)
     d->depth++;
     for (uint32_t i = 0; i < n; i++) {
         fo_mp_item k, v;
-        int rc = fo_mp_next(d, &k);
+        int rc = fo_mp_next_key(d, &k);
         if (rc)
             return rc;
-        if (k.t != FO_MP_STR)
-            return fo_mp_fail(d, FO_EINVAL, "map key must be str");
         if ((rc = fo_mp_check_str(d, &k)) != 0)
             return rc;
         fo_key key = fo_key_new(d->a, k.s, k.n);

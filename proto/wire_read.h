@@ -243,4 +243,15 @@ static inline int fo_mp_check_str(fo_mp_dec *d, const fo_mp_item *it)
  * bounded by max_depth (<= 32). */
 int fo_mp_conv_item(fo_mp_dec *d, const fo_mp_item *it, fo_value *out);
 
+/* The next item as a map key: a str (its UTF-8 is not checked here), else
+ * "map key must be str". */
+static inline int fo_mp_next_key(fo_mp_dec *d, fo_mp_item *k)
+{
+    int rc = fo_mp_next(d, k);
+
+    if (rc)
+        return rc;
+    return k->t == FO_MP_STR ? 0 : fo_mp_fail(d, FO_EINVAL, "map key must be str");
+}
+
 #endif

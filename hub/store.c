@@ -50,6 +50,8 @@ struct fo_store {
     const fo_store_backend *be;
     void *impl;
     uint32_t max_merge;
+    bool inline_jobs;     /* memory: jobs run at submit on the loop thread, no worker */
+    uv_idle_t idle;       /* inline: keeps the loop from sleeping while callbacks wait */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -514,16 +516,16 @@ static void on_closed(uv_handle_t *h)
         cb(data);
 }
 
-static void on_async(uv_async_t *h)
+/* Runs the callbacks of finished jobs, in order; returns how many ran. */
+static size_t deliver(fo_store *s, bool *exited)
 {
-    fo_store *s = h->data;
     job *list;
-    bool exited;
+    size_t n = 0;
 
     pthread_mutex_lock(&s->mu);
     list = s->d_head;
     s->d_head = s->d_tail = NULL;
-    exited = s->exited;
+    *exited = s->exited;
     pthread_mutex_unlock(&s->mu);
 
     while (list) {
@@ -540,14 +542,59 @@ static void on_async(uv_async_t *h)
             j->read_cb(s, &st, j->res, j->data);
         }
         free(j);
+        n++;
         if (--s->stats.queued == 0 && !s->closing)
             uv_unref((uv_handle_t *)&s->async);
     }
+    return n;
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    on_closed((uv_handle_t *)&((fo_store *)h->data)->async);
+}
+
+static void on_async_closed_inline(uv_handle_t *h)
+{
+    fo_store *s = h->data;
+
+    uv_close((uv_handle_t *)&s->idle, on_idle_closed);
+}
+
+static void on_async(uv_async_t *h)
+{
+    fo_store *s = h->data;
+    bool exited;
+
+    deliver(s, &exited);
     if (exited && !s->joined) {
-        pthread_join(s->thread, NULL);
         s->joined = true;
+        if (s->inline_jobs) {
+            uv_idle_stop(&s->idle);
+            uv_close((uv_handle_t *)&s->async, on_async_closed_inline);
+            return;
+        }
+        pthread_join(s->thread, NULL);
         uv_close((uv_handle_t *)&s->async, on_closed);
     }
+}
+
+size_t fo_store_run_completions(fo_store *s)
+{
+    bool exited;
+    size_t n;
+
+    if (!s || !s->inline_jobs || s->joined)
+        return 0;
+    n = deliver(s, &exited);
+    if (!s->d_head)
+        uv_idle_stop(&s->idle);
+    return n;
+}
+
+static void on_idle(uv_idle_t *idle)
+{
+    fo_store_run_completions(idle->data);
 }
 
 /* ---- submission --------------------------------------------------------------------- */
@@ -563,9 +610,28 @@ static job *job_new(job_kind kind, size_t extra)
     return j;
 }
 
+/* Inline: the job ran already; its callback waits for fo_store_run_completions. */
+static void finish_inline(fo_store *s, job *j)
+{
+    j->t_done = uv_hrtime();
+    if (s->d_tail)
+        s->d_tail->next = j;
+    else
+        s->d_head = j;
+    s->d_tail = j;
+    uv_idle_start(&s->idle, on_idle);
+    if (s->stats.queued++ == 0)
+        uv_ref((uv_handle_t *)&s->async);
+}
+
 static void submit(fo_store *s, job *j)
 {
     j->t_submit = uv_hrtime();
+    if (s->inline_jobs) {
+        run_read(s, j);
+        finish_inline(s, j);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     if (s->q_tail)
         s->q_tail->next = j;
@@ -621,6 +687,22 @@ int fo_store_commit(fo_store *s, const fo_store_write *w, size_t n, fo_store_com
         if (add > SIZE_MAX / 2 - extra)
             return FO_EINVAL;
         extra += add;
+    }
+    if (s->inline_jobs) {
+        /* The writes are read during this call: no private copy. */
+        if (!(j = job_new(JOB_COMMIT, 0)))
+            return FO_ENOMEM;
+        j->commit_cb = cb;
+        j->data = data;
+        j->writes = (fo_store_write *)w;
+        j->n = n;
+        for (i = 0; i < n; i++)
+            j->bytes += (w[i].batch ? w[i].batch_size : 0) + (w[i].snap ? w[i].snap_size : 0);
+        j->t_submit = uv_hrtime();
+        run_commits(s, j);
+        j->writes = NULL;
+        finish_inline(s, j);
+        return 0;
     }
     if (!(j = job_new(JOB_COMMIT, n * sizeof(fo_store_write) + extra)))
         return FO_ENOMEM;
@@ -752,6 +834,14 @@ int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir, const fo
     }
     s->async.data = s;
     uv_unref((uv_handle_t *)&s->async);
+    if (kind == FO_STORE_MEMORY) {
+        /* Nothing blocks in the memory store: its jobs run on the loop thread. */
+        s->inline_jobs = true;
+        uv_idle_init(loop, &s->idle);
+        s->idle.data = s;
+        *out = s;
+        return 0;
+    }
     /* The worker takes no signals: they belong to the loop thread (uv_signal). */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -779,6 +869,14 @@ int fo_store_close(fo_store *s, fo_store_close_cb cb, void *data)
     s->close_cb = cb;
     s->close_data = data;
     uv_ref((uv_handle_t *)&s->async);
+    if (s->inline_jobs) {
+        /* Every job ran already; the callbacks still due run before the close ends. */
+        s->be->close(s->impl);
+        s->impl = NULL;
+        s->exited = true;
+        uv_async_send(&s->async);
+        return 0;
+    }
     pthread_mutex_lock(&s->mu);
     s->stop = true;
     pthread_cond_signal(&s->cond);

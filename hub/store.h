@@ -248,6 +248,13 @@ typedef struct fo_store_stats {
     uint64_t queued; /* jobs submitted whose callback has not run yet */
 } fo_store_stats;
 
+/* The memory store runs its jobs on the loop thread as they are submitted (nothing in it
+ * blocks) and keeps their callbacks for this call, which runs them in order and returns
+ * how many ran: the hub calls it at the end of each loop turn so that the replies a
+ * commit releases leave in that same turn. An idle handle runs them otherwise, so none
+ * waits for I/O. The sqlite store's callbacks come through its async handle: 0. */
+size_t fo_store_run_completions(fo_store *s);
+
 /* Copies the counters (loop thread). */
 void fo_store_stats_get(const fo_store *s, fo_store_stats *out);
 

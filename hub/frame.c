@@ -15,33 +15,33 @@ fo_frame *fo_frame_new(const void *data, size_t len)
     return f;
 }
 
+/* Frames are encoded into one buffer kept between calls (the loop's thread), then copied
+ * out at their exact size: one allocation per frame, none to grow. Frames are kept
+ * (history, queues) and the memory budget counts their length, so no slack rides along. */
+static _Thread_local fo_buf scratch;
+
+/* Past this the scratch buffer is not kept for the next frame (a big snapshot was sent). */
+#define SCRATCH_KEEP (256 * 1024)
+
 fo_frame *fo_frame_encode(const fo_msg *m)
 {
-    fo_buf b;
-    fo_frame *f;
+    fo_frame *f = NULL;
 
-    /* Encode straight after the frame header so the bytes need no second copy. */
-    fo_buf_init(&b, sizeof(fo_frame));
-    if (fo_wire_encode(m, &b) != 0 || b.len > UINT32_MAX) {
-        fo_buf_destroy(&b);
-        return NULL;
+    scratch.len = 0;
+    if (fo_wire_encode(m, &scratch) == 0 && scratch.len <= UINT32_MAX &&
+        (f = malloc(sizeof(*f) + scratch.len))) {
+        f->refs = 1;
+        f->len = (uint32_t)scratch.len;
+        memcpy(f->data, fo_buf_data(&scratch), scratch.len);
     }
-    /* The buffer grew by doubling: frames are kept (history, queues) and the memory budget
-     * counts their length, so keep an exact copy. A copy rather than a shrinking realloc:
-     * that would leave a small free remainder beside every frame kept in history, which
-     * fragments the heap; a whole buffer freed is reused by the next encode. */
-    if (b.cap - b.len >= 64) {
-        char *n = malloc(sizeof(fo_frame) + b.len);
-        if (n) {
-            memcpy(n, b.base, sizeof(fo_frame) + b.len);
-            free(b.base);
-            b.base = n;
-        }
-    }
-    f = (fo_frame *)(void *)b.base;
-    f->refs = 1;
-    f->len = (uint32_t)b.len;
+    if (scratch.cap > SCRATCH_KEEP)
+        fo_buf_destroy(&scratch);
     return f;
+}
+
+void fo_frame_scratch_free(void)
+{
+    fo_buf_destroy(&scratch);
 }
 
 void fo_frame_unref(fo_frame *f)

@@ -16,6 +16,8 @@ typedef struct fo_frame {
 
 /* Encodes `m`. NULL on out-of-memory or an unencodable message; refcount starts at 1. */
 fo_frame *fo_frame_encode(const fo_msg *m);
+/* Frees the encoder's buffer kept between calls (at exit). */
+void fo_frame_scratch_free(void);
 /* A frame holding a copy of bytes. */
 fo_frame *fo_frame_new(const void *data, size_t len);
 /* Every queue that holds the frame owns one reference; the last unref frees it. */

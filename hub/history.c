@@ -71,6 +71,16 @@ int fo_history_add(fo_history *h, uint64_t from, uint32_t len, fo_frame *f, uint
     e->len = len;
     e->off = off;
     e->size = size;
+    e->items_off = 0;
+    {
+        const void *items;
+        size_t ilen;
+        uint32_t count;
+        /* Where its completions start, once: syncs splice them from there. */
+        if (fo_wire_batch_items(f->data + off, size, 0, false, &items, &ilen, &count) == 0 &&
+            count == len)
+            e->items_off = (uint32_t)((const unsigned char *)items - (f->data + off));
+    }
     e->frame = fo_frame_ref(f);
     h->len++;
     h->commands += len;
@@ -260,6 +270,69 @@ int fo_history_get(const fo_history *h, uint64_t from, uint64_t to, fo_arena *a,
     out->from = from;
     out->len = (uint32_t)(to - from);
     out->items = items;
+    return 0;
+}
+
+/* Adds entry [efrom, efrom + elen) at p[0, n) from `*pos` on, when it ends by `to`. */
+static int part(const void *p, size_t n, uint64_t efrom, uint32_t elen, bool check, uint64_t *pos,
+                uint64_t to, fo_wire_part *parts, uint32_t *np)
+{
+    const void *items;
+    size_t len;
+    uint32_t count;
+
+    if (efrom + elen <= *pos)
+        return 0;
+    if (efrom > *pos || efrom + elen > to)
+        return FO_EGAP; /* a gap, or a range that ends inside the entry: decode instead */
+    if (fo_wire_batch_items(p, n, (uint32_t)(*pos - efrom), check, &items, &len, &count) ||
+        count != efrom + elen - *pos)
+        return FO_EPROTO;
+    if (len)
+        parts[(*np)++] = (fo_wire_part){items, len};
+    *pos = efrom + elen;
+    return 0;
+}
+
+int fo_history_parts(const fo_history *h, uint64_t from, uint64_t to, fo_arena *a,
+                     fo_wire_part **parts, uint32_t *n)
+{
+    uint64_t start = fo_history_start(h), pos = from;
+    uint32_t i, cap = h->len + (h->disk ? h->disk->n_entries : 0);
+    fo_wire_part *ps;
+    int rc;
+
+    *parts = NULL;
+    *n = 0;
+    if (from >= to)
+        return from == to ? 0 : FO_EINVAL;
+    if (!fo_history_covers(h, from, to))
+        return FO_EGAP;
+    if (!(ps = fo_arena_alloc(a, (size_t)(cap + 1) * sizeof(*ps))))
+        return FO_ENOMEM;
+    if (pos < start) {
+        const fo_store_result *r = h->disk;
+        uint64_t end = to < start ? to : start;
+        for (i = 0; i < r->n_entries && pos < end; i++) {
+            const fo_store_entry *e = &r->entries[i];
+            if ((rc = part(e->batch, e->batch_size, e->from, e->len, true, &pos, end, ps, n)))
+                return rc;
+        }
+    }
+    for (i = pos < to ? find(h, pos) : h->len; i < h->len && pos < to; i++) {
+        const fo_hbatch *e = at(h, i);
+        if (e->items_off && e->from == pos && e->from + e->len <= to) {
+            ps[(*n)++] = (fo_wire_part){e->frame->data + e->off + e->items_off,
+                                        e->size - e->items_off};
+            pos += e->len;
+        } else if ((rc = part(e->frame->data + e->off, e->size, e->from, e->len, false, &pos, to,
+                              ps, n))) {
+            return rc;
+        }
+    }
+    if (pos != to)
+        return FO_EGAP;
+    *parts = ps;
     return 0;
 }
 

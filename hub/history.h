@@ -26,6 +26,7 @@ typedef struct fo_hbatch {
     uint64_t from;
     uint32_t len;       /* commands; the batch ends at from + len */
     uint32_t off, size; /* the encoded batch is frame->data[off, off + size) */
+    uint32_t items_off; /* its completions start at off + items_off (0: not known) */
     fo_frame *frame;    /* reference held */
 } fo_hbatch;
 
@@ -65,6 +66,14 @@ bool fo_history_covers(const fo_history *h, uint64_t from, uint64_t to);
 /* The completions of [from, to), decoded into `a` (empty when from == to). 0, or -1 when
  * the ring and the disk rows do not cover the range, or a decode error / FO_ENOMEM. */
 int fo_history_get(const fo_history *h, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out);
+
+/* The same range as encoded runs to splice into a frame (fo_msg.ext_parts), nothing
+ * decoded: *parts (in `a`) borrow the ring's frames and the disk rows, so use them before
+ * the ring changes. 0; FO_EGAP when the ring and disk rows do not cover [from, to) or
+ * `to` falls inside an entry (fo_history_get can still serve that); FO_EPROTO (a row
+ * that is not a batch) or FO_ENOMEM. */
+int fo_history_parts(const fo_history *h, uint64_t from, uint64_t to, fo_arena *a,
+                     fo_wire_part **parts, uint32_t *n);
 
 /* Keeps `r` (taken over; may be NULL after a failed or gone read) as the disk rows, and
  * marks the read as tried. fo_history_clear_disk frees them once the request is done. */

@@ -79,6 +79,9 @@ static void stop(fo_hub *h)
     FO_LOG(FO_LOG_INFO, "stopping: closing the store");
     fo_model_free_all(h);
     fo_commit_destroy(&h->commit);
+    fo_arena_destroy(&h->flush_arena);
+    fo_buf_destroy(&h->flush_buf);
+    fo_frame_scratch_free();
     if (!h->store || fo_store_close(h->store, on_store_closed, h) != 0)
         on_store_closed(h);
 }
@@ -150,8 +153,16 @@ static void on_check(uv_check_t *c)
     fo_hub *h = c->data;
 
     h->metrics.loop_turns++;
-    fo_commit_turn(h);
+    /* With the memory store a commit settles at once: what it releases (acks, pushes, the
+     * next queued flush and its commit) runs here, bounded, before the writes. */
+    for (int i = 0; i < 16; i++) {
+        fo_commit_turn(h);
+        if (!fo_store_run_completions(h->store))
+            break;
+    }
     fo_session_flush_dirty(h);
+    if (h->commit.open)
+        uv_idle_start(&h->kick, fo_hub_kick); /* a group opened by a late callback */
 }
 
 static int open_store(fo_hub *h)
@@ -220,6 +231,8 @@ int fo_hub_run(const fo_hub_config *cfg)
     h->limits.max_frame = cfg->max_frame;
     fo_strmap_init(&h->models);
     fo_commit_init(&h->commit);
+    fo_arena_init(&h->flush_arena, 16384);
+    fo_buf_init(&h->flush_buf, 0);
     h->commit.released = on_released;
     h->session_port = (fo_session_port){fo_model_submit, fo_model_catch_up, on_sub_closed};
     if (uv_loop_init(&h->loop)) {

@@ -46,6 +46,8 @@ typedef struct fo_hub {
     fo_store *store;
     fo_auth *auth;      /* NULL: open hub */
     fo_commit commit;
+    fo_arena flush_arena; /* the runner's scratch for one flush, rewound after each */
+    fo_buf flush_buf;     /* the runner's encoding of one applied batch, reused */
     fo_session_port session_port; /* sessions hand requests and drains to the models */
     fo_strmap models;   /* name -> fo_model * */
     fo_model *lru_head; /* most recently used */

@@ -210,6 +210,15 @@ static int history_fn(void *ctx, uint64_t from, uint64_t to, fo_arena *a, fo_bat
 
     if (to > fo_master_snapshot(m->master).command_count)
         return -1;
+    if (!a) {
+        /* history_by_ref: the runner splices the encoded batches (fo_history_parts). */
+        if (!fo_history_covers(&m->hist, from, to))
+            return -1;
+        out->from = from;
+        out->len = (uint32_t)(to - from);
+        out->items = NULL;
+        return 0;
+    }
     return fo_history_get(&m->hist, from, to, a, out);
 }
 
@@ -289,6 +298,7 @@ static int build(fo_model *m, const fo_store_result *r)
     memset(&cfg, 0, sizeof(cfg));
     cfg.ids = h->cfg.sequential_ids ? FO_IDS_SEQUENTIAL : FO_IDS_RANDOM;
     cfg.history = history_fn;
+    cfg.history_by_ref = true;
     cfg.history_ctx = m;
     fo_arena_init(&a, r->snap_size * 2 + 256);
     if (r->has_snapshot) {

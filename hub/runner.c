@@ -172,7 +172,11 @@ static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *a
     w.frame = push;
     w.batch_off = off;
     w.batch_len = len;
-    snprintf(w.client, sizeof(w.client), "%s", s->client);
+    {
+        size_t cl = strnlen(s->client, sizeof(w.client) - 1);
+        memcpy(w.client, s->client, cl);
+        w.client[cl] = '\0';
+    }
     w.seq = seq;
     if (count - m->snapshot_count >= h->cfg.snapshot_every) {
         /* A cold load then reads this snapshot and a short log tail. */
@@ -217,6 +221,40 @@ static int encode_applied(fo_model *m, const fo_msg *q, const fo_batch *applied,
     return 0;
 }
 
+/* A partial sync whose history part the master left out (sync.external): the encoded
+ * batches from the history, spliced into the ack. When they cannot be spliced (a range
+ * that ends inside an entry), the commands are decoded into the diff instead. */
+static int splice_history(fo_model *m, fo_apply_result *res, fo_arena *a,
+                          const fo_wire_part **xp, uint32_t *nxp)
+{
+    fo_sync *sy = &res->sync;
+    uint64_t from = sy->diff.from, to = from + sy->external;
+    uint32_t own = sy->diff.len - sy->external;
+    fo_wire_part *parts;
+    fo_completion *all;
+    fo_batch hist;
+    int rc;
+
+    rc = fo_history_parts(&m->hist, from, to, a, &parts, nxp);
+    if (rc == 0) {
+        *xp = parts;
+        return 0;
+    }
+    if (rc != FO_EGAP)
+        return rc;
+    *nxp = 0;
+    if ((rc = fo_history_get(&m->hist, from, to, a, &hist)) != 0)
+        return rc;
+    if (!(all = fo_arena_alloc(a, ((size_t)sy->diff.len + 1) * sizeof(*all))))
+        return FO_ENOMEM;
+    memcpy(all, hist.items, (size_t)sy->external * sizeof(*all));
+    if (own)
+        memcpy(all + sy->external, sy->diff.items, (size_t)own * sizeof(*all));
+    sy->diff.items = all;
+    sy->external = 0;
+    return 0;
+}
+
 static bool exec_flush(fo_model *m, fo_task *t)
 {
     fo_hub *h = m->hub;
@@ -226,10 +264,12 @@ static bool exec_flush(fo_model *m, fo_task *t)
     fo_batch empty = {q->batch.from, 0, NULL};
     const fo_batch *b = &q->batch;
     fo_apply_result res;
-    fo_arena ra;
-    fo_buf raw;
+    fo_arena *ra = &h->flush_arena;
+    fo_buf *raw = &h->flush_buf;
     fo_msg ack;
     fo_pending *p;
+    const fo_wire_part *xp = NULL;
+    uint32_t nxp = 0;
     bool dup = false;
     int rc;
 
@@ -253,13 +293,12 @@ static bool exec_flush(fo_model *m, fo_task *t)
         return false;
     if (dup)
         h->metrics.duplicates++;
-    fo_arena_init(&ra, 8192);
-    rc = fo_master_apply(m->master, b, s, &ra, &res);
+    rc = fo_master_apply(m->master, b, s, ra, &res);
     if (rc) {
         FO_LOG(FO_LOG_ERROR, "model=%s sid=%s apply failed: %s", m->name, s->sid,
                fo_strerror(rc));
         fo_session_send_error(s, q, FO_ERR_INTERNAL, "apply failed: %s", fo_strerror(rc));
-        fo_arena_destroy(&ra);
+        fo_arena_reset(ra);
         fo_model_mark_broken(m);
         return true;
     }
@@ -270,10 +309,21 @@ static bool exec_flush(fo_model *m, fo_task *t)
         res.sync.diff.from = q->batch.from;
         res.sync.has_mapped = true;
     }
+    if (res.sync.external && (rc = splice_history(m, &res, ra, &xp, &nxp)) != 0) {
+        FO_LOG(FO_LOG_ERROR, "model=%s history for a sync: %s", m->name, fo_strerror(rc));
+        fo_session_send_error(s, q, FO_ERR_INTERNAL, "history unreadable: %s", fo_strerror(rc));
+        fo_arena_reset(ra);
+        fo_model_mark_broken(m);
+        return true;
+    }
     ack = reply_to(m, q, FO_MSG_ACK);
     ack.seq = q->seq;
     ack.result = res;
-    fo_buf_init(&raw, 0);
+    ack.ext_parts = xp;
+    ack.n_ext_parts = nxp;
+    if (raw->cap > (1u << 20))
+        fo_buf_destroy(raw); /* not kept past one big batch */
+    raw->len = 0;
     if (!(p = fo_model_pend(m, FO_PEND_ACK)))
         goto oom;
     p->sink = fo_reply_ref(t->sink);
@@ -283,19 +333,21 @@ static bool exec_flush(fo_model *m, fo_task *t)
     p->from = res.applied.from;
     if (!dup && res.applied.len) {
         uint32_t off, len;
-        if (encode_applied(m, q, &res.applied, &p->push, &off, &len, &raw) ||
-            add_write(m, s, q->seq, &res.applied, p->push, off, len) ||
+        if (encode_applied(m, q, &res.applied, &p->push, &off, &len, raw) ||
+            add_write(m, s, q->seq, &res.applied, p->push, off, len))
+            goto oom;
+        ack.raw_batch = fo_buf_data(raw);
+        ack.raw_batch_len = raw->len;
+        p->len = res.applied.len;
+        h->metrics.commands += res.applied.len;
+        /* The ack first: its sync borrows the ring's frames, which the add may drop. */
+        if (!(p->reply = fo_frame_encode(&ack)) ||
             fo_history_add(&m->hist, res.applied.from, res.applied.len, p->push, off, len,
                            h->cfg.history))
             goto oom;
-        ack.raw_batch = fo_buf_data(&raw);
-        ack.raw_batch_len = raw.len;
-        p->len = res.applied.len;
-        h->metrics.commands += res.applied.len;
-    }
-    if (!(p->reply = fo_frame_encode(&ack)))
+    } else if (!(p->reply = fo_frame_encode(&ack))) {
         goto oom;
-    fo_buf_destroy(&raw);
+    }
     if (!dup) {
         if (!last) {
             if (!(last = malloc(sizeof(*last))) ||
@@ -306,13 +358,12 @@ static bool exec_flush(fo_model *m, fo_task *t)
         }
         *last = q->seq;
     }
-    fo_arena_destroy(&ra);
+    fo_arena_reset(ra);
     fo_model_account(m);
     return true;
 oom:
     /* The batch may be applied in memory without its write: the model must reload. */
-    fo_buf_destroy(&raw);
-    fo_arena_destroy(&ra);
+    fo_arena_reset(ra);
     fo_session_send_error(s, q, FO_ERR_INTERNAL, "out of memory");
     fo_model_mark_broken(m);
     return true;

@@ -72,6 +72,11 @@ typedef enum fo_sync_kind {
 typedef struct fo_sync {
     fo_sync_kind kind;
     fo_batch diff;       /* FO_SYNC_PARTIAL */
+    /* FO_SYNC_PARTIAL from a master with history_by_ref: the first `external` completions
+     * of diff (its history part) are not in diff.items, which holds the other
+     * diff.len - external; whoever encodes the sync supplies their encoded bytes
+     * (fo_msg.ext_parts). 0 otherwise. */
+    uint32_t external;
     fo_snapshot latest;  /* FO_SYNC_FULL */
     bool has_mapped;     /* mappedPaths present (a master always sets it) */
     uint32_t mapped_len;

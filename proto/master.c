@@ -80,14 +80,24 @@ int fo_master_apply(fo_master *m, const fo_batch *b, void *context, fo_arena *ar
     out->sync.mapped_len = pm.len;
     if (b->from != start) {
         fo_batch hist = {0, 0, NULL};
+        bool by_ref = m->cfg.history_by_ref;
         bool covered = b->from < start && m->cfg.history &&
-                       m->cfg.history(m->cfg.history_ctx, b->from, start, arena, &hist) == 0 &&
+                       m->cfg.history(m->cfg.history_ctx, b->from, start, by_ref ? NULL : arena,
+                                      &hist) == 0 &&
                        hist.len == start - b->from;
         fo_completion *all;
 
         if (!covered) {
             out->sync.kind = FO_SYNC_FULL;
             out->sync.latest = fo_doc_snapshot(m->doc);
+            return 0;
+        }
+        if (by_ref) {
+            out->sync.kind = FO_SYNC_PARTIAL;
+            out->sync.diff.from = b->from;
+            out->sync.diff.len = hist.len + out->applied.len;
+            out->sync.diff.items = out->applied.items;
+            out->sync.external = hist.len;
             return 0;
         }
         if (!(all = fo_arena_alloc(arena, ((size_t)hist.len + out->applied.len + 1) *

@@ -19,6 +19,11 @@ typedef struct fo_master_config {
     fo_interceptor interceptor;
     fo_history_fn history; /* NULL: no history, stale flushes get full syncs */
     void *history_ctx;
+    /* The history source is asked only whether it covers [from, to): it is called with
+     * arena NULL and answers 0 with out->len = to - from (items NULL) when it does. A
+     * partial sync then leaves those completions out of diff.items (sync.external): the
+     * caller splices their encoded bytes in, so nothing is decoded (the hub). */
+    bool history_by_ref;
 } fo_master_config;
 
 typedef struct fo_master fo_master;

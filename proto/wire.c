@@ -301,6 +301,17 @@ static void pack_command(enc *e, const fo_command *c)
     }
 }
 
+static void pack_completion(enc *e, const fo_completion *c)
+{
+    msgpack_pack_map(&e->pk, c->created_id != FO_KEY_NONE ? 2 : 1);
+    KEY(e, "command");
+    pack_command(e, &c->command);
+    if (c->created_id != FO_KEY_NONE) {
+        KEY(e, "createdId");
+        pack_key(e, c->created_id);
+    }
+}
+
 static void pack_batch(enc *e, const fo_batch *b)
 {
     msgpack_pack_map(&e->pk, 2);
@@ -308,16 +319,40 @@ static void pack_batch(enc *e, const fo_batch *b)
     msgpack_pack_uint64(&e->pk, b->from);
     KEY(e, "completions");
     msgpack_pack_array(&e->pk, b->len);
-    for (uint32_t i = 0; i < b->len; i++) {
-        const fo_completion *c = &b->items[i];
-        msgpack_pack_map(&e->pk, c->created_id != FO_KEY_NONE ? 2 : 1);
-        KEY(e, "command");
-        pack_command(e, &c->command);
-        if (c->created_id != FO_KEY_NONE) {
-            KEY(e, "createdId");
-            pack_key(e, c->created_id);
-        }
+    for (uint32_t i = 0; i < b->len; i++)
+        pack_completion(e, &b->items[i]);
+}
+
+/* A diff whose first s->external completions come as encoded bytes (m->ext_parts), then
+ * its items: the applied batch, spliced from the ack's raw_batch when it has one. */
+static void pack_diff_external(enc *e, const fo_sync *s, const fo_msg *m)
+{
+    const fo_batch *d = &s->diff;
+    uint32_t own = d->len - s->external;
+    const void *items;
+    size_t len;
+    uint32_t count;
+
+    if (!m || s->external > d->len || (!m->ext_parts && m->n_ext_parts)) {
+        enc_bad(e);
+        return;
     }
+    msgpack_pack_map(&e->pk, 2);
+    KEY(e, "from");
+    msgpack_pack_uint64(&e->pk, d->from);
+    KEY(e, "completions");
+    msgpack_pack_array(&e->pk, d->len);
+    for (uint32_t i = 0; i < m->n_ext_parts; i++)
+        on_write(e, m->ext_parts[i].p, m->ext_parts[i].n);
+    if (own && m->raw_batch && d->items == m->result.applied.items &&
+        own == m->result.applied.len &&
+        fo_wire_batch_items(m->raw_batch, m->raw_batch_len, 0, false, &items, &len, &count) == 0 &&
+        count == own) {
+        on_write(e, items, len);
+        return;
+    }
+    for (uint32_t i = 0; i < own; i++)
+        pack_completion(e, &d->items[i]);
 }
 
 static void pack_snapshot(enc *e, const fo_snapshot *s)
@@ -337,7 +372,9 @@ static void pack_sync(enc *e, const fo_sync *s, const fo_msg *m)
     if (s->kind == FO_SYNC_PARTIAL) {
         msgpack_pack_true(&e->pk);
         KEY(e, "diff");
-        if (m && m->raw_batch && s->diff.from == m->result.applied.from &&
+        if (s->external)
+            pack_diff_external(e, s, m);
+        else if (m && m->raw_batch && s->diff.from == m->result.applied.from &&
             s->diff.len == m->result.applied.len && s->diff.items == m->result.applied.items)
             on_write(e, m->raw_batch, m->raw_batch_len);
         else

@@ -59,6 +59,12 @@ typedef enum fo_error_code {
 const char *fo_error_code_name(fo_error_code c);
 fo_error_code fo_error_code_parse(const char *s, size_t len); /* 0 when unknown */
 
+/* A run of encoded bytes that the encoder copies verbatim. */
+typedef struct fo_wire_part {
+    const void *p;
+    size_t n;
+} fo_wire_part;
+
 /* One decoded or to-be-encoded message. Which fields matter depends on `type`; strings
  * are NUL-terminated and, when decoded, live in the decode arena. */
 typedef struct fo_msg {
@@ -85,6 +91,10 @@ typedef struct fo_msg {
      * bytes end the frame. Borrowed. */
     const void *raw_batch;
     size_t raw_batch_len;
+    /* Encoding only (ack): the encoded bytes of the sync's first result.sync.external
+     * completions, the concatenation of these runs (each from fo_wire_batch_items). */
+    const struct fo_wire_part *ext_parts;
+    uint32_t n_ext_parts;
     /* snap.snapshot */
     fo_snapshot snapshot;
     /* ack.result */
@@ -134,6 +144,15 @@ void fo_wire_peek(const void *data, size_t len, bool *has_rid, uint64_t *rid, ch
 
 /* Appends the encoding of *m to `out`. 0 or FO_ENOMEM / FO_EINVAL (unknown type). */
 int fo_wire_encode(const fo_msg *m, fo_buf *out);
+
+/* The completions of an encoded CompletionBatch p[0, n), as fo_wire_encode_batch writes it
+ * ({from, completions}, completions last), from the `skip`-th on: *items[0, *len) holds
+ * *count encoded CommandCompletion values back to back, ready to splice (ext_parts). With
+ * `check`, every item is read through (bytes from elsewhere, e.g. a store row); otherwise
+ * only the skipped ones. 0, FO_EPROTO when the bytes are not such a batch, FO_ELIMIT
+ * when skip > its completions. */
+int fo_wire_batch_items(const void *p, size_t n, uint32_t skip, bool check, const void **items,
+                        size_t *len, uint32_t *count);
 
 /* Standalone values and batches (the store keeps snapshots and log entries in this form). */
 int fo_wire_encode_value(const fo_value *v, fo_buf *out);

@@ -285,3 +285,51 @@ int fo_mp_conv_item(fo_mp_dec *d, const fo_mp_item *it, fo_value *out)
     }
     return fo_mp_fail(d, FO_EINVAL, "unsupported type");
 }
+
+/* ---- spliceable completions of an encoded batch -------------------------------------- */
+
+static bool key_is(const fo_mp_item *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->t == FO_MP_STR && k->n == n && memcmp(k->s, name, n) == 0;
+}
+
+int fo_wire_batch_items(const void *p, size_t n, uint32_t skip, bool check, const void **items,
+                        size_t *len, uint32_t *count)
+{
+    fo_wire_limits l;
+    fo_err_info err;
+    fo_mp_dec d;
+    fo_mp_item it;
+    const uint8_t *start;
+
+    fo_wire_limits_default(&l);
+    fo_mp_init(&d, p, n, &l, NULL, &err, false);
+    d.counting = false; /* bounded reads only: nothing is allocated from the counts */
+    /* {from: uint, completions: [...]}, in that order: the completions end the bytes. */
+    if (fo_mp_next(&d, &it) || it.t != FO_MP_MAP || it.n != 2 || fo_mp_open(&d, it.n, 4))
+        return FO_EPROTO;
+    if (fo_mp_next(&d, &it) || !key_is(&it, "from") || fo_mp_next(&d, &it) || it.t != FO_MP_UINT)
+        return FO_EPROTO;
+    if (fo_mp_next(&d, &it) || !key_is(&it, "completions") || fo_mp_next(&d, &it) ||
+        it.t != FO_MP_ARRAY || fo_mp_open(&d, it.n, it.n))
+        return FO_EPROTO;
+    if (skip > it.n)
+        return FO_ELIMIT;
+    d.depth++;
+    for (uint32_t i = 0; i < skip; i++)
+        if (fo_mp_skip(&d))
+            return FO_EPROTO;
+    start = d.p;
+    if (check) {
+        for (uint32_t i = skip; i < it.n; i++)
+            if (fo_mp_skip(&d))
+                return FO_EPROTO;
+        if (d.p != d.end)
+            return FO_EPROTO;
+    }
+    *items = start;
+    *len = (size_t)(d.end - start);
+    *count = it.n - skip;
+    return 0;
+}

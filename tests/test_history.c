@@ -66,6 +66,38 @@ static void expected(uint64_t from, uint64_t to, fo_buf *out)
     fo_arena_destroy(&a);
 }
 
+/* The same range as spliceable runs (what a sync splices into an ack): their bytes are the
+ * completions of the expected batch, when `to` ends an entry; FO_EGAP otherwise. */
+static void assert_parts(const fo_history *h, uint64_t from, uint64_t to, const fo_buf *want,
+                         fo_arena *a)
+{
+    fo_wire_part *parts;
+    uint32_t n, count;
+    const void *items;
+    size_t len, off = 0;
+    int rc = fo_history_parts(h, from, to, a, &parts, &n);
+
+    if (from < to && to % PER != 0) {
+        cr_assert_eq(rc, FO_EGAP, "[%llu, %llu) ends inside an entry: rc %d",
+                     (unsigned long long)from, (unsigned long long)to, rc);
+        return;
+    }
+    cr_assert_eq(rc, 0, "[%llu, %llu): parts rc %d", (unsigned long long)from,
+                 (unsigned long long)to, rc);
+    cr_assert_eq(fo_wire_batch_items(fo_buf_data(want), want->len, 0, true, &items, &len, &count),
+                 0);
+    cr_assert_eq(count, to - from);
+    for (uint32_t i = 0; i < n; i++) {
+        cr_assert_leq(off + parts[i].n, len);
+        cr_assert_eq(memcmp((const char *)items + off, parts[i].p, parts[i].n), 0,
+                     "[%llu, %llu): part %u differs", (unsigned long long)from,
+                     (unsigned long long)to, i);
+        off += parts[i].n;
+    }
+    cr_assert_eq(off, len, "[%llu, %llu): parts hold %zu bytes, want %zu",
+                 (unsigned long long)from, (unsigned long long)to, off, len);
+}
+
 static void assert_range(const fo_history *h, uint64_t from, uint64_t to)
 {
     fo_arena a;
@@ -81,6 +113,7 @@ static void assert_range(const fo_history *h, uint64_t from, uint64_t to)
     cr_assert_eq(gb.len, wb.len, "[%llu, %llu): %zu bytes, want %zu", (unsigned long long)from,
                  (unsigned long long)to, gb.len, wb.len);
     cr_assert_eq(memcmp(fo_buf_data(&gb), fo_buf_data(&wb), gb.len), 0);
+    assert_parts(h, from, to, &wb, &a);
     fo_buf_destroy(&gb);
     fo_buf_destroy(&wb);
     fo_arena_destroy(&a);

@@ -56,7 +56,7 @@ static fo_apply_result apply(fo_master *m, history *h, const char *batch_json)
 
 static fo_master *new_master(history *h, fo_interceptor ic)
 {
-    fo_master_config cfg = {FO_IDS_SEQUENTIAL, ic, h ? history_get : NULL, h};
+    fo_master_config cfg = {FO_IDS_SEQUENTIAL, ic, h ? history_get : NULL, h, false};
     fo_master *m = fo_master_new(NULL, &cfg);
 
     cr_assert_not_null(m);

@@ -39,7 +39,7 @@ TestSuite(proxy, .init = setup, .fini = teardown);
 
 static fo_master *master(history *h)
 {
-    fo_master_config cfg = {FO_IDS_SEQUENTIAL, {NULL, NULL}, h ? history_get : NULL, h};
+    fo_master_config cfg = {FO_IDS_SEQUENTIAL, {NULL, NULL}, h ? history_get : NULL, h, false};
     return fo_master_new(NULL, &cfg);
 }
 

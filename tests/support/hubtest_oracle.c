@@ -42,7 +42,7 @@ static void oracle_free_cb(void *p)
 ht_oracle *ht_oracle_new(void)
 {
     ht_oracle *o = calloc(1, sizeof(*o));
-    fo_master_config cfg = {FO_IDS_SEQUENTIAL, {NULL, NULL}, oracle_history, NULL};
+    fo_master_config cfg = {FO_IDS_SEQUENTIAL, {NULL, NULL}, oracle_history, NULL, false};
 
     cr_assert_not_null(o);
     cfg.history_ctx = o;

@@ -233,6 +233,22 @@ int fo_model_history(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_ba
     return history_fn(m, from, to, a, out);
 }
 
+int fo_model_history_msg(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_msg *msg)
+{
+    fo_wire_part *parts;
+    uint32_t n;
+
+    if (to > fo_master_snapshot(m->master).command_count)
+        return -1;
+    if (to > from && fo_history_parts(&m->hist, from, to, a, &parts, &n) == 0 && n) {
+        msg->batch = (fo_batch){from, (uint32_t)(to - from), NULL};
+        msg->ext_parts = parts;
+        msg->n_ext_parts = n;
+        return 0;
+    }
+    return fo_model_history(m, from, to, a, &msg->batch);
+}
+
 /* ---- loading ------------------------------------------------------------------------- */
 
 

@@ -96,7 +96,7 @@ static bool exec_sub(fo_model *m, fo_task *t)
     fo_arena_init(&a, 4096);
     r = reply_to(m, &t->msg, FO_MSG_SNAP);
     if (t->msg.has_from && t->msg.from <= count &&
-        fo_model_history(m, t->msg.from, count, &a, &r.batch) == 0)
+        fo_model_history_msg(m, t->msg.from, count, &a, &r) == 0)
         r.type = FO_MSG_DIFF;
     else
         r.snapshot = fo_master_snapshot(m->master);

@@ -17,6 +17,10 @@ void fo_runner_pending_free(fo_pending *p);
 /* Shared with model.c. */
 bool fo_model_history_covers(fo_model *m, uint64_t from, uint64_t to);
 int fo_model_history(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_batch *out);
+/* The same range for a frame to a session (a push or a diff): msg->batch with the encoded
+ * batches spliced in (msg->ext_parts; encode before the history changes), or decoded when
+ * they cannot be. Not for HTTP replies, which re-encode the commands as JSON. */
+int fo_model_history_msg(fo_model *m, uint64_t from, uint64_t to, fo_arena *a, fo_msg *msg);
 void fo_model_account(fo_model *m);
 /* The internal catch-up task (msg.type FO_MSG_PUSH) of a lagging subscriber. */
 bool fo_model_exec_catch_up(fo_model *m, fo_task *t);

@@ -97,7 +97,7 @@ static void catch_up(fo_sub *sub, bool in_task)
     msg.model = m->name;
     msg.model_len = m->name_len;
     if (sub->next_from <= target &&
-        fo_model_history(m, sub->next_from, target, &a, &msg.batch) == 0) {
+        fo_model_history_msg(m, sub->next_from, target, &a, &msg) == 0) {
         msg.type = FO_MSG_PUSH;
         sub->next_from = target;
     } else if (count == target) {

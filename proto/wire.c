@@ -406,6 +406,18 @@ static void pack_batch_raw(enc *e, const fo_batch *b, const fo_msg *m)
         pack_batch(e, b);
 }
 
+/* A push's or diff's batch whose completions are all given as encoded runs. */
+static void pack_batch_parts(enc *e, const fo_batch *b, const fo_msg *m)
+{
+    msgpack_pack_map(&e->pk, 2);
+    KEY(e, "from");
+    msgpack_pack_uint64(&e->pk, b->from);
+    KEY(e, "completions");
+    msgpack_pack_array(&e->pk, b->len);
+    for (uint32_t i = 0; i < m->n_ext_parts; i++)
+        on_write(e, m->ext_parts[i].p, m->ext_parts[i].n);
+}
+
 static void pack_result(enc *e, const fo_apply_result *r, const fo_msg *m)
 {
     bool has_sync = r->sync.kind != FO_SYNC_NONE;
@@ -551,7 +563,10 @@ static void pack_body(enc *e, const fo_msg *m)
     case FO_MSG_PUSH:
         pack_model(e, m);
         KEY(e, "diff");
-        pack_batch_raw(e, &m->batch, m);
+        if (m->n_ext_parts && !m->raw_batch && !m->batch.items)
+            pack_batch_parts(e, &m->batch, m);
+        else
+            pack_batch_raw(e, &m->batch, m);
         return;
     case FO_MSG_OK: return;
     case FO_MSG_ERROR: {

@@ -91,8 +91,10 @@ typedef struct fo_msg {
      * bytes end the frame. Borrowed. */
     const void *raw_batch;
     size_t raw_batch_len;
-    /* Encoding only (ack): the encoded bytes of the sync's first result.sync.external
-     * completions, the concatenation of these runs (each from fo_wire_batch_items). */
+    /* Encoding only, runs of encoded completions (each from fo_wire_batch_items) whose
+     * concatenation is: for an ack, the sync's first result.sync.external completions;
+     * for a push or diff whose batch.items is NULL (and no raw_batch), all batch.len
+     * completions of its batch. */
     const struct fo_wire_part *ext_parts;
     uint32_t n_ext_parts;
     /* snap.snapshot */

@@ -255,3 +255,56 @@ Test(splice, batch_items_reads_only_batches_as_encoded_here)
     fo_buf_destroy(&b);
     fo_arena_destroy(&a);
 }
+
+Test(splice, a_push_or_diff_of_spliced_batches_equals_the_decoded_one)
+{
+    static const char *const batches[] = {
+        "{\"from\":10,\"completions\":[{\"command\":{\"action\":\"create\"},\"createdId\":\"1\"},"
+        "{\"command\":{\"action\":\"update\",\"path\":[\"1\"],\"props\":{\"a\":[1,2,{\"b\":null}]}}}]}",
+        "{\"from\":12,\"completions\":[{\"command\":{\"action\":\"delete\",\"path\":[\"1\"]}}]}",
+    };
+    fo_arena a;
+    fo_buf enc[2], want, got;
+    fo_completion all[3];
+    fo_wire_part parts[2];
+    fo_wire_limits lim;
+
+    fo_arena_init(&a, 0);
+    fo_wire_limits_default(&lim);
+    for (int i = 0; i < 2; i++) {
+        fo_batch b = tj_batch(&a, batches[i]), d;
+        size_t len;
+        uint32_t count;
+        fo_buf_init(&enc[i], 0);
+        cr_assert_eq(fo_wire_encode_batch(&b, &enc[i]), 0);
+        cr_assert_eq(fo_wire_decode_batch(fo_buf_data(&enc[i]), enc[i].len, &lim, &a, &d, NULL), 0);
+        memcpy(&all[i * 2], d.items, d.len * sizeof(*all));
+        /* from 11: the first batch's second completion on */
+        cr_assert_eq(fo_wire_batch_items(fo_buf_data(&enc[i]), enc[i].len, i == 0 ? 1 : 0, false,
+                                         &parts[i].p, &len, &count),
+                     0);
+        parts[i].n = len;
+    }
+    for (int type = 0; type < 2; type++) {
+        fo_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = type ? FO_MSG_DIFF : FO_MSG_PUSH;
+        m.model = "p";
+        m.model_len = 1;
+        m.batch = (fo_batch){11, 2, &all[1]};
+        fo_buf_init(&want, 0);
+        cr_assert_eq(fo_wire_encode(&m, &want), 0);
+        m.batch.items = NULL;
+        m.ext_parts = parts;
+        m.n_ext_parts = 2;
+        fo_buf_init(&got, 0);
+        cr_assert_eq(fo_wire_encode(&m, &got), 0);
+        cr_assert_eq(got.len, want.len);
+        cr_assert_eq(memcmp(fo_buf_data(&got), fo_buf_data(&want), got.len), 0);
+        fo_buf_destroy(&want);
+        fo_buf_destroy(&got);
+    }
+    fo_buf_destroy(&enc[0]);
+    fo_buf_destroy(&enc[1]);
+    fo_arena_destroy(&a);
+}

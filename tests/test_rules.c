@@ -227,11 +227,16 @@ Test(rules, runtime_error_names_rule_and_line)
 
 Test(rules, endless_loop_stopped_and_uncatchable)
 {
-    fo_rules *r = load("return {{models='*', intercept=function(cmd)\n"
-                       "  if cmd.props.p then\n"
-                       "    while true do pcall(function() while true do end end) end\n"
-                       "  end\n"
-                       "  while true do end end}}");
+    fo_rules_limits lim;
+    fo_rules *r;
+
+    fo_rules_limits_default(&lim);
+    lim.time_ms = 5000; /* the instruction budget stops it, even on a loaded machine */
+    r = load_lim("return {{models='*', intercept=function(cmd)\n"
+                 "  if cmd.props.p then\n"
+                 "    while true do pcall(function() while true do end end) end\n"
+                 "  end\n"
+                 "  while true do end end}}", &lim);
     fo_doc *d = fo_doc_new(FO_IDS_SEQUENTIAL);
     struct timespec t0, t1;
     run x;

@@ -205,7 +205,7 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
             rc = copy_str(c->interceptors, sizeof(c->interceptors), "--interceptors", optarg);
             break;
         case RULE_INS: {
-            uint32_t n;
+            uint32_t n = 0;
             rc = parse_uint("--rule-instructions", optarg, &n);
             if (!rc && n < 1000)
                 rc = bad("--rule-instructions", optarg);

@@ -283,8 +283,10 @@ static void free_model_prefix(mem *m, mem_model *mod, uint64_t base)
         m->bytes -= mod->rules[nl]->orig_size + mod->rules[nl]->audit_len;
         free(mod->rules[nl++]);
     }
-    memmove(mod->rules, mod->rules + nl, (mod->nrules - nl) * sizeof(void *));
-    mod->nrules -= nl;
+    if (nl) {
+        memmove(mod->rules, mod->rules + nl, (mod->nrules - nl) * sizeof(void *));
+        mod->nrules -= nl;
+    }
 }
 
 static void apply(mem *m, const fo_store_write *w, prep *p)

@@ -48,8 +48,11 @@ start_srv() {
         bash -c 'ulimit -n 20000; exec taskset -c "$0" node "$@"' "$SRV_CPU" "$PEER" \
             --listen 127.0.0.1:0 2>"$log" &
     else
+        # FO_BENCH_INTERCEPTORS=bench/rules/stamp.lua: every hub runs with that rules file
+        # (the stamping rule on every command; compare with a run without it).
         bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$SRV_CPU" "$HUB" \
-            --listen 127.0.0.1:0 "$@" 2>"$log" &
+            --listen 127.0.0.1:0 ${FO_BENCH_INTERCEPTORS:+--interceptors "$FO_BENCH_INTERCEPTORS"} \
+            "$@" 2>"$log" &
     fi
     SRV_PID=$!
     PORT=

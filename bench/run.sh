@@ -9,6 +9,10 @@
 #                [--cold-models N] [--d2-steps N] [--build build/release]
 #                [--server-cpu 0] [--bench-cpu 1]
 #
+#   FO_BENCH_INTERCEPTORS=bench/rules/stamp.lua bench/run.sh --only a --servers hub
+#      runs the hub with that rules file (server-side rules: a stamping rule that rewrites
+#      every command); compare its flushes/s with a run without it.
+#
 #   floor  fo-floor (bench/floor): one thread pinned to the server's CPU sends a 60-byte frame
 #      to each of 1000 loopback TCP sockets in turn, one non-blocking send each (TCP_NODELAY),
 #      another pinned to the generator's CPU drains them (epoll); 1 frame per send, then 10

@@ -9,6 +9,7 @@
 #ifndef FO_AUTH_H
 #define FO_AUTH_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,6 +20,7 @@ typedef struct fo_auth_token fo_auth_token;
 typedef struct fo_rights {
     bool open;
     const fo_auth_token *token;
+    json_t *claims;   /* the identity: the token's claims (sub inside); NULL = open hub */
 } fo_rights;
 
 /* Loads the file. NULL with a message in err on a missing file or a bad line. */

@@ -18,6 +18,9 @@ static void group_free(fo_group *g)
     for (i = 0; i < g->nwrites; i++) {
         fo_frame_unref(g->writes[i].frame);
         free(g->writes[i].snapshot);
+        free(g->writes[i].identity);
+        free(g->writes[i].original);
+        free(g->writes[i].audit);
         g->writes[i].owner->hold(g->writes[i].owner, false);
     }
     free(g->writes);
@@ -87,7 +90,8 @@ int fo_commit_add_write(fo_hub *h, fo_commit_write *w)
     }
     g->writes[g->nwrites] = *w;
     w->owner->hold(w->owner, true);
-    fo_frame_ref(w->frame);
+    if (w->frame)
+        fo_frame_ref(w->frame);
     g->nwrites++;
     return 0;
 }
@@ -165,14 +169,19 @@ void fo_commit_turn(fo_hub *h)
         w[i].model = cw->owner->name;
         w[i].from = cw->from;
         w[i].len = cw->len;
-        w[i].batch = cw->frame->data + cw->batch_off;
-        w[i].batch_size = cw->batch_len;
-        w[i].client = cw->client;
+        w[i].batch = cw->frame ? cw->frame->data + cw->batch_off : NULL;
+        w[i].batch_size = cw->frame ? cw->batch_len : 0;
+        w[i].client = cw->frame ? cw->client : NULL;
         w[i].seq = cw->seq;
         w[i].snap = cw->snapshot;
         w[i].snap_size = cw->snapshot_len;
         w[i].snap_count = cw->from + cw->len;
         w[i].cut = cw->drop_before;
+        w[i].now_ms = cw->now_ms;
+        w[i].identity = cw->identity;
+        w[i].original = cw->original;
+        w[i].original_size = cw->original_len;
+        w[i].audit = cw->audit;
     }
     /* A group without writes still goes through the store as a barrier: the store runs
      * jobs in order, so its replies cannot overtake the writes of earlier groups. */

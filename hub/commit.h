@@ -34,21 +34,27 @@ typedef struct fo_commit_owner {
     void (*failed)(struct fo_commit_owner *o);
 } fo_commit_owner;
 
-/* One row for the store: an applied batch, with an optional snapshot. The group owns the
- * snapshot buffer and a reference on the frame until it is committed. */
+/* One row for the store: an applied batch, with an optional snapshot and rules row. The
+ * group owns the malloc'd buffers and a reference on the frame until it is committed. A
+ * batch of which nothing applied has no frame (len 0) and only a rules row. */
 typedef struct fo_commit_write {
     fo_commit_owner *owner; /* held */
     uint64_t from;
     uint32_t len;
     /* The MessagePack CompletionBatch is frame->data[batch_off, batch_off + batch_len):
      * the very bytes of the push frame's `diff` (one encoding per batch). */
-    fo_frame *frame;     /* reference held */
+    fo_frame *frame;     /* reference held; NULL: no log row */
     uint32_t batch_off, batch_len;
     char client[65];
     uint64_t seq;
     char *snapshot;      /* MessagePack document at from + len, or NULL (malloc'd) */
     size_t snapshot_len;
     uint64_t drop_before; /* retention: log and snapshots older than this may go; 0 keeps */
+    int64_t now_ms;       /* the batch's `now` */
+    char *identity;       /* JSON of the flusher's claims, or NULL (malloc'd) */
+    char *original;       /* rules row: the batch as flushed (MessagePack), or NULL */
+    size_t original_len;
+    char *audit;          /* rules row: what the rules did (JSON text), or NULL */
 } fo_commit_write;
 
 typedef struct fo_group {
@@ -77,8 +83,9 @@ void fo_commit_init(fo_commit *c);
 void fo_commit_destroy(fo_commit *c);
 /* Appends a waiter to the open group. 0 or FO_ENOMEM. */
 int fo_commit_wait(fo_hub *h, fo_commit_waiter *w);
-/* Moves a write into the open group (the group takes the snapshot buffer and holds the
- * owner and the frame). 0 or FO_ENOMEM (then the caller still owns the snapshot). */
+/* Moves a write into the open group (the group takes the snapshot, identity, original and
+ * audit buffers and holds the owner and the frame). 0 or FO_ENOMEM (then the caller still
+ * owns the buffers). */
 int fo_commit_add_write(fo_hub *h, fo_commit_write *w);
 /* Called at the end of each loop turn: submits the open group (a commit, or an empty
  * barrier that keeps its place in the order). */

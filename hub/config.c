@@ -21,6 +21,9 @@ void fo_hub_config_default(fo_hub_config *c)
     c->max_queue = (size_t)4 << 20;
     c->snapshot_every = 1000;
     c->log_level = FO_LOG_INFO;
+    c->rule_instructions = 1000000;
+    c->rule_time_ms = 10;
+    c->rule_memory = (size_t)32 << 20;
 }
 
 long long fo_parse_size(const char *s)
@@ -68,12 +71,23 @@ static const char usage[] =
     "  --static DIR           serve the files of DIR at / (the demo app)\n"
     "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r`\n"
     "                         (fnmatch patterns); without it the hub is open\n"
+    "  --interceptors FILE    server-side rules in Lua (see the README: writing a rule);\n"
+    "                         SIGHUP reloads the file (a bad file keeps the old rules)\n"
+    "  --rule-instructions N  Lua instructions a command's rules may run (default 1000000)\n"
+    "  --rule-time-ms N       wall-clock bound of a command's rules (default 10)\n"
+    "  --rule-memory SIZE     memory cap of the rules' Lua state (default 32M)\n"
     "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --help                 this text\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, finish and persist in-flight flushes, close\n"
-    "connections with 1001, exit 0.\n";
+    "connections with 1001, exit 0.\n"
+    "\n"
+    "Other forms:\n"
+    "  flushout-hub --check-interceptors FILE   load and check a rules file: exit 0 or 2\n"
+    "  flushout-hub replay --data DIR MODEL --interceptors FILE\n"
+    "                         re-run the model's stored batches through FILE's rules and\n"
+    "                         print each command they decide differently (exit 1; 0: none)\n";
 
 static int bad(const char *flag, const char *val)
 {
@@ -139,7 +153,7 @@ static int parse_size(const char *flag, const char *v, size_t min, size_t *out)
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
     enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, AUTH, SEQ,
-           LEVEL, HELP };
+           LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"data", required_argument, NULL, DATA},
@@ -154,6 +168,10 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"sequential-ids", no_argument, NULL, SEQ},
         {"log-level", required_argument, NULL, LEVEL},
         {"help", no_argument, NULL, HELP},
+        {"interceptors", required_argument, NULL, RULES},
+        {"rule-instructions", required_argument, NULL, RULE_INS},
+        {"rule-time-ms", required_argument, NULL, RULE_TIME},
+        {"rule-memory", required_argument, NULL, RULE_MEM},
         {NULL, 0, NULL, 0},
     };
     int o, rc = 0;
@@ -183,6 +201,23 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
             break;
         case AUTH: rc = copy_str(c->auth_file, sizeof(c->auth_file), "--auth", optarg); break;
         case SEQ: c->sequential_ids = true; break;
+        case RULES:
+            rc = copy_str(c->interceptors, sizeof(c->interceptors), "--interceptors", optarg);
+            break;
+        case RULE_INS: {
+            uint32_t n = 0;
+            rc = parse_uint("--rule-instructions", optarg, &n);
+            if (!rc && n < 1000)
+                rc = bad("--rule-instructions", optarg);
+            c->rule_instructions = n;
+            break;
+        }
+        case RULE_TIME:
+            rc = parse_uint("--rule-time-ms", optarg, &c->rule_time_ms);
+            if (!rc && c->rule_time_ms == 0)
+                rc = bad("--rule-time-ms", optarg);
+            break;
+        case RULE_MEM: rc = parse_size("--rule-memory", optarg, 1 << 20, &c->rule_memory); break;
         case LEVEL:
             if ((c->log_level = fo_log_parse_level(optarg)) < 0)
                 return bad("--log-level", optarg);

@@ -20,6 +20,10 @@ typedef struct fo_hub_config {
     char static_dir[1024];    /* --static DIR: files served at / (demo) */
     char auth_file[1024];     /* --auth FILE: tokens and rights; empty = open hub */
     int log_level;            /* --log-level error|warn|info|debug */
+    char interceptors[1024];  /* --interceptors FILE.lua: server-side rules; empty = none */
+    uint64_t rule_instructions; /* --rule-instructions N: Lua instructions per command */
+    uint32_t rule_time_ms;    /* --rule-time-ms N: wall clock per command */
+    size_t rule_memory;       /* --rule-memory SIZE: the rules' Lua state */
 } fo_hub_config;
 
 void fo_hub_config_default(fo_hub_config *c);

@@ -234,6 +234,72 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+#define AUDIT_PAGE 1000 /* rules rows per answer of /audit */
+
+/* GET /v1/models/NAME/audit?from=N: the rules rows from the store, as
+ * {"model", "batches": [...], "next"?}; `next` is the `from` of the following page. */
+static void on_audit_read(fo_store *s, const fo_store_status *st, fo_store_result *res,
+                          void *data)
+{
+    fo_http_req *r = data;
+    fo_buf b;
+    bool first = true;
+    int rc = 0;
+
+    (void)s;
+    if (st->rc) {
+        fo_http_respond_error(r, 500, st->msg);
+        fo_http_req_unref(r);
+        return;
+    }
+    fo_buf_init(&b, 0);
+    rc |= fo_buf_append(&b, "{\"batches\":[", 12);
+    for (uint32_t i = 0; i < res->n_rules; i++) {
+        const char *a = res->rules[i].audit;
+        size_t n = strlen(a);
+        static const char empty[] = "\"actions\":[]}";
+        /* a batch that only failed (no rule acted) is kept for replay, not shown */
+        if (n >= sizeof(empty) - 1 && strcmp(a + n - (sizeof(empty) - 1), empty) == 0)
+            continue;
+        rc |= fo_buf_append(&b, first ? "\n" : ",\n", first ? 1 : 2);
+        rc |= fo_buf_append(&b, a, n);
+        first = false;
+    }
+    rc |= fo_buf_append(&b, "]", 1);
+    if (res->more) {
+        char next[48];
+        snprintf(next, sizeof(next), ",\"next\":%llu",
+                 (unsigned long long)res->rules[res->n_rules - 1].from + 1);
+        rc |= fo_buf_append(&b, next, strlen(next));
+    }
+    rc |= fo_buf_append(&b, "}\n", 2);
+    if (rc)
+        fo_http_respond_error(r, 500, "out of memory");
+    else
+        fo_http_respond(r, 200, "application/json", &b);
+    fo_buf_destroy(&b);
+    fo_store_result_free(res);
+    fo_http_req_unref(r);
+}
+
+static void audit(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *name)
+{
+    char buf[64];
+    const char *arg = lws_get_urlarg_by_name(wsi, "from=", buf, sizeof(buf));
+    uint64_t from = 0;
+    int rc;
+
+    if (arg && !parse_u64(arg, &from)) {
+        fo_http_respond_error(r, 400, "from: expected an unsigned integer");
+        return;
+    }
+    fo_http_req_ref(r);
+    if ((rc = fo_store_read_audit(h->store, name, from, AUDIT_PAGE, on_audit_read, r))) {
+        fo_http_req_unref(r);
+        fo_http_respond_error(r, 500, fo_store_strerror(rc));
+    }
+}
+
 static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest)
 {
     const char *slash = strchr(rest, '/');
@@ -284,6 +350,13 @@ static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *
             }
             m.has_to = true;
         }
+    } else if (strcmp(slash, "/audit") == 0 || strncmp(slash, "/audit?", 7) == 0) {
+        if (h->phase != FO_HUB_RUNNING)
+            fo_http_respond_error(r, 503, "shutting down");
+        else
+            audit(h, r, wsi, name);
+        fo_arena_destroy(&a);
+        return;
     } else {
         fo_arena_destroy(&a);
         fo_http_respond_error(r, 404, "no such endpoint");

@@ -65,6 +65,7 @@ static void on_store_closed(void *data)
     lws_context_destroy(h->lws);
     uv_close((uv_handle_t *)&h->sigterm, NULL);
     uv_close((uv_handle_t *)&h->sigint, NULL);
+    uv_close((uv_handle_t *)&h->sighup, NULL);
     uv_close((uv_handle_t *)&h->check, NULL);
     uv_close((uv_handle_t *)&h->tick, NULL);
     uv_close((uv_handle_t *)&h->kick, NULL);
@@ -139,6 +140,41 @@ static void on_signal(uv_signal_t *sig, int signum)
         FO_LOG(FO_LOG_WARN, "%s again: stopping now", strsignal(signum));
         stop(h);
     }
+}
+
+static void rule_limits(const fo_hub_config *c, fo_rules_limits *l)
+{
+    l->instructions = c->rule_instructions;
+    l->time_ms = c->rule_time_ms;
+    l->memory = c->rule_memory;
+}
+
+/* SIGHUP: the rules file again; a file that does not load keeps the rules in force. The
+ * loop runs no batch while this runs, so no batch sees two sets of rules. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    fo_hub *h = sig->data;
+    fo_rules_limits lim;
+    fo_rules *r;
+    char err[512];
+
+    (void)signum;
+    if (!h->cfg.interceptors[0]) {
+        FO_LOG(FO_LOG_INFO, "SIGHUP: no --interceptors file to reload");
+        return;
+    }
+    rule_limits(&h->cfg, &lim);
+    if (!(r = fo_rules_load(h->cfg.interceptors, &lim, err, sizeof(err)))) {
+        h->metrics.rule_reload_errors++;
+        FO_LOG(FO_LOG_ERROR, "SIGHUP: interceptors not reloaded, the %u rules loaded before "
+               "stay in force: %s", fo_rules_count(h->rules), err);
+        return;
+    }
+    fo_rules_free(h->rules);
+    h->rules = r;
+    h->metrics.rule_reloads++;
+    FO_LOG(FO_LOG_INFO, "SIGHUP: interceptors reloaded from %s: %u rules", h->cfg.interceptors,
+           fo_rules_count(r));
 }
 
 void fo_hub_kick(uv_idle_t *idle)
@@ -243,6 +279,17 @@ int fo_hub_run(const fo_hub_config *cfg)
         FO_LOG(FO_LOG_ERROR, "%s", err);
         goto out_loop;
     }
+    if (cfg->interceptors[0]) {
+        fo_rules_limits lim;
+        char rerr[512];
+        rule_limits(cfg, &lim);
+        if (!(h->rules = fo_rules_load(cfg->interceptors, &lim, rerr, sizeof(rerr)))) {
+            FO_LOG(FO_LOG_ERROR, "--interceptors: %s", rerr);
+            goto out_loop;
+        }
+        FO_LOG(FO_LOG_INFO, "interceptors: %u rules from %s", fo_rules_count(h->rules),
+               cfg->interceptors);
+    }
     if (open_store(h))
         goto out_loop;
     if (start_lws(h)) {
@@ -252,12 +299,14 @@ int fo_hub_run(const fo_hub_config *cfg)
     }
     uv_signal_init(&h->loop, &h->sigterm);
     uv_signal_init(&h->loop, &h->sigint);
+    uv_signal_init(&h->loop, &h->sighup);
     uv_check_init(&h->loop, &h->check);
     uv_timer_init(&h->loop, &h->tick);
     uv_idle_init(&h->loop, &h->kick);
-    h->sigterm.data = h->sigint.data = h->check.data = h->tick.data = h->kick.data = h;
+    h->sigterm.data = h->sigint.data = h->sighup.data = h->check.data = h->tick.data = h->kick.data = h;
     uv_signal_start(&h->sigterm, on_signal, SIGTERM);
     uv_signal_start(&h->sigint, on_signal, SIGINT);
+    uv_signal_start(&h->sighup, on_sighup, SIGHUP);
     uv_check_start(&h->check, on_check);
     uv_timer_start(&h->tick, on_tick, 1000, 1000);
     FO_LOG(FO_LOG_INFO, "listening on %s:%d (ws://%s:%d/v1/ws, store %s, history %u)",
@@ -276,6 +325,7 @@ out_loop:
         FO_LOG(FO_LOG_INFO, "stopped");
     }
     fo_auth_free(h->auth);
+    fo_rules_free(h->rules);
     fo_strmap_destroy(&h->models);
     free(h->wbuf);
     free(h);

@@ -16,6 +16,7 @@
 #include "hub/config.h"
 #include "hub/listener.h"
 #include "hub/metrics.h"
+#include "hub/rules.h"
 #include "hub/session.h"
 #include "hub/store.h"
 #include "hub/strmap.h"
@@ -34,7 +35,7 @@ typedef enum fo_hub_phase {
 typedef struct fo_hub {
     fo_hub_config cfg;
     uv_loop_t loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_check_t check;   /* end of each loop turn: group commit, writable requests */
     uv_timer_t tick;    /* once a second: eviction, shutdown progress */
     uv_idle_t kick;     /* active while sessions have frames to write: no sleep before
@@ -45,6 +46,7 @@ typedef struct fo_hub {
     int port;           /* the port actually listened on */
     fo_store *store;
     fo_auth *auth;      /* NULL: open hub */
+    fo_rules *rules;    /* --interceptors (NULL: none); SIGHUP loads it again */
     fo_commit commit;
     fo_arena flush_arena; /* the runner's scratch for one flush, rewound after each */
     fo_buf flush_buf;     /* the runner's encoding of one applied batch, reused */

@@ -1,12 +1,24 @@
-/* flushout-hub: parse the flags, run the hub. */
+/* flushout-hub: parse the flags, run the hub; or `replay`, or --check-interceptors. */
+#include <stdio.h>
+#include <string.h>
+
 #include "hub/config.h"
 #include "hub/hub.h"
+#include "hub/replay.h"
 
 int main(int argc, char **argv)
 {
     fo_hub_config cfg;
     int rc;
 
+    if (argc >= 2 && strcmp(argv[1], "replay") == 0)
+        return fo_replay_main(argc - 1, argv + 1);
+    if (argc == 3 && strcmp(argv[1], "--check-interceptors") == 0)
+        return fo_check_interceptors_main(argv[2]);
+    if (argc >= 2 && strncmp(argv[1], "--check-interceptors", 20) == 0) {
+        fprintf(stderr, "usage: flushout-hub --check-interceptors FILE\n");
+        return 2;
+    }
     fo_hub_config_default(&cfg);
     rc = fo_hub_config_parse(&cfg, argc, argv);
     if (rc != 0)

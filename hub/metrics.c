@@ -113,6 +113,14 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
                   m->store_errors);
     rc |= counter(out, "flushout_bad_frames_total", "Frames answered with bad_frame or "
                   "bad_request.", m->bad_frames);
+    rc |= counter(out, "flushout_rule_rejections_total", "Commands rejected by a rule.",
+                  m->rule_rejections);
+    rc |= counter(out, "flushout_rule_rewrites_total", "Commands whose props a rule replaced.",
+                  m->rule_rewrites);
+    rc |= counter(out, "flushout_rule_reloads_total", "Rules files reloaded on SIGHUP.",
+                  m->rule_reloads);
+    rc |= counter(out, "flushout_rule_reload_errors_total", "Rules files that failed to "
+                  "reload on SIGHUP (the rules before stayed).", m->rule_reload_errors);
     rc |= hist(out, "flushout_ack_latency_seconds",
                "Time from a flush frame's arrival to its ack leaving for the socket.",
                &m->ack_latency);

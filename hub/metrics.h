@@ -39,6 +39,10 @@ typedef struct fo_metrics {
     uint64_t store_commits;
     uint64_t store_errors;
     uint64_t bad_frames;       /* bad_frame and bad_request errors sent */
+    uint64_t rule_rejections;  /* commands rejected by --interceptors rules */
+    uint64_t rule_rewrites;    /* commands whose props a rule replaced */
+    uint64_t rule_reloads;     /* SIGHUP reloads of the rules file that took */
+    uint64_t rule_reload_errors; /* ... that failed (the old rules stayed) */
     fo_hist ack_latency;       /* frame received -> ack queued */
     fo_hist commit_latency;    /* store commit submitted -> durable */
 } fo_metrics;

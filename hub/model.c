@@ -316,6 +316,8 @@ static int build(fo_model *m, const fo_store_result *r)
     cfg.history = history_fn;
     cfg.history_by_ref = true;
     cfg.history_ctx = m;
+    if (h->cfg.interceptors[0]) /* the rules of the moment come with each batch */
+        cfg.interceptor = fo_rules_interceptor;
     fo_arena_init(&a, r->snap_size * 2 + 256);
     if (r->has_snapshot) {
         fo_err_info err;
@@ -598,6 +600,8 @@ void fo_model_submit(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *aren
     t->sink = fo_reply_ref(&s->sink);
     t->session = s;
     t->t_recv = t_recv;
+    if (msg->type == FO_MSG_FLUSH && s->rights.claims)
+        t->identity = json_incref(s->rights.claims);
     enqueue(h, t, msg, arena);
 }
 

@@ -67,6 +67,7 @@ typedef struct fo_task {
     fo_msg msg;          /* lives in arena */
     fo_arena arena;
     uint64_t t_recv;     /* ns */
+    json_t *identity;    /* flush: the session's claims when it was queued (a reference) */
 } fo_task;
 
 struct fo_model {

@@ -5,11 +5,13 @@
 
 #include "hub/hub.h"
 #include "hub/log.h"
+#include "proto/json.h"
 
 void fo_runner_task_free(fo_task *t)
 {
     fo_arena_destroy(&t->arena);
     fo_reply_unref(t->sink);
+    json_decref(t->identity);
     free(t);
 }
 
@@ -154,9 +156,98 @@ static void exec_presence(fo_model *m, fo_task *t)
 
 /* ---- flush --------------------------------------------------------------------------- */
 
+/* What the store keeps with a batch beside its applied commands (malloc'd; a write that
+ * takes a buffer sets it to NULL). */
+typedef struct batch_meta {
+    int64_t now_ms;
+    char *identity; /* JSON, or NULL */
+    char *original; /* the batch as flushed (MessagePack), when it has a rules row */
+    size_t original_len;
+    char *audit;    /* JSON: what the rules did, when it has a rules row */
+} batch_meta;
+
+static void meta_free(batch_meta *mt)
+{
+    free(mt->identity);
+    free(mt->original);
+    free(mt->audit);
+}
+
+static void meta_move(batch_meta *mt, fo_commit_write *w)
+{
+    w->now_ms = mt->now_ms;
+    w->identity = mt->identity;
+    w->original = mt->original;
+    w->original_len = mt->original_len;
+    w->audit = mt->audit;
+}
+
+static void meta_taken(batch_meta *mt)
+{
+    mt->identity = mt->original = mt->audit = NULL;
+}
+
+/* A rules row is kept when rules are in force and changed the batch (or it failed in
+ * part): the original batch for `flushout-hub replay`, what the rules did for the audit. */
+static int build_meta(fo_model *m, fo_task *t, const fo_batch *b, const fo_rules_batch *rb,
+                      const fo_apply_result *res, batch_meta *mt)
+{
+    fo_buf buf;
+    char head[400];
+    bool changed = res->applied.items != b->items || res->errors_len;
+    int rc;
+
+    mt->now_ms = rb->now_ms;
+    if (t->identity && !(mt->identity = json_dumps(t->identity, JSON_COMPACT | JSON_SORT_KEYS)))
+        return FO_ENOMEM;
+    if (!m->hub->rules || (!rb->nactions && !changed))
+        return 0;
+    fo_buf_init(&buf, 0);
+    if ((rc = fo_wire_encode_batch(b, &buf)) != 0) {
+        fo_buf_destroy(&buf);
+        return rc;
+    }
+    mt->original_len = buf.len;
+    mt->original = fo_buf_release(&buf);
+    fo_buf_init(&buf, 0);
+    snprintf(head, sizeof(head), "{\"from\":%llu,\"applied\":%u,\"now\":%lld,\"seq\":%llu,"
+             "\"client\":", (unsigned long long)res->applied.from, res->applied.len,
+             (long long)mt->now_ms, (unsigned long long)t->msg.seq);
+    {
+        fo_value client = fo_value_str_static(t->session->client, strlen(t->session->client));
+        rc = fo_buf_append(&buf, head, strlen(head)) || fo_json_write_value(&client, 0, &buf) ||
+             fo_buf_append(&buf, ",\"identity\":", 12) ||
+             fo_buf_append(&buf, mt->identity ? mt->identity : "null",
+                           strlen(mt->identity ? mt->identity : "null")) ||
+             fo_buf_append(&buf, ",\"actions\":", 11) || fo_rules_write_actions(rb, &buf) ||
+             fo_buf_append(&buf, "}", 2);
+    }
+    if (rc) {
+        fo_buf_destroy(&buf);
+        return FO_ENOMEM;
+    }
+    mt->audit = fo_buf_release(&buf); /* NUL-terminated: the "}" above appended 2 bytes */
+    return 0;
+}
+
+/* A batch of which nothing applied still leaves its rules row. */
+static int add_rules_write(fo_model *m, uint64_t from, batch_meta *mt)
+{
+    fo_commit_write w;
+
+    memset(&w, 0, sizeof(w));
+    w.owner = &m->owner;
+    w.from = from;
+    meta_move(mt, &w);
+    if (fo_commit_add_write(m->hub, &w))
+        return FO_ENOMEM;
+    meta_taken(mt);
+    return 0;
+}
+
 /* Queues the store row of an applied batch: the bytes of the push frame's `diff`. */
 static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *applied,
-                     fo_frame *push, uint32_t off, uint32_t len)
+                     fo_frame *push, uint32_t off, uint32_t len, batch_meta *mt)
 {
     fo_hub *h = m->hub;
     fo_commit_write w;
@@ -189,10 +280,12 @@ static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *a
         w.drop_before = count > h->cfg.history ? count - h->cfg.history : 0;
     }
     w.snapshot = w.snapshot_len ? fo_buf_release(&snap) : NULL;
+    meta_move(mt, &w);
     if ((rc = fo_commit_add_write(h, &w)) != 0) {
         free(w.snapshot);
         return rc;
     }
+    meta_taken(mt);
     if (w.snapshot)
         m->snapshot_count = count;
     return 0;
@@ -266,6 +359,8 @@ static bool exec_flush(fo_model *m, fo_task *t)
     fo_apply_result res;
     fo_arena *ra = &h->flush_arena;
     fo_buf *raw = &h->flush_buf;
+    fo_rules_batch rb;
+    batch_meta meta;
     fo_msg ack;
     fo_pending *p;
     const fo_wire_part *xp = NULL;
@@ -293,7 +388,11 @@ static bool exec_flush(fo_model *m, fo_task *t)
         return false;
     if (dup)
         h->metrics.duplicates++;
-    rc = fo_master_apply(m->master, b, s, ra, &res);
+    memset(&meta, 0, sizeof(meta));
+    /* The rules see this batch's now and identity, nothing else from outside: both are
+     * stored with it, so that a replay decides the same. */
+    fo_rules_batch_init(&rb, h->rules, m->name, t->identity, fo_rules_now_ms());
+    rc = fo_master_apply(m->master, b, &rb, ra, &res);
     if (rc) {
         FO_LOG(FO_LOG_ERROR, "model=%s sid=%s apply failed: %s", m->name, s->sid,
                fo_strerror(rc));
@@ -324,6 +423,12 @@ static bool exec_flush(fo_model *m, fo_task *t)
     if (raw->cap > (1u << 20))
         fo_buf_destroy(raw); /* not kept past one big batch */
     raw->len = 0;
+    for (uint32_t i = 0; i < rb.nactions; i++) {
+        h->metrics.rule_rejections += rb.actions[i].rejected;
+        h->metrics.rule_rewrites += !rb.actions[i].rejected;
+    }
+    if (!dup && build_meta(m, t, b, &rb, &res, &meta))
+        goto oom;
     if (!(p = fo_model_pend(m, FO_PEND_ACK)))
         goto oom;
     p->sink = fo_reply_ref(t->sink);
@@ -334,7 +439,7 @@ static bool exec_flush(fo_model *m, fo_task *t)
     if (!dup && res.applied.len) {
         uint32_t off, len;
         if (encode_applied(m, q, &res.applied, &p->push, &off, &len, raw) ||
-            add_write(m, s, q->seq, &res.applied, p->push, off, len))
+            add_write(m, s, q->seq, &res.applied, p->push, off, len, &meta))
             goto oom;
         ack.raw_batch = fo_buf_data(raw);
         ack.raw_batch_len = raw->len;
@@ -345,8 +450,11 @@ static bool exec_flush(fo_model *m, fo_task *t)
             fo_history_add(&m->hist, res.applied.from, res.applied.len, p->push, off, len,
                            h->cfg.history))
             goto oom;
-    } else if (!(p->reply = fo_frame_encode(&ack))) {
-        goto oom;
+    } else {
+        if (!dup && meta.audit && add_rules_write(m, res.applied.from, &meta))
+            goto oom;
+        if (!(p->reply = fo_frame_encode(&ack)))
+            goto oom;
     }
     if (!dup) {
         if (!last) {
@@ -359,10 +467,12 @@ static bool exec_flush(fo_model *m, fo_task *t)
         *last = q->seq;
     }
     fo_arena_reset(ra);
+    meta_free(&meta);
     fo_model_account(m);
     return true;
 oom:
     /* The batch may be applied in memory without its write: the model must reload. */
+    meta_free(&meta);
     fo_arena_reset(ra);
     fo_session_send_error(s, q, FO_ERR_INTERNAL, "out of memory");
     fo_model_mark_broken(m);

@@ -21,7 +21,14 @@ const uint64_t fo_store_lat_bounds_us[FO_STORE_LAT_BUCKETS - 1] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
 };
 
-typedef enum job_kind { JOB_COMMIT, JOB_LOAD, JOB_READ_LOG, JOB_READ_AT } job_kind;
+typedef enum job_kind {
+    JOB_COMMIT,
+    JOB_LOAD,
+    JOB_READ_LOG,
+    JOB_READ_AT,
+    JOB_READ_AUDIT,
+    JOB_READ_REPLAY
+} job_kind;
 
 typedef struct job job;
 struct job {
@@ -129,89 +136,6 @@ int fo_store_fail(int code, char *msg, size_t msglen, const char *fmt, ...)
     vsnprintf(msg, msglen, fmt, ap);
     va_end(ap);
     return code;
-}
-
-/* ---- results ------------------------------------------------------------------------ */
-
-static fo_store_result *result_new(void)
-{
-    fo_store_result *r = calloc(1, sizeof(*r));
-
-    if (r)
-        fo_arena_init(&r->arena, 16384);
-    return r;
-}
-
-void fo_store_result_free(fo_store_result *r)
-{
-    if (!r)
-        return;
-    free(r->entries);
-    free(r->clients);
-    fo_arena_destroy(&r->arena);
-    free(r);
-}
-
-int fo_store_result_set_snapshot(fo_store_result *r, uint64_t count, const void *p, size_t n)
-{
-    void *copy = fo_arena_memdup(&r->arena, p ? p : "", n);
-
-    if (!copy)
-        return FO_ENOMEM;
-    r->has_snapshot = true;
-    r->snap_count = count;
-    r->snap = copy;
-    r->snap_size = n;
-    return 0;
-}
-
-int fo_store_result_add_entry(fo_store_result *r, uint64_t from, uint32_t len, uint64_t seq,
-                              const char *client, size_t client_len, const void *p, size_t n)
-{
-    fo_store_entry *e;
-
-    if (r->n_entries == r->cap_entries) {
-        uint32_t cap = r->cap_entries ? r->cap_entries * 2 : 64;
-        fo_store_entry *ne;
-        if (cap < r->cap_entries || !(ne = realloc(r->entries, sizeof(*ne) * cap)))
-            return FO_ENOMEM;
-        r->entries = ne;
-        r->cap_entries = cap;
-    }
-    e = &r->entries[r->n_entries];
-    e->from = from;
-    e->len = len;
-    e->seq = seq;
-    e->client = fo_arena_strndup(&r->arena, client ? client : "", client ? client_len : 0);
-    e->batch = fo_arena_memdup(&r->arena, p ? p : "", n);
-    e->batch_size = n;
-    if (!e->client || !e->batch)
-        return FO_ENOMEM;
-    r->n_entries++;
-    return 0;
-}
-
-int fo_store_result_add_client(fo_store_result *r, const char *client, size_t client_len,
-                               uint64_t seq, uint64_t count)
-{
-    fo_store_client *c;
-
-    if (r->n_clients == r->cap_clients) {
-        uint32_t cap = r->cap_clients ? r->cap_clients * 2 : 16;
-        fo_store_client *nc;
-        if (cap < r->cap_clients || !(nc = realloc(r->clients, sizeof(*nc) * cap)))
-            return FO_ENOMEM;
-        r->clients = nc;
-        r->cap_clients = cap;
-    }
-    c = &r->clients[r->n_clients];
-    c->client = fo_arena_strndup(&r->arena, client ? client : "", client ? client_len : 0);
-    c->seq = seq;
-    c->count = count;
-    if (!c->client)
-        return FO_ENOMEM;
-    r->n_clients++;
-    return 0;
 }
 
 /* ---- reads (worker thread) ---------------------------------------------------------- */
@@ -348,9 +272,46 @@ static int do_read_at(fo_store *s, job *j, fo_store_result *r)
     return 0;
 }
 
+static int do_read_audit(fo_store *s, job *j, fo_store_result *r)
+{
+    return s->be->rules_scan(s->impl, j->model, j->a, (uint32_t)j->b, r, j->msg, sizeof(j->msg));
+}
+
+static int do_read_replay(fo_store *s, job *j, fo_store_result *r)
+{
+    uint64_t base, expect, snap = 0;
+    bool has_snap;
+    int rc;
+
+    if ((rc = model_count(s, j, &r->count, &r->exists)) ||
+        (rc = s->be->log_scan(s->impl, j->model, 0, UINT64_MAX, r, j->msg, sizeof(j->msg))))
+        return rc;
+    base = r->n_entries ? r->entries[0].from : r->count;
+    if (base > 0) {
+        rc = s->be->snapshot_le(s->impl, j->model, base, r, &has_snap, &snap, j->msg,
+                                sizeof(j->msg));
+        if (rc)
+            return rc;
+        if (!has_snap || snap != base)
+            return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
+                                 "replay %s: the stored log starts at %llu, where no snapshot "
+                                 "is kept", j->model, (unsigned long long)base);
+    }
+    expect = base;
+    for (uint32_t i = 0; i < r->n_entries; i++) {
+        if (r->entries[i].from != expect)
+            return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
+                                 "replay %s: log row at %llu does not continue %llu", j->model,
+                                 (unsigned long long)r->entries[i].from,
+                                 (unsigned long long)expect);
+        expect = r->entries[i].from + r->entries[i].len;
+    }
+    return s->be->rules_scan(s->impl, j->model, base, 0, r, j->msg, sizeof(j->msg));
+}
+
 static void run_read(fo_store *s, job *j)
 {
-    fo_store_result *r = result_new();
+    fo_store_result *r = fo_store_result_new();
     uint64_t t0 = uv_hrtime();
     int rc;
 
@@ -364,6 +325,8 @@ static void run_read(fo_store *s, job *j)
         switch (j->kind) {
         case JOB_LOAD: rc = do_load(s, j, r); break;
         case JOB_READ_LOG: rc = do_read_log(s, j, r); break;
+        case JOB_READ_AUDIT: rc = do_read_audit(s, j, r); break;
+        case JOB_READ_REPLAY: rc = do_read_replay(s, j, r); break;
         default: rc = do_read_at(s, j, r); break;
         }
         s->be->read_end(s->impl);
@@ -677,13 +640,16 @@ int fo_store_commit(fo_store *s, const fo_store_write *w, size_t n, fo_store_com
         size_t mlen = w[i].model ? strnlen(w[i].model, FO_STORE_MODEL_MAX + 1) : 0;
         bool has_client = w[i].client && w[i].client[0];
         if (!fo_store_model_name_valid(w[i].model, mlen) || (w[i].batch && w[i].len == 0) ||
-            (has_client && !w[i].batch))
+            (has_client && !w[i].batch) ||
+            (w[i].audit && !w[i].original))
             return FO_EINVAL;
-        add = mlen + 1 + str_size(w[i].client);
+        add = mlen + 1 + str_size(w[i].client) + str_size(w[i].identity) + str_size(w[i].audit);
         if ((w[i].batch && w[i].batch_size > SIZE_MAX / 4) ||
-            (w[i].snap && w[i].snap_size > SIZE_MAX / 4))
+            (w[i].snap && w[i].snap_size > SIZE_MAX / 4) ||
+            (w[i].original && w[i].original_size > SIZE_MAX / 4))
             return FO_EINVAL;
-        add += (w[i].batch ? w[i].batch_size : 0) + (w[i].snap ? w[i].snap_size : 0);
+        add += (w[i].batch ? w[i].batch_size : 0) + (w[i].snap ? w[i].snap_size : 0) +
+               (w[i].audit ? w[i].original_size : 0);
         if (add > SIZE_MAX / 2 - extra)
             return FO_EINVAL;
         extra += add;
@@ -718,11 +684,16 @@ int fo_store_commit(fo_store *s, const fo_store_write *w, size_t n, fo_store_com
         d->client = copy_in(&tail, w[i].client, str_size(w[i].client));
         d->batch = copy_in(&tail, w[i].batch, w[i].batch_size);
         d->snap = copy_in(&tail, w[i].snap, w[i].snap_size);
+        d->identity = copy_in(&tail, w[i].identity, str_size(w[i].identity));
+        d->audit = copy_in(&tail, w[i].audit, str_size(w[i].audit));
+        d->original = w[i].audit ? copy_in(&tail, w[i].original, w[i].original_size) : NULL;
+        if (!d->original)
+            d->original_size = 0;
         if (!d->batch)
             d->batch_size = 0;
         if (!d->snap)
             d->snap_size = 0;
-        j->bytes += d->batch_size + d->snap_size;
+        j->bytes += d->batch_size + d->snap_size + d->original_size;
     }
     submit(s, j);
     return 0;
@@ -765,6 +736,17 @@ int fo_store_read_state_at(fo_store *s, const char *model, uint64_t at, fo_store
                            void *data)
 {
     return submit_read(s, JOB_READ_AT, model, at, 0, cb, data);
+}
+
+int fo_store_read_audit(fo_store *s, const char *model, uint64_t from, uint32_t limit,
+                        fo_store_read_cb cb, void *data)
+{
+    return submit_read(s, JOB_READ_AUDIT, model, from, limit, cb, data);
+}
+
+int fo_store_read_replay(fo_store *s, const char *model, fo_store_read_cb cb, void *data)
+{
+    return submit_read(s, JOB_READ_REPLAY, model, 0, 0, cb, data);
 }
 
 void fo_store_stats_get(const fo_store *s, fo_store_stats *out)

@@ -17,13 +17,17 @@
  * them again one by one, so each callback still reports its own commit's outcome.
  *
  * Data, per model (names: 1..200 bytes of [A-Za-z0-9._:-]):
- *  - log: one row per applied batch (from, len, batch bytes, client, seq). A model's log
+ *  - log: one row per applied batch (from, len, batch bytes, client, seq, the batch's `now`
+ *    and the flusher's identity). A model's log
  *    is contiguous: a batch must start at the model's count, i.e. where the previous row
  *    ended or, when the log is empty, at the newest snapshot's count (0 for a new model);
  *    anything else fails the commit with FO_STORE_ECONFLICT.
  *  - snapshots: (count, document bytes). Snapshot counts must fall on batch boundaries.
  *  - exactly-once rows: (client) -> seq and the command count after that batch, written in
  *    the same transaction as the log row.
+ *  - rules rows: for a batch that server-side rules (or failures) changed, the batch as it
+ *    was flushed and what the rules did, in order: (from, len applied, original bytes, audit
+ *    text). Several may share a `from` (a batch of which nothing applied has len 0).
  * The bytes are opaque to the store (the hub stores fo_wire_encode_batch / _value output).
  *
  * Backends: "sqlite" (DIR/flushout.db, WAL, synchronous=FULL: a commit's callback runs
@@ -140,6 +144,14 @@ typedef struct fo_store_write {
     const void *snap;
     size_t snap_size;
     uint64_t cut;
+    int64_t now_ms;       /* stored with the log row: the batch's `now` (0: unknown) */
+    const char *identity; /* stored with the log row: JSON of the flusher's claims, or NULL */
+    /* A rules row when `audit` != NULL, also with no batch (nothing applied: len 0, no
+     * client then): the batch as flushed (opaque bytes) and the audit (JSON text). The
+     * retention cut deletes rules rows whose from is below the base it keeps. */
+    const void *original;
+    size_t original_size;
+    const char *audit;
 } fo_store_write;
 
 typedef void (*fo_store_commit_cb)(fo_store *s, const fo_store_status *st, void *data);
@@ -164,7 +176,18 @@ typedef struct fo_store_entry {
     const char *client; /* NUL-terminated, "" when none */
     const void *batch;
     size_t batch_size;
+    int64_t now_ms;       /* 0 when unknown (rows written before the schema had it) */
+    const char *identity; /* NULL when none */
 } fo_store_entry;
+
+/* One rules row. */
+typedef struct fo_store_rules_row {
+    uint64_t from;
+    uint32_t len;
+    const void *original;
+    size_t original_size;
+    const char *audit; /* NUL-terminated */
+} fo_store_rules_row;
 
 /* One exactly-once row. */
 typedef struct fo_store_client {
@@ -190,8 +213,11 @@ typedef struct fo_store_result {
     uint32_t n_before;
     fo_store_client *clients; /* load only */
     uint32_t n_clients;
+    fo_store_rules_row *rules; /* read_audit, read_replay: in order */
+    uint32_t n_rules;
+    bool more;                 /* read_audit: rows past the limit remain */
     /* private */
-    uint32_t cap_entries, cap_clients;
+    uint32_t cap_entries, cap_clients, cap_rules;
     fo_arena arena;
 } fo_store_result;
 
@@ -225,6 +251,17 @@ int fo_store_read_log(fo_store *s, const char *model, uint64_t from, uint64_t to
  * load. */
 int fo_store_read_state_at(fo_store *s, const char *model, uint64_t at, fo_store_read_cb cb,
                            void *data);
+
+/* The rules rows with from >= `from`, in order, at most about `limit` of them (0: all; the
+ * rows that share the last one's `from` are included); `more` when rows remain. Returns
+ * as load. */
+int fo_store_read_audit(fo_store *s, const char *model, uint64_t from, uint32_t limit,
+                        fo_store_read_cb cb, void *data);
+
+/* Everything `flushout-hub replay` needs: the snapshot where the stored log starts (none
+ * when it starts at 0), every log row and every rules row. ECORRUPT when the log does not
+ * start on a snapshot. Returns as load. */
+int fo_store_read_replay(fo_store *s, const char *model, fo_store_read_cb cb, void *data);
 
 /* ---- stats -------------------------------------------------------------------------- */
 

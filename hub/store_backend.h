@@ -47,15 +47,26 @@ typedef struct fo_store_backend {
                     char *msg, size_t msglen);
     /* Appends the model's exactly-once rows (fo_store_result_add_client). */
     int (*clients)(void *impl, const char *model, fo_store_result *r, char *msg, size_t msglen);
+    /* Appends the rules rows with from >= lo in order (fo_store_result_add_rules), at most
+     * `limit` plus those sharing the last one's from (limit 0: all); sets r->more. */
+    int (*rules_scan)(void *impl, const char *model, uint64_t lo, uint32_t limit,
+                      fo_store_result *r, char *msg, size_t msglen);
 } fo_store_backend;
 
 extern const fo_store_backend fo_store_backend_sqlite;
 extern const fo_store_backend fo_store_backend_memory;
 
-/* Result builders (store.c). Each copies its bytes into the result; 0 or FO_ENOMEM. */
+/* A new, empty result (NULL on out-of-memory). */
+fo_store_result *fo_store_result_new(void);
+/* Result builders (store_result.c). Each copies its bytes into the result; 0 or FO_ENOMEM. */
 int fo_store_result_set_snapshot(fo_store_result *r, uint64_t count, const void *p, size_t n);
 int fo_store_result_add_entry(fo_store_result *r, uint64_t from, uint32_t len, uint64_t seq,
                               const char *client, size_t client_len, const void *p, size_t n);
+/* Sets the last entry's now and identity (NULL: none). */
+int fo_store_result_entry_meta(fo_store_result *r, int64_t now_ms, const char *identity,
+                               size_t identity_len);
+int fo_store_result_add_rules(fo_store_result *r, uint64_t from, uint32_t len, const void *orig,
+                              size_t orig_size, const char *audit, size_t audit_len);
 int fo_store_result_add_client(fo_store_result *r, const char *client, size_t client_len,
                                uint64_t seq, uint64_t count);
 

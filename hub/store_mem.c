@@ -86,10 +86,19 @@ static void strmap_put(strmap *h, const char *key, size_t len, void *val)
 typedef struct mem_entry {
     uint64_t from, seq;
     uint32_t len;
+    int64_t now_ms;
     size_t size;
     size_t client_len;
-    char data[]; /* batch bytes, then the client, NUL-terminated */
+    size_t identity_len; /* 0: none */
+    char data[]; /* batch bytes, the client (NUL-terminated), the identity (NUL-terminated) */
 } mem_entry;
+
+typedef struct mem_rules {
+    uint64_t from;
+    uint32_t len;
+    size_t orig_size, audit_len;
+    char data[]; /* original bytes, then the audit, NUL-terminated */
+} mem_rules;
 
 typedef struct mem_snap {
     uint64_t count;
@@ -108,13 +117,15 @@ typedef struct mem_model {
     size_t nlog, log_cap;
     mem_snap **snaps; /* ordered by count */
     size_t nsnaps, snap_cap;
+    mem_rules **rules; /* in commit order (from never decreases) */
+    size_t nrules, rules_cap;
     strmap clients;
     /* commit scratch, valid while epoch == the store's: pend_end is where the next batch
      * must start, pend_has whether the log (with this commit's rows) has any row */
     uint64_t epoch;
     bool pend_has;
     uint64_t pend_end;
-    size_t pend_log, pend_snaps, pend_clients;
+    size_t pend_log, pend_snaps, pend_clients, pend_rules;
     size_t name_len;
     char name[];
 } mem_model;
@@ -129,6 +140,7 @@ typedef struct prep {
     mem_model *mod;
     mem_entry *entry;
     mem_snap *snap;
+    mem_rules *rules;
     mem_client *client; /* a new row, or NULL when the row exists */
 } prep;
 
@@ -184,28 +196,46 @@ static int prepare(mem *m, const fo_store_write *w, prep *p, uint64_t *add, char
             mod->pend_end = mod->log[mod->nlog - 1]->from + mod->log[mod->nlog - 1]->len;
         else
             mod->pend_end = mod->nsnaps ? mod->snaps[mod->nsnaps - 1]->count : 0;
-        mod->pend_log = mod->pend_snaps = mod->pend_clients = 0;
+        mod->pend_log = mod->pend_snaps = mod->pend_clients = mod->pend_rules = 0;
+    }
+    if (w->audit) {
+        size_t alen = strlen(w->audit);
+        if (!(p->rules = malloc(sizeof(mem_rules) + w->original_size + alen + 1)))
+            return fo_store_fail(FO_ENOMEM, msg, ml, "commit: out of memory");
+        p->rules->from = w->from;
+        p->rules->len = w->len;
+        p->rules->orig_size = w->original_size;
+        p->rules->audit_len = alen;
+        memcpy(p->rules->data, w->original, w->original_size);
+        memcpy(p->rules->data + w->original_size, w->audit, alen + 1);
+        mod->pend_rules++;
+        *add += w->original_size + alen;
     }
     if (w->batch) {
         size_t clen = w->client ? strlen(w->client) : 0;
+        size_t ilen = w->identity ? strlen(w->identity) + 1 : 0;
         if (mod->pend_end != w->from)
             return fo_store_fail(FO_STORE_ECONFLICT, msg, ml,
                                  "commit: the log of %s ends at %llu, a batch starts at %llu",
                                  w->model, (unsigned long long)mod->pend_end,
                                  (unsigned long long)w->from);
-        if (!(p->entry = malloc(sizeof(mem_entry) + w->batch_size + clen + 1)))
+        if (!(p->entry = malloc(sizeof(mem_entry) + w->batch_size + clen + 1 + ilen)))
             return fo_store_fail(FO_ENOMEM, msg, ml, "commit: out of memory");
         p->entry->from = w->from;
         p->entry->len = w->len;
         p->entry->seq = w->seq;
+        p->entry->now_ms = w->now_ms;
         p->entry->size = w->batch_size;
         p->entry->client_len = clen;
+        p->entry->identity_len = ilen;
         memcpy(p->entry->data, w->batch, w->batch_size);
         memcpy(p->entry->data + w->batch_size, clen ? w->client : "", clen + 1);
+        if (ilen)
+            memcpy(p->entry->data + w->batch_size + clen + 1, w->identity, ilen);
         mod->pend_has = true;
         mod->pend_end = w->from + w->len;
         mod->pend_log++;
-        *add += w->batch_size + clen;
+        *add += w->batch_size + clen + ilen;
     }
     if (w->client && w->client[0]) {
         size_t clen = strlen(w->client);
@@ -243,17 +273,28 @@ static void free_model_prefix(mem *m, mem_model *mod, uint64_t base)
     memmove(mod->snaps, mod->snaps + ns, (mod->nsnaps - ns) * sizeof(void *));
     mod->nsnaps -= ns;
     while (nl < mod->nlog && mod->log[nl]->from + mod->log[nl]->len <= base) {
-        m->bytes -= mod->log[nl]->size + mod->log[nl]->client_len;
+        m->bytes -= mod->log[nl]->size + mod->log[nl]->client_len + mod->log[nl]->identity_len;
         free(mod->log[nl++]);
     }
     memmove(mod->log, mod->log + nl, (mod->nlog - nl) * sizeof(void *));
     mod->nlog -= nl;
+    nl = 0;
+    while (nl < mod->nrules && mod->rules[nl]->from < base) {
+        m->bytes -= mod->rules[nl]->orig_size + mod->rules[nl]->audit_len;
+        free(mod->rules[nl++]);
+    }
+    if (nl) {
+        memmove(mod->rules, mod->rules + nl, (mod->nrules - nl) * sizeof(void *));
+        mod->nrules -= nl;
+    }
 }
 
 static void apply(mem *m, const fo_store_write *w, prep *p)
 {
     mem_model *mod = p->mod;
 
+    if (p->rules)
+        mod->rules[mod->nrules++] = p->rules;
     if (p->entry)
         mod->log[mod->nlog++] = p->entry;
     if (w->client && w->client[0]) {
@@ -317,6 +358,7 @@ static int mem_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *
         mem_model *mod = p[k].mod;
         if (grow((void **)&mod->log, &mod->log_cap, mod->nlog + mod->pend_log) ||
             grow((void **)&mod->snaps, &mod->snap_cap, mod->nsnaps + mod->pend_snaps) ||
+            grow((void **)&mod->rules, &mod->rules_cap, mod->nrules + mod->pend_rules) ||
             strmap_reserve(&mod->clients, mod->clients.count + mod->pend_clients))
             rc = fo_store_fail(FO_ENOMEM, msg, ml, "commit: out of memory");
     }
@@ -324,6 +366,7 @@ static int mem_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *
         for (k = 0; k < total; k++) {
             free(p[k].entry);
             free(p[k].snap);
+            free(p[k].rules);
             free(p[k].client);
         }
         free(p);
@@ -430,9 +473,35 @@ static int mem_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi,
         i = upper_bound(mod, lo - 1);
     for (; mod && i < mod->nlog && mod->log[i]->from < hi; i++) {
         const mem_entry *e = mod->log[i];
+        const char *id = e->identity_len ? e->data + e->size + e->client_len + 1 : NULL;
         if (fo_store_result_add_entry(r, e->from, e->len, e->seq, e->data + e->size, e->client_len,
-                                      e->data, e->size))
+                                      e->data, e->size) ||
+            fo_store_result_entry_meta(r, e->now_ms, id, id ? e->identity_len - 1 : 0))
             return nomem(model, msg, ml);
+    }
+    return 0;
+}
+
+static int mem_rules_scan(void *impl, const char *model, uint64_t lo, uint32_t limit,
+                          fo_store_result *r, char *msg, size_t ml)
+{
+    mem_model *mod = model_find(impl, model);
+    uint32_t n = 0;
+    uint64_t last = 0;
+
+    for (size_t i = 0; mod && i < mod->nrules; i++) {
+        const mem_rules *x = mod->rules[i];
+        if (x->from < lo)
+            continue;
+        if (limit && n >= limit && x->from != last) {
+            r->more = true;
+            break;
+        }
+        if (fo_store_result_add_rules(r, x->from, x->len, x->data, x->orig_size,
+                                      x->data + x->orig_size, x->audit_len))
+            return nomem(model, msg, ml);
+        last = x->from;
+        n++;
     }
     return 0;
 }
@@ -487,6 +556,9 @@ static void mem_close(void *impl)
             free(mod->log[k]);
         for (size_t k = 0; k < mod->nsnaps; k++)
             free(mod->snaps[k]);
+        for (size_t k = 0; k < mod->nrules; k++)
+            free(mod->rules[k]);
+        free(mod->rules);
         for (size_t k = 0; k < mod->clients.cap; k++)
             free(mod->clients.slots[k].val);
         free(mod->log);
@@ -510,4 +582,5 @@ const fo_store_backend fo_store_backend_memory = {
     .log_last = mem_log_last,
     .log_scan = mem_log_scan,
     .clients = mem_clients,
+    .rules_scan = mem_rules_scan,
 };

@@ -21,7 +21,7 @@
 
 #define DB_FILE "flushout.db"
 #define LOCK_FILE "flushout.lock"
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* migrations[v] takes a database from user_version v to v + 1, inside one transaction. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -35,6 +35,14 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE TABLE clients ("
     " model TEXT NOT NULL, client TEXT NOT NULL, seq INTEGER NOT NULL,"
     " cmd_count INTEGER NOT NULL, PRIMARY KEY (model, client)) WITHOUT ROWID;",
+    /* 2: server-side rules: each batch's `now` and identity, and the rules rows. Rows
+     * written before keep NULL there (now unknown, no identity). */
+    "ALTER TABLE log ADD COLUMN now_ms INTEGER;"
+    "ALTER TABLE log ADD COLUMN identity TEXT;"
+    "CREATE TABLE rules ("
+    " model TEXT NOT NULL, from_count INTEGER NOT NULL, ord INTEGER NOT NULL,"
+    " len INTEGER NOT NULL, original BLOB NOT NULL, audit TEXT NOT NULL,"
+    " PRIMARY KEY (model, from_count, ord)) WITHOUT ROWID;",
 };
 
 enum {
@@ -52,6 +60,9 @@ enum {
     ST_SNAP_LE,
     ST_SNAP_LE_COUNT,
     ST_SNAP_CUT,
+    ST_RULES_INSERT,
+    ST_RULES_SCAN,
+    ST_RULES_CUT,
     ST_COUNT
 };
 
@@ -63,9 +74,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " ORDER BY from_count DESC LIMIT 1",
     [ST_LOG_COVER] = "SELECT from_count, len FROM log WHERE model = ?1 AND from_count <= ?2"
                      " ORDER BY from_count DESC LIMIT 1",
-    [ST_LOG_INSERT] = "INSERT INTO log (model, from_count, len, client, seq, batch)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_LOG_SCAN] = "SELECT from_count, len, seq, client, batch FROM log"
+    [ST_LOG_INSERT] = "INSERT INTO log (model, from_count, len, client, seq, batch, now_ms,"
+                      " identity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_LOG_SCAN] = "SELECT from_count, len, seq, client, batch, now_ms, identity FROM log"
                     " WHERE model = ?1 AND from_count >= ?2 AND from_count < ?3"
                     " ORDER BY from_count",
     [ST_LOG_CUT] = "DELETE FROM log WHERE model = ?1 AND from_count < ?2"
@@ -82,6 +93,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SNAP_LE_COUNT] = "SELECT cmd_count FROM snapshots WHERE model = ?1 AND cmd_count <= ?2"
                          " ORDER BY cmd_count DESC LIMIT 1",
     [ST_SNAP_CUT] = "DELETE FROM snapshots WHERE model = ?1 AND cmd_count < ?2",
+    [ST_RULES_INSERT] = "INSERT INTO rules (model, from_count, ord, len, original, audit)"
+                        " SELECT ?1, ?2, COALESCE(MAX(ord) + 1, 0), ?3, ?4, ?5 FROM rules"
+                        " WHERE model = ?1 AND from_count = ?2",
+    [ST_RULES_SCAN] = "SELECT from_count, len, original, audit FROM rules"
+                      " WHERE model = ?1 AND from_count >= ?2 ORDER BY from_count, ord",
+    [ST_RULES_CUT] = "DELETE FROM rules WHERE model = ?1 AND from_count < ?2",
 };
 
 typedef struct sq {
@@ -216,8 +233,26 @@ static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
         bind_text(st, 4, w->client);
         bind_u64(st, 5, w->seq);
         sqlite3_bind_blob64(st, 6, w->batch, w->batch_size, SQLITE_STATIC);
+        if (w->now_ms)
+            sqlite3_bind_int64(st, 7, w->now_ms);
+        else
+            sqlite3_bind_null(st, 7);
+        if (w->identity)
+            sqlite3_bind_text(st, 8, w->identity, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 8);
         if ((rc = run(st)))
             return sq_fail(q, rc, msg, ml, "commit: inserting a log row");
+    }
+    if (w->audit) {
+        st = q->st[ST_RULES_INSERT];
+        bind_text(st, 1, w->model);
+        bind_u64(st, 2, w->from);
+        sqlite3_bind_int64(st, 3, w->len);
+        sqlite3_bind_blob64(st, 4, w->original, w->original_size, SQLITE_STATIC);
+        bind_text(st, 5, w->audit);
+        if ((rc = run(st)))
+            return sq_fail(q, rc, msg, ml, "commit: inserting a rules row");
     }
     if (w->client && w->client[0]) {
         st = q->st[ST_CLIENT_UPSERT];
@@ -239,8 +274,8 @@ static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
     if (w->cut) {
         if ((rc = query2(q->st[ST_SNAP_LE_COUNT], w->model, true, w->cut, &found, &base, NULL)))
             return sq_fail(q, rc, msg, ml, "commit: finding the retention base");
-        for (int k = 0; found && k < 2; k++) {
-            st = q->st[k == 0 ? ST_SNAP_CUT : ST_LOG_CUT];
+        for (int k = 0; found && k < 3; k++) {
+            st = q->st[k == 0 ? ST_SNAP_CUT : k == 1 ? ST_LOG_CUT : ST_RULES_CUT];
             bind_text(st, 1, w->model);
             bind_u64(st, 2, base);
             if ((rc = run(st)))
@@ -360,8 +395,11 @@ static int sq_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi, 
         size_t client_len = (size_t)sqlite3_column_bytes(st, 3);
         const void *batch = sqlite3_column_blob(st, 4);
         size_t size = (size_t)sqlite3_column_bytes(st, 4);
+        const char *id = (const char *)sqlite3_column_text(st, 6);
         if (fo_store_result_add_entry(r, col_u64(st, 0), (uint32_t)col_u64(st, 1), col_u64(st, 2),
-                                      client, client_len, batch, size)) {
+                                      client, client_len, batch, size) ||
+            fo_store_result_entry_meta(r, sqlite3_column_int64(st, 5), id,
+                                       (size_t)sqlite3_column_bytes(st, 6))) {
             sqlite3_reset(st);
             return fo_store_fail(FO_ENOMEM, msg, ml, "read %s: out of memory", model);
         }
@@ -387,6 +425,38 @@ static int sq_clients(void *impl, const char *model, fo_store_result *r, char *m
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, msg, ml, "read: exactly-once rows");
+}
+
+static int sq_rules_scan(void *impl, const char *model, uint64_t lo, uint32_t limit,
+                         fo_store_result *r, char *msg, size_t ml)
+{
+    sq *q = impl;
+    sqlite3_stmt *st = q->st[ST_RULES_SCAN];
+    uint32_t n = 0;
+    uint64_t last = 0;
+    int rc;
+
+    bind_text(st, 1, model);
+    bind_u64(st, 2, lo);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t from = col_u64(st, 0);
+        if (limit && n >= limit && from != last) {
+            r->more = true;
+            rc = SQLITE_DONE;
+            break;
+        }
+        if (fo_store_result_add_rules(r, from, (uint32_t)col_u64(st, 1), sqlite3_column_blob(st, 2),
+                                      (size_t)sqlite3_column_bytes(st, 2),
+                                      (const char *)sqlite3_column_text(st, 3),
+                                      (size_t)sqlite3_column_bytes(st, 3))) {
+            sqlite3_reset(st);
+            return fo_store_fail(FO_ENOMEM, msg, ml, "read %s: out of memory", model);
+        }
+        last = from;
+        n++;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : sq_fail(q, rc, msg, ml, "read: rules rows");
 }
 
 /* ---- open / close ------------------------------------------------------------------- */
@@ -577,4 +647,5 @@ const fo_store_backend fo_store_backend_sqlite = {
     .log_last = sq_log_last,
     .log_scan = sq_log_scan,
     .clients = sq_clients,
+    .rules_scan = sq_rules_scan,
 };

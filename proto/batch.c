@@ -48,7 +48,7 @@ int fo_batch_apply(fo_doc *d, const fo_completion *items, uint32_t n, fo_pathmap
     for (idx = 0; idx < n; idx++) {
         const fo_completion *c = &items[idx];
         fo_command cmd = c->command;
-        fo_interception icp = {FO_INTERCEPT_ACCEPT, NULL, NULL};
+        fo_interception icp = {FO_INTERCEPT_ACCEPT, NULL, NULL, c->created_id};
         fo_doc_result res = {false, FO_KEY_NONE, NULL};
         fo_path mapped;
         bool modified;

@@ -18,12 +18,14 @@ typedef struct fo_interception {
     fo_intercept_kind kind;
     const char *rejection;     /* REJECT: NUL-terminated, must live as long as the result */
     const fo_value *new_props; /* REPLACE: a FO_MAP, must live as long as the result */
+    fo_key proposed_id;        /* input: the completion's createdId (FO_KEY_NONE: none) */
 } fo_interception;
 
 /* Called before each command is applied. `document` is the current root (read only),
  * `cmd` the command after path mapping, `context` the caller's per-batch context, `arena`
- * the result arena (allocate rejection strings and new props there). Leave *out zeroed
- * to accept. Return 0, or a negative FO_E* to abort the whole apply with that error.
+ * the result arena (allocate rejection strings and new props there). Leave *out as it
+ * comes (accept; `out->proposed_id` is set on the way in) to accept. Return 0, or a
+ * negative FO_E* to abort the whole apply with that error.
  * REPLACE on a delete is treated as a rejection (the reference fails such a command too,
  * with an undefined message). */
 typedef int (*fo_interceptor_fn)(void *data, const fo_value *document, const fo_command *cmd,

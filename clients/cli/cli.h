@@ -26,6 +26,7 @@ typedef enum cli_cmd {
     CMD_APPLY,
     CMD_HISTORY,
     CMD_PRESENCE,
+    CMD_AUDIT,
 } cli_cmd;
 
 typedef struct cli {
@@ -65,6 +66,9 @@ void cli_fail(cli *c, int code, const char *fmt, ...) __attribute__((format(prin
 void cli_arm_timer(cli *c, double secs);
 /* Writes one JSON line (the buffer's text) to stdout and flushes it. */
 void cli_print(cli *c, fo_buf *b);
+
+/* audit.c: the whole `audit` command (plain HTTP, no WebSocket); returns the exit code. */
+int cli_audit(cli *c);
 
 /* cmds.c: parse-time checks (before connecting; return an exit code or 0) and the
  * callbacks that drive each command. */

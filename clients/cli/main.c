@@ -24,6 +24,7 @@ static const char usage_main[] =
     "                               and print the ApplyResult of their flush\n"
     "  history MODEL --from N [--to M]  print the CompletionBatch [N, M)\n"
     "  presence MODEL JSON          set this session's presence while connected\n"
+    "  audit MODEL [--from N]       print what the hub's rules rejected or rewrote\n"
     "\n"
     "options (anywhere on the line):\n"
     "  --url URL      the hub's WebSocket URL (default $FLUSHOUT_URL, else\n"
@@ -90,6 +91,15 @@ static const char usage_presence[] =
     "long as the connection: the program holds it until SIGINT (exit 0), or for S\n"
     "seconds with --hold S (0: exit as soon as the hub has taken it).\n";
 
+static const char usage_audit[] =
+    "usage: flushout audit MODEL [--from N] [--pretty]\n"
+    "\n"
+    "Prints every command the hub's rules (--interceptors) rejected or rewrote in the\n"
+    "batches stored from command count N on (default 0), as kept under the hub's\n"
+    "history retention: {\"model\":M,\"batches\":[{\"from\",\"applied\",\"now\",\"seq\",\n"
+    "\"client\",\"identity\",\"actions\":[{\"index\",\"command\",\"outcome\",\"message\"|\n"
+    "\"props\",\"rules\"}]}]}. Reads GET /v1/models/MODEL/audit on the hub's port.\n";
+
 static const char *usage_for(cli_cmd cmd)
 {
     switch (cmd) {
@@ -98,6 +108,7 @@ static const char *usage_for(cli_cmd cmd)
     case CMD_APPLY: return usage_apply;
     case CMD_HISTORY: return usage_history;
     case CMD_PRESENCE: return usage_presence;
+    case CMD_AUDIT: return usage_audit;
     }
     return usage_main;
 }
@@ -178,6 +189,7 @@ static int usage_error(cli *c, const char *fmt, const char *arg)
             : c->cmd == CMD_APPLY    ? "apply "
             : c->cmd == CMD_HISTORY  ? "history "
             : c->cmd == CMD_PRESENCE ? "presence "
+            : c->cmd == CMD_AUDIT    ? "audit "
                                      : "");
     return CLI_EUSAGE;
 }
@@ -221,7 +233,8 @@ static cli_cmd parse_cmd(const char *s)
                 {"watch", CMD_WATCH},
                 {"apply", CMD_APPLY},
                 {"history", CMD_HISTORY},
-                {"presence", CMD_PRESENCE}};
+                {"presence", CMD_PRESENCE},
+                {"audit", CMD_AUDIT}};
 
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(s, cmds[i].name) == 0)
@@ -327,8 +340,10 @@ static int check_args(cli *c)
     }
     if (c->has_at && c->cmd != CMD_GET)
         return usage_error(c, "%s: --at is for get", "usage");
-    if ((c->has_from || c->has_to) && c->cmd != CMD_HISTORY)
-        return usage_error(c, "%s: --from and --to are for history", "usage");
+    if ((c->has_from && c->cmd != CMD_HISTORY && c->cmd != CMD_AUDIT) ||
+        (c->has_to && c->cmd != CMD_HISTORY))
+        return usage_error(c, "%s: --from and --to are for history (--from: and audit)",
+                           "usage");
     if (c->cmd == CMD_HISTORY && !c->has_from)
         return usage_error(c, "%s: history needs --from N", "usage");
     if (c->has_count && c->cmd != CMD_WATCH)
@@ -368,6 +383,10 @@ int main(int argc, char **argv)
     if ((rc = parse_args(&c, argc, argv)) >= 0 || (rc = check_args(&c)) >= 0 ||
         (rc = cli_prepare(&c)) > 0)
         goto out;
+    if (c.cmd == CMD_AUDIT) {
+        rc = cli_audit(&c);
+        goto out;
+    }
 
     fo_client_config_default(&cfg);
     cfg.url = c.url;

@@ -14,6 +14,7 @@
 
 #include <libwebsockets.h>
 
+#include "hub/console.h"
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/session.h"
@@ -239,6 +240,38 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len)
     pending_free(c, s == NULL);
 }
 
+/* GET /v1/console/feed: the console's server-sent events are the hub's own socket too
+ * (console.h); a refusal is answered here. */
+static void console_feed(fo_pending_conn *c, const head *hd)
+{
+    char tok[512];
+    const char *why = "";
+    uv_poll_t *poll = c->poll;
+    int status;
+
+    tok[0] = '\0';
+    if (hd->authorization && strncasecmp(hd->authorization, "Bearer ", 7) == 0)
+        snprintf(tok, sizeof(tok), "%s", hd->authorization + 7);
+    else
+        query_token(hd->target, tok, sizeof(tok));
+    c->poll = NULL;
+    status = fo_console_feed_open(c->l->hub, c->fd, poll, tok, &why);
+    if (status == 0)
+        return pending_free(c, false);
+    c->poll = poll;
+    poll->data = c;
+    refuse(c, status,
+           status == 401 ? "Unauthorized" : status == 403 ? "Forbidden" : "Service Unavailable",
+           NULL, why);
+}
+
+static bool is_path(const char *buf, const char *path)
+{
+    size_t n = strlen(path);
+
+    return strncmp(buf, path, n) == 0 && (buf[n] == ' ' || buf[n] == '?');
+}
+
 /* Routes on what the head shows: the hub's own WebSocket endpoint, or lws. */
 static void on_head(uv_poll_t *p, int status, int events)
 {
@@ -247,6 +280,7 @@ static void on_head(uv_poll_t *p, int status, int events)
     char copy[HEAD_MAX + 1], *end;
     ssize_t n;
     head hd;
+    bool feed;
 
     (void)events;
     if (status < 0)
@@ -277,8 +311,9 @@ static void on_head(uv_poll_t *p, int status, int events)
             return refuse(c, 414, "URI Too Long", NULL, "request line too long");
         return;
     }
-    /* Ours: GET /v1/ws or /v1/ws?..., asking for a WebSocket. */
-    if (strncmp(c->buf, "GET /v1/ws", 10) != 0 || (c->buf[10] != ' ' && c->buf[10] != '?'))
+    /* Ours: GET /v1/ws or /v1/ws?..., asking for a WebSocket; GET /v1/console/feed. */
+    feed = is_path(c->buf, "GET /v1/console/feed");
+    if (!feed && !is_path(c->buf, "GET /v1/ws"))
         return c->len <= ADOPT_MAX ? to_lws(c) : refuse(c, 400, "Bad Request", NULL, "bad head");
     if (!(end = strstr(c->buf, "\r\n\r\n"))) {
         if (c->len >= HEAD_MAX)
@@ -292,6 +327,8 @@ static void on_head(uv_poll_t *p, int status, int events)
     copy[hl] = '\0';
     if (!parse_head(copy, &hd))
         return refuse(c, 400, "Bad Request", NULL, "malformed request head");
+    if (feed)
+        return console_feed(c, &hd);
     if (hd.upgrade && has_token(hd.upgrade, "websocket"))
         return upgrade(c, &hd, hl);
     return c->len <= ADOPT_MAX ? to_lws(c) : refuse(c, 400, "Bad Request", NULL, "bad head");

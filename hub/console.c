@@ -90,7 +90,7 @@ static int encode_sample(fo_hub *h, fo_buf *b, double dt)
         outbound += s->qbytes;
     fo_model_gauges(h, &queued, &depth);
     gettimeofday(&tv, NULL);
-    rc |= put(b, "data: {\"t\":%llu,\"dt\":%.3f,\"connections\":%llu,\"hot_models\":%u,",
+    rc |= put(b, "{\"t\":%llu,\"dt\":%.3f,\"connections\":%llu,\"hot_models\":%u,",
               (unsigned long long)tv.tv_sec * 1000 + (unsigned long long)tv.tv_usec / 1000, dt,
               (unsigned long long)h->nsessions, (unsigned)h->models.len);
     rc |= put(b, "\"bytes\":{\"document\":%llu,\"history\":%llu,\"dedup\":%llu},",
@@ -136,7 +136,7 @@ static int encode_sample(fo_hub *h, fo_buf *b, double dt)
     }
     rc |= put(b, "},\"totals\":{\"flushes\":%llu,\"commands\":%llu,\"pushes\":%llu,"
               "\"dropped_pushes\":%llu,\"catchups\":%llu,\"evictions\":%llu,\"errors\":%llu,"
-              "\"connections\":%llu}}\n\n",
+              "\"connections\":%llu}}",
               (unsigned long long)m->flushes, (unsigned long long)m->commands,
               (unsigned long long)m->pushes, (unsigned long long)m->dropped_pushes,
               (unsigned long long)m->catchups, (unsigned long long)m->evictions,
@@ -238,37 +238,37 @@ static void on_feed_poll(uv_poll_t *p, int status, int events)
 
     if (status < 0)
         return feed_close(f);
-    if (events & UV_READABLE) { /* a client sends nothing: EOF (or bytes we drop) */
+    if (events & UV_READABLE) {
+        /* The client has nothing to say: its EOF, or a close frame (a read that starts
+         * with one: answered, then the socket is closed); other bytes are dropped. */
         ssize_t n = recv(f->fd, drop, sizeof(drop), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return feed_close(f);
+        if (n > 0 && ((unsigned char)drop[0] & 0x0f) == 0x8) {
+            static const unsigned char bye[] = {0x88, 0x02, 0x03, 0xe8}; /* 1000 */
+            if (send(f->fd, bye, sizeof(bye), MSG_NOSIGNAL) < 0)
+                FO_LOG(FO_LOG_DEBUG, "console feed: close frame not sent");
+            return feed_close(f);
+        }
     }
     if ((events & UV_WRITABLE) && feed_flush(f))
         feed_close(f);
 }
 
-int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll, const char *token,
-                         const char **why)
+bool fo_console_feed_room(const fo_hub *h)
 {
-    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                               "Cache-Control: no-store\r\nConnection: close\r\n"
-                               "X-Accel-Buffering: no\r\n\r\nretry: 2000\n\n";
-    fo_console *c = &h->console;
-    fo_rights rights;
-    fo_feed *f;
-    int status = fo_console_access(h, token, &rights, why);
-    int rc;
+    return h->console.started && h->phase == FO_HUB_RUNNING &&
+           h->console.nfeeds < FO_CONSOLE_MAX_FEEDS;
+}
 
-    if (status)
-        return status;
-    if (!c->started || h->phase != FO_HUB_RUNNING || c->nfeeds == FO_CONSOLE_MAX_FEEDS) {
-        *why = "too many console feeds open, or shutting down";
-        return 503;
-    }
-    if (!(f = calloc(1, sizeof(*f)))) {
-        *why = "out of memory";
-        return 503;
-    }
+int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll)
+{
+    fo_console *c = &h->console;
+    fo_feed *f;
+    int rc = 0;
+
+    if (!fo_console_feed_room(h) || !(f = calloc(1, sizeof(*f))))
+        return -1;
     f->hub = h;
     f->fd = fd;
     f->poll = poll;
@@ -279,15 +279,16 @@ int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll, const char *token,
     c->feeds = f;
     c->nfeeds++;
     uv_poll_start(poll, UV_READABLE, on_feed_poll);
-    /* The head, then the ring: the charts start with the last minutes. */
-    rc = feed_send(f, head, sizeof(head) - 1);
+    /* The ring first: the charts start with the last minutes. */
     for (uint32_t i = 0; i < c->len && !rc; i++) {
         const fo_frame *s = c->ring[(c->head + i) % FO_CONSOLE_SAMPLES];
         rc = feed_send(f, s->data, s->len);
     }
-    if (rc)
-        feed_close(f);
-    else if (c->nfeeds == 1)
+    if (rc) {
+        feed_close(f); /* closes fd: the caller must not */
+        return 0;
+    }
+    if (c->nfeeds == 1)
         model_rates(h); /* rates start from here */
     return 0;
 }
@@ -308,6 +309,34 @@ int fo_console_access(fo_hub *h, const char *token, fo_rights *rights, const cha
     return fo_rights_admin(rights, NULL) ? 0 : 403;
 }
 
+/* One unmasked WebSocket text frame (FIN) holding `len` bytes of JSON. */
+static fo_frame *ws_text(const char *json, size_t len)
+{
+    unsigned char hdr[10];
+    size_t hl = 2;
+    fo_frame *f;
+
+    hdr[0] = 0x81;
+    if (len < 126) {
+        hdr[1] = (unsigned char)len;
+    } else if (len < 65536) {
+        hdr[1] = 126, hdr[2] = (unsigned char)(len >> 8), hdr[3] = (unsigned char)len;
+        hl = 4;
+    } else {
+        hdr[1] = 127;
+        for (int i = 0; i < 8; i++)
+            hdr[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+        hl = 10;
+    }
+    if (!(f = malloc(sizeof(*f) + hl + len)))
+        return NULL;
+    f->refs = 1;
+    f->len = (uint32_t)(hl + len);
+    memcpy(f->data, hdr, hl);
+    memcpy(f->data + hl, json, len);
+    return f;
+}
+
 /* ---- the sampling timer --------------------------------------------------------------- */
 
 static void on_sample(uv_timer_t *t)
@@ -322,9 +351,9 @@ static void on_sample(uv_timer_t *t)
 
     if (c->nfeeds)
         model_rates(h);
-    fo_buf_init(&b, 0);
+    fo_buf_init(&b, 16); /* headroom for the WebSocket header */
     if (encode_sample(h, &b, dt) == 0)
-        f = fo_frame_new(fo_buf_data(&b), b.len);
+        f = ws_text(fo_buf_data(&b), b.len);
     fo_buf_destroy(&b);
     c->prev = h->metrics;
     c->prev_ns = now;

@@ -1,7 +1,7 @@
 /* console.h - what the operator console (clients/console, served at /console/) reads:
  *
- *   GET /v1/console/feed           server-sent events: once a second one `data:` line, a
- *                                  JSON sample of the hub (connections, hot models and
+ *   GET /v1/console/feed           a WebSocket (upgrade): once a second one text message,
+ *                                  a JSON sample of the hub (connections, hot models and
  *                                  bytes by kind, rates of flushes, commands and pushes,
  *                                  loop lag, commit and ack latency quantiles, dropped
  *                                  pushes, catch-ups, evictions, errors by code). A new
@@ -13,12 +13,18 @@
  *                                  with their backlog; presence states only with read
  *                                  rights on the model.
  *
- * The hub pushes the feed: one sample is encoded once a second and the same bytes are
- * sent to every open feed. A feed is a socket of the hub's own, like a WebSocket session:
- * the listener hands it over after reading the head (listener.h), the answer's headers and
- * the samples are written with send() from the loop, and the socket is only polled for
- * its EOF (and POLLOUT while a write is unfinished). A feed that has more than
- * FO_CONSOLE_FEED_BACKLOG bytes unsent is closed (its EventSource reconnects). Samples are
+ * The hub pushes the feed: one sample is encoded (and framed) once a second and the same
+ * bytes are sent to every open feed. A feed is a socket of the hub's own, like a session:
+ * the listener does the upgrade (listener.h) and hands it over; samples are written with
+ * send() from the loop, and the socket is only polled for its EOF or a close frame (and
+ * POLLOUT while a write is unfinished). A feed that has more than FO_CONSOLE_FEED_BACKLOG
+ * bytes unsent is closed (the console reconnects).
+ *
+ * Why a WebSocket and not server-sent events over lws: an EventSource may reuse a
+ * keep-alive connection that lws already serves, where the listener never sees the
+ * request; and lws 4.1 does not read a peer's EOF in the middle of an HTTP transaction (the
+ * loop spins on the readable socket until a write fails). A WebSocket always comes on a
+ * connection of its own, which the listener routes. Samples are
  * taken whether or not a console is open (about 800 bytes a second; the ring is the
  * charts' first minutes); per-model rates are computed only while a feed is open.
  *
@@ -65,11 +71,11 @@ void fo_console_stop(fo_hub *h);
  * 403 (no admin line; an open hub that does not listen on loopback only). */
 int fo_console_access(fo_hub *h, const char *token, fo_rights *rights, const char **why);
 
-/* GET /v1/console/feed, handed over by the listener with its socket and poll watcher
- * (started or not) once the head is read: 0 when the feed took them over, else the status
- * to refuse with (`why`); the socket is then still the caller's. */
-int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll, const char *token,
-                         const char **why);
+/* True while another feed may open (FO_CONSOLE_MAX_FEEDS, the hub is running). */
+bool fo_console_feed_room(const fo_hub *h);
+/* A feed the listener upgraded (access checked, 101 sent): takes over fd and its poll
+ * watcher (started or not) and sends the ring. 0, or -1 (the caller closes fd). */
+int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll);
 
 /* The model routes (http.c has checked the console right). Each answers r. */
 void fo_console_models(fo_hub *h, fo_http_req *r, const fo_rights *rights, const char *q,

@@ -246,7 +246,9 @@ static void console_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char
         fo_http_respond_error(r, status, why);
         return;
     }
-    if (strcmp(rest, "models") == 0) {
+    if (strcmp(rest, "feed") == 0) {
+        fo_http_respond_error(r, 400, "the feed is a WebSocket: ws://HOST:PORT/v1/console/feed");
+    } else if (strcmp(rest, "models") == 0) {
         const char *l = lws_get_urlarg_by_name(wsi, "limit=", lim, sizeof(lim));
         arg = lws_get_urlarg_by_name(wsi, "q=", q, sizeof(q));
         if (l && (!parse_u64(l, &limit) || limit == 0 || limit > 1000)) {

@@ -1,5 +1,5 @@
 # The two commands of README.md: `make run` and `make test`.
-.PHONY: all deps test-deps build demo run test bench bench-quick clean
+.PHONY: all deps test-deps build demo console run test bench bench-quick clean
 
 all: build
 
@@ -17,12 +17,19 @@ build: deps
 demo: deps
 	cd clients/web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 
-# Starts the hub on its embedded default (SQLite in ./data) with the demo at /.
-run: build demo
+# The operator console (clients/console) built to static files that the hub serves at
+# /console/ (--console-dir).
+console: deps
+	cd clients/console && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+
+# Starts the hub on its embedded default (SQLite in ./data) with the demo at / and the
+# console at /console/.
+run: build demo console
 	@mkdir -p data
-	@echo "flushout-hub: the demo is at http://127.0.0.1:7420/ (Ctrl-C stops the hub)"
+	@echo "flushout-hub: the demo is at http://127.0.0.1:7420/"
+	@echo "flushout-hub: the console is at http://127.0.0.1:7420/console/ (Ctrl-C stops the hub)"
 	exec build/release/hub/flushout-hub --listen 127.0.0.1:7420 --data ./data \
-		--static clients/web/dist
+		--static clients/web/dist --console-dir clients/console/dist
 
 test: test-deps
 	cmake --preset asan >/dev/null

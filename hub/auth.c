@@ -8,6 +8,7 @@
 typedef struct rule {
     char *pattern;
     bool write;
+    bool admin; /* an `admin` line: the console's right, no read or write */
 } rule;
 
 struct fo_auth_token {
@@ -97,8 +98,8 @@ fo_auth *fo_auth_load(const char *path, char *err, size_t errlen)
         n = sscanf(line, " %511s %255s %7s", tok, pat, rights);
         if (n <= 0 || tok[0] == '#')
             continue;
-        if (n != 3 || (strcmp(rights, "r") && strcmp(rights, "rw"))) {
-            snprintf(err, errlen, "%s:%d: expected `TOKEN PATTERN r|rw`", path, lineno);
+        if (n != 3 || (strcmp(rights, "r") && strcmp(rights, "rw") && strcmp(rights, "admin"))) {
+            snprintf(err, errlen, "%s:%d: expected `TOKEN PATTERN r|rw|admin`", path, lineno);
             goto fail;
         }
         if (!(t = find_or_add(a, tok)) ||
@@ -113,6 +114,7 @@ fo_auth *fo_auth_load(const char *path, char *err, size_t errlen)
             goto fail;
         }
         r->write = strcmp(rights, "rw") == 0;
+        r->admin = strcmp(rights, "admin") == 0;
         t->nrules++;
     }
     fclose(f);
@@ -147,7 +149,23 @@ bool fo_rights_allow(const fo_rights *r, const char *model, bool write)
         return false;
     for (i = 0; i < r->token->nrules; i++) {
         const rule *ru = &r->token->rules[i];
-        if ((!write || ru->write) && fnmatch(ru->pattern, model, 0) == 0)
+        if (!ru->admin && (!write || ru->write) && fnmatch(ru->pattern, model, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool fo_rights_admin(const fo_rights *r, const char *model)
+{
+    size_t i;
+
+    if (r->open)
+        return true;
+    if (!r->token)
+        return false;
+    for (i = 0; i < r->token->nrules; i++) {
+        const rule *ru = &r->token->rules[i];
+        if (ru->admin && (!model || fnmatch(ru->pattern, model, 0) == 0))
             return true;
     }
     return false;

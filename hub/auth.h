@@ -3,9 +3,14 @@
  *     # token            model pattern (fnmatch)   rights
  *     s3cr3t-editor      todo-*                    rw
  *     s3cr3t-viewer      *                         r
+ *     s3cr3t-ops         *                         admin
  *
- * A token may have several lines. Without --auth the hub is open: every connection may
- * read and write every model. */
+ * A token may have several lines. `admin` is the operator's right for the console
+ * (/console, /v1/console/...): the hub-wide metrics feed, and the names, counts and
+ * subscribers of the models its pattern matches. It grants no read: a model's contents
+ * (document, batches, presence) need an `r` or `rw` line as well. Without --auth the hub is
+ * open: every connection may read and write every model (and the console is open when the
+ * hub listens on loopback only: see http.h). */
 #ifndef FO_AUTH_H
 #define FO_AUTH_H
 
@@ -30,5 +35,9 @@ void fo_auth_free(fo_auth *a);
 bool fo_auth_check(const fo_auth *a, const char *token, fo_rights *out);
 /* True when the rights allow reading (write=false) or writing the model. */
 bool fo_rights_allow(const fo_rights *r, const char *model, bool write);
+/* The console's right (`admin` lines): true when the rights are open or an admin pattern
+ * matches the model; with model NULL, when the token has any admin line (the feed). Where
+ * other token sources (JWT claims) grant admin, they hook in here. */
+bool fo_rights_admin(const fo_rights *r, const char *model);
 
 #endif

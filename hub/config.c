@@ -1,5 +1,6 @@
 #include "hub/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -46,6 +47,19 @@ long long fo_parse_size(const char *s)
     return *end ? -1 : v;
 }
 
+bool fo_hub_config_loopback(const fo_hub_config *c)
+{
+    unsigned char a[16];
+
+    if (strcmp(c->host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, c->host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, c->host, a) == 1)
+        return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+    return false;
+}
+
 static const char usage[] =
     "usage: flushout-hub [options]\n"
     "\n"
@@ -69,7 +83,10 @@ static const char usage[] =
     "  --max-queue SIZE       outbound backlog per connection before its pushes are\n"
     "                         dropped and replaced by one catch-up (default 4M)\n"
     "  --static DIR           serve the files of DIR at / (the demo app)\n"
-    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r`\n"
+    "  --console-dir DIR      serve the operator console (clients/console/dist) at\n"
+    "                         /console/; its data (/v1/console/...) needs a token with\n"
+    "                         the admin right, or an open hub listening on loopback\n"
+    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r|admin`\n"
     "                         (fnmatch patterns); without it the hub is open\n"
     "  --interceptors FILE    server-side rules in Lua (see the README: writing a rule);\n"
     "                         SIGHUP reloads the file (a bad file keeps the old rules)\n"
@@ -152,7 +169,7 @@ static int parse_size(const char *flag, const char *v, size_t min, size_t *out)
 
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
-    enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, AUTH, SEQ,
+    enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, CONSOLE, AUTH, SEQ,
            LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
@@ -164,6 +181,7 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"max-frame", required_argument, NULL, FRAME},
         {"max-queue", required_argument, NULL, QUEUE},
         {"static", required_argument, NULL, STATIC},
+        {"console-dir", required_argument, NULL, CONSOLE},
         {"auth", required_argument, NULL, AUTH},
         {"sequential-ids", no_argument, NULL, SEQ},
         {"log-level", required_argument, NULL, LEVEL},
@@ -198,6 +216,9 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         case QUEUE: rc = parse_size("--max-queue", optarg, 4096, &c->max_queue); break;
         case STATIC:
             rc = copy_str(c->static_dir, sizeof(c->static_dir), "--static", optarg);
+            break;
+        case CONSOLE:
+            rc = copy_str(c->console_dir, sizeof(c->console_dir), "--console-dir", optarg);
             break;
         case AUTH: rc = copy_str(c->auth_file, sizeof(c->auth_file), "--auth", optarg); break;
         case SEQ: c->sequential_ids = true; break;

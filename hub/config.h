@@ -18,6 +18,7 @@ typedef struct fo_hub_config {
     size_t max_queue;         /* --max-queue BYTES: outbound backlog per connection */
     uint32_t snapshot_every;  /* --snapshot-every N commands */
     char static_dir[1024];    /* --static DIR: files served at / (demo) */
+    char console_dir[1024];   /* --console-dir DIR: files served at /console/ */
     char auth_file[1024];     /* --auth FILE: tokens and rights; empty = open hub */
     int log_level;            /* --log-level error|warn|info|debug */
     char interceptors[1024];  /* --interceptors FILE.lua: server-side rules; empty = none */
@@ -30,6 +31,9 @@ void fo_hub_config_default(fo_hub_config *c);
 /* Parses argv. Returns 0, 1 when --help was printed (exit 0), or -1 after printing an
  * error to stderr (exit 2). */
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv);
+/* True when --listen names a loopback address only (127.0.0.0/8, ::1, localhost): an open
+ * hub serves its console there without a token. */
+bool fo_hub_config_loopback(const fo_hub_config *c);
 /* "64M", "1G", "4096" -> bytes; -1 when malformed. */
 long long fo_parse_size(const char *s);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/console.h"
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/model.h"
@@ -93,6 +94,8 @@ static void sink_error(fo_reply_sink *k, const fo_msg *req, fo_error_code code, 
                                                                               : 500;
 
     (void)req;
+    if (code > 0 && code < FO_ERR_CODES)
+        ((fo_http_req *)k)->hub->metrics.errors[code]++;
     fo_http_respond_error((fo_http_req *)k, status, why);
 }
 
@@ -201,22 +204,72 @@ static void metrics(fo_hub *h, fo_http_req *r)
     fo_buf_destroy(&b);
 }
 
-static bool authorized(fo_hub *h, struct lws *wsi, const char *model)
+/* The request's token (Authorization: Bearer, or ?token=); "" when it has none. */
+static void request_token(struct lws *wsi, char *tok, size_t cap)
 {
-    char auth[600], tok[640];
-    fo_rights rights;
+    char auth[600];
     const char *arg;
 
-    if (!h->auth)
-        return true;
     tok[0] = '\0';
     if (lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
         strncasecmp(auth, "Bearer ", 7) == 0)
-        snprintf(tok, sizeof(tok), "%s", auth + 7);
+        snprintf(tok, cap, "%s", auth + 7);
     else if ((arg = lws_get_urlarg_by_name(wsi, "token=", auth, sizeof(auth))))
-        snprintf(tok, sizeof(tok), "%s", arg);
+        snprintf(tok, cap, "%s", arg);
+}
+
+static bool authorized(fo_hub *h, struct lws *wsi, const char *model)
+{
+    char tok[640];
+    fo_rights rights;
+
+    if (!h->auth)
+        return true;
+    request_token(wsi, tok, sizeof(tok));
     return tok[0] && fo_auth_check(h->auth, tok, &rights) &&
            fo_rights_allow(&rights, model, false);
+}
+
+static bool parse_u64(const char *s, uint64_t *out);
+
+/* /v1/console/models[/NAME] (console.h); the feed is the listener's (listener.h). */
+static void console_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest)
+{
+    fo_rights rights;
+    const char *why, *arg;
+    char tok[640], q[256], lim[32];
+    uint64_t limit = 50;
+    int status;
+
+    request_token(wsi, tok, sizeof(tok));
+    if ((status = fo_console_access(h, tok, &rights, &why))) {
+        fo_http_respond_error(r, status, why);
+        return;
+    }
+    if (strcmp(rest, "feed") == 0) {
+        fo_http_respond_error(r, 400, "the feed is a WebSocket: ws://HOST:PORT/v1/console/feed");
+    } else if (strcmp(rest, "models") == 0) {
+        const char *l = lws_get_urlarg_by_name(wsi, "limit=", lim, sizeof(lim));
+        arg = lws_get_urlarg_by_name(wsi, "q=", q, sizeof(q));
+        if (l && (!parse_u64(l, &limit) || limit == 0 || limit > 1000)) {
+            fo_http_respond_error(r, 400, "limit: 1 to 1000");
+            return;
+        }
+        fo_console_models(h, r, &rights, arg, (uint32_t)limit);
+    } else if (strncmp(rest, "models/", 7) == 0) {
+        const char *name = rest + 7;
+        if (!fo_store_model_name_valid(name, strlen(name))) {
+            fo_http_respond_error(r, 400, "model: 1-200 bytes of [A-Za-z0-9._:-]");
+            return;
+        }
+        if (!fo_rights_admin(&rights, name)) {
+            fo_http_respond_error(r, 403, "the token's admin right does not cover this model");
+            return;
+        }
+        fo_console_model(h, r, &rights, name);
+    } else {
+        fo_http_respond_error(r, 404, "no such endpoint");
+    }
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -388,13 +441,14 @@ static const char *mime(const char *path)
     return "application/octet-stream";
 }
 
-/* Serves a file of --static; returns 1 when lws took over the transaction. */
-static int static_file(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *uri)
+/* Serves a file of `dir` (--static, --console-dir); uri starts with '/'. Returns 1 when
+ * lws took over the transaction. */
+static int static_file(const char *dir, fo_http_req *r, struct lws *wsi, const char *uri)
 {
     char path[PATH_MAX], real[PATH_MAX], root[PATH_MAX];
     int n;
 
-    if (!h->cfg.static_dir[0] || strstr(uri, "..") || !realpath(h->cfg.static_dir, root)) {
+    if (!dir[0] || strstr(uri, "..") || !realpath(dir, root)) {
         fo_http_respond_error(r, 404, "not found");
         return 0;
     }
@@ -416,6 +470,7 @@ static int static_file(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *u
 static int on_request(fo_hub *h, struct lws *wsi, fo_http_req **slot, const char *uri)
 {
     fo_http_req *r = calloc(1, sizeof(*r));
+    unsigned char hbuf[LWS_PRE + 512], *p = hbuf + LWS_PRE, *end = hbuf + sizeof(hbuf) - 1;
 
     if (!r)
         return -1;
@@ -435,8 +490,24 @@ static int on_request(fo_hub *h, struct lws *wsi, fo_http_req **slot, const char
         metrics(h, r);
     } else if (strncmp(uri, "/v1/models/", 11) == 0) {
         model_route(h, r, wsi, uri + 11);
+    } else if (strncmp(uri, "/v1/console/", 12) == 0) {
+        console_route(h, r, wsi, uri + 12);
+    } else if (strcmp(uri, "/console") == 0) {
+        if (lws_http_redirect(wsi, HTTP_STATUS_MOVED_PERMANENTLY,
+                              (const unsigned char *)"/console/", 9, &p, end) < 0)
+            return -1;
+        r->ready = r->headers_sent = true; /* lws wrote the redirect itself */
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    } else if (strncmp(uri, "/console/", 9) == 0) {
+        if (!h->cfg.console_dir[0]) {
+            fo_http_respond_error(r, 404, "the console is not installed: build "
+                                          "clients/console (npm run build) and start the "
+                                          "hub with --console-dir clients/console/dist");
+            return 0;
+        }
+        return static_file(h->cfg.console_dir, r, wsi, uri + 8) < 0 ? -1 : 0;
     } else {
-        return static_file(h, r, wsi, uri) < 0 ? -1 : 0;
+        return static_file(h->cfg.static_dir, r, wsi, uri) < 0 ? -1 : 0;
     }
     return 0;
 }

@@ -1,7 +1,9 @@
 /* http.h - HTTP on the hub's port: GET /healthz, /metrics (Prometheus text),
  * /v1/models/NAME (the snapshot as JSON), /v1/models/NAME/history?from=N[&to=M] (a
- * CompletionBatch as JSON), and the files of --static at / (the demo). Model endpoints
- * follow the WebSocket's auth rules (Authorization: Bearer, or ?token=).
+ * CompletionBatch as JSON), the console's data at /v1/console/... (console.h), the files
+ * of --console-dir at /console/ and those of --static at / (the demo). Model endpoints
+ * follow the WebSocket's auth rules (Authorization: Bearer, or ?token=); the console's
+ * need the `admin` right (auth.h), or an open hub listening on loopback only.
  *
  * A request for a model waits for the model's runner like a WebSocket request, so its
  * fo_http_req is refcounted: the connection holds one reference until it closes or the

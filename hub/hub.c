@@ -69,12 +69,14 @@ static void on_store_closed(void *data)
     uv_close((uv_handle_t *)&h->check, NULL);
     uv_close((uv_handle_t *)&h->tick, NULL);
     uv_close((uv_handle_t *)&h->kick, NULL);
+    uv_close((uv_handle_t *)&h->prepare, NULL);
 }
 
 static void stop(fo_hub *h)
 {
     set_phase(h, FO_HUB_STOPPING);
     fo_listener_stop(&h->listener);
+    fo_console_stop(h);
     while (h->sessions) /* those that did not finish their close handshake in time */
         fo_session_end(h->sessions);
     FO_LOG(FO_LOG_INFO, "stopping: closing the store");
@@ -182,6 +184,26 @@ void fo_hub_kick(uv_idle_t *idle)
     (void)idle;
 }
 
+/* Before the loop polls: the turn that ends here ran for (now - last) minus what libuv
+ * spent waiting in poll meanwhile (UV_METRICS_IDLE_TIME). */
+static void on_prepare(uv_prepare_t *p)
+{
+    fo_hub *h = p->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(&h->loop), busy;
+
+    if (h->turn_ns) {
+        busy = now - h->turn_ns - (idle - h->turn_idle_ns);
+        if (busy > now - h->turn_ns) /* idle counted past our clock: nothing ran */
+            busy = 0;
+        fo_hist_add(&h->metrics.loop_busy, (double)busy / 1e9);
+        h->metrics.loop_busy_ns += busy;
+        if (busy > h->metrics.loop_busy_max_ns)
+            h->metrics.loop_busy_max_ns = busy;
+    }
+    h->turn_ns = now;
+    h->turn_idle_ns = idle;
+}
+
 /* End of every loop turn: what was applied goes to the store as one group, and every
  * session that queued frames writes them (corked: one write per connection per turn). */
 static void on_check(uv_check_t *c)
@@ -275,6 +297,7 @@ int fo_hub_run(const fo_hub_config *cfg)
         free(h);
         return 1;
     }
+    uv_loop_configure(&h->loop, UV_METRICS_IDLE_TIME); /* the loop's busy time (on_prepare) */
     if (cfg->auth_file[0] && !(h->auth = fo_auth_load(cfg->auth_file, err, sizeof(err)))) {
         FO_LOG(FO_LOG_ERROR, "%s", err);
         goto out_loop;
@@ -303,7 +326,11 @@ int fo_hub_run(const fo_hub_config *cfg)
     uv_check_init(&h->loop, &h->check);
     uv_timer_init(&h->loop, &h->tick);
     uv_idle_init(&h->loop, &h->kick);
+    uv_prepare_init(&h->loop, &h->prepare);
     h->sigterm.data = h->sigint.data = h->sighup.data = h->check.data = h->tick.data = h->kick.data = h;
+    h->prepare.data = h;
+    uv_prepare_start(&h->prepare, on_prepare);
+    fo_console_start(h);
     uv_signal_start(&h->sigterm, on_signal, SIGTERM);
     uv_signal_start(&h->sigint, on_signal, SIGINT);
     uv_signal_start(&h->sighup, on_sighup, SIGHUP);

@@ -14,6 +14,7 @@
 #include "hub/auth.h"
 #include "hub/commit.h"
 #include "hub/config.h"
+#include "hub/console.h"
 #include "hub/listener.h"
 #include "hub/metrics.h"
 #include "hub/rules.h"
@@ -40,6 +41,9 @@ typedef struct fo_hub {
     uv_timer_t tick;    /* once a second: eviction, shutdown progress */
     uv_idle_t kick;     /* active while sessions have frames to write: no sleep before
                          * the check writes them */
+    uv_prepare_t prepare; /* before each poll: the loop's busy time of the turn */
+    uint64_t turn_ns, turn_idle_ns; /* the clock and libuv's idle time at the last one */
+    fo_console console; /* the console's metrics feed (console.h) */
     fo_listener listener; /* the port: WebSocket upgrades are ours, HTTP goes to lws */
     struct lws_context *lws;
     struct lws_vhost *vhost;

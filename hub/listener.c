@@ -14,6 +14,7 @@
 
 #include <libwebsockets.h>
 
+#include "hub/console.h"
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/session.h"
@@ -187,8 +188,9 @@ static void to_lws(fo_pending_conn *c)
 }
 
 /* Checks the handshake in `hd` (the parsed head, head_len bytes of c->buf) and answers
- * 101, handing the socket and any bytes after the head to a new session; or refuses. */
-static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len)
+ * 101, handing the socket and any bytes after the head to a new session, or to the
+ * console's feed (`feed`: GET /v1/console/feed, console.h); or refuses. */
+static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool feed)
 {
     fo_hub *h = c->l->hub;
     char accept[FO_WS_ACCEPT_SIZE], out[512], tok[512];
@@ -205,7 +207,7 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len)
                       "WebSocket version 13 only");
     if (!hd->key || strlen(hd->key) != 24 || fo_ws_accept_make(hd->key, 24, accept) != 0)
         return refuse(c, 400, "Bad Request", NULL, "Sec-WebSocket-Key is missing or malformed");
-    if (hd->protocols) {
+    if (hd->protocols && !feed) {
         if (!has_token(hd->protocols, "flushout.v1"))
             return refuse(c, 400, "Bad Request", NULL,
                           "unsupported subprotocol: this hub speaks flushout.v1");
@@ -213,12 +215,21 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len)
     }
     if (h->phase != FO_HUB_RUNNING)
         return refuse(c, 503, "Service Unavailable", NULL, "shutting down");
-    if (h->auth) {
+    if (h->auth || feed) {
         tok[0] = '\0';
         if (hd->authorization && strncasecmp(hd->authorization, "Bearer ", 7) == 0)
             snprintf(tok, sizeof(tok), "%s", hd->authorization + 7);
         else
             query_token(hd->target, tok, sizeof(tok));
+    }
+    if (feed) {
+        const char *why;
+        int status = fo_console_access(h, tok, &rights, &why);
+        if (status)
+            return refuse(c, status, status == 401 ? "Unauthorized" : "Forbidden", NULL, why);
+        if (!fo_console_feed_room(h))
+            return refuse(c, 503, "Service Unavailable", NULL, "too many console feeds open");
+    } else if (h->auth) {
         if (!tok[0] || !fo_auth_check(h->auth, tok, &rights))
             return refuse(c, 401, "Unauthorized", NULL, tok[0] ? "bad token" : "missing token");
     }
@@ -234,9 +245,18 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len)
     }
     poll = c->poll;
     c->poll = NULL;
+    if (feed) /* it sends only: whatever the client sent after the head is dropped */
+        return pending_free(c, fo_console_feed_open(h, c->fd, poll) != 0);
     s = fo_session_open(h, c->fd, poll, &rights, (unsigned char *)c->buf + head_len,
                         c->len - head_len);
     pending_free(c, s == NULL);
+}
+
+static bool is_path(const char *buf, const char *path)
+{
+    size_t n = strlen(path);
+
+    return strncmp(buf, path, n) == 0 && (buf[n] == ' ' || buf[n] == '?');
 }
 
 /* Routes on what the head shows: the hub's own WebSocket endpoint, or lws. */
@@ -247,6 +267,7 @@ static void on_head(uv_poll_t *p, int status, int events)
     char copy[HEAD_MAX + 1], *end;
     ssize_t n;
     head hd;
+    bool feed;
 
     (void)events;
     if (status < 0)
@@ -277,8 +298,9 @@ static void on_head(uv_poll_t *p, int status, int events)
             return refuse(c, 414, "URI Too Long", NULL, "request line too long");
         return;
     }
-    /* Ours: GET /v1/ws or /v1/ws?..., asking for a WebSocket. */
-    if (strncmp(c->buf, "GET /v1/ws", 10) != 0 || (c->buf[10] != ' ' && c->buf[10] != '?'))
+    /* Ours: GET /v1/ws or /v1/ws?..., and GET /v1/console/feed, asking for a WebSocket. */
+    feed = is_path(c->buf, "GET /v1/console/feed");
+    if (!feed && !is_path(c->buf, "GET /v1/ws"))
         return c->len <= ADOPT_MAX ? to_lws(c) : refuse(c, 400, "Bad Request", NULL, "bad head");
     if (!(end = strstr(c->buf, "\r\n\r\n"))) {
         if (c->len >= HEAD_MAX)
@@ -293,7 +315,7 @@ static void on_head(uv_poll_t *p, int status, int events)
     if (!parse_head(copy, &hd))
         return refuse(c, 400, "Bad Request", NULL, "malformed request head");
     if (hd.upgrade && has_token(hd.upgrade, "websocket"))
-        return upgrade(c, &hd, hl);
+        return upgrade(c, &hd, hl, feed);
     return c->len <= ADOPT_MAX ? to_lws(c) : refuse(c, 400, "Bad Request", NULL, "bad head");
 }
 

@@ -2,7 +2,9 @@
  * head and routes it. WebSocket upgrades on /v1/ws are the hub's own: this module checks
  * the handshake (RFC 6455 4.2: version 13, a key, the flushout.v1 subprotocol when one is
  * asked for, the token when --auth is set), answers 101 and hands the socket to a new
- * session (session.h), which frames it itself. Every other request (GET /healthz,
+ * session (session.h), which frames it itself. A WebSocket upgrade on /v1/console/feed is
+ * the hub's own as well: the socket goes to the console's feed (console.h), after the
+ * console's access check (401, 403; 503 when too many feeds are open). Every other request (GET /healthz,
  * /metrics, /v1/models/..., the static files, upgrades elsewhere) is given to libwebsockets
  * with the bytes already read (lws_adopt_socket_vhost_readbuf): lws serves HTTP, the hub
  * serves WebSockets.

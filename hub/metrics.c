@@ -20,6 +20,26 @@ void fo_hist_add(fo_hist *h, double s)
     h->sum += s;
 }
 
+double fo_hist_quantile(const fo_hist *now, const fo_hist *old, double q)
+{
+    uint64_t n = now->n - old->n, cum = 0, c;
+    double rank = q * (double)n, lo = 0;
+
+    if (n == 0)
+        return 0;
+    for (int i = 0; i <= FO_HIST_BUCKETS; i++) {
+        c = now->counts[i] - old->counts[i];
+        if (c && (double)(cum + c) >= rank) {
+            if (i == FO_HIST_BUCKETS) /* +Inf: the highest finite bound is all we know */
+                return bounds[FO_HIST_BUCKETS - 1];
+            return lo + (bounds[i] - lo) * ((rank - (double)cum) / (double)c);
+        }
+        cum += c;
+        lo = i < FO_HIST_BUCKETS ? bounds[i] : lo;
+    }
+    return bounds[FO_HIST_BUCKETS - 1];
+}
+
 static int put(fo_buf *out, const char *fmt, ...)
 {
     char line[512];
@@ -126,6 +146,13 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
                &m->ack_latency);
     rc |= hist(out, "flushout_store_commit_latency_seconds",
                "Time from a group commit's submission to its durability.", &m->commit_latency);
+    rc |= hist(out, "flushout_loop_busy_seconds",
+               "Time each event loop turn spent running (not waiting in poll).", &m->loop_busy);
+    rc |= put(out, "# HELP flushout_errors_total Error replies sent, by code.\n"
+                   "# TYPE flushout_errors_total counter\n");
+    for (int c = 1; c < FO_ERR_CODES; c++)
+        rc |= put(out, "flushout_errors_total{code=\"%s\"} %llu\n", fo_error_code_name(c),
+                  (unsigned long long)m->errors[c]);
     return rc ? FO_ENOMEM : 0;
 }
 

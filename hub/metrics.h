@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "proto/buf.h"
+#include "proto/wire.h"
 
 #define FO_HIST_BUCKETS 15
 
@@ -17,6 +18,12 @@ typedef struct fo_hist {
 } fo_hist;
 
 void fo_hist_add(fo_hist *h, double seconds);
+/* The q-quantile (0..1) of what was added between `old` and `now` (a snapshot taken
+ * earlier), in seconds, interpolated inside its bucket as Prometheus's
+ * histogram_quantile does; 0 when nothing was added. */
+double fo_hist_quantile(const fo_hist *now, const fo_hist *old, double q);
+
+#define FO_ERR_CODES (FO_ERR_INTERNAL + 1) /* index: fo_error_code */
 
 typedef struct fo_metrics {
     uint64_t connections_total;
@@ -45,6 +52,12 @@ typedef struct fo_metrics {
     uint64_t rule_reload_errors; /* ... that failed (the old rules stayed) */
     fo_hist ack_latency;       /* frame received -> ack queued */
     fo_hist commit_latency;    /* store commit submitted -> durable */
+    uint64_t errors[FO_ERR_CODES]; /* error replies, by code (WebSocket and HTTP) */
+    /* The loop's busy time per turn (everything but waiting in poll; libuv's idle-time
+     * metric): how long an event that arrives may wait for the loop. */
+    fo_hist loop_busy;
+    uint64_t loop_busy_ns;     /* summed */
+    uint64_t loop_busy_max_ns; /* the longest turn since the console's last sample */
 } fo_metrics;
 
 /* Gauges the hub computes when rendering. */

@@ -92,6 +92,8 @@ struct fo_model {
     size_t mem[FO_MEM_KINDS];
     uint32_t read_gen;    /* history reads started: a late answer to an old one is ignored */
     bool running;         /* inside run(): tasks queued meanwhile wait for the loop in it */
+    uint64_t console_mark; /* the count at the console's last sample (console.c) */
+    uint32_t console_rate; /* commands in the second before it */
     struct fo_model *lru_prev, *lru_next;
 };
 

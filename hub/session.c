@@ -193,6 +193,8 @@ void fo_session_send_error(fo_session *s, const fo_msg *req, fo_error_code code,
     }
     if (code == FO_ERR_BAD_FRAME || code == FO_ERR_BAD_REQUEST)
         s->hub->metrics.bad_frames++;
+    if (code > 0 && code < FO_ERR_CODES)
+        s->hub->metrics.errors[code]++;
     FO_LOG(FO_LOG_DEBUG, "sid=%s error %s: %s", s->sid, fo_error_code_name(code), text);
     fo_session_send_msg(s, &m);
 }

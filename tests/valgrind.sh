@@ -37,7 +37,7 @@ if ! command -v valgrind >/dev/null; then
     exit 1
 fi
 
-for t in value doc pathmap batch master proxy wire splice json ws rules; do
+for t in value doc pathmap batch master proxy wire splice json ws rules console; do
     check "test_$t" "${vg[@]}" "$build/tests/test_$t" --jobs 1
 done
 
@@ -59,6 +59,9 @@ hub_session() {
         '{"action":"delete","path":["a"]}' >/dev/null || return 1
     [ "$("$cli" --url "$url" --timeout 20 get vg)" = \
       '{"commandCount":3,"document":{"b":[1,"x"],"c":{"d":null}}}' ] || return 1
+    # The console's model list and details (an open hub on loopback).
+    curl -sf "http://127.0.0.1:$port/v1/console/models" | grep -q '"name":"vg"' || return 1
+    curl -sf "http://127.0.0.1:$port/v1/console/models/vg" | grep -q '"count":3' || return 1
     kill -TERM "$hub_pid"
     wait "$hub_pid"
     local rc=$?

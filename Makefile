@@ -17,12 +17,11 @@ build: deps
 demo: deps
 	cd clients/web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 
-# Starts the hub on its embedded default (SQLite in ./data) with the demo at /.
+# Starts the hub on its embedded default (SQLite in ./data) with the demo at /, the demo's
+# rules (clients/web/rules.lua) and a development token per browser tab when the hub has
+# --interceptors and --jwt-secret-file (clients/web/dev-run.sh says what it enabled).
 run: build demo
-	@mkdir -p data
-	@echo "flushout-hub: the demo is at http://127.0.0.1:7420/ (Ctrl-C stops the hub)"
-	exec build/release/hub/flushout-hub --listen 127.0.0.1:7420 --data ./data \
-		--static clients/web/dist
+	exec clients/web/dev-run.sh build/release ./data
 
 test: test-deps
 	cmake --preset asan >/dev/null

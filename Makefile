@@ -22,14 +22,11 @@ demo: deps
 console: deps
 	cd clients/console && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 
-# Starts the hub on its embedded default (SQLite in ./data) with the demo at / and the
-# console at /console/.
+# Starts the hub on its embedded default (SQLite in ./data) with the demo at /, the console
+# at /console/, the demo's rules (clients/web/rules.lua) and a development token per
+# browser tab (clients/web/dev-run.sh says what it enabled).
 run: build demo console
-	@mkdir -p data
-	@echo "flushout-hub: the demo is at http://127.0.0.1:7420/"
-	@echo "flushout-hub: the console is at http://127.0.0.1:7420/console/ (Ctrl-C stops the hub)"
-	exec build/release/hub/flushout-hub --listen 127.0.0.1:7420 --data ./data \
-		--static clients/web/dist --console-dir clients/console/dist
+	exec clients/web/dev-run.sh build/release ./data
 
 test: test-deps
 	cmake --preset asan >/dev/null

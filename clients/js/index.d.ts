@@ -1,4 +1,5 @@
 // Types of flushout-hub-client (hand-written; the package ships plain ES modules).
+import type { CommandAction } from "flushout";
 import type {
   Command,
   CompletionBatch,
@@ -31,16 +32,44 @@ export interface HubError {
   /**
    * A hub error code (bad_request, forbidden, too_large, rate_limited, overloaded,
    * shutting_down, internal, gone, unauthorized, bad_frame) or one of the client's own:
+   * connect (a connection attempt failed: refused, host not found, the upgrade's HTTP
+   * status in `status`), closed (an open connection was closed by the hub or the network:
+   * `closeCode`, `reason`), connect_timeout (no welcome within connectTimeout),
    * rejected (the hub failed some flushed commands; see `errors`), resync (the Proxy could
    * not take a sync and is being rebuilt from a snapshot), local_reset (queued local
    * commands had to be dropped), timeout (a sub got no reply; sent again), no_websocket,
-   * connect, send.
+   * send.
    */
   code: string;
+  /** Says why, e.g. "connection refused (127.0.0.1:7420)", "upgrade refused: HTTP 404 (...)". */
   message: string;
   model?: string;
   errors?: CompletionError[];
+  /** connect, closed, connect_timeout: the hub's URL (without the token). */
+  url?: string;
+  /** connect: the HTTP status that refused the upgrade, when the WebSocket tells it (Node's `ws`). */
+  status?: number;
+  /** closed: the WebSocket close code (1001: the hub is shutting down; 1006: no close frame). */
+  closeCode?: number;
+  /** closed: the close reason the hub sent, if any. */
+  reason?: string;
 }
+
+/**
+ * What apply() returns: the library's Result, with `createdId` and `error` present (as
+ * undefined) on both branches, so that either can be read or destructured before narrowing.
+ */
+export type HubResult =
+  | { isSuccess: true; createdId?: string; error?: undefined }
+  | { isSuccess: false; error: string; createdId?: undefined };
+
+/** What apply() returns for a create: on success, `createdId` is always there. */
+export type CreateResult =
+  | { isSuccess: true; createdId: string; error?: undefined }
+  | { isSuccess: false; error: string; createdId?: undefined };
+
+/** A delete with the wire's spelling, which apply() takes as well as CommandAction.Delete. */
+export type WireDeleteCommand = { path?: string[]; action: "delete" };
 
 /** Any WebSocket class with the browser's API (the browser's, Node's, or `ws`). */
 export interface WebSocketLike {
@@ -172,7 +201,8 @@ export declare class HubModel<T extends object = any> {
    * Applies at once to the local document and queues for the hub. Takes the library's
    * Command (CommandAction.Delete = "detete"); "delete" is accepted as well. Throws before ready.
    */
-  apply(command: Command): Result;
+  apply(command: Command<any> & { action: CommandAction.Create }): CreateResult;
+  apply(command: Command<any> | WireDeleteCommand): HubResult;
   /** Sets (a map) or clears (null) this session's presence. */
   setPresence(state: Record<string, unknown> | null): void;
   /** Flushes now; resolves as settled(). */

@@ -27,6 +27,109 @@ function defaultUrl() {
   return "ws://127.0.0.1:7420/v1/ws";
 }
 
+/** "HOST:PORT" of a ws:// or wss:// URL (for messages). */
+function hostOf(url) {
+  try {
+    const u = new URL(url);
+    return u.host || url;
+  } catch (_) {
+    return url;
+  }
+}
+
+function pathOf(url) {
+  try {
+    return new URL(url).pathname;
+  } catch (_) {
+    return "";
+  }
+}
+
+const UPGRADE_HINTS = {
+  400: "the hub did not accept the handshake",
+  401: "missing or bad token",
+  403: "the token has no rights here",
+  503: "the hub is shutting down",
+};
+
+/** What an HTTP status that refused the upgrade means, for the message. */
+function upgradeRefused(status, url) {
+  let hint = UPGRADE_HINTS[status];
+  if (status === 404) {
+    const path = pathOf(url);
+    hint = path === "/v1/ws" ? "no WebSocket endpoint here" : `no WebSocket endpoint at ${path || "/"}; the hub's is /v1/ws`;
+  }
+  return { status, message: `upgrade refused: HTTP ${status}${hint ? ` (${hint})` : ""}` };
+}
+
+/**
+ * The reason a connection attempt failed, from the error its WebSocket reported (Node's
+ * `ws` says "connect ECONNREFUSED ..." or "Unexpected server response: 404"); null when
+ * the WebSocket said nothing useful (browsers never do).
+ */
+function describeConnectError(text, url) {
+  if (!text) return null;
+  let m = /Unexpected server response: (\d{3})/.exec(text);
+  if (m) return upgradeRefused(Number(m[1]), url);
+  if (/ECONNREFUSED/.test(text)) return { message: `connection refused (${hostOf(url)})` };
+  if (/ENOTFOUND|EAI_AGAIN/.test(text)) return { message: `host not found (${hostOf(url)})` };
+  if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/.test(text)) return { message: `${hostOf(url)} unreachable (${text})` };
+  if (/ECONNRESET|socket hang up/.test(text)) return { message: `connection reset by ${hostOf(url)} during the upgrade` };
+  if (/^Invalid URL|The URL's protocol/.test(text)) return { message: `bad URL ${url}: ${text}` };
+  if (/network error|non-101/i.test(text)) return null; // undici: no status, probe instead
+  return { message: text };
+}
+
+/**
+ * Browsers (and undici) hide why a WebSocket upgrade failed. Ask with fetch what can be
+ * known: whether anything answers HTTP at that address at all. A cross-origin hub's
+ * answer is opaque, but that it answered still tells "refused" apart from "refused the
+ * upgrade".
+ */
+async function probeFailure(url) {
+  const where = hostOf(url);
+  const path = pathOf(url);
+  const fetchFn = globalThis.fetch;
+  const hidden = "the WebSocket API hides the HTTP status";
+  const hints = [];
+  if (path !== "/v1/ws") hints.push(`the path is ${path || "/"}, the hub's is /v1/ws`);
+  hints.push("a token the hub requires may be missing or bad");
+  if (typeof fetchFn !== "function") return { message: `connection failed to ${where} (${hidden})` };
+  const httpUrl = url.replace(/^ws(s?):/i, "http$1:");
+  try {
+    const res = await fetchFn(httpUrl, { cache: "no-store", redirect: "manual" });
+    if (res.status === 503) return { message: `upgrade refused by ${where}: it answers HTTP 503 (shutting down or overloaded)`, status: 503 };
+    return { message: `upgrade refused by ${where}: it answers HTTP but ${hidden}; ${hints.join("; ")}` };
+  } catch (_) {
+    /* unreachable, or cross-origin without CORS: tell them apart with an opaque request */
+  }
+  try {
+    await fetchFn(httpUrl, { mode: "no-cors", cache: "no-store" });
+    return { message: `upgrade refused by ${where} (cross-origin: ${hidden}); ${hints.join("; ")}` };
+  } catch (_) {
+    return { message: `cannot reach ${where}: connection refused, host not found or TLS failure (the browser does not say which)` };
+  }
+}
+
+const CLOSE_MEANINGS = {
+  1000: "normal closure",
+  1001: "going away: the hub is shutting down",
+  1002: "protocol error",
+  1003: "unsupported data",
+  1006: "abnormal closure, no close frame: the network or the hub went away",
+  1007: "invalid payload",
+  1008: "policy violation",
+  1009: "message too big",
+  1011: "internal error in the hub",
+  1012: "the hub is restarting",
+  1013: "try again later",
+};
+
+function describeClose(code, reason) {
+  const what = reason || CLOSE_MEANINGS[code] || "closed by the hub";
+  return `connection closed: ${code ?? "no code"} (${what})`;
+}
+
 async function resolveWebSocket(injected) {
   if (injected) return injected;
   if (typeof globalThis.WebSocket === "function") return globalThis.WebSocket;
@@ -43,8 +146,9 @@ async function resolveWebSocket(injected) {
 
 /**
  * A connection to a hub. Status goes connecting → open → offline → connecting …, and
- * closed after close(). Events: status (status), error ({code, message, model?}),
- * welcome ({session, server, maxFrame}).
+ * closed after close(). Events: status (status), error ({code, message, model?, url?,
+ * status?, closeCode?, reason?}: every failed connection attempt and every connection the
+ * hub or the network closed says why), welcome ({session, server, maxFrame}).
  */
 export class HubClient extends Emitter {
   constructor(options = {}) {
@@ -193,17 +297,26 @@ export class HubClient extends Emitter {
     try {
       ws = new WS(url, SUBPROTOCOL);
     } catch (err) {
-      this._emitError({ code: "connect", message: String(err && err.message) });
+      this._emitError({ code: "connect", message: `bad URL ${this.url}: ${String(err && err.message)}`, url: this.url });
       this._scheduleReconnect();
       return;
     }
     ws.binaryType = "arraybuffer";
     this._ws = ws;
+    // What this attempt learnt: whether the upgrade succeeded, and what its error said.
+    const attempt = { opened: false, error: null };
     this._connectTimer = setTimeout(() => {
-      if (this._ws === ws && this.status !== "open") this._drop();
+      if (this._ws !== ws || this.status === "open") return;
+      this._emitError({
+        code: "connect_timeout",
+        message: `no welcome from ${hostOf(url)} within ${this.options.connectTimeout} ms`,
+        url: this.url,
+      });
+      this._drop();
     }, this.options.connectTimeout);
     ws.onopen = () => {
       if (this._ws !== ws) return;
+      attempt.opened = true;
       const hello = { t: "hello", client: this.clientId };
       if (this.token) hello.token = this.token;
       this._request(hello, this);
@@ -219,13 +332,43 @@ export class HubClient extends Emitter {
       }
       this._dispatch(msg);
     };
-    ws.onerror = () => {
-      /* onclose follows */
+    ws.onerror = (ev) => {
+      // onclose follows; keep what the error says for it (Node's `ws` says why).
+      const text = ev && (ev.message || (ev.error && ev.error.message));
+      if (text) attempt.error = String(text);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this._ws !== ws) return;
+      this._reportClose(attempt, ev);
       this._onClosed();
     };
+  }
+
+  /**
+   * Every connection failure becomes an `error` event with its reason: a failed attempt
+   * (code "connect": refused, host not found, the upgrade's HTTP status) or an open
+   * connection that the hub or the network closed (code "closed", with closeCode).
+   * Connections this client drops itself (close, reconnect, timeouts) are not reported here.
+   */
+  _reportClose(attempt, ev) {
+    const url = this.url;
+    if (attempt.opened) {
+      const closeCode = ev && typeof ev.code === "number" ? ev.code : undefined;
+      const reason = ev && ev.reason ? String(ev.reason) : "";
+      const err = { code: "closed", message: describeClose(closeCode, reason), url };
+      if (closeCode !== undefined) err.closeCode = closeCode;
+      if (reason) err.reason = reason;
+      this._emitError(err);
+      return;
+    }
+    const known = describeConnectError(attempt.error, url);
+    if (known) {
+      this._emitError({ code: "connect", url, ...known });
+      return;
+    }
+    probeFailure(url).then((info) => {
+      if (!this._closed) this._emitError({ code: "connect", url, ...info });
+    });
   }
 
   _drop() {

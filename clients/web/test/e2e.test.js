@@ -201,3 +201,111 @@ test("one user goes offline, keeps editing, reconnects: both converge with nothi
     await b.context.close();
   }
 });
+
+test("a command the hub rejects is shown to the user with the hub's message", async () => {
+  const list = `e2e:reject${Date.now() % 100000}`;
+  const a = await openUser(list, "Ann Lee");
+  const b = await openUser(list, "Bob Stone");
+  try {
+    await add(a.page, "Return the books");
+    await b.page.waitForFunction(() => document.querySelectorAll("li.todo").length === 1, null, { timeout: 2000 });
+    await b.context.setOffline(true);
+    await b.page.waitForSelector('#status[data-status="offline"]', { timeout: 5000 });
+    await edit(b.page, "Return the books", "Return the books today");
+    await item(a.page, "Return the books").locator(".delete").click(); // meanwhile, Ann deletes it
+    await a.page.waitForSelector('#status[data-status="open"][data-pending="0"]', { timeout: 2000 });
+    assert.equal(await b.page.locator("#notice").count(), 0);
+    await b.context.setOffline(false);
+    await b.page.waitForSelector("#notice", { timeout: 10000 });
+    assert.match(await b.page.locator("#notice .notice-text").textContent(), /^Not saved: .+/);
+    await b.page.waitForFunction(() => document.querySelectorAll("li.todo").length === 0, null, { timeout: 2000 });
+    await b.page.locator('#notice button[aria-label="Dismiss"]').click();
+    await b.page.waitForSelector("#notice", { state: "detached", timeout: 1000 });
+    assert.deepEqual(a.problems, []);
+    assert.deepEqual(b.problems.filter((p) => !/ERR_INTERNET_DISCONNECTED|WebSocket/.test(p)), []);
+  } finally {
+    await a.context.close();
+    await b.context.close();
+  }
+});
+
+// The article's rules (rules.lua) on a hub with identities from tokens: the hub's stamps
+// on the page, the quota and the text limit as messages. Needs a hub with --interceptors
+// and --jwt-secret-file and the CLI's `flushout token`; skipped on a hub without them.
+test("with rules.lua and tokens: the page shows the hub's stamps; quota and text limit are shown as the rules' messages", async (t) => {
+  const hubBin = process.env.FLUSHOUT_HUB || resolve(here, "../../../build/asan/hub/flushout-hub");
+  const cli = resolve(dirname(hubBin), "../clients/flushout");
+  const help = (() => {
+    try {
+      return execFileSync(hubBin, ["--help"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (e) {
+      return String(e.stdout || "") + String(e.stderr || "");
+    }
+  })();
+  const hasToken = (() => {
+    try {
+      execFileSync(cli, ["token", "--help"], { stdio: "ignore" });
+      return true;
+    } catch (_) {
+      return false;
+    }
+  })();
+  if (!help.includes("--interceptors") || !help.includes("--jwt-secret-file") || !hasToken) {
+    t.skip("this hub has no --interceptors/--jwt-secret-file, or the CLI no `token` (issue 9 items 1-2)");
+    return;
+  }
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "fo-web-rules-"));
+  const secret = join(dir, "secret");
+  writeFileSync(secret, "e2e-secret-0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+  const mint = (sub) => execFileSync(cli, ["token", "--secret-file", secret, "--sub", sub, "--models", "todos:*=rw", "--ttl", "1h"], { encoding: "utf8" }).trim();
+  const rulesHub = await startHub({ store: "memory", staticDir: dist, args: ["--interceptors", resolve(here, "../rules.lua"), "--jwt-secret-file", secret] });
+  const list = `todos:e2e-rules${Date.now() % 100000}`;
+  const open = async (sub, name) => {
+    const context = await browser.newContext({ viewport: { width: 760, height: 720 } });
+    const page = await context.newPage();
+    await page.goto(`${rulesHub.http}/?list=${list}&name=${encodeURIComponent(name)}&token=${mint(sub)}`);
+    await page.waitForSelector('#status[data-status="open"]', { timeout: 10000 });
+    await page.waitForSelector("#new-todo:not([disabled])");
+    return { context, page };
+  };
+  const a = await open("ann", "Ann Lee");
+  const b = await open("bob", "Bob Stone");
+  try {
+    const t0 = Date.now();
+    await add(a.page, "Stamp me");
+    await a.page.waitForSelector('#status[data-status="open"][data-pending="0"]', { timeout: 2000 });
+    const t1 = Date.now();
+    const snap = await httpSnapshot(rulesHub, list).catch(() => null);
+    const doc = snap ? snap.document : await docOf(a.page);
+    const [stamped] = Object.values(doc.todos);
+    assert.equal(stamped.by, "ann", "by is the token's sub, not the name the page sent");
+    assert.ok(stamped.createdAt >= t0 - 1000 && stamped.createdAt <= t1 + 1000, "createdAt is the hub's now");
+    for (const p of [a.page, b.page]) {
+      await p.waitForSelector('li.todo .meta .by:text-is("ann")', { timeout: 2000 });
+      assert.equal(await p.locator("li.todo .meta time.created").getAttribute("datetime"), new Date(stamped.createdAt).toISOString());
+    }
+    // Quota: 49 more make 50; the 51st is rejected with the rule's message, and goes away.
+    await a.page.evaluate(() => {
+      for (let i = 2; i <= 50; i++) window.flushoutDemo.model.apply({ action: "create", path: ["todos"], props: { text: `todo ${i}`, done: false } });
+    });
+    await a.page.waitForSelector('#status[data-status="open"][data-pending="0"]', { timeout: 5000 });
+    await b.page.waitForFunction(() => document.querySelectorAll("li.todo").length === 50, null, { timeout: 5000 });
+    await add(b.page, "One too many");
+    await b.page.waitForSelector('#notice:has-text("a list holds at most 50 todos")', { timeout: 3000 });
+    await b.page.waitForFunction(() => document.querySelectorAll("li.todo").length === 50, null, { timeout: 2000 });
+    // Text limit: 201 characters (the input stops at 200; the rule is what holds).
+    await b.page.locator('#notice button[aria-label="Dismiss"]').click();
+    const id = Object.keys(doc.todos)[0];
+    await b.page.evaluate((tid) => window.flushoutDemo.model.apply({ action: "update", path: ["todos", tid], props: { text: "x".repeat(201) } }), id);
+    await b.page.waitForSelector('#notice:has-text("at most 200 characters")', { timeout: 3000 });
+    await b.page.waitForFunction(() => [...document.querySelectorAll("li.todo .text")].some((e) => e.textContent === "Stamp me"), null, { timeout: 2000 });
+    await b.page.screenshot({ path: join(shots, "rules-bob.png") });
+  } finally {
+    await a.context.close();
+    await b.context.close();
+    await rulesHub.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -66,8 +66,14 @@ static const char usage[] =
     "  --max-queue SIZE       outbound backlog per connection before its pushes are\n"
     "                         dropped and replaced by one catch-up (default 4M)\n"
     "  --static DIR           serve the files of DIR at / (the demo app)\n"
-    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r`\n"
-    "                         (fnmatch patterns); without it the hub is open\n"
+    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r [NAME]`\n"
+    "                         (fnmatch patterns; NAME is the identity's sub)\n"
+    "  --jwt-secret-file FILE accept JWTs signed HS256/384/512 with the secret in FILE\n"
+    "                         (at least 32 bytes; a trailing newline is dropped)\n"
+    "  --jwt-public-key FILE  accept JWTs signed with the private half of this PEM public\n"
+    "                         key (RSA: RS256/384/512; EC P-256: ES256, P-384: ES384)\n"
+    "                         claims: sub, exp, nbf, models {PATTERN: \"r\"|\"rw\"}; without\n"
+    "                         --auth and JWT keys the hub is open\n"
     "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --help                 this text\n"
@@ -139,7 +145,7 @@ static int parse_size(const char *flag, const char *v, size_t min, size_t *out)
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
     enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, AUTH, SEQ,
-           LEVEL, HELP };
+           LEVEL, HELP, JWT_SECRET, JWT_KEY };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"data", required_argument, NULL, DATA},
@@ -151,6 +157,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"max-queue", required_argument, NULL, QUEUE},
         {"static", required_argument, NULL, STATIC},
         {"auth", required_argument, NULL, AUTH},
+        {"jwt-secret-file", required_argument, NULL, JWT_SECRET},
+        {"jwt-public-key", required_argument, NULL, JWT_KEY},
         {"sequential-ids", no_argument, NULL, SEQ},
         {"log-level", required_argument, NULL, LEVEL},
         {"help", no_argument, NULL, HELP},
@@ -182,6 +190,14 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
             rc = copy_str(c->static_dir, sizeof(c->static_dir), "--static", optarg);
             break;
         case AUTH: rc = copy_str(c->auth_file, sizeof(c->auth_file), "--auth", optarg); break;
+        case JWT_SECRET:
+            rc = copy_str(c->jwt_secret_file, sizeof(c->jwt_secret_file), "--jwt-secret-file",
+                          optarg);
+            break;
+        case JWT_KEY:
+            rc = copy_str(c->jwt_public_key, sizeof(c->jwt_public_key), "--jwt-public-key",
+                          optarg);
+            break;
         case SEQ: c->sequential_ids = true; break;
         case LEVEL:
             if ((c->log_level = fo_log_parse_level(optarg)) < 0)

@@ -201,22 +201,37 @@ static void metrics(fo_hub *h, fo_http_req *r)
     fo_buf_destroy(&b);
 }
 
-static bool authorized(fo_hub *h, struct lws *wsi, const char *model)
+/* The request's token (Authorization: Bearer, or ?token=) checked for reading `model`:
+ * 0; or the HTTP status to answer (401: no valid token, 403: no rights on the model) with
+ * the reason in `why`. */
+static int authorize(fo_hub *h, struct lws *wsi, const char *model, char *why, size_t whylen)
 {
-    char auth[600], tok[640];
+    char auth[2048], tok[2048];
     fo_rights rights;
     const char *arg;
+    bool ok;
 
     if (!h->auth)
-        return true;
+        return 0;
     tok[0] = '\0';
     if (lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
         strncasecmp(auth, "Bearer ", 7) == 0)
         snprintf(tok, sizeof(tok), "%s", auth + 7);
     else if ((arg = lws_get_urlarg_by_name(wsi, "token=", auth, sizeof(auth))))
         snprintf(tok, sizeof(tok), "%s", arg);
-    return tok[0] && fo_auth_check(h->auth, tok, &rights) &&
-           fo_rights_allow(&rights, model, false);
+    if (!tok[0]) {
+        snprintf(why, whylen, "missing token");
+        return 401;
+    }
+    if (!fo_auth_check(h->auth, tok, fo_auth_now_ms(), &rights, why, whylen))
+        return 401;
+    ok = fo_rights_allow(&rights, model, false);
+    fo_rights_destroy(&rights);
+    if (!ok) {
+        snprintf(why, whylen, "forbidden: no read rights on %s", model);
+        return 403;
+    }
+    return 0;
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -240,8 +255,9 @@ static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *
     size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
     fo_arena a;
     fo_msg m;
-    char *name, buf[64];
+    char *name, buf[64], why[256];
     const char *arg;
+    int status;
 
     if (!fo_store_model_name_valid(rest, nlen)) {
         fo_http_respond_error(r, 400, "model: 1-200 bytes of [A-Za-z0-9._:-]");
@@ -249,10 +265,9 @@ static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *
     }
     fo_arena_init(&a, 1024);
     name = fo_arena_strndup(&a, rest, nlen);
-    if (!authorized(h, wsi, name)) {
+    if ((status = authorize(h, wsi, name, why, sizeof(why)))) {
         fo_arena_destroy(&a);
-        fo_http_respond_error(r, h->auth && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)
-                                         ? 401 : 403, "missing or bad token, or no rights");
+        fo_http_respond_error(r, status, why);
         return;
     }
     memset(&m, 0, sizeof(m));
@@ -381,6 +396,9 @@ static int on_writeable(fo_http_req *r, struct lws *wsi)
                                         (lws_filepos_t)r->len, &p, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end) ||
+            (r->status == 401 &&
+             lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                         (const unsigned char *)"Bearer", 6, &p, end)) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         r->headers_sent = true;

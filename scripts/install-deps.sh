@@ -4,7 +4,8 @@
 set -euo pipefail
 
 want=(build-essential cmake pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
-      libmsgpack-dev libxxhash-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev nodejs npm)
+      libmsgpack-dev libxxhash-dev libjansson-dev libjwt-dev libsqlite3-dev sqlite3 libssl-dev
+      nodejs npm)
 if [ "${1:-build}" = bench ]; then
     want+=(gnuplot-nox python3)
 fi

@@ -190,7 +190,7 @@ bool fo_jwt_shaped(const char *token)
             return false;
         }
     }
-    return dots == 2 && run > 0;
+    return dots == 2; /* an empty signature is a shape (alg none): refused later, by name */
 }
 
 /* Decodes n base64url characters (no padding) as a JSON object. NULL when they are not. */

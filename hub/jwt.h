@@ -32,7 +32,8 @@ void fo_jwt_keys_free(fo_jwt_keys *k); /* NULL is a no-op */
 /* What the keys accept, e.g. "HS256, HS384, HS512, RS256, RS384, RS512" (for the log). */
 const char *fo_jwt_keys_algs(const fo_jwt_keys *k);
 
-/* True when `token` has the shape of a compact JWS (three base64url parts and two dots). */
+/* True when `token` has the shape of a compact JWS: two non-empty base64url parts, and a
+ * third (the signature) that may be empty, joined by two dots. */
 bool fo_jwt_shaped(const char *token);
 
 /* Verifies `token` at `now_ms` (milliseconds since the epoch). 0 with *claims (a new reference: the

@@ -10,7 +10,7 @@ if [ "${1:-build}" = bench ]; then
     want+=(gnuplot-nox python3)
 fi
 if [ "${1:-build}" = test ]; then
-    want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium)
+    want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium openssl)
 fi
 
 missing=()

@@ -288,7 +288,7 @@ bool fo_auth_check(const fo_auth *a, const char *token, int64_t now_ms, fo_right
     if (found) {
         if (from_file(found, out))
             return true;
-    } else if (!a->jwt) {
+    } else if (!a->jwt || (a->file && !fo_jwt_shaped(token))) {
         snprintf(why, whylen, "unknown token");
         return false;
     } else if (fo_jwt_verify(a->jwt, token, now_ms, &claims, why, whylen) != 0) {

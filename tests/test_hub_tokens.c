@@ -484,7 +484,8 @@ Test(hub_tokens, both_key_kinds_and_the_token_file_together)
     c = connect_as(h, "file-tok-1", false, "c1");
     ht_sub(c, "todos:a");
     ht_close(c);
-    assert_refused(h, "file-tok-2", "malformed token", "neither in the file nor a JWT");
+    assert_refused(h, "file-tok-2", "unknown token", "neither in the file nor a JWT");
+    assert_refused(h, "x.y.z", "malformed token", "not in the file, shaped like a JWT");
     cr_assert_geq(fo_hubproc_log_count(h, "as carol"), 1, "the file token's name is not its sub");
     free(rs);
     free(hs);

@@ -22,6 +22,18 @@
 #define MAX_RULES 1000
 #define MAX_FILE (4u << 20)
 
+/* Small blocks the Lua state freed, kept for its next allocations (most of what a command
+ * allocates: tables, their parts, short strings), in size classes of SMALL_STEP bytes. */
+#define SMALL_STEP 16
+#define SMALL_MAX 512
+#define SMALL_CLASSES (SMALL_MAX / SMALL_STEP)
+#define SMALL_KEEP 256 /* blocks kept per class */
+
+typedef struct small_cache {
+    void *head[SMALL_CLASSES];
+    uint32_t count[SMALL_CLASSES];
+} small_cache;
+
 typedef struct rule {
     char *pattern;
     char *label; /* rule 2 "stamp" (rules.lua:4) */
@@ -32,14 +44,15 @@ struct fo_rules {
     lua_State *L;
     fo_rules_limits lim;
     size_t used;          /* bytes held by the state */
+    small_cache cache;
     bool enforce;         /* the memory cap is enforced (while a rule runs) */
     bool abort;           /* a budget stop is under way: pcall inside the rule rethrows */
     bool mem_hit;
     char abort_msg[300];
     uint64_t ticks;       /* hook calls during this command */
     uint64_t deadline_ns;
-    int env_ref, run_ref, ctx_ref, get_ref;
-    uint64_t serial;      /* batches seen (the ctx table is built once per batch) */
+    int env_ref, run_ref;
+    uint64_t serial;      /* batches seen (ctx's fields are set once per batch) */
     const fo_value *doc;  /* the document of the command being intercepted */
     fo_arena scratch;     /* keys for ctx.get */
     uint32_t n;
@@ -81,6 +94,64 @@ static fo_rules *rules_of(lua_State *L)
 
 /* ---- memory, budget ------------------------------------------------------------------- */
 
+/* A block of n <= SMALL_MAX bytes has room for its whole class. */
+static size_t small_class(size_t n)
+{
+    return (n - 1) / SMALL_STEP;
+}
+
+static void small_release(small_cache *c, void *p, size_t n)
+{
+    size_t k = small_class(n);
+
+    if (c->count[k] >= SMALL_KEEP) {
+        free(p);
+        return;
+    }
+    *(void **)p = c->head[k];
+    c->head[k] = p;
+    c->count[k]++;
+}
+
+static void small_drain(small_cache *c)
+{
+    for (size_t k = 0; k < SMALL_CLASSES; k++) {
+        while (c->head[k]) {
+            void *p = c->head[k];
+            c->head[k] = *(void **)p;
+            free(p);
+        }
+        c->count[k] = 0;
+    }
+}
+
+static void *block_resize(small_cache *c, void *ptr, size_t old, size_t nsize)
+{
+    void *p;
+
+    if (old > SMALL_MAX && nsize > SMALL_MAX)
+        return realloc(ptr, nsize);
+    if (old && nsize <= SMALL_MAX && small_class(old) == small_class(nsize))
+        return ptr;
+    if (nsize <= SMALL_MAX && c->head[small_class(nsize)]) {
+        size_t k = small_class(nsize);
+        p = c->head[k];
+        c->head[k] = *(void **)p;
+        c->count[k]--;
+    } else if (!(p = malloc(nsize <= SMALL_MAX ? (small_class(nsize) + 1) * SMALL_STEP
+                                                : nsize))) {
+        return NULL;
+    }
+    if (old) {
+        memcpy(p, ptr, old < nsize ? old : nsize);
+        if (old <= SMALL_MAX)
+            small_release(c, ptr, old);
+        else
+            free(ptr);
+    }
+    return p;
+}
+
 static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     fo_rules *R = ud;
@@ -88,7 +159,10 @@ static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *p;
 
     if (nsize == 0) {
-        free(ptr);
+        if (old && old <= SMALL_MAX)
+            small_release(&R->cache, ptr, old);
+        else
+            free(ptr);
         R->used -= old;
         return NULL;
     }
@@ -97,7 +171,7 @@ static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         R->abort = true;
         return NULL;
     }
-    if (!(p = realloc(ptr, nsize)))
+    if (!(p = block_resize(&R->cache, ptr, old, nsize)))
         return NULL;
     R->used = R->used - old + nsize;
     return p;
@@ -246,6 +320,11 @@ static int read_only(lua_State *L)
     return luaL_error(L, "the sandbox's libraries are read-only");
 }
 
+static int ctx_read_only(lua_State *L)
+{
+    return luaL_error(L, "ctx is read-only");
+}
+
 /* Copies the named fields of global table `lib` into a new table, then proxies it. */
 static void sandbox_lib(lua_State *L, const char *lib, const char *const *skip)
 {
@@ -283,6 +362,12 @@ static int open_lib(lua_State *L, lua_CFunction f, const char *name)
 }
 
 static int run_command(lua_State *L);
+
+/* run_command's upvalues: names pushed without hashing them again on every command. */
+enum { UP_ACTION = 1, UP_PATH, UP_PROPS, UP_ID, UP_MODEL, UP_NOW, UP_IDENTITY, UP_CREATE,
+       UP_UPDATE, UP_DELETE, UP_FIELDS, UP_CTX, UP_COUNT = UP_CTX };
+static const char *const up_names[] = {"action", "path", "props", "id", "model", "now",
+                                       "identity", "create", "update", "delete", NULL};
 
 /* Builds the sandbox (run protected). Registry: env (E, the rules' globals, cleared after
  * every call; __index G, the file's own globals, __index B, the base library). */
@@ -355,12 +440,24 @@ static int build_sandbox(lua_State *L)
     lua_setmetatable(L, -2);
     R->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
-    lua_pushcfunction(L, run_command);
-    R->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* run_command's upvalues (see UP_*): the interned names it sets, and ctx: one
+     * read-only view for every call, whose fields change once per batch. */
+    for (int i = 0; up_names[i]; i++)
+        lua_pushstring(L, up_names[i]);
+    lua_createtable(L, 0, 4); /* ctx's fields */
     lua_pushcfunction(L, sb_get);
-    R->get_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "get");
+    lua_newtable(L);          /* ctx */
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, ctx_read_only);
+    lua_setfield(L, -2, "__newindex");
     lua_pushboolean(L, 0);
-    R->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_pushcclosure(L, run_command, UP_COUNT);
+    R->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -597,6 +694,7 @@ void fo_rules_free(fo_rules *R)
     R->enforce = false;
     if (R->L)
         lua_close(R->L);
+    small_drain(&R->cache);
     for (uint32_t i = 0; R->rules && i < R->n; i++) {
         free(R->rules[i].pattern);
         free(R->rules[i].label);
@@ -646,35 +744,51 @@ static void push_key(lua_State *L, fo_key k)
     lua_pushlstring(L, s, len);
 }
 
+static void set_up(lua_State *L, int up, int table)
+{
+    lua_pushvalue(L, lua_upvalueindex(up));
+    lua_insert(L, -2);
+    lua_rawset(L, table);
+}
+
 static void push_cmd(lua_State *L, const fo_command *c, fo_key id)
 {
+    int t;
+
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, fo_action_name(c->action));
-    lua_setfield(L, -2, "action");
+    t = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(c->action == FO_CREATE   ? UP_CREATE
+                                      : c->action == FO_UPDATE ? UP_UPDATE
+                                                               : UP_DELETE));
+    set_up(L, UP_ACTION, t);
     lua_createtable(L, (int)c->path.len, 0);
     for (uint32_t i = 0; i < c->path.len; i++) {
         push_key(L, c->path.seg[i]);
         lua_rawseti(L, -2, (int)i + 1);
     }
-    lua_setfield(L, -2, "path");
+    set_up(L, UP_PATH, t);
     if (c->props) {
-        fo_lua_push_value(L, c->props);
-        lua_setfield(L, -2, "props");
+        fo_lua_push_props(L, c->props);
+        set_up(L, UP_PROPS, t);
     }
     if (id) {
         push_key(L, id);
-        lua_setfield(L, -2, "id");
+        set_up(L, UP_ID, t);
     }
 }
 
 static void add_actor(job *j, const rule *r)
 {
-    int n = snprintf(j->actors + j->alen, sizeof(j->actors) - j->alen, "%s%s",
-                     j->alen ? ", " : "", r->label);
+    size_t room = sizeof(j->actors) - 1 - j->alen, n = strlen(r->label);
 
-    if (n > 0)
-        j->alen = j->alen + (size_t)n < sizeof(j->actors) ? j->alen + (size_t)n
-                                                         : sizeof(j->actors) - 1;
+    if (j->alen && room >= 2) {
+        memcpy(j->actors + j->alen, ", ", 2);
+        j->alen += 2;
+        room -= 2;
+    }
+    n = n < room ? n : room;
+    memcpy(j->actors + j->alen, r->label, n);
+    j->alen += n;
 }
 
 static const char *arena_fmt(fo_arena *a, const char *fmt, ...)
@@ -709,13 +823,18 @@ static int run_command(lua_State *L)
     fo_rules_batch *B = j->B;
     int cmd_idx;
 
-    if (B->serial != R->serial || !B->serial) { /* the batch's identity, once */
+    if (B->serial != R->serial || !B->serial) { /* ctx's fields, once per batch */
+        int f = lua_upvalueindex(UP_FIELDS);
         B->serial = ++R->serial;
+        lua_pushstring(L, B->model);
+        set_up(L, UP_MODEL, f);
+        lua_pushnumber(L, (lua_Number)B->now_ms);
+        set_up(L, UP_NOW, f);
         if (B->identity)
             fo_lua_push_json(L, B->identity);
         else
             lua_pushnil(L);
-        lua_rawseti(L, LUA_REGISTRYINDEX, R->ctx_ref);
+        set_up(L, UP_IDENTITY, f);
     }
     push_cmd(L, j->cmd, j->id);
     cmd_idx = lua_gettop(L);
@@ -726,15 +845,7 @@ static int run_command(lua_State *L)
 
         lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
         lua_pushvalue(L, cmd_idx);
-        lua_createtable(L, 0, 4); /* ctx: fresh for every call */
-        lua_pushstring(L, B->model);
-        lua_setfield(L, -2, "model");
-        lua_pushnumber(L, (lua_Number)B->now_ms);
-        lua_setfield(L, -2, "now");
-        lua_rawgeti(L, LUA_REGISTRYINDEX, R->ctx_ref);
-        lua_setfield(L, -2, "identity");
-        lua_rawgeti(L, LUA_REGISTRYINDEX, R->get_ref);
-        lua_setfield(L, -2, "get");
+        lua_pushvalue(L, lua_upvalueindex(UP_CTX));
         if (R->used > R->lim.memory / 2)
             lua_gc(L, LUA_GCCOLLECT, 0);
         R->abort = R->mem_hit = false;
@@ -787,7 +898,7 @@ static int run_command(lua_State *L)
             j->props = v;
             add_actor(j, r);
             lua_pushvalue(L, base + 1); /* later rules see the new props */
-            lua_setfield(L, cmd_idx, "props");
+            set_up(L, UP_PROPS, cmd_idx);
             lua_settop(L, base);
             continue;
         }
@@ -903,27 +1014,25 @@ static int put(fo_buf *b, const char *s)
 
 static int put_str(fo_buf *b, const char *s)
 {
-    fo_value v = fo_value_str_static(s, strlen(s));
-
-    return fo_json_write_value(&v, 0, b);
+    return fo_json_write_str(s, strlen(s), b);
 }
 
 int fo_rules_write_actions(const fo_rules_batch *B, fo_buf *out)
 {
+    size_t len0 = out->len;
     int rc = put(out, "[");
 
     for (uint32_t i = 0; i < B->nactions && !rc; i++) {
         const fo_rules_action *a = &B->actions[i];
-        char num[32];
-        snprintf(num, sizeof(num), "%s{\"index\":%u,\"command\":", i ? "," : "", a->index);
-        if ((rc = put(out, num)) || (rc = fo_json_write_command(&a->original, 0, out)))
+        if ((rc = put(out, i ? ",{\"index\":" : "{\"index\":")) ||
+            (rc = fo_json_write_u64(a->index, out)) || (rc = put(out, ",\"command\":")) ||
+            (rc = fo_json_write_command(&a->original, 0, out)))
             break;
         if (a->id) {
             char buf[20];
             size_t len;
             const char *s = fo_key_str(a->id, buf, &len);
-            fo_value v = fo_value_str_static(s, len);
-            if ((rc = put(out, ",\"id\":")) || (rc = fo_json_write_value(&v, 0, out)))
+            if ((rc = put(out, ",\"id\":")) || (rc = fo_json_write_str(s, len, out)))
                 break;
         }
         if (a->rejected)
@@ -937,5 +1046,7 @@ int fo_rules_write_actions(const fo_rules_batch *B, fo_buf *out)
     }
     if (!rc)
         rc = put(out, "]");
+    if (rc)
+        out->len = len0;
     return rc ? FO_ENOMEM : 0;
 }

@@ -5,20 +5,28 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char array_mt_key[] = "fo.array";
+/* The array metatable's registry key: a light userdata (no string to hash per lookup). */
+static const char array_mt_key = 0;
+
+static void push_array_mt(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&array_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+}
 
 void fo_lua_value_setup(lua_State *L)
 {
+    lua_pushlightuserdata(L, (void *)&array_mt_key);
     lua_newtable(L);
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_setfield(L, LUA_REGISTRYINDEX, array_mt_key);
+    lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
 void fo_lua_mark_array(lua_State *L, int idx)
 {
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    lua_getfield(L, LUA_REGISTRYINDEX, array_mt_key);
+    push_array_mt(L);
     lua_setmetatable(L, idx);
 }
 
@@ -31,7 +39,9 @@ static void push_key(lua_State *L, fo_key k)
     lua_pushlstring(L, s, len);
 }
 
-static void push_value(lua_State *L, const fo_value *v, int depth)
+#define PROPS_ROOM 4 /* hash slots left free in a command's props */
+
+static void push_value(lua_State *L, const fo_value *v, int depth, int room)
 {
     size_t len;
     const char *s;
@@ -52,7 +62,7 @@ static void push_value(lua_State *L, const fo_value *v, int depth)
     case FO_ARRAY:
         lua_createtable(L, (int)v->h.len, 0);
         for (uint32_t i = 0; i < v->h.len; i++) {
-            push_value(L, &v->h.as.items[i], depth + 1);
+            push_value(L, &v->h.as.items[i], depth + 1, 0);
             lua_rawseti(L, -2, (int)i + 1);
         }
         fo_lua_mark_array(L, -1);
@@ -60,12 +70,12 @@ static void push_value(lua_State *L, const fo_value *v, int depth)
     case FO_MAP: {
         const fo_map *m = v->h.as.map;
         const fo_entry *e = fo_map_entries(m);
-        lua_createtable(L, 0, (int)fo_map_count(m));
+        lua_createtable(L, 0, (int)fo_map_count(m) + room);
         for (uint32_t i = 0; i < fo_map_len(m); i++) {
             if (!e[i].key)
                 continue;
             push_key(L, e[i].key);
-            push_value(L, &e[i].value, depth + 1);
+            push_value(L, &e[i].value, depth + 1, 0);
             lua_rawset(L, -3);
         }
         break;
@@ -76,7 +86,12 @@ static void push_value(lua_State *L, const fo_value *v, int depth)
 
 void fo_lua_push_value(lua_State *L, const fo_value *v)
 {
-    push_value(L, v, 0);
+    push_value(L, v, 0, 0);
+}
+
+void fo_lua_push_props(lua_State *L, const fo_value *v)
+{
+    push_value(L, v, 0, PROPS_ROOM);
 }
 
 static void push_json(lua_State *L, const json_t *j, int depth)
@@ -135,6 +150,8 @@ static const char *fail(conv *c, const char *fmt, const char *detail)
     return m ? m : "out of memory";
 }
 
+/* True for an array (*n: its length); false for a map (*n: its number of keys) or a
+ * table that is neither (*bad_key). */
 static bool is_array(lua_State *L, int idx, uint32_t *n, bool *bad_key)
 {
     double count = 0, max = 0;
@@ -142,7 +159,7 @@ static bool is_array(lua_State *L, int idx, uint32_t *n, bool *bad_key)
 
     *bad_key = false;
     if (lua_getmetatable(L, idx)) {
-        lua_getfield(L, LUA_REGISTRYINDEX, array_mt_key);
+        push_array_mt(L);
         marked = lua_rawequal(L, -1, -2);
         lua_pop(L, 2);
     }
@@ -173,7 +190,66 @@ static bool is_array(lua_State *L, int idx, uint32_t *n, bool *bad_key)
         return true;
     }
     *bad_key = numbers; /* a map with number keys */
+    *n = (uint32_t)count;
     return false;
+}
+
+static const char *to_value(conv *c, int idx, fo_value *out, int depth);
+
+#define FAST_KEYS 16
+
+/* The common case in one pass: an unmarked table with string keys only, at most
+ * FAST_KEYS of them. *done false: it is not such a table (nothing kept; the caller
+ * decides the general way); else the result. */
+static const char *map_fast(conv *c, int idx, fo_value *out, int depth, bool *done)
+{
+    lua_State *L = c->L;
+    fo_key keys[FAST_KEYS];
+    fo_value vals[FAST_KEYS];
+    uint32_t n = 0;
+    bool ok = true;
+    const char *e;
+
+    *done = false;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        size_t klen;
+        const char *k;
+        if (lua_type(L, -2) != LUA_TSTRING || n == FAST_KEYS) {
+            lua_pop(L, 2);
+            return NULL;
+        }
+        *done = true;
+        k = lua_tolstring(L, -2, &klen);
+        if (!(keys[n] = fo_key_new(c->a, k, klen))) {
+            lua_pop(L, 2);
+            return "out of memory";
+        }
+        if ((e = to_value(c, lua_gettop(L), &vals[n], depth + 1))) {
+            lua_pop(L, 2);
+            return e;
+        }
+        n++;
+        *done = false;
+        lua_pop(L, 1);
+    }
+    *done = true;
+    *out = fo_value_map(c->a, n, &ok);
+    for (uint32_t i = 0; ok && i < n; i++)
+        ok = fo_map_add(out->h.as.map, c->a, keys[i], &vals[i], NULL) == 0;
+    return ok ? NULL : "out of memory";
+}
+
+static bool marked_array(lua_State *L, int idx)
+{
+    bool marked = false;
+
+    if (lua_getmetatable(L, idx)) {
+        push_array_mt(L);
+        marked = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    return marked;
 }
 
 static const char *to_value(conv *c, int idx, fo_value *out, int depth)
@@ -212,8 +288,13 @@ static const char *to_value(conv *c, int idx, fo_value *out, int depth)
         return "out of Lua stack";
     {
         uint32_t n = 0, i = 0;
-        bool bad_key;
+        bool bad_key, done;
         const char *e;
+        if (lua_objlen(L, idx) == 0 && !marked_array(L, idx)) {
+            e = map_fast(c, idx, out, depth, &done);
+            if (done)
+                return e;
+        }
         if (is_array(L, idx, &n, &bad_key)) {
             *out = fo_value_array(c->a, n, &ok);
             if (!ok)
@@ -229,9 +310,6 @@ static const char *to_value(conv *c, int idx, fo_value *out, int depth)
         }
         if (bad_key)
             return fail(c, "%s: map keys must be strings%s", "");
-        lua_pushnil(L);
-        while (lua_next(L, idx))
-            lua_pop(L, 1), n++;
         *out = fo_value_map(c->a, n, &ok);
         if (!ok)
             return "out of memory";

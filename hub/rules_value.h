@@ -24,6 +24,8 @@
 void fo_lua_value_setup(lua_State *L);
 /* Pushes a copy of v (raises a Lua error on out-of-memory or too deep). */
 void fo_lua_push_value(lua_State *L, const fo_value *v);
+/* The same for a command's props: room for a few more keys (what rules add). */
+void fo_lua_push_props(lua_State *L, const fo_value *v);
 /* Pushes a copy of a JSON value (claims). */
 void fo_lua_push_json(lua_State *L, const json_t *j);
 /* Converts the value at idx into `a`. NULL on success, else what is wrong (static text or

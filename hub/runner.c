@@ -193,7 +193,6 @@ static int build_meta(fo_model *m, fo_task *t, const fo_batch *b, const fo_rules
                       const fo_apply_result *res, batch_meta *mt)
 {
     fo_buf buf;
-    char head[400];
     bool changed = res->applied.items != b->items || res->errors_len;
     int rc;
 
@@ -210,15 +209,17 @@ static int build_meta(fo_model *m, fo_task *t, const fo_batch *b, const fo_rules
     mt->original_len = buf.len;
     mt->original = fo_buf_release(&buf);
     fo_buf_init(&buf, 0);
-    snprintf(head, sizeof(head), "{\"from\":%llu,\"applied\":%u,\"now\":%lld,\"seq\":%llu,"
-             "\"client\":", (unsigned long long)res->applied.from, res->applied.len,
-             (long long)mt->now_ms, (unsigned long long)t->msg.seq);
     {
-        fo_value client = fo_value_str_static(t->session->client, strlen(t->session->client));
-        rc = fo_buf_append(&buf, head, strlen(head)) || fo_json_write_value(&client, 0, &buf) ||
-             fo_buf_append(&buf, ",\"identity\":", 12) ||
-             fo_buf_append(&buf, mt->identity ? mt->identity : "null",
-                           strlen(mt->identity ? mt->identity : "null")) ||
+        const char *id = mt->identity ? mt->identity : "null";
+        rc = fo_buf_append(&buf, "{\"from\":", 8) ||
+             fo_json_write_u64(res->applied.from, &buf) ||
+             fo_buf_append(&buf, ",\"applied\":", 11) ||
+             fo_json_write_u64(res->applied.len, &buf) ||
+             fo_buf_append(&buf, ",\"now\":", 7) || fo_json_write_i64(mt->now_ms, &buf) ||
+             fo_buf_append(&buf, ",\"seq\":", 7) || fo_json_write_u64(t->msg.seq, &buf) ||
+             fo_buf_append(&buf, ",\"client\":", 10) ||
+             fo_json_write_str(t->session->client, strlen(t->session->client), &buf) ||
+             fo_buf_append(&buf, ",\"identity\":", 12) || fo_buf_append(&buf, id, strlen(id)) ||
              fo_buf_append(&buf, ",\"actions\":", 11) || fo_rules_write_actions(rb, &buf) ||
              fo_buf_append(&buf, "}", 2);
     }

@@ -41,7 +41,7 @@ int fo_buf_reserve(fo_buf *b, size_t extra)
     return 0;
 }
 
-int fo_buf_append(fo_buf *b, const void *p, size_t n)
+int fo_buf_append_slow(fo_buf *b, const void *p, size_t n)
 {
     if (fo_buf_reserve(b, n))
         return FO_ENOMEM;

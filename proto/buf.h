@@ -4,6 +4,7 @@
 #define FO_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct fo_buf {
     char *base;      /* malloc'd block: headroom bytes, then data */
@@ -20,7 +21,17 @@ static inline char *fo_buf_data(const fo_buf *b)
 }
 /* 0 or FO_ENOMEM. */
 int fo_buf_reserve(fo_buf *b, size_t extra);
-int fo_buf_append(fo_buf *b, const void *p, size_t n);
+int fo_buf_append_slow(fo_buf *b, const void *p, size_t n);
+static inline int fo_buf_append(fo_buf *b, const void *p, size_t n)
+{
+    if (b->base && b->cap - b->len >= n) { /* the usual case: it fits */
+        if (n)
+            memcpy(b->base + b->headroom + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return fo_buf_append_slow(b, p, n);
+}
 /* Hands the block to the caller (free() it); the buffer is left empty. */
 char *fo_buf_release(fo_buf *b);
 

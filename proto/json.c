@@ -33,10 +33,24 @@ typedef struct writer {
     int rc; /* first error; once set, nothing more is written */
 } writer;
 
-static void put(writer *w, const char *s, size_t n)
+static void put_slow(writer *w, const char *s, size_t n)
 {
     if (w->rc == 0 && n && fo_buf_append(w->out, s, n))
         w->rc = FO_ENOMEM;
+}
+
+/* Tokens are short: copied in place when they fit (a failed writer has rc set and
+ * appends nothing more; its buffer is cut back by the caller). */
+static inline void put(writer *w, const char *s, size_t n)
+{
+    fo_buf *b = w->out;
+
+    if (b->base && b->cap - b->len >= n && !w->rc) {
+        memcpy(b->base + b->headroom + b->len, s, n);
+        b->len += n;
+        return;
+    }
+    put_slow(w, s, n);
 }
 
 /* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 when ill-formed
@@ -71,12 +85,12 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static void write_str(writer *w, const char *s, size_t n)
+/* The general case of write_str (the opening quote is written). */
+static void write_str_slow(writer *w, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0; /* bytes [run, i) are pending, copied as they are */
 
-    put(w, "\"", 1);
     while (i < n) {
         unsigned char c = p[i];
         const char *esc = NULL;
@@ -109,6 +123,78 @@ static void write_str(writer *w, const char *s, size_t n)
     }
     put(w, s + run, n - run);
     put(w, "\"", 1);
+}
+
+static void write_str(writer *w, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    fo_buf *b = w->out;
+    char *d;
+    size_t i;
+
+    if (w->rc)
+        return;
+    if (n > SIZE_MAX - 2 || fo_buf_reserve(b, n + 2)) {
+        w->rc = FO_ENOMEM;
+        return;
+    }
+    /* The usual case, printable ASCII without quotes or backslashes, in one pass. */
+    d = fo_buf_data(b) + b->len;
+    *d++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+            break;
+        d[i] = (char)c;
+    }
+    if (i == n) {
+        d[n] = '"';
+        b->len += n + 2;
+        return;
+    }
+    b->len += i + 1;
+    write_str_slow(w, s + i, n - i);
+}
+
+/* Decimal digits of u, right-aligned in buf[0, 20); returns where they start. */
+static char *u64_digits(uint64_t u, char buf[20])
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char *q = buf + 20;
+
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        q -= 2;
+        memcpy(q, pairs + 2 * r, 2);
+    }
+    if (u >= 10) {
+        q -= 2;
+        memcpy(q, pairs + 2 * u, 2);
+    } else {
+        *--q = (char)('0' + u);
+    }
+    return q;
+}
+
+static void write_u64(writer *w, uint64_t u)
+{
+    char buf[20], *q = u64_digits(u, buf);
+
+    put(w, q, (size_t)(buf + 20 - q));
+}
+
+static void write_i64(writer *w, int64_t i)
+{
+    char buf[21], *q;
+
+    q = u64_digits(i < 0 ? 0 - (uint64_t)i : (uint64_t)i, buf + 1);
+    if (i < 0)
+        *--q = '-';
+    put(w, q, (size_t)(buf + 21 - q));
 }
 
 static void write_double(writer *w, double f)
@@ -202,8 +288,6 @@ static void write_map(writer *w, const fo_map *m, unsigned depth)
 
 static void write_value(writer *w, const fo_value *v, unsigned depth)
 {
-    char buf[32];
-    int n;
     uint32_t i;
 
     if (w->rc)
@@ -211,14 +295,8 @@ static void write_value(writer *w, const fo_value *v, unsigned depth)
     switch (fo_value_type(v)) {
     case FO_NULL: put(w, "null", 4); break;
     case FO_BOOL: v->h.as.b ? put(w, "true", 4) : put(w, "false", 5); break;
-    case FO_INT:
-        n = snprintf(buf, sizeof(buf), "%" PRId64, v->h.as.i);
-        put(w, buf, (size_t)n);
-        break;
-    case FO_UINT:
-        n = snprintf(buf, sizeof(buf), "%" PRIu64, v->h.as.u);
-        put(w, buf, (size_t)n);
-        break;
+    case FO_INT: write_i64(w, v->h.as.i); break;
+    case FO_UINT: write_u64(w, v->h.as.u); break;
     case FO_FLOAT: write_double(w, v->h.as.f); break;
     case FO_STR: {
         size_t l;
@@ -241,6 +319,33 @@ static void write_value(writer *w, const fo_value *v, unsigned depth)
     case FO_MAP: write_map(w, v->h.as.map, depth); break;
     default: w->rc = FO_EINVAL;
     }
+}
+
+int fo_json_write_str(const char *s, size_t n, fo_buf *out)
+{
+    writer w = {out, 0, 0};
+    size_t len0 = out->len;
+
+    write_str(&w, s, n);
+    if (w.rc)
+        out->len = len0;
+    return w.rc;
+}
+
+int fo_json_write_u64(uint64_t u, fo_buf *out)
+{
+    writer w = {out, 0, 0};
+
+    write_u64(&w, u);
+    return w.rc;
+}
+
+int fo_json_write_i64(int64_t i, fo_buf *out)
+{
+    writer w = {out, 0, 0};
+
+    write_i64(&w, i);
+    return w.rc;
 }
 
 int fo_json_write_value(const fo_value *v, int flags, fo_buf *out)

@@ -49,6 +49,11 @@ int fo_json_write_snapshot(const fo_snapshot *s, int flags, fo_buf *out);
 int fo_json_write_batch(const fo_batch *b, int flags, fo_buf *out);
 int fo_json_write_result(const fo_apply_result *r, int flags, fo_buf *out);
 int fo_json_write_command(const fo_command *c, int flags, fo_buf *out);
+/* Pieces for writers of other JSON texts: a string (escaped as above, s[0, n)), an integer.
+ * 0 or FO_ENOMEM (out->len restored). */
+int fo_json_write_str(const char *s, size_t n, fo_buf *out);
+int fo_json_write_u64(uint64_t u, fo_buf *out);
+int fo_json_write_i64(int64_t i, fo_buf *out);
 
 /* Import. Everything is allocated in `a` (also on failure: destroy or reset the arena).
  * Returns 0; FO_EPROTO for a syntax error (err->msg is jansson's text, err->pos the byte

@@ -235,9 +235,55 @@ int fo_json_write_result(const fo_apply_result *r, int flags, fo_buf *out)
     return write_typed(K_RESULT, r, flags, out);
 }
 
+static int put_lit(fo_buf *out, const char *s)
+{
+    return fo_buf_append(out, s, strlen(s));
+}
+
+/* Compact output, the common case (e.g. the hub's audit rows), without the scratch tree:
+ * the same text as the builder gives, fields in its order. */
+static int write_command_compact(const fo_command *c, fo_buf *out)
+{
+    const char *action = fo_action_name(c->action);
+    int rc;
+
+    if (c->action != FO_CREATE && c->action != FO_UPDATE && c->action != FO_DELETE)
+        return FO_EINVAL;
+    if ((rc = put_lit(out, "{\"action\":\"")) || (rc = put_lit(out, action)) ||
+        (rc = put_lit(out, "\"")))
+        return rc;
+    if (c->path.len) {
+        if ((rc = put_lit(out, ",\"path\":[")))
+            return rc;
+        for (uint32_t i = 0; i < c->path.len; i++) {
+            char buf[20];
+            size_t n;
+            const char *k = fo_key_str(c->path.seg[i], buf, &n);
+            if ((i && (rc = put_lit(out, ","))) || (rc = fo_json_write_str(k, n, out)))
+                return rc;
+        }
+        if ((rc = put_lit(out, "]")))
+            return rc;
+    }
+    if (c->props &&
+        ((rc = put_lit(out, ",\"props\":")) || (rc = fo_json_write_value(c->props, 0, out))))
+        return rc;
+    if (c->parent_default && ((rc = put_lit(out, ",\"parentDefault\":")) ||
+                              (rc = fo_json_write_value(c->parent_default, 0, out))))
+        return rc;
+    return put_lit(out, "}");
+}
+
 int fo_json_write_command(const fo_command *c, int flags, fo_buf *out)
 {
-    return write_typed(K_COMMAND, c, flags, out);
+    size_t len0 = out->len;
+    int rc;
+
+    if (flags != FO_JSON_COMPACT)
+        return write_typed(K_COMMAND, c, flags, out);
+    if ((rc = write_command_compact(c, out)))
+        out->len = len0;
+    return rc;
 }
 
 /* ---- import: values to typed structs ------------------------------------------------- */

@@ -132,18 +132,19 @@ uint32_t fo_key_hash(fo_key k)
 const char *fo_key_str(fo_key k, char buf[20], size_t *len)
 {
     if (key_is_num(k)) {
-        uint64_t n = k >> 1;
-        char tmp[20];
-        size_t i = 0, j;
+        uint64_t n = k >> 1, m = n;
+        size_t i = 1;
 
+        while (m >= 10) { /* the number of digits, then the digits from the last one */
+            m /= 10;
+            i++;
+        }
+        *len = i;
+        buf[i] = '\0';
         do {
-            tmp[i++] = (char)('0' + n % 10);
+            buf[--i] = (char)('0' + n % 10);
             n /= 10;
         } while (n);
-        for (j = 0; j < i; j++)
-            buf[j] = tmp[i - 1 - j];
-        buf[i] = '\0';
-        *len = i;
         return buf;
     }
     if (!k) {

@@ -71,6 +71,17 @@ static fo_err_info parse_fail(const char *text, size_t len, uint32_t depth, int 
     return err;
 }
 
+/* A command with every field: create at a/12, props {z:1, a:"x"}, parentDefault {}. */
+static fo_command tj_command_all(fo_arena *a)
+{
+    const char *t = "{\"action\":\"create\",\"path\":[\"a\",\"12\"],\"props\":{\"z\":1,"
+                    "\"a\":\"x\"},\"parentDefault\":{}}";
+    fo_command c;
+
+    cr_assert_eq(fo_json_read_command(t, strlen(t), a, &c, NULL), 0);
+    return c;
+}
+
 /* ---- values -------------------------------------------------------------------------- */
 
 Test(json, roundtrip_keeps_insertion_order)
@@ -638,4 +649,33 @@ Test(json, err_may_be_null)
 
     cr_assert_eq(fo_json_read_value("[", 1, 8, &arena, &v, NULL), FO_EPROTO);
     cr_assert_eq(fo_json_read_command("{}", 2, &arena, &c, NULL), FO_EINVAL);
+}
+
+Test(json, pieces_and_compact_commands)
+{
+    fo_buf b;
+    char nul = 0;
+    fo_command c = tj_command_all(&arena);
+
+    fo_buf_init(&b, 0);
+    cr_assert_eq(fo_json_write_u64(UINT64_MAX, &b), 0);
+    cr_assert_eq(fo_json_write_i64(INT64_MIN, &b), 0);
+    cr_assert_eq(fo_json_write_i64(-7, &b), 0);
+    cr_assert_eq(fo_json_write_u64(0, &b), 0);
+    cr_assert_eq(fo_json_write_str("ab\"c\xff", 5, &b), 0);
+    cr_assert_eq(fo_buf_append(&b, &nul, 1), 0);
+    cr_assert_str_eq(fo_buf_data(&b), "18446744073709551615-9223372036854775808-70"
+                                      "\"ab\\\"c\\ufffd\"");
+    /* A command, compact (written directly) and sorted (through the value tree). */
+    b.len = 0;
+    cr_assert_eq(fo_json_write_command(&c, 0, &b), 0);
+    cr_assert_eq(fo_buf_append(&b, &nul, 1), 0);
+    cr_assert_str_eq(fo_buf_data(&b), "{\"action\":\"create\",\"path\":[\"a\",\"12\"],"
+                                      "\"props\":{\"z\":1,\"a\":\"x\"},\"parentDefault\":{}}");
+    b.len = 0;
+    cr_assert_eq(fo_json_write_command(&c, FO_JSON_SORT_KEYS, &b), 0);
+    cr_assert_eq(fo_buf_append(&b, &nul, 1), 0);
+    cr_assert_str_eq(fo_buf_data(&b), "{\"action\":\"create\",\"parentDefault\":{},"
+                                      "\"path\":[\"a\",\"12\"],\"props\":{\"a\":\"x\",\"z\":1}}");
+    fo_buf_destroy(&b);
 }

@@ -442,3 +442,70 @@ Test(rules, actions_as_json)
     fo_doc_free(d);
     fo_rules_free(r);
 }
+
+Test(rules, ctx_is_read_only_and_follows_each_batch)
+{
+    fo_rules *r = load("return {{models='*', intercept=function(cmd, ctx)\n"
+                       "  if cmd.props.poke then ctx.extra = 1 end\n"
+                       "  if cmd.props.reset then ctx.now = 0 end\n"
+                       "  return {now = ctx.now, model = ctx.model,\n"
+                       "          by = ctx.identity and ctx.identity.sub or 'nobody'} end}}");
+    fo_doc *d = fo_doc_new(FO_IDS_SEQUENTIAL);
+    json_t *id = json_pack("{s:s}", "sub", "ann");
+    run x = apply_id(r, d, "a:1", id, "{\"from\":0,\"completions\":["
+                                      "{\"command\":{\"action\":\"update\",\"props\":{\"poke\":1}}},"
+                                      "{\"command\":{\"action\":\"update\",\"props\":{\"reset\":1}}},"
+                                      "{\"command\":{\"action\":\"update\",\"props\":{}}}]}");
+
+    cr_assert_eq(x.o.errors_len, 2);
+    assert_error(&x, 0, "ctx is read-only");
+    assert_error(&x, 1, "ctx is read-only");
+    tj_assert_value(fo_doc_root(d), "{\"now\":1700000000123,\"model\":\"a:1\",\"by\":\"ann\"}");
+    /* The next batch: another model, no identity, another now. */
+    fo_rules_batch_init(&x.rb, r, "b:2", NULL, 1800000000000);
+    {
+        fo_batch b = tj_batch(&A, B1("{\"action\":\"update\",\"props\":{}}"));
+        fo_pathmap pm;
+        fo_pathmap_init(&pm, &A);
+        cr_assert_eq(fo_batch_apply(d, b.items, b.len, &pm, &fo_rules_interceptor, &x.rb, &A,
+                                    &x.o), 0);
+    }
+    cr_assert_eq(x.o.errors_len, 0);
+    tj_assert_value(fo_doc_root(d), "{\"now\":1800000000000,\"model\":\"b:2\",\"by\":\"nobody\"}");
+    json_decref(id);
+    fo_doc_free(d);
+    fo_rules_free(r);
+}
+
+Test(rules, returned_tables_of_every_shape)
+{
+    fo_rules *r = load("return {{models='*', intercept=function(cmd)\n"
+                       "  local k = cmd.props.k\n"
+                       "  if k == 'many' then local t = {}\n"
+                       "    for i = 1, 40 do t['f' .. i] = i end return t end\n"
+                       "  if k == 'nested' then return {a = {1, 2, {b = {}}}, e = array(), m = {}} end\n"
+                       "  if k == 'mixed' then return {x = 1, [3] = 2} end\n"
+                       "  if k == 'numkey' then return {[5] = 1} end\n"
+                       "  if k == 'list' then return {1, 2} end\n"
+                       "end}}");
+    fo_doc *d = fo_doc_new(FO_IDS_SEQUENTIAL);
+    run x = apply(r, d, "{\"from\":0,\"completions\":["
+                        "{\"command\":{\"action\":\"update\",\"props\":{\"k\":\"mixed\"}}},"
+                        "{\"command\":{\"action\":\"update\",\"props\":{\"k\":\"numkey\"}}},"
+                        "{\"command\":{\"action\":\"update\",\"props\":{\"k\":\"list\"}}},"
+                        "{\"command\":{\"action\":\"update\",\"props\":{\"k\":\"nested\"}}},"
+                        "{\"command\":{\"action\":\"update\",\"props\":{\"k\":\"many\"}}}]}");
+    const fo_map *m = fo_value_as_map(fo_doc_root(d));
+
+    cr_assert_eq(x.o.errors_len, 3);
+    assert_error(&x, 0, "map keys must be strings");
+    assert_error(&x, 1, "map keys must be strings");
+    assert_error(&x, 2, "a list, where a map of props was expected");
+    cr_assert_eq(fo_map_count(m), 3 + 40);
+    tj_assert_value(fo_map_get(m, fo_key_new_cstr(&A, "a")), "[1,2,{\"b\":{}}]");
+    tj_assert_value(fo_map_get(m, fo_key_new_cstr(&A, "e")), "[]");
+    tj_assert_value(fo_map_get(m, fo_key_new_cstr(&A, "m")), "{}");
+    tj_assert_value(fo_map_get(m, fo_key_new_cstr(&A, "f40")), "40");
+    fo_doc_free(d);
+    fo_rules_free(r);
+}

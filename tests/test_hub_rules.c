@@ -187,7 +187,10 @@ Test(hub_rules, endless_rule_stopped_while_another_model_is_served)
     const char *file = rules_file("loop.lua",
                                   "return {{models = 'spin', intercept = function()\n"
                                   "  while true do end end}}\n");
-    const char *args[] = {"--interceptors", file, "--rule-time-ms", "5", NULL};
+    /* A quarter of the default budget (about 0.5 ms): the 10 ms bound below is then about
+     * the loop and the sockets, with room for a busy machine's scheduling. */
+    const char *args[] = {"--interceptors", file, "--rule-time-ms", "5",
+                          "--rule-instructions", "250000", NULL};
     fo_hubproc *h = ht_hub_start("memory", args);
     ht_client *a = ht_connect(h, "a"), *o = ht_connect(h, "o");
     fo_batch spin = batch("{\"from\":0,\"completions\":[{\"command\":{\"action\":\"update\",\"props\":{\"x\":1}}}]}");

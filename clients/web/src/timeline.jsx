@@ -231,6 +231,7 @@ export function TimelineBar({ tl }) {
         <input
           type="range"
           id="timeline-slider"
+          className={at === null ? "live" : "past"}
           min={0}
           max={Math.max(live, 0)}
           step={1}

@@ -361,7 +361,8 @@ static void send_close(fo_session *s)
 {
     const char *reason = s->close_code == FO_WS_CLOSE_GOING_AWAY ? "shutting down"
                          : s->close_code == FO_WS_CLOSE_PROTOCOL ? "protocol error"
-                                                                 : "";
+                         : s->close_code == FO_SESSION_CLOSE_TOKEN_EXPIRED ? "token expired"
+                                                                           : "";
     unsigned char payload[2 + 32], frame[2 + sizeof(payload)];
     size_t rlen = strlen(reason), n;
 

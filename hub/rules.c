@@ -887,6 +887,7 @@ int fo_rules_intercept(void *data, const fo_value *document, const fo_command *c
     out->kind = j.kind;
     out->rejection = j.message;
     out->new_props = j.props;
+    out->keep_parent_default = true; /* a stamped create may still make its container */
     return record(B, &j, index, arena);
 }
 

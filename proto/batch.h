@@ -19,6 +19,10 @@ typedef struct fo_interception {
     const char *rejection;     /* REJECT: NUL-terminated, must live as long as the result */
     const fo_value *new_props; /* REPLACE: a FO_MAP, must live as long as the result */
     fo_key proposed_id;        /* input: the completion's createdId (FO_KEY_NONE: none) */
+    /* REPLACE: keep the command's parentDefault. The reference's interceptor drops it (the
+     * rewritten command is action, path and new props only); the hub's rules keep it, or a
+     * rule that stamps creates could never make the first item of a new container. */
+    bool keep_parent_default;
 } fo_interception;
 
 /* Called before each command is applied. `document` is the current root (read only),

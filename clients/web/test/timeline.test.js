@@ -247,19 +247,17 @@ test("on a hub with a small --history (and the demo's rules), the timeline says 
   const w = await openPage(small, list, "Writer", mint("ann"));
   const v = await openPage(small, list, "Viewer", mint("bob"));
   try {
-    // The list's container first: rules.lua's stamping rewrite drops a create's
-    // parentDefault (the reference's rule for rewrites), so the first create of a new list
-    // cannot make `todos` itself on a hub with these rules.
-    const cmds = [{ action: "update", path: [], props: { todos: {} } }];
+    // The first create makes `todos` with parentDefault, also when rules.lua stamps it.
+    const cmds = [];
     for (let i = 1; i <= 8; i++) cmds.push(create(`todo ${i}`, `t${i}`, { createdAt: i }));
     for (let i = 1; i <= 4; i++) cmds.push({ action: "update", path: ["todos", `$t${i}`], props: { done: true } });
     const before = Date.now();
-    assert.equal(await write(w.page, cmds), 13);
+    assert.equal(await write(w.page, cmds), 12);
     const p = v.page;
     await p.click("#history-toggle");
-    await p.waitForSelector("#timeline-label:text-is('Live · 13 commands')", { timeout: 3000 });
+    await p.waitForSelector("#timeline-label:text-is('Live · 12 commands')", { timeout: 3000 });
 
-    // State 0: 13 commands back, the hub keeps 5: gone, and said so instead of a list.
+    // State 0: 12 commands back, the hub keeps 5: gone, and said so instead of a list.
     await p.focus("#timeline-slider");
     await p.keyboard.press("Home");
     await p.waitForSelector("#timeline-gone", { timeout: 5000 });
@@ -272,23 +270,23 @@ test("on a hub with a small --history (and the demo's rules), the timeline says 
     await p.mouse.move(5, 5);
     await p.screenshot({ path: join(shots, "timeline-gone.png") });
 
-    // Right to the oldest state kept (8 = 13 - 5); one before it is gone.
-    for (let i = 0; i < 7; i++) await p.keyboard.press("ArrowRight");
+    // Right to the oldest state kept (7 = 12 - 5); one before it is gone.
+    for (let i = 0; i < 6; i++) await p.keyboard.press("ArrowRight");
     await p.waitForSelector("#todos[data-at='gone']", { state: "attached", timeout: 5000 });
-    await p.waitForSelector("#timeline-gone:has-text('step 7.')", { timeout: 5000 });
+    await p.waitForSelector("#timeline-gone:has-text('step 6.')", { timeout: 5000 });
     await p.keyboard.press("ArrowRight");
-    await p.waitForSelector("#todos[data-at='8']", { timeout: 5000 });
+    await p.waitForSelector("#todos[data-at='7']", { timeout: 5000 });
     assert.equal(await p.locator("#timeline-gone").count(), 0);
     assert.deepEqual((await shown(p)).sort(), ["todo 1", "todo 2", "todo 3", "todo 4", "todo 5", "todo 6", "todo 7"]);
     await p.keyboard.press("ArrowRight");
-    await expectAt(p, 9, 13, ["todo 1", "todo 2", "todo 3", "todo 4", "todo 5", "todo 6", "todo 7", "todo 8"], { what: "added “todo 8”", by: jwt ? "ann" : null }, true);
+    await expectAt(p, 8, 12, ["todo 1", "todo 2", "todo 3", "todo 4", "todo 5", "todo 6", "todo 7", "todo 8"], { what: "added “todo 8”", by: jwt ? "ann" : null }, true);
     await p.keyboard.press("ArrowRight");
-    await expectAt(p, 10, 13, ["todo 1 ✓", "todo 2", "todo 3", "todo 4", "todo 5", "todo 6", "todo 7", "todo 8"], { what: "ticked “todo 1”", by: null }, true);
+    await expectAt(p, 9, 12, ["todo 1 ✓", "todo 2", "todo 3", "todo 4", "todo 5", "todo 6", "todo 7", "todo 8"], { what: "ticked “todo 1”", by: null }, true);
     if (rules) {
       // createdAt is the hub's (the page sent 8): the step shows the hub's time.
-      const when = await p.locator("#timeline-steps li[data-step='9'] time.tl-when").getAttribute("datetime");
+      const when = await p.locator("#timeline-steps li[data-step='8'] time.tl-when").getAttribute("datetime");
       const ms = Date.parse(when);
-      assert.ok(ms >= before - 2000 && ms <= Date.now() + 2000, `step 9 stamped by the hub at ${when}`);
+      assert.ok(ms >= before - 2000 && ms <= Date.now() + 2000, `step 8 stamped by the hub at ${when}`);
     }
     await p.click("#timeline-live");
     await p.waitForSelector('#todos[data-at="live"]', { timeout: 3000 });

@@ -166,6 +166,30 @@ Test(rules, table_replaces_props_and_later_rules_see_it)
     fo_rules_free(r);
 }
 
+/* rules.lua's stamp on the first todo of a new list: the create's parentDefault makes
+ * `todos`; the reference's interceptor would drop it with the old props, and fail. */
+Test(rules, rewrite_keeps_parent_default)
+{
+    fo_rules *r = load("return {{models='todos:*', intercept=function(cmd, ctx)\n"
+                       "  if cmd.action ~= 'create' then return end\n"
+                       "  local p = cmd.props or {}; p.createdAt = ctx.now; return p end}}");
+    fo_doc *d = fo_doc_new(FO_IDS_SEQUENTIAL);
+    run x = apply(r, d, "{\"from\":0,\"completions\":[{\"command\":{\"action\":\"create\","
+                        "\"path\":[\"todos\"],\"props\":{\"text\":\"a\"},\"parentDefault\":{}},"
+                        "\"createdId\":\"1\"},{\"command\":{\"action\":\"create\","
+                        "\"path\":[\"todos\"],\"props\":{\"text\":\"b\"},\"parentDefault\":{}},"
+                        "\"createdId\":\"2\"}]}");
+
+    cr_assert_eq(x.o.errors_len, 0, "%s", x.o.errors_len ? x.o.errors[0].message : "");
+    tj_assert_value(fo_doc_root(d), "{\"todos\":{\"1\":{\"text\":\"a\",\"createdAt\":1700000000123},"
+                                    "\"2\":{\"text\":\"b\",\"createdAt\":1700000000123}}}");
+    /* The command as applied (what history and syncs carry) keeps it too. */
+    cr_assert(x.o.changed);
+    cr_assert_not_null(x.o.rebuilt.items[0].command.parent_default);
+    fo_doc_free(d);
+    fo_rules_free(r);
+}
+
 Test(rules, first_rejection_stops_in_file_order)
 {
     fo_rules *r = load("return {\n"

@@ -227,6 +227,16 @@ export declare class HubModel<T extends object = any> {
 export declare class HubBackend<T extends object = any> {
   readonly name: string;
   latestSnapshot(): Promise<Snapshot<T>>;
+  /**
+   * The model as it was after `at` commands. Rejects with an Error whose `code` is "gone"
+   * (older than the hub's --history) or "bad_request" (past the model's count).
+   */
+  snapshotAt(at: number): Promise<Snapshot<T>>;
+  /**
+   * The commands [from, to) (to: default the model's count) as the hub applied them, in
+   * the library's spelling. Rejects with code "gone" where history no longer reaches `from`.
+   */
+  history(from: number, to?: number): Promise<CompletionBatch>;
   /** Waits for a connection, and resends with the same seq after a reconnect. */
   sendFlush(batch: CompletionBatch): Promise<ApplyResult<T>>;
 }

@@ -7,9 +7,18 @@
 // in order: the hub remembers only the last seq per (client, model), so a retried flush
 // must never be older than one it has already applied (two Proxies sharing this backend,
 // as in the article's app with its two clients, would otherwise break exactly-once).
-import { batchToWire, resultFromWire } from "./wire.js";
+//
+// It also reads the model's past (the hub's `get` with `at`, and `history`): the state
+// after N commands, and the commands themselves, as far back as the hub's --history keeps.
+import { batchFromWire, batchToWire, resultFromWire } from "./wire.js";
 
 const TRANSIENT = new Set(["overloaded", "rate_limited", "shutting_down", "internal"]);
+
+/** A TypeError for a command count that is not an unsigned integer, else null. */
+function checkCount(name, n) {
+  if (Number.isSafeInteger(n) && n >= 0) return null;
+  return Object.assign(new TypeError(`${name}: expected a command count (an integer >= 0), got ${String(n)}`), { code: "bad_request" });
+}
 
 export class HubBackend {
   constructor(client, name) {
@@ -22,6 +31,32 @@ export class HubBackend {
   /** Resolves with the model's latest Snapshot ({commandCount, document}). */
   latestSnapshot() {
     return this._call({ t: "get", model: this.name }, (msg) => msg.snapshot);
+  }
+
+  /**
+   * Resolves with the model as it was after `at` commands (a Snapshot whose commandCount
+   * is `at`). Rejects with an Error whose `code` is "gone" where the hub no longer keeps
+   * that state (older than its --history), "bad_request" past the model's count.
+   */
+  snapshotAt(at) {
+    const bad = checkCount("at", at);
+    if (bad) return Promise.reject(bad);
+    return this._call({ t: "get", model: this.name, at }, (msg) => msg.snapshot);
+  }
+
+  /**
+   * Resolves with the commands that took the model from `from` to `to` commands (default:
+   * its count now) as a CompletionBatch ({from, completions: [{command, createdId?}]}, the
+   * library's spelling: a delete's action is CommandAction.Delete), as the hub applied
+   * them (rules' rewrites included). Rejects with code "gone" where history no longer
+   * reaches `from`, "bad_request" for a range outside [0, count].
+   */
+  history(from, to) {
+    const bad = checkCount("from", from) || (to === undefined ? null : checkCount("to", to));
+    if (bad) return Promise.reject(bad);
+    const msg = { t: "history", model: this.name, from };
+    if (to !== undefined) msg.to = to;
+    return this._call(msg, (reply) => batchFromWire(reply.diff));
   }
 
   /** Sends a CompletionBatch (from proxy.beginFlush()); resolves with the ApplyResult. */

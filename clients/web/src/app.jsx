@@ -6,11 +6,13 @@
 // network); the client flushes in the background, applies everyone else's changes as they
 // are pushed, and keeps working offline. Presence says who else is here and what they
 // edit. With the hub's rules (rules.lua) the hub stamps createdAt and by and enforces the
-// list's limits; a command it rejects is shown with the rule's message.
+// list's limits; a command it rejects is shown with the rule's message. The History
+// panel (timeline.jsx) shows the list as it was after any number of commands.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { HubClient, CommandAction } from "flushout-hub-client";
 import { FlushoutProvider, useFlushout } from "flushout-hub-react";
+import { TimelineBar, useTimeline } from "./timeline.jsx";
 
 // ---- which list, and who am I ---------------------------------------------------------
 
@@ -121,7 +123,7 @@ function noticeOf(error) {
 
 // ---- components -------------------------------------------------------------------------
 
-function TodoItem({ id, todo, editing, editor, onToggle, onStartEdit, onFinishEdit, onDelete }) {
+function TodoItem({ id, todo, editing, editor, readOnly, changed, onToggle, onStartEdit, onFinishEdit, onDelete }) {
   const [draft, setDraft] = useState(String(todo.text ?? ""));
   const input = useRef(null);
   useEffect(() => {
@@ -133,10 +135,10 @@ function TodoItem({ id, todo, editing, editor, onToggle, onStartEdit, onFinishEd
       el.setSelectionRange(el.value.length, el.value.length);
     }
   }, [editing]); // eslint-disable-line react-hooks/exhaustive-deps
-  const cls = ["todo", todo.done ? "done" : "", editor ? "remote-edit" : ""].filter(Boolean).join(" ");
+  const cls = ["todo", todo.done ? "done" : "", editor ? "remote-edit" : "", readOnly ? "past" : "", changed ? "changed" : ""].filter(Boolean).join(" ");
   return (
     <li className={cls} data-id={id} style={editor ? { "--edit-color": editor.color || "#888" } : undefined}>
-      <input type="checkbox" className="toggle" title="Done" checked={!!todo.done} onChange={(e) => onToggle(id, e.target.checked)} />
+      <input type="checkbox" className="toggle" title="Done" checked={!!todo.done} disabled={readOnly} onChange={(e) => onToggle(id, e.target.checked)} />
       <div className="body">
         {editing && (
           <input
@@ -153,7 +155,7 @@ function TodoItem({ id, todo, editing, editor, onToggle, onStartEdit, onFinishEd
             onBlur={(e) => onFinishEdit(id, e.currentTarget.value)}
           />
         )}
-        <span className="text" title="Click to edit" hidden={editing} onClick={() => onStartEdit(id)}>
+        <span className="text" title={readOnly ? undefined : "Click to edit"} hidden={editing} onClick={readOnly ? undefined : () => onStartEdit(id)}>
           {String(todo.text ?? "")}
         </span>
         <span className="meta">
@@ -171,9 +173,11 @@ function TodoItem({ id, todo, editing, editor, onToggle, onStartEdit, onFinishEd
           ) : null}
         </span>
       </div>
-      <button type="button" className="delete" title="Delete" aria-label="Delete" onClick={() => onDelete(id)}>
-        ×
-      </button>
+      {readOnly ? null : (
+        <button type="button" className="delete" title="Delete" aria-label="Delete" onClick={() => onDelete(id)}>
+          ×
+        </button>
+      )}
     </li>
   );
 }
@@ -183,14 +187,19 @@ function App({ client, initialMe }) {
   const [me, setMe] = useState(initialMe);
   const [editingId, setEditingId] = useState(null);
   const [text, setText] = useState("");
+  const [showHistory, setShowHistory] = useState(params.get("history") === "1");
   const newTodo = useRef(null);
   const editingRef = useRef(null);
   editingRef.current = editingId;
+  const tl = useTimeline(model, showHistory && ready);
+  const past = tl.view.mode === "past" ? tl.view : null;
 
   // For the end-to-end test and for poking around in the console.
   window.flushoutDemo = { client, model, listName, me };
 
-  const todos = useMemo(() => todosOf(doc), [doc]);
+  const liveTodos = useMemo(() => todosOf(doc), [doc]);
+  const pastTodos = useMemo(() => (past && past.doc ? todosOf(past.doc) : []), [past && past.doc]); // eslint-disable-line react-hooks/exhaustive-deps
+  const todos = past ? (past.gone ? [] : pastTodos) : liveTodos;
   const peers = presence.map(({ session, state }) => ({ session, ...state }));
   const editors = new Map();
   for (const p of peers) if (p.editing) editors.set(p.editing, p);
@@ -240,6 +249,11 @@ function App({ client, initialMe }) {
     [model, deleteTodo, updateTodo]
   );
 
+  // Looking at the past: nothing is edited (an edit in progress was saved by its blur).
+  useEffect(() => {
+    if (past) setEditingId(null);
+  }, [past !== null]); // eslint-disable-line react-hooks/exhaustive-deps
+
   const [statusKey, label] = statusOf(status, pending);
   const done = todos.filter(([, t]) => t.done).length;
   const left = todos.length - done;
@@ -256,6 +270,17 @@ function App({ client, initialMe }) {
               {listName}
             </span>
           </div>
+          <button
+            type="button"
+            id="history-toggle"
+            className="history-toggle"
+            aria-pressed={showHistory}
+            aria-controls="timeline"
+            title="Show the list as it was after any number of changes"
+            onClick={() => setShowHistory((v) => !v)}
+          >
+            {showHistory ? "Hide history" : "History"}
+          </button>
           <div className="status" id="status" data-status={statusKey} data-pending={String(pending)} role="status" aria-live="polite" title={connectionProblem}>
             <span className="dot"></span>
             <span className="label" id="status-label">
@@ -284,6 +309,8 @@ function App({ client, initialMe }) {
           </ul>
         </section>
 
+        {showHistory ? <TimelineBar tl={tl} /> : null}
+
         {notice ? (
           <div className="notice" id="notice" role="alert">
             <span className="notice-text">{notice}</span>
@@ -300,7 +327,7 @@ function App({ client, initialMe }) {
           onSubmit={(ev) => {
             ev.preventDefault();
             const v = text.trim();
-            if (!v || !ready) return;
+            if (!v || !ready || past) return;
             addTodo(v);
             setText("");
             newTodo.current && newTodo.current.focus();
@@ -310,26 +337,48 @@ function App({ client, initialMe }) {
             id="new-todo"
             ref={newTodo}
             name="text"
-            placeholder="What needs doing?"
+            placeholder={past ? "Viewing the past: back to live to edit" : "What needs doing?"}
             maxLength={MAX_TEXT}
             aria-label="New todo"
-            disabled={!ready}
+            disabled={!ready || !!past}
             value={text}
             onChange={(e) => setText(e.target.value)}
           />
-          <button type="submit" id="add" disabled={!ready}>
+          <button type="submit" id="add" disabled={!ready || !!past}>
             Add
           </button>
         </form>
 
-        <ul id="todos" className="todos" aria-label="Todos">
+        {past && past.gone ? (
+          <div className="timeline-gone" id="timeline-gone" role="alert">
+            <strong>{`History no longer reaches back to step ${past.at}.`}</strong> The hub keeps only the most recent commands of a list (its{" "}
+            <code>--history</code>); older states are gone. Move the slider to the right, or go back to live.
+            <span className="gone-why">{`Hub: ${past.gone}`}</span>
+          </div>
+        ) : null}
+        {past && past.error ? (
+          <div className="notice" id="timeline-error" role="alert">
+            <span className="notice-text">{`Could not read step ${past.at}: ${past.error}`}</span>
+          </div>
+        ) : null}
+        <ul
+          id="todos"
+          className={["todos", past ? "past" : "", past && past.loading ? "loading" : ""].filter(Boolean).join(" ")}
+          aria-label={past ? `Todos after ${past.at} commands` : "Todos"}
+          aria-busy={past && past.loading ? "true" : undefined}
+          data-mode={past ? "past" : "live"}
+          data-at={past ? (past.gone ? "gone" : past.loading ? "loading" : String(past.at)) : "live"}
+          hidden={!!(past && past.gone)}
+        >
           {todos.map(([id, t]) => (
             <TodoItem
               key={id}
               id={id}
               todo={t}
-              editing={editingId === id}
-              editor={editors.get(id)}
+              readOnly={!!past}
+              changed={!!past && tl.changedId === id}
+              editing={!past && editingId === id}
+              editor={past ? undefined : editors.get(id)}
               onToggle={(tid, checked) => updateTodo(tid, { done: checked })}
               onStartEdit={startEdit}
               onFinishEdit={finishEdit}
@@ -337,8 +386,8 @@ function App({ client, initialMe }) {
             />
           ))}
         </ul>
-        <p id="empty" className="empty" hidden={todos.length > 0 || !ready}>
-          Nothing to do. Add the first todo above.
+        <p id="empty" className="empty" hidden={todos.length > 0 || !ready || !!(past && (past.gone || past.loading))}>
+          {past ? `The list was empty after ${past.at} commands.` : "Nothing to do. Add the first todo above."}
         </p>
 
         <footer className="bottom">
@@ -347,7 +396,7 @@ function App({ client, initialMe }) {
             type="button"
             id="clear-done"
             className="link"
-            hidden={done === 0}
+            hidden={done === 0 || !!past}
             onClick={() => {
               for (const [id, t] of todos) if (t.done) deleteTodo(id);
             }}

@@ -65,6 +65,7 @@ int main(int argc, char **argv)
     if ((rc = fo_client_new(&loop, &cfg, &c)) != 0) {
         const char *why = fo_client_config_error(&cfg);
         fprintf(stderr, "example: %s\n", why ? why : fo_strerror(rc));
+        uv_loop_close(&loop);
         return 2;
     }
     if (fo_client_subscribe(c, argv[2], &m) != 0)

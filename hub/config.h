@@ -25,7 +25,7 @@ typedef struct fo_hub_config {
     uint64_t rule_instructions; /* --rule-instructions N: Lua instructions per command */
     uint32_t rule_time_ms;    /* --rule-time-ms N: wall clock per command */
     size_t rule_memory;       /* --rule-memory SIZE: the rules' Lua state */
-    char allowed_origins[2048]; /* --allowed-origins LIST (origin.h); empty = own origin */
+    char allowed_origins[2048]; /* --allowed-origins LIST (origin.h); empty: own only */
 } fo_hub_config;
 
 void fo_hub_config_default(fo_hub_config *c);

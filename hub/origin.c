@@ -97,10 +97,11 @@ bool fo_origins_allow(const char *list, const char *origin, const char *host)
     if (!origin)
         return true;
     on = strlen(origin);
-    if (!list || !*list) {
-        sl = scheme_len(origin, on);
-        return sl && host && strcasecmp(origin + sl, host) == 0;
-    }
+    sl = scheme_len(origin, on);
+    if (sl && host && strcasecmp(origin + sl, host) == 0)
+        return true;
+    if (!list || !*list)
+        return false;
     if (strcmp(list, "*") == 0)
         return true;
     for (const char *p = list; *p;) {

@@ -1,13 +1,13 @@
 /* origin.h - which browser origins may open a WebSocket on the hub (--allowed-origins).
  *
  * Browsers send `Origin` with every WebSocket handshake and let any page open a socket to
- * any host, so the server decides (RFC 6455 10.2). The rule:
- *   - no Origin header: not a browser (the C client, the CLI, the bench, Node): allowed;
- *   - the list is "*": every origin is allowed (it must be asked for);
- *   - the origin is in the list (exact, case-insensitive: "https://app.example.com:8443");
- *   - no list given (the default): only the hub's own origin, i.e. an origin whose
- *     host[:port] is the request's Host (any scheme: a TLS proxy in front keeps the Host).
- * A list replaces the default: a hub serving its own page and another origin lists both.
+ * any host, so the server decides (RFC 6455 10.2). Allowed:
+ *   - no Origin header: not a browser (the C client, the CLI, the bench, Node);
+ *   - the hub's own origin: one whose host[:port] is the request's Host (any scheme: a TLS
+ *     proxy in front keeps the Host), i.e. pages the hub serves (--static, the console);
+ *     by default a browser may open nothing else;
+ *   - an origin in the list (exact, case-insensitive: "https://app.example.com:8443");
+ *   - any origin when the list is "*" (it must be asked for).
  * Anything else, `Origin: null` (sandboxed frames, file:// pages) included unless "null" is
  * listed, is refused (the listener answers 403 with the reason).
  *
@@ -25,7 +25,7 @@
 int fo_origins_check(const char *list, char *why, size_t cap);
 
 /* Whether a handshake with `origin` (NULL: no header) and `host` (the Host header, NULL when
- * absent) may upgrade under `list` (NULL or "": the default). */
+ * absent) may upgrade under `list` (NULL or "": none given). */
 bool fo_origins_allow(const char *list, const char *origin, const char *host);
 
 #endif

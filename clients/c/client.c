@@ -91,7 +91,7 @@ static int parse_url(fo_client *c, const char *url, const char **why)
         c->port = (int)port;
     }
     *why = "url: a WebSocket URL has no fragment (#)";
-    if (*p == '#')
+    if (strchr(p, '#'))
         return FO_EINVAL;
     *why = "url: the path is too long (1023 bytes at most)";
     if (snprintf(c->path, sizeof(c->path), "%s%s", *p == '/' ? "" : "/v1/ws", p) >=

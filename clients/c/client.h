@@ -5,7 +5,7 @@
  * subscribed model has a local proxy (proto/proxy.h): fo_client_apply changes the local
  * document at once and queues the command; the client flushes in the background and
  * keeps the document in step with everyone else's changes. The rules it follows are the
- * wire contract's (shared/PROTOCOL.md, "Ordering, durability, exactly-once"):
+ * wire contract's (proto/PROTOCOL.md, "Ordering, durability, exactly-once"):
  *  - one flush in flight per model; a flush leaves `flush_delay_ms` after the last local
  *    apply, or at once when `flush_max_queue` commands are queued;
  *  - pushes that arrive while a flush is in flight are skipped (the ack's sync covers

@@ -69,8 +69,7 @@ int fo_origins_check(const char *list, char *why, size_t cap)
             snprintf(why, cap, "'*' must be the whole list");
             return -1;
         }
-        if (!(n == 4 && strncmp(p, "null", 4) == 0) &&
-            (!sl || !host_port_ok(p + sl, n - sl))) {
+        if (!(n == 4 && strncmp(p, "null", 4) == 0) && (!sl || !host_port_ok(p + sl, n - sl))) {
             snprintf(why, cap, "'%.*s' is not an origin (http[s]://HOST[:PORT], no path)",
                      (int)(n > 200 ? 200 : n), p);
             return -1;

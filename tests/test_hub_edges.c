@@ -78,12 +78,11 @@ Test(hub_edges, a_host_name_that_resolves_is_accepted)
 
     cr_assert_eq(fo_hubproc_log_count(h, "listening on localhost:"), 1);
     for (size_t i = 0; i < 2; i++) {
-        int status = 0;
+        int status = 0, port = fo_hubproc_port(h), rc;
         char *body = NULL;
         size_t n;
-        if (fo_http_get(hosts[i], fo_hubproc_port(h), "/healthz", NULL, 3000, &status, &body,
-                        &n) == 0 &&
-            status == 200)
+        rc = fo_http_get(hosts[i], port, "/healthz", NULL, 3000, &status, &body, &n);
+        if (rc == 0 && status == 200)
             ok++;
         free(body);
     }
@@ -116,9 +115,9 @@ static int get_status(fo_hubproc *h, const char *target)
     char *body = NULL;
     size_t n;
 
-    cr_assert_eq(fo_http_get(NULL, fo_hubproc_port(h), target, NULL, HT_TIMEOUT_MS, &status,
-                             &body, &n),
-                 0, "GET %s got no answer", target);
+    cr_assert_eq(
+        fo_http_get(NULL, fo_hubproc_port(h), target, NULL, HT_TIMEOUT_MS, &status, &body, &n), 0,
+        "GET %s got no answer", target);
     free(body);
     return status;
 }

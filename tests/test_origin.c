@@ -10,14 +10,19 @@ TestSuite(origin);
 Test(origin, check_accepts_origins_and_star_alone)
 {
     static const char *const good[] = {
-        "*", "https://app.example.com", "http://localhost:5173",
-        "https://a.example, http://b.example:8080", "http://[::1]:7420", "null,http://x",
+        "*",
+        "https://app.example.com",
+        "http://localhost:5173",
+        "https://a.example, http://b.example:8080",
+        "http://[::1]:7420",
+        "null,http://x",
     };
     static const struct {
         const char *list, *why;
     } bad[] = {
         {"", "an empty list (leave the flag out for the default)"},
-        {"https://a.example/", "'https://a.example/' is not an origin (http[s]://HOST[:PORT], no path)"},
+        {"https://a.example/",
+         "'https://a.example/' is not an origin (http[s]://HOST[:PORT], no path)"},
         {"a.example", "'a.example' is not an origin (http[s]://HOST[:PORT], no path)"},
         {"ws://a.example", "'ws://a.example' is not an origin (http[s]://HOST[:PORT], no path)"},
         {"http://a:99999x", "'http://a:99999x' is not an origin (http[s]://HOST[:PORT], no path)"},

@@ -87,8 +87,14 @@ static const char usage[] =
     "  --console-dir DIR      serve the operator console (clients/console/dist) at\n"
     "                         /console/; its data (/v1/console/...) needs a token with\n"
     "                         the admin right, or an open hub listening on loopback\n"
-    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r|admin`\n"
-    "                         (fnmatch patterns); without it the hub is open\n"
+    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r|admin [NAME]`\n"
+    "                         (fnmatch patterns; NAME is the identity's sub)\n"
+    "  --jwt-secret-file FILE accept JWTs signed HS256/384/512 with the secret in FILE\n"
+    "                         (at least 32 bytes; a trailing newline is dropped)\n"
+    "  --jwt-public-key FILE  accept JWTs signed with the private half of this PEM public\n"
+    "                         key (RSA: RS256/384/512; EC P-256: ES256, P-384: ES384)\n"
+    "                         claims: sub, exp, nbf, models {PATTERN: \"r\"|\"rw\"}; without\n"
+    "                         --auth and JWT keys the hub is open\n"
     "  --interceptors FILE    server-side rules in Lua (see the README: writing a rule);\n"
     "                         SIGHUP reloads the file (a bad file keeps the old rules)\n"
     "  --rule-instructions N  Lua instructions a command's rules may run (default 1000000)\n"
@@ -176,7 +182,8 @@ static int parse_size(const char *flag, const char *v, size_t min, size_t *out)
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
     enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, CONSOLE, AUTH, SEQ,
-           LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, ORIGINS, VERSION };
+           LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, JWT_SECRET, JWT_KEY,
+           ORIGINS, VERSION };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"data", required_argument, NULL, DATA},
@@ -189,6 +196,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"static", required_argument, NULL, STATIC},
         {"console-dir", required_argument, NULL, CONSOLE},
         {"auth", required_argument, NULL, AUTH},
+        {"jwt-secret-file", required_argument, NULL, JWT_SECRET},
+        {"jwt-public-key", required_argument, NULL, JWT_KEY},
         {"sequential-ids", no_argument, NULL, SEQ},
         {"log-level", required_argument, NULL, LEVEL},
         {"help", no_argument, NULL, HELP},
@@ -229,6 +238,14 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
             rc = copy_str(c->console_dir, sizeof(c->console_dir), "--console-dir", optarg);
             break;
         case AUTH: rc = copy_str(c->auth_file, sizeof(c->auth_file), "--auth", optarg); break;
+        case JWT_SECRET:
+            rc = copy_str(c->jwt_secret_file, sizeof(c->jwt_secret_file), "--jwt-secret-file",
+                          optarg);
+            break;
+        case JWT_KEY:
+            rc = copy_str(c->jwt_public_key, sizeof(c->jwt_public_key), "--jwt-public-key",
+                          optarg);
+            break;
         case SEQ: c->sequential_ids = true; break;
         case RULES:
             rc = copy_str(c->interceptors, sizeof(c->interceptors), "--interceptors", optarg);

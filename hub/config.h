@@ -20,6 +20,8 @@ typedef struct fo_hub_config {
     char static_dir[1024];    /* --static DIR: files served at / (demo) */
     char console_dir[1024];   /* --console-dir DIR: files served at /console/ */
     char auth_file[1024];     /* --auth FILE: tokens and rights; empty = open hub */
+    char jwt_secret_file[1024]; /* --jwt-secret-file FILE: HS256/384/512 tokens */
+    char jwt_public_key[1024];  /* --jwt-public-key FILE: RS256/384/512 or ES256/384/512 */
     int log_level;            /* --log-level error|warn|info|debug */
     char interceptors[1024];  /* --interceptors FILE.lua: server-side rules; empty = none */
     uint64_t rule_instructions; /* --rule-instructions N: Lua instructions per command */

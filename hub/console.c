@@ -293,20 +293,27 @@ int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll)
     return 0;
 }
 
-int fo_console_access(fo_hub *h, const char *token, fo_rights *rights, const char **why)
+int fo_console_access(fo_hub *h, const char *token, fo_rights *rights, char *why,
+                      size_t whylen)
 {
     memset(rights, 0, sizeof(*rights));
     if (!h->auth) {
         rights->open = true;
-        *why = "the console of an open hub is served on a loopback --listen only: start "
-               "the hub with --auth and use a token with the admin right";
+        snprintf(why, whylen, "the console of an open hub is served on a loopback --listen "
+                              "only: start the hub with --auth and use a token with the "
+                              "admin right");
         return fo_hub_config_loopback(&h->cfg) ? 0 : 403;
     }
-    *why = "missing or unknown token";
-    if (!token || !*token || !fo_auth_check(h->auth, token, rights))
+    if (!token || !*token) {
+        snprintf(why, whylen, "missing token");
         return 401;
-    *why = "the token has no admin right";
-    return fo_rights_admin(rights, NULL) ? 0 : 403;
+    }
+    if (!fo_auth_check(h->auth, token, fo_auth_now_ms(), rights, why, whylen))
+        return 401;
+    if (fo_rights_admin(rights, NULL))
+        return 0;
+    snprintf(why, whylen, "the token has no admin right");
+    return 403;
 }
 
 /* One unmasked WebSocket text frame (FIN) holding `len` bytes of JSON. */

@@ -67,9 +67,11 @@ void fo_console_start(fo_hub *h);
 void fo_console_stop(fo_hub *h);
 
 /* Whether a request with `token` ("" for none) may use the console: 0 with `rights`
- * filled in, or the HTTP status that refuses it with `why`: 401 (no or unknown token),
- * 403 (no admin line; an open hub that does not listen on loopback only). */
-int fo_console_access(fo_hub *h, const char *token, fo_rights *rights, const char **why);
+ * filled in, or the HTTP status that refuses it with the reason in `why`: 401 (no token,
+ * or one the hub refuses), 403 (no admin right; an open hub that does not listen on
+ * loopback only). The caller owns `rights` either way (fo_rights_destroy). */
+int fo_console_access(fo_hub *h, const char *token, fo_rights *rights, char *why,
+                      size_t whylen);
 
 /* True while another feed may open (FO_CONSOLE_MAX_FEEDS, the hub is running). */
 bool fo_console_feed_room(const fo_hub *h);

@@ -208,7 +208,7 @@ static void metrics(fo_hub *h, fo_http_req *r)
 /* The request's token (Authorization: Bearer, or ?token=); "" when it has none. */
 static void request_token(struct lws *wsi, char *tok, size_t cap)
 {
-    char auth[600];
+    char auth[2048];
     const char *arg;
 
     tok[0] = '\0';
@@ -219,34 +219,60 @@ static void request_token(struct lws *wsi, char *tok, size_t cap)
         snprintf(tok, cap, "%s", arg);
 }
 
-static bool authorized(fo_hub *h, struct lws *wsi, const char *model)
+/* The request's token checked for reading `model`: 0; or the HTTP status to answer (401:
+ * no valid token, 403: no rights on the model) with the reason in `why`. */
+static int authorize(fo_hub *h, struct lws *wsi, const char *model, char *why, size_t whylen)
 {
-    char tok[640];
+    char tok[2048];
     fo_rights rights;
+    bool ok;
 
     if (!h->auth)
-        return true;
+        return 0;
     request_token(wsi, tok, sizeof(tok));
-    return tok[0] && fo_auth_check(h->auth, tok, &rights) &&
-           fo_rights_allow(&rights, model, false);
+    if (!tok[0]) {
+        snprintf(why, whylen, "missing token");
+        return 401;
+    }
+    if (!fo_auth_check(h->auth, tok, fo_auth_now_ms(), &rights, why, whylen))
+        return 401;
+    ok = fo_rights_allow(&rights, model, false);
+    fo_rights_destroy(&rights);
+    if (!ok) {
+        snprintf(why, whylen, "forbidden: no read rights on %s", model);
+        return 403;
+    }
+    return 0;
 }
 
 static bool parse_u64(const char *s, uint64_t *out);
+
+static void console_serve(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest,
+                          const fo_rights *rights);
 
 /* /v1/console/models[/NAME] (console.h); the feed is the listener's (listener.h). */
 static void console_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest)
 {
     fo_rights rights;
-    const char *why, *arg;
-    char tok[640], q[256], lim[32];
-    uint64_t limit = 50;
+    char tok[2048], why[256];
     int status;
 
     request_token(wsi, tok, sizeof(tok));
-    if ((status = fo_console_access(h, tok, &rights, &why))) {
+    status = fo_console_access(h, tok, &rights, why, sizeof(why));
+    if (status == 0)
+        console_serve(h, r, wsi, rest, &rights);
+    else
         fo_http_respond_error(r, status, why);
-        return;
-    }
+    fo_rights_destroy(&rights);
+}
+
+static void console_serve(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest,
+                          const fo_rights *rights)
+{
+    const char *arg;
+    char q[256], lim[32];
+    uint64_t limit = 50;
+
     if (strcmp(rest, "feed") == 0) {
         fo_http_respond_error(r, 400, "the feed is a WebSocket: ws://HOST:PORT/v1/console/feed");
     } else if (strcmp(rest, "models") == 0) {
@@ -256,18 +282,18 @@ static void console_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char
             fo_http_respond_error(r, 400, "limit: 1 to 1000");
             return;
         }
-        fo_console_models(h, r, &rights, arg, (uint32_t)limit);
+        fo_console_models(h, r, rights, arg, (uint32_t)limit);
     } else if (strncmp(rest, "models/", 7) == 0) {
         const char *name = rest + 7;
         if (!fo_store_model_name_valid(name, strlen(name))) {
             fo_http_respond_error(r, 400, "model: 1-200 bytes of [A-Za-z0-9._:-]");
             return;
         }
-        if (!fo_rights_admin(&rights, name)) {
+        if (!fo_rights_admin(rights, name)) {
             fo_http_respond_error(r, 403, "the token's admin right does not cover this model");
             return;
         }
-        fo_console_model(h, r, &rights, name);
+        fo_console_model(h, r, rights, name);
     } else {
         fo_http_respond_error(r, 404, "no such endpoint");
     }
@@ -361,8 +387,9 @@ static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *
     size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
     fo_arena a;
     fo_msg m;
-    char *name, buf[64];
+    char *name, buf[64], why[256];
     const char *arg;
+    int status;
 
     if (!fo_store_model_name_valid(rest, nlen)) {
         fo_http_respond_error(r, 400, "model: 1-200 bytes of [A-Za-z0-9._:-]");
@@ -370,10 +397,9 @@ static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *
     }
     fo_arena_init(&a, 1024);
     name = fo_arena_strndup(&a, rest, nlen);
-    if (!authorized(h, wsi, name)) {
+    if ((status = authorize(h, wsi, name, why, sizeof(why)))) {
         fo_arena_destroy(&a);
-        fo_http_respond_error(r, h->auth && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)
-                                         ? 401 : 403, "missing or bad token, or no rights");
+        fo_http_respond_error(r, status, why);
         return;
     }
     memset(&m, 0, sizeof(m));
@@ -529,6 +555,9 @@ static int on_writeable(fo_http_req *r, struct lws *wsi)
                                         (lws_filepos_t)r->len, &p, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end) ||
+            (r->status == 401 &&
+             lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                         (const unsigned char *)"Bearer", 6, &p, end)) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         r->headers_sent = true;

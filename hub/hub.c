@@ -320,9 +320,16 @@ int fo_hub_run(const fo_hub_config *cfg)
     uv_loop_configure(&h->loop, UV_METRICS_IDLE_TIME); /* the loop's busy time (on_prepare) */
     if (check_dir("--static", cfg->static_dir) || check_dir("--console-dir", cfg->console_dir))
         goto out_loop;
-    if (cfg->auth_file[0] && !(h->auth = fo_auth_load(cfg->auth_file, err, sizeof(err)))) {
-        FO_LOG(FO_LOG_ERROR, "%s", err);
-        goto out_loop;
+    {
+        fo_auth_options ao = {cfg->auth_file, cfg->jwt_secret_file, cfg->jwt_public_key};
+        if (fo_auth_configured(&ao)) {
+            if (!(h->auth = fo_auth_load(&ao, err, sizeof(err)))) {
+                FO_LOG(FO_LOG_ERROR, "%s", err);
+                goto out_loop;
+            }
+            fo_auth_describe(h->auth, err, sizeof(err));
+            FO_LOG(FO_LOG_INFO, "%s", err);
+        }
     }
     if (cfg->interceptors[0]) {
         fo_rules_limits lim;

@@ -161,7 +161,7 @@ static void pending_free(fo_pending_conn *c, bool close_fd)
 static void refuse(fo_pending_conn *c, int status, const char *reason, const char *extra,
                    const char *body)
 {
-    char out[512];
+    char out[768];
     int n = snprintf(out, sizeof(out),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n%s\r\n%s\n",
@@ -199,9 +199,9 @@ static void to_lws(fo_pending_conn *c)
 static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool feed)
 {
     fo_hub *h = c->l->hub;
-    char accept[FO_WS_ACCEPT_SIZE], out[512], tok[512];
+    char accept[FO_WS_ACCEPT_SIZE], out[512], tok[HEAD_MAX], why[256];
     const char *protocol = NULL;
-    fo_rights rights = {.open = h->auth == NULL};
+    fo_rights rights;
     fo_session *s;
     uv_poll_t *poll;
     size_t n;
@@ -222,7 +222,6 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool fe
     if (h->phase != FO_HUB_RUNNING)
         return refuse(c, 503, "Service Unavailable", NULL, "shutting down");
     if (!fo_origins_allow(h->cfg.allowed_origins, hd->origin, hd->host)) {
-        char why[300];
         snprintf(why, sizeof(why), "origin %.200s is not allowed (see --allowed-origins)",
                  hd->origin);
         return refuse(c, 403, "Forbidden", NULL, why);
@@ -235,15 +234,20 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool fe
             query_token(hd->target, tok, sizeof(tok));
     }
     if (feed) {
-        const char *why;
-        int status = fo_console_access(h, tok, &rights, &why);
+        int status = fo_console_access(h, tok, &rights, why, sizeof(why));
+        fo_rights_destroy(&rights); /* the feed only sends: it needs no rights */
         if (status)
-            return refuse(c, status, status == 401 ? "Unauthorized" : "Forbidden", NULL, why);
+            return refuse(c, status, status == 401 ? "Unauthorized" : "Forbidden",
+                          status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, why);
         if (!fo_console_feed_room(h))
             return refuse(c, 503, "Service Unavailable", NULL, "too many console feeds open");
     } else if (h->auth) {
-        if (!tok[0] || !fo_auth_check(h->auth, tok, &rights))
-            return refuse(c, 401, "Unauthorized", NULL, tok[0] ? "bad token" : "missing token");
+        if (!tok[0])
+            return refuse(c, 401, "Unauthorized", "WWW-Authenticate: Bearer\r\n", "missing token");
+        if (!fo_auth_check(h->auth, tok, fo_auth_now_ms(), &rights, why, sizeof(why)))
+            return refuse(c, 401, "Unauthorized", "WWW-Authenticate: Bearer\r\n", why);
+    } else {
+        fo_rights_init_open(&rights);
     }
     n = (size_t)snprintf(out, sizeof(out),
                          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -253,12 +257,14 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool fe
     /* A fresh socket's send buffer takes a 150-byte answer whole. */
     if (send(c->fd, out, n, MSG_NOSIGNAL) != (ssize_t)n) {
         FO_LOG(FO_LOG_INFO, "upgrade answer not sent: %s", strerror(errno));
+        fo_rights_destroy(&rights);
         return pending_free(c, true);
     }
     poll = c->poll;
     c->poll = NULL;
     if (feed) /* it sends only: whatever the client sent after the head is dropped */
         return pending_free(c, fo_console_feed_open(h, c->fd, poll) != 0);
+    /* The session takes the rights over (also when it cannot be created). */
     s = fo_session_open(h, c->fd, poll, &rights, (unsigned char *)c->buf + head_len,
                         c->len - head_len);
     pending_free(c, s == NULL);

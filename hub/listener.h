@@ -10,7 +10,7 @@
  * serves WebSockets.
  *
  * Refusals are plain HTTP/1.1 answers followed by a close: 400 (a malformed head or
- * handshake), 401 (missing or bad token), 426 (a WebSocket version other than 13), 431
+ * handshake), 401 (missing or bad token; the body says why: auth.h, jwt.h), 426 (a WebSocket version other than 13), 431
  * (a head over 8 KiB), 503 (shutting down). A connection that has not sent a whole head
  * within 30 s is closed. */
 #ifndef FO_LISTENER_H

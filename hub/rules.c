@@ -887,6 +887,8 @@ int fo_rules_intercept(void *data, const fo_value *document, const fo_command *c
     out->kind = j.kind;
     out->rejection = j.message;
     out->new_props = j.props;
+    /* A replacement keeps the create's parentDefault (the reference would drop it). */
+    out->keep_parent_default = true;
     return record(B, &j, index, arena);
 }
 

@@ -20,6 +20,7 @@ static void session_free(fo_session *s)
         fo_frame_unref(s->q[(s->qhead + i) % s->qcap].frame);
     free(s->q);
     fo_wsconn_free(s);
+    fo_rights_destroy(&s->rights);
     free(s);
 }
 
@@ -265,7 +266,51 @@ static const fo_reply_ops session_sink = {sink_ref, sink_unref, sink_encode, sin
 
 /* ---- connection events --------------------------------------------------------------- */
 
-fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights *rights,
+static void on_timer_closed(uv_handle_t *hd)
+{
+    free(hd);
+}
+
+static void on_expiry(uv_timer_t *t)
+{
+    fo_session *s = t->data;
+
+    if (s->state != FO_SESSION_OPEN || s->expired)
+        return;
+    /* The timer is set from the wall clock; make sure it is due by the same clock. */
+    if (fo_auth_now_ms() < s->rights.exp_ms) {
+        uv_timer_start(t, on_expiry, (uint64_t)(s->rights.exp_ms - fo_auth_now_ms()), 0);
+        return;
+    }
+    s->expired = true;
+    FO_LOG(FO_LOG_INFO, "sid=%s token of %s expired: closing with %d", s->sid,
+           fo_rights_sub(&s->rights) ? fo_rights_sub(&s->rights) : "?",
+           FO_SESSION_CLOSE_TOKEN_EXPIRED);
+    fo_session_close(s, FO_SESSION_CLOSE_TOKEN_EXPIRED);
+}
+
+/* (Re)arms the expiry timer for s->rights.exp_ms; stops it when the rights never expire. */
+static int arm_expiry(fo_session *s)
+{
+    int64_t delay;
+
+    if (!s->rights.exp_ms) {
+        if (s->expiry)
+            uv_timer_stop(s->expiry);
+        return 0;
+    }
+    if (!s->expiry) {
+        if (!(s->expiry = malloc(sizeof(*s->expiry))))
+            return -1;
+        uv_timer_init(&s->hub->loop, s->expiry);
+        s->expiry->data = s;
+    }
+    delay = s->rights.exp_ms - fo_auth_now_ms();
+    uv_timer_start(s->expiry, on_expiry, delay > 0 ? (uint64_t)delay : 0, 0);
+    return 0;
+}
+
+fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *rights,
                             unsigned char *early, size_t early_len)
 {
     fo_session *s = calloc(1, sizeof(*s));
@@ -273,8 +318,10 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights 
     socklen_t salen = sizeof(sa);
     char host[64];
 
-    if (!s)
+    if (!s) {
+        fo_rights_destroy(rights);
         return NULL;
+    }
     s->sink.ops = &session_sink;
     s->hub = h;
     s->fd = fd;
@@ -284,6 +331,12 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights 
     s->id = ++h->next_session_id;
     snprintf(s->sid, sizeof(s->sid), "%llu", (unsigned long long)s->id);
     s->rights = *rights;
+    memset(rights, 0, sizeof(*rights));
+    if (arm_expiry(s)) {
+        fo_rights_destroy(&s->rights);
+        free(s);
+        return NULL;
+    }
     if (getpeername(fd, (struct sockaddr *)&sa, &salen) == 0 &&
         getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), NULL, 0,
                     NI_NUMERICHOST) == 0)
@@ -294,7 +347,9 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights 
     h->sessions = s;
     h->nsessions++;
     h->metrics.connections_total++;
-    FO_LOG(FO_LOG_INFO, "sid=%s connected from %s", s->sid, s->peer);
+    FO_LOG(FO_LOG_INFO, "sid=%s connected from %s%s%s", s->sid, s->peer,
+           fo_rights_sub(&s->rights) ? " as " : "",
+           fo_rights_sub(&s->rights) ? fo_rights_sub(&s->rights) : "");
     fo_wsconn_update_poll(s);
     fo_wsconn_feed(s, early, early_len);
     return s;
@@ -323,6 +378,10 @@ void fo_session_end(fo_session *s)
         s->next->prev = s->prev;
     h->nsessions--;
     uv_close((uv_handle_t *)s->poll, on_poll_closed); /* stops watching at once */
+    if (s->expiry) {
+        uv_close((uv_handle_t *)s->expiry, on_timer_closed);
+        s->expiry = NULL;
+    }
     close(s->fd);
     s->fd = -1;
     s->poll = NULL;
@@ -342,11 +401,41 @@ void fo_session_sweep(fo_hub *h)
     }
 }
 
+/* A token in hello: checked as at the upgrade; valid, it becomes the connection's identity
+ * (renewal). False (answered with `error unauthorized`) when it is not. */
+static bool renew(fo_session *s, const fo_msg *m)
+{
+    fo_rights fresh;
+    char why[256];
+
+    if (!m->token || !s->hub->auth)
+        return true; /* an open hub has no identities: a token is ignored */
+    if (!fo_auth_check(s->hub->auth, m->token, fo_auth_now_ms(), &fresh, why, sizeof(why))) {
+        fo_session_send_error(s, m, FO_ERR_UNAUTHORIZED, "token: %s (the identity is unchanged)",
+                              why);
+        return false;
+    }
+    fo_rights_destroy(&s->rights);
+    s->rights = fresh;
+    if (arm_expiry(s)) {
+        fo_rights_destroy(&s->rights); /* no timer, no identity: no rights */
+        fo_session_send_error(s, m, FO_ERR_INTERNAL, "out of memory");
+        return false;
+    }
+    return true;
+}
+
 static void on_hello(fo_session *s, const fo_msg *m)
 {
     fo_msg w;
     char server[64];
 
+    if (s->expired) {
+        fo_session_send_error(s, m, FO_ERR_UNAUTHORIZED, "token expired");
+        return;
+    }
+    if (!renew(s, m))
+        return;
     snprintf(s->client, sizeof(s->client), "%s", m->client);
     s->hello = true;
     snprintf(server, sizeof(server), "flushout-hub/0.1");
@@ -414,6 +503,10 @@ void fo_session_on_message(fo_session *s, const unsigned char *data, size_t len,
         }
         if (h->phase != FO_HUB_RUNNING) {
             fo_session_send_error(s, &m, FO_ERR_SHUTTING_DOWN, "the hub is shutting down");
+            break;
+        }
+        if (s->expired) {
+            fo_session_send_error(s, &m, FO_ERR_UNAUTHORIZED, "token expired");
             break;
         }
         if (!fo_rights_allow(&s->rights, m.model,

@@ -64,7 +64,11 @@ struct fo_session {
     fo_session_state state;
     bool hello;
     char client[65];
-    fo_rights rights;       /* from the upgrade's token */
+    fo_rights rights;       /* from the upgrade's token, replaced by a renewal (a hello
+                             * with a token); owned */
+    uv_timer_t *expiry;     /* fires at rights.exp_ms (NULL: the identity never expires);
+                             * allocated: it outlives the session's close */
+    bool expired;           /* the token expired: requests are refused, a close is due */
     char peer[64];
     /* inbound: the bytes of an unfinished frame (none kept while idle) */
     unsigned char *rx;
@@ -110,11 +114,19 @@ typedef struct fo_session_port {
     void (*closed)(fo_sub *sub);
 } fo_session_port;
 
-/* A connection the listener upgraded: takes over fd and its (started or not) poll
- * watcher; `early` holds bytes that came after the request head (handled in place: a
- * frame's payload is unmasked where it lies). NULL on out-of-memory
- * (the caller closes fd). */
-fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, const fo_rights *rights,
+/* The close code of a connection whose token expired (reason "token expired"). */
+#define FO_SESSION_CLOSE_TOKEN_EXPIRED 4401
+
+/* A connection the listener upgraded: takes over fd, its (started or not) poll watcher and
+ * *rights (left empty, also on failure); `early` holds bytes that came after the request
+ * head (handled in place: a frame's payload is unmasked where it lies). NULL on
+ * out-of-memory (the caller closes fd).
+ *
+ * A token with an exp (a JWT) arms a timer: at exp the session refuses requests
+ * (`unauthorized`) and closes with FO_SESSION_CLOSE_TOKEN_EXPIRED, unless a `hello` with a
+ * fresh valid token came first (renewal: the identity, rights and exp become the new
+ * token's; a bad token gets `error unauthorized` and changes nothing). */
+fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *rights,
                             unsigned char *early, size_t early_len);
 /* Once a second: ends connections that did not answer our close frame in time. */
 void fo_session_sweep(fo_hub *h);

@@ -386,7 +386,8 @@ static void send_close(fo_session *s)
     const char *reason = s->close_why                                 ? s->close_why
                          : s->close_code == FO_WS_CLOSE_GOING_AWAY ? "shutting down"
                          : s->close_code == FO_WS_CLOSE_PROTOCOL ? "protocol error"
-                                                                 : "";
+                         : s->close_code == FO_SESSION_CLOSE_TOKEN_EXPIRED ? "token expired"
+                                                                           : "";
     unsigned char payload[FO_WS_CONTROL_MAX], frame[2 + sizeof(payload)];
     size_t rlen = strlen(reason), n;
 

@@ -48,7 +48,7 @@ int fo_batch_apply(fo_doc *d, const fo_completion *items, uint32_t n, fo_pathmap
     for (idx = 0; idx < n; idx++) {
         const fo_completion *c = &items[idx];
         fo_command cmd = c->command;
-        fo_interception icp = {FO_INTERCEPT_ACCEPT, NULL, NULL, c->created_id};
+        fo_interception icp = {FO_INTERCEPT_ACCEPT, NULL, NULL, c->created_id, false};
         fo_doc_result res = {false, FO_KEY_NONE, NULL};
         fo_path mapped;
         bool modified;
@@ -64,8 +64,10 @@ int fo_batch_apply(fo_doc *d, const fo_completion *items, uint32_t n, fo_pathmap
             modified = modified || icp.kind != FO_INTERCEPT_ACCEPT;
         }
         if (icp.kind == FO_INTERCEPT_REPLACE && cmd.action != FO_DELETE) {
-            /* The rewritten command keeps only action, path and the new props. */
-            fo_command rw = {cmd.action, cmd.path, icp.new_props, NULL};
+            /* The rewritten command keeps only action, path and the new props (and, when
+             * the interceptor asks, its parentDefault). */
+            fo_command rw = {cmd.action, cmd.path, icp.new_props,
+                             icp.keep_parent_default ? cmd.parent_default : NULL};
             cmd = rw;
         }
         if (icp.kind == FO_INTERCEPT_ACCEPT ||

@@ -19,6 +19,11 @@ typedef struct fo_interception {
     const char *rejection;     /* REJECT: NUL-terminated, must live as long as the result */
     const fo_value *new_props; /* REPLACE: a FO_MAP, must live as long as the result */
     fo_key proposed_id;        /* input: the completion's createdId (FO_KEY_NONE: none) */
+    /* REPLACE: keep the command's parentDefault in the rewritten command. The reference
+     * keeps only action, path and the new props (false, its behaviour); the hub's Lua rules
+     * set it, so that a rule stamping a create does not break the create of a missing
+     * container (README: writing a rule). */
+    bool keep_parent_default;
 } fo_interception;
 
 /* Called before each command is applied. `document` is the current root (read only),

@@ -134,7 +134,7 @@ uint32_t fo_proxy_queue_len(const fo_proxy *p)
 
 int fo_proxy_apply(fo_proxy *p, const fo_command *c, fo_doc_result *out)
 {
-    fo_interception icp = {FO_INTERCEPT_ACCEPT, NULL, NULL, FO_KEY_NONE};
+    fo_interception icp = {FO_INTERCEPT_ACCEPT, NULL, NULL, FO_KEY_NONE, false};
     fo_command cmd = *c;
     fo_completion done;
     int rc;

@@ -4,13 +4,13 @@
 set -euo pipefail
 
 want=(build-essential cmake pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
-      libmsgpack-dev libxxhash-dev libjansson-dev libsqlite3-dev sqlite3 libssl-dev
+      libmsgpack-dev libxxhash-dev libjansson-dev libjwt-dev libsqlite3-dev sqlite3 libssl-dev
       libluajit-5.1-dev nodejs npm)
 if [ "${1:-build}" = bench ]; then
     want+=(gnuplot-nox python3)
 fi
 if [ "${1:-build}" = test ]; then
-    want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium curl)
+    want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium curl openssl)
 fi
 
 missing=()

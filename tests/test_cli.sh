@@ -184,15 +184,60 @@ printf 'sekret todo* rw\nreader * r\n' >"$DIR/auth"
 start_hub auth --auth "$DIR/auth"
 AUTH_URL=ws://127.0.0.1:$PORT/v1/ws
 check "no token" 1 '' \
-    "flushout: the hub at $AUTH_URL refused the connection: HTTP 401 Unauthorized (a token is missing or not valid: --token)" \
+    "flushout: the hub at $AUTH_URL refused the connection: HTTP 401 Unauthorized: missing token (a token is missing or not valid: --token)" \
     --url "$AUTH_URL" get todo
 check "bad token" 1 '' \
-    "flushout: the hub at $AUTH_URL refused the connection: HTTP 401 Unauthorized (a token is missing or not valid: --token)" \
+    "flushout: the hub at $AUTH_URL refused the connection: HTTP 401 Unauthorized: unknown token (a token is missing or not valid: --token)" \
     --url "$AUTH_URL" --token wrong get todo
 check "with --token" 0 '{"commandCount":0,"document":{}}' '' --url "$AUTH_URL" --token sekret get todo
 FLUSHOUT_TOKEN=reader check "read-only token cannot apply" 1 '' \
     'flushout: the hub refused the flush: forbidden: model: no write rights on todo' \
     --url "$AUTH_URL" apply todo '{"action":"update","props":{"x":1}}'
+
+# Signed tokens: `flushout token` mints them for a hub with --jwt-secret-file / -public-key.
+printf 'cli-test-secret-0123456789abcdef-0123456789\n' >"$DIR/secret"
+printf 'another-secret-0123456789abcdef-0123456789\n' >"$DIR/other"
+printf 'short\n' >"$DIR/short"
+start_hub jwt --jwt-secret-file "$DIR/secret"
+JWT_URL=ws://127.0.0.1:$PORT/v1/ws
+check "token: bad rights" 2 '' \
+    "flushout token: bad --models entry 'todos=x': PATTERN=r or PATTERN=rw expected (see flushout token --help)" \
+    token --secret-file "$DIR/secret" --sub ann --models 'todos=x'
+check "token: no sub" 2 '' \
+    "flushout token: --sub NAME is needed (1-256 bytes) (see flushout token --help)" \
+    token --secret-file "$DIR/secret" --models 'todos=rw'
+check "token: short secret" 2 '' \
+    "flushout token: $DIR/short: the secret needs at least 32 bytes (see flushout token --help)" \
+    token --secret-file "$DIR/short" --sub ann --models 'todos=rw'
+check "token: HS alg with a PEM key" 2 '' \
+    "flushout token: --alg HS256 does not go with this key: HS* take --secret-file, RS*/ES* --key-file (see flushout token --help)" \
+    token --key-file "$DIR/secret" --alg HS256 --sub ann --models 'todos=rw'
+T=$("$F" token --secret-file "$DIR/secret" --sub ann --models 'todos:*=rw,ro=r' --ttl 1h)
+check "JWT: apply" 0 '{"applied":{"from":0,"completions":[{"command":{"action":"update","props":{"x":1}}}]}}' '' \
+    --url "$JWT_URL" --token "$T" apply todos:a '{"action":"update","props":{"x":1}}'
+FLUSHOUT_TOKEN=$T check "JWT: a write with r" 1 '' \
+    'flushout: the hub refused the flush: forbidden: model: no write rights on ro' \
+    --url "$JWT_URL" apply ro '{"action":"update","props":{"x":1}}'
+check "JWT: a model outside the claims" 1 '' \
+    'flushout: the hub answered forbidden: model: no read rights on other' \
+    --url "$JWT_URL" --token "$T" get other
+T2=$("$F" token --secret-file "$DIR/other" --sub ann --models 'todos:*=rw')
+check "JWT: another secret" 1 '' \
+    "flushout: the hub at $JWT_URL refused the connection: HTTP 401 Unauthorized: token signature does not verify (a token is missing or not valid: --token)" \
+    --url "$JWT_URL" --token "$T2" get todos:a
+T3=$("$F" token --secret-file "$DIR/secret" --sub ann --models 'todos:*=rw' --not-before 1h)
+check "JWT: not valid yet" 1 '' \
+    "flushout: the hub at $JWT_URL refused the connection: HTTP 401 Unauthorized: token not valid yet (nbf) (a token is missing or not valid: --token)" \
+    --url "$JWT_URL" --token "$T3" get todos:a
+# ES256 with a key made by the openssl CLI.
+openssl ecparam -name prime256v1 -genkey -noout -out "$DIR/ec.pem" 2>/dev/null
+openssl ec -in "$DIR/ec.pem" -pubout -out "$DIR/ec.pub" 2>/dev/null
+start_hub jwt-ec --jwt-public-key "$DIR/ec.pub"
+T4=$("$F" token --key-file "$DIR/ec.pem" --sub bob --models '*=r')
+check "JWT: ES256" 0 '{"commandCount":0,"document":{}}' '' --url "ws://127.0.0.1:$PORT/v1/ws" --token "$T4" get m
+check "JWT: HS256 on an EC hub" 1 '' \
+    "flushout: the hub at ws://127.0.0.1:$PORT/v1/ws refused the connection: HTTP 401 Unauthorized: token algorithm HS256 is not accepted by this hub (it takes ES256) (a token is missing or not valid: --token)" \
+    --url "ws://127.0.0.1:$PORT/v1/ws" --token "$T" get m
 
 # The hubs must not have logged errors or sanitizer reports.
 if grep -E ' ERROR |Sanitizer|runtime error' "$DIR"/*.log; then

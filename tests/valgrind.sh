@@ -70,5 +70,37 @@ hub_session() {
 }
 check hub_session hub_session
 
+# A hub that takes signed tokens: a good one, a forged one (refused at the upgrade), and a
+# connection closed at its token's exp (the expiry timer and the session's own rights).
+hub_jwt_session() {
+    local log=$tmp/hub-jwt.log port secret=$tmp/secret cli=$build/clients/flushout
+    printf 'valgrind-secret-0123456789abcdef-0123456789\n' >"$secret"
+    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
+        --jwt-secret-file "$secret" 2>"$log" &
+    hub_pid=$!
+    for _ in $(seq 1 200); do
+        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$log"; return 1; }
+    local url=ws://127.0.0.1:$port/v1/ws tok short
+    tok=$("$cli" token --secret-file "$secret" --sub vg --models 'vg*=rw' --ttl 1h) || return 1
+    "$cli" --url "$url" --token "$tok" --timeout 20 apply vg '{"action":"update","props":{"a":1}}' \
+        >/dev/null || return 1
+    "$cli" --url "$url" --token "${tok%?}x" --timeout 20 get vg >/dev/null 2>&1 && return 1
+    short=$("$cli" token --secret-file "$secret" --sub vg --models 'vg*=r' --ttl 2) || return 1
+    # watch until the hub closes it at exp: "connection ... lost" (exit 3), not the timeout (4)
+    "$cli" --url "$url" --token "$short" --timeout 15 watch vg >/dev/null 2>&1
+    [ $? -eq 3 ] || return 1
+    grep -q 'token of vg expired' "$log" || return 1
+    kill -TERM "$hub_pid"
+    wait "$hub_pid"
+    local rc=$?
+    hub_pid=
+    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+}
+check hub_jwt_session hub_jwt_session
+
 echo "valgrind: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -315,7 +315,17 @@ static size_t parse_handshake(fo_cws *ws)
         const char *eol = strstr(head, "\r\n"), *code = strchr(head, ' ');
         if (!code || code > eol)
             code = head;
+        const char *body = end + 4;
+        size_t blen = ws->rx_len - n;
+
         snprintf(why, sizeof(why), "upgrade refused: HTTP %.*s", (int)(eol - code - 1), code + 1);
+        /* The reason, when the body (the hub's one line) came with the head. */
+        if (blen && memchr(body, '\n', blen)) {
+            size_t len = strlen(why);
+            blen = (size_t)((const char *)memchr(body, '\n', blen) - body);
+            if (blen && len + 3 < sizeof(why))
+                snprintf(why + len, sizeof(why) - len, ": %.*s", (int)blen, body);
+        }
         fail(ws, why);
         return 0;
     }

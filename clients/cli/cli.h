@@ -81,4 +81,7 @@ void cli_on_presence(fo_client_model *m, const char *session, const fo_value *st
 void cli_on_error(fo_client *cl, const fo_client_error *e, void *data);
 void cli_on_timeout(cli *c);
 
+/* token.c: `flushout token ...` (argv as main's); returns the exit code. */
+int cli_token_main(int argc, char **argv);
+
 #endif

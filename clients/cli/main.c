@@ -25,6 +25,8 @@ static const char usage_main[] =
     "  history MODEL --from N [--to M]  print the CompletionBatch [N, M)\n"
     "  presence MODEL JSON          set this session's presence while connected\n"
     "  audit MODEL [--from N]       print what the hub's rules rejected or rewrote\n"
+    "  token --secret-file F --sub NAME --models 'PATTERN=rw' [--ttl 1h]\n"
+    "                               print a signed token (JWT) for development\n"
     "\n"
     "options (anywhere on the line):\n"
     "  --url URL      the hub's WebSocket URL (default $FLUSHOUT_URL, else\n"
@@ -374,6 +376,17 @@ int main(int argc, char **argv)
     /* A hub that resets the connection must not kill us on the next write (see client.h);
      * a closed stdout is noticed by cli_print instead. */
     signal(SIGPIPE, SIG_IGN);
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (argv[i][0] != '-') {
+            if (strcmp(argv[i], "token") == 0)
+                return cli_token_main(argc, argv); /* no hub involved: its own options */
+            break;
+        }
+        if (strchr(argv[i], '=') == NULL && (strcmp(argv[i], "--url") == 0 ||
+                                              strcmp(argv[i], "--token") == 0 ||
+                                              strcmp(argv[i], "--timeout") == 0))
+            i++; /* the option's value */
+    }
     c.args = calloc((size_t)argc + 1, sizeof(*c.args));
     if (!c.args)
         return CLI_EUSAGE;

@@ -154,6 +154,13 @@ export declare class HubClient {
   reconnect(): void;
   /** Closes for good; unacknowledged commands are lost (await model.settled() first). */
   close(): void;
+  /**
+   * Replaces the token (used by later connects). On an open connection it is sent in a new
+   * hello at once: the hub keeps the connection past the old token's exp (renewal).
+   * true: the hub took it; false: not connected; rejects ({code: "unauthorized"}) when the
+   * hub refused it (the connection keeps its old identity).
+   */
+  setToken(token: string): Promise<boolean>;
   /** The next flush sequence number. */
   nextSeq(): number;
   on<E extends keyof HubClientEvents>(event: E, listener: HubClientEvents[E]): Unsubscribe;

@@ -110,7 +110,11 @@ fo_ws *fo_ws_connect(const fo_ws_options *o, fo_ws_result *res)
     fo_wsnet_first_line(head, line, sizeof(line));
     status = fo_wsnet_status(head);
     if (status != 101) {
-        snprintf(err, sizeof(err), "upgrade refused: %s", line);
+        /* With the first line of the body when it came with the head (the hub's reason). */
+        size_t blen = len - head_len < 200 ? len - head_len : 200;
+        const char *body = head + head_len, *nl = memchr(body, '\n', blen);
+        snprintf(err, sizeof(err), "upgrade refused: %s%s%.*s", line, blen ? ": " : "",
+                 (int)(nl ? (size_t)(nl - body) : blen), body);
         return connect_fail(res, status < 0 ? FO_WS_EPROTO : FO_WS_EHTTP, status < 0 ? 0 : status,
                             err, fd, head);
     }

@@ -281,6 +281,29 @@ export class HubClient extends Emitter {
     this._setStatus("closed");
   }
 
+  /**
+   * Replaces the token. Every later connect uses it; on an open connection it is sent at
+   * once in a new hello (renewal): the hub then keeps the connection past the old token's
+   * exp, with the new token's identity and rights. Resolves true when the hub took it,
+   * false when not connected (the token is used at the next connect); rejects with the
+   * hub's reason (`unauthorized`) when it refused it, the connection staying as it was.
+   */
+  setToken(token) {
+    this.token = token;
+    if (!this.isOpen) return Promise.resolve(false);
+    return new Promise((resolve, reject) => {
+      const owner = {
+        _onReply: (msg) => {
+          if (msg.t === "welcome") resolve(true);
+          else reject(Object.assign(new Error(msg.message || msg.t), { code: msg.code }));
+        },
+        _onFailed: () => resolve(false),
+      };
+      const rid = this._request({ t: "hello", client: this.clientId, token }, owner);
+      if (rid <= 0) resolve(false);
+    });
+  }
+
   /** The next flush sequence number (per client, increasing). */
   nextSeq() {
     this._seq += 1;
@@ -387,7 +410,9 @@ export class HubClient extends Emitter {
     this._ws = null;
     clearTimeout(this._connectTimer);
     this.session = null;
+    const renewals = [...this._pending.values()].filter((r) => r.msg.t === "hello" && r.owner !== this);
     this._pending.clear();
+    for (const r of renewals) r.owner._onFailed(); // setToken resolves false: used on reconnect
     for (const m of this.models.values()) m._onDisconnected();
     for (const b of this._backends) b._onDisconnected();
     if (this._closed) return;
@@ -480,6 +505,10 @@ export class HubClient extends Emitter {
     if (typeof msg.rid === "number" && this._pending.has(msg.rid)) {
       req = this._pending.get(msg.rid);
       this._pending.delete(msg.rid);
+    }
+    if (req && req.owner !== this && typeof req.owner._onReply === "function" && req.msg.t === "hello") {
+      req.owner._onReply(msg, req.msg); // a renewal's welcome or refusal: the connection is as it was
+      return;
     }
     if (msg.t === "welcome") {
       this.session = msg.session;

@@ -133,7 +133,7 @@ static void on_committed(fo_store *s, const fo_store_status *st, void *data)
     h->metrics.store_commits++;
     fo_hist_add(&h->metrics.commit_latency, (double)st->latency_ns / 1e9);
     if (st->rc) {
-        snprintf(g->err, sizeof(g->err), "store write failed: %s", st->msg);
+        snprintf(g->err, sizeof(g->err), "store write failed: %s", st->reason);
         h->metrics.store_errors++;
         FO_LOG(FO_LOG_ERROR, "commit of %zu batches failed: %s", g->nwrites, st->msg);
         for (i = 0; i < g->nwrites; i++)

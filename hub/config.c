@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hub/log.h"
+#include "hub/origin.h"
 
 void fo_hub_config_default(fo_hub_config *c)
 {
@@ -99,9 +100,14 @@ static const char usage[] =
     "  --rule-instructions N  Lua instructions a command's rules may run (default 1000000)\n"
     "  --rule-time-ms N       wall-clock bound of a command's rules (default 10)\n"
     "  --rule-memory SIZE     memory cap of the rules' Lua state (default 32M)\n"
+    "  --allowed-origins LIST browser origins that may open a WebSocket besides the hub's\n"
+    "                         own pages (Origin matching Host, always allowed): comma-\n"
+    "                         separated http[s]://HOST[:PORT], or '*' for any. Clients that\n"
+    "                         send no Origin (not browsers) are always allowed; others 403\n"
     "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --help                 this text\n"
+    "  --version              print the version and exit\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, finish and persist in-flight flushes, close\n"
     "connections with 1001, exit 0.\n"
@@ -176,7 +182,8 @@ static int parse_size(const char *flag, const char *v, size_t min, size_t *out)
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
     enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, CONSOLE, AUTH, SEQ,
-           LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, JWT_SECRET, JWT_KEY };
+           LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, JWT_SECRET, JWT_KEY,
+           ORIGINS, VERSION };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"data", required_argument, NULL, DATA},
@@ -198,6 +205,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"rule-instructions", required_argument, NULL, RULE_INS},
         {"rule-time-ms", required_argument, NULL, RULE_TIME},
         {"rule-memory", required_argument, NULL, RULE_MEM},
+        {"allowed-origins", required_argument, NULL, ORIGINS},
+        {"version", no_argument, NULL, VERSION},
         {NULL, 0, NULL, 0},
     };
     int o, rc = 0;
@@ -259,6 +268,17 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
             if ((c->log_level = fo_log_parse_level(optarg)) < 0)
                 return bad("--log-level", optarg);
             break;
+        case ORIGINS: {
+            char why[300];
+            if (fo_origins_check(optarg, why, sizeof(why))) {
+                fprintf(stderr, "flushout-hub: bad value for --allowed-origins: %s\n", why);
+                return -1;
+            }
+            rc = copy_str(c->allowed_origins, sizeof(c->allowed_origins), "--allowed-origins",
+                          optarg);
+            break;
+        }
+        case VERSION: printf("flushout-hub %s\n", FO_VERSION); return 1;
         case 'h':
         case HELP: fputs(usage, stdout); return 1;
         default:

@@ -27,11 +27,12 @@ typedef struct fo_hub_config {
     uint64_t rule_instructions; /* --rule-instructions N: Lua instructions per command */
     uint32_t rule_time_ms;    /* --rule-time-ms N: wall clock per command */
     size_t rule_memory;       /* --rule-memory SIZE: the rules' Lua state */
+    char allowed_origins[2048]; /* --allowed-origins LIST (origin.h); empty: own only */
 } fo_hub_config;
 
 void fo_hub_config_default(fo_hub_config *c);
-/* Parses argv. Returns 0, 1 when --help was printed (exit 0), or -1 after printing an
- * error to stderr (exit 2). */
+/* Parses argv. Returns 0, 1 when --help or --version was printed (exit 0), or -1 after
+ * printing an error to stderr (exit 2). */
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv);
 /* True when --listen names a loopback address only (127.0.0.0/8, ::1, localhost): an open
  * hub serves its console there without a token. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hub/console.h"
 #include "hub/hub.h"
@@ -327,7 +328,8 @@ static void on_audit_read(fo_store *s, const fo_store_status *st, fo_store_resul
 
     (void)s;
     if (st->rc) {
-        fo_http_respond_error(r, 500, st->msg);
+        FO_LOG(FO_LOG_WARN, "reading the audit: %s", st->msg);
+        fo_http_respond_error(r, 500, st->reason);
         fo_http_req_unref(r);
         return;
     }
@@ -472,6 +474,7 @@ static const char *mime(const char *path)
 static int static_file(const char *dir, fo_http_req *r, struct lws *wsi, const char *uri)
 {
     char path[PATH_MAX], real[PATH_MAX], root[PATH_MAX];
+    struct stat st;
     int n;
 
     if (!dir[0] || strstr(uri, "..") || !realpath(dir, root)) {
@@ -480,7 +483,8 @@ static int static_file(const char *dir, fo_http_req *r, struct lws *wsi, const c
     }
     if (snprintf(path, sizeof(path), "%s%s%s", root, uri,
                  uri[strlen(uri) - 1] == '/' ? "index.html" : "") >= (int)sizeof(path) ||
-        !realpath(path, real) || strncmp(real, root, strlen(root)) != 0) {
+        !realpath(path, real) || strncmp(real, root, strlen(root)) != 0 ||
+        stat(real, &st) != 0 || !S_ISREG(st.st_mode)) { /* a folder is not a file */
         fo_http_respond_error(r, 404, "not found");
         return 0;
     }

@@ -1,8 +1,10 @@
 #include "hub/hub.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "hub/http.h"
@@ -244,6 +246,24 @@ static int open_store(fo_hub *h)
     return 0;
 }
 
+/* A folder a flag names must exist at start: a typo would otherwise serve 404s silently. */
+static int check_dir(const char *flag, const char *dir)
+{
+    struct stat st;
+
+    if (!dir[0])
+        return 0;
+    if (stat(dir, &st) != 0) {
+        FO_LOG(FO_LOG_ERROR, "%s %s: %s", flag, dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        FO_LOG(FO_LOG_ERROR, "%s %s: not a directory", flag, dir);
+        return -1;
+    }
+    return 0;
+}
+
 static int start_lws(fo_hub *h)
 {
     struct lws_context_creation_info info;
@@ -298,6 +318,8 @@ int fo_hub_run(const fo_hub_config *cfg)
         return 1;
     }
     uv_loop_configure(&h->loop, UV_METRICS_IDLE_TIME); /* the loop's busy time (on_prepare) */
+    if (check_dir("--static", cfg->static_dir) || check_dir("--console-dir", cfg->console_dir))
+        goto out_loop;
     {
         fo_auth_options ao = {cfg->auth_file, cfg->jwt_secret_file, cfg->jwt_public_key};
         if (fo_auth_configured(&ao)) {

@@ -17,6 +17,7 @@
 #include "hub/console.h"
 #include "hub/hub.h"
 #include "hub/log.h"
+#include "hub/origin.h"
 #include "hub/session.h"
 #include "proto/ws.h"
 
@@ -44,6 +45,7 @@ struct fo_pending_conn {
 typedef struct head {
     const char *target;     /* request target, NUL-terminated in the buffer */
     const char *key, *version, *protocols, *upgrade, *connection, *authorization;
+    const char *origin, *host;
 } head;
 
 /* Case-insensitive search for a comma-separated token in a header value. */
@@ -102,6 +104,10 @@ static bool parse_head(char *buf, head *hd)
             hd->connection = v;
         else if (!strcasecmp(line, "Authorization"))
             hd->authorization = v;
+        else if (!strcasecmp(line, "Origin"))
+            hd->origin = v;
+        else if (!strcasecmp(line, "Host"))
+            hd->host = v;
     }
     return eol == line;
 }
@@ -161,7 +167,7 @@ static void refuse(fo_pending_conn *c, int status, const char *reason, const cha
                      "Connection: close\r\n%s\r\n%s\n",
                      status, reason, strlen(body) + 1, extra ? extra : "", body);
 
-    FO_LOG(FO_LOG_INFO, "upgrade refused (%d): %s", status, body);
+    FO_LOG(FO_LOG_INFO, "request refused (%d): %s", status, body);
     if (n > 0 && send(c->fd, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1,
                       MSG_NOSIGNAL) < 0)
         FO_LOG(FO_LOG_DEBUG, "refusal not sent: %s", strerror(errno));
@@ -215,6 +221,11 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool fe
     }
     if (h->phase != FO_HUB_RUNNING)
         return refuse(c, 503, "Service Unavailable", NULL, "shutting down");
+    if (!fo_origins_allow(h->cfg.allowed_origins, hd->origin, hd->host)) {
+        snprintf(why, sizeof(why), "origin %.200s is not allowed (see --allowed-origins)",
+                 hd->origin);
+        return refuse(c, 403, "Forbidden", NULL, why);
+    }
     if (h->auth || feed) {
         tok[0] = '\0';
         if (hd->authorization && strncasecmp(hd->authorization, "Bearer ", 7) == 0)
@@ -266,6 +277,17 @@ static bool is_path(const char *buf, const char *path)
     return strncmp(buf, path, n) == 0 && (buf[n] == ' ' || buf[n] == '?');
 }
 
+/* Whether the request line (the first line of buf) holds "%00". */
+static bool nul_escape(const char *buf)
+{
+    size_t n = strcspn(buf, "\r");
+
+    for (const char *p = buf; (p = memchr(p, '%', n - (size_t)(p - buf))) != NULL; p++)
+        if ((size_t)(p - buf) + 2 < n && p[1] == '0' && p[2] == '0')
+            return true;
+    return false;
+}
+
 /* Routes on what the head shows: the hub's own WebSocket endpoint, or lws. */
 static void on_head(uv_poll_t *p, int status, int events)
 {
@@ -305,6 +327,9 @@ static void on_head(uv_poll_t *p, int status, int events)
             return refuse(c, 414, "URI Too Long", NULL, "request line too long");
         return;
     }
+    /* lws drops a request whose target decodes to a NUL without a word: answer it. */
+    if (nul_escape(c->buf))
+        return refuse(c, 400, "Bad Request", NULL, "%00 in the request target");
     /* Ours: GET /v1/ws or /v1/ws?..., and GET /v1/console/feed, asking for a WebSocket. */
     feed = is_path(c->buf, "GET /v1/console/feed");
     if (!feed && !is_path(c->buf, "GET /v1/ws"))
@@ -383,11 +408,11 @@ static void on_accept(uv_poll_t *p, int status, int events)
 
 int fo_listener_start(fo_listener *l, fo_hub *h, const char *host, int port)
 {
-    struct addrinfo hints, *ai = NULL;
+    struct addrinfo hints, *ai = NULL, *p;
     struct sockaddr_storage sa;
     socklen_t salen = sizeof(sa);
     char service[16];
-    int one = 1, rc;
+    int one = 1, rc, err = 0;
 
     memset(l, 0, sizeof(*l));
     l->hub = h;
@@ -398,21 +423,31 @@ int fo_listener_start(fo_listener *l, fo_hub *h, const char *host, int port)
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     snprintf(service, sizeof(service), "%d", port);
     if ((rc = getaddrinfo(host, service, &hints, &ai)) != 0) {
-        FO_LOG(FO_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, gai_strerror(rc));
+        FO_LOG(FO_LOG_ERROR, "cannot listen on %s:%d: %s (--listen HOST:PORT: a name that "
+               "resolves or a numeric address)", host, port,
+               rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return -1;
     }
-    l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-        bind(l->fd, ai->ai_addr, ai->ai_addrlen) || listen(l->fd, 1024) ||
-        getsockname(l->fd, (struct sockaddr *)&sa, &salen)) {
-        FO_LOG(FO_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, strerror(errno));
-        freeaddrinfo(ai);
-        if (l->fd >= 0)
-            close(l->fd);
-        l->fd = -1;
-        return -1;
+    /* A name may resolve to several addresses (localhost: ::1 and 127.0.0.1): the first
+     * one that binds is used. */
+    for (p = ai; p && l->fd < 0; p = p->ai_next) {
+        l->fd = socket(p->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+            bind(l->fd, p->ai_addr, p->ai_addrlen) || listen(l->fd, 1024) ||
+            getsockname(l->fd, (struct sockaddr *)&sa, &salen)) {
+            err = errno;
+            if (l->fd >= 0)
+                close(l->fd);
+            l->fd = -1;
+        }
     }
     freeaddrinfo(ai);
+    if (l->fd < 0) {
+        FO_LOG(FO_LOG_ERROR, "cannot listen on %s:%d: %s%s", host, port, strerror(err),
+               err == EADDRINUSE ? " (another process has that port: pick another with "
+                                   "--listen, or stop it)" : "");
+        return -1;
+    }
     l->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
                                              : ((struct sockaddr_in *)&sa)->sin_port);
     uv_poll_init(&h->loop, &l->poll, l->fd);

@@ -367,8 +367,9 @@ static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r
     if (rc) {
         char why[300];
         snprintf(why, sizeof(why), "cannot load model %s: %s", m->name,
-                 st->rc ? st->msg : fo_store_strerror(rc));
-        FO_LOG(FO_LOG_ERROR, "model=%s %s", m->name, why);
+                 st->rc ? st->reason : fo_store_strerror(rc));
+        FO_LOG(FO_LOG_ERROR, "model=%s cannot load: %s", m->name,
+               st->rc ? st->msg : fo_store_strerror(rc));
         h->metrics.store_errors++;
         unload(m);
         fail_tasks(m, why);

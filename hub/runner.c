@@ -517,7 +517,8 @@ static void on_state_read(fo_store *s, const fo_store_status *st, fo_store_resul
     (void)s;
     fo_arena_init(&a, 8192);
     if (st->rc) {
-        read_fail(c, FO_ERR_INTERNAL, st->msg);
+        FO_LOG(FO_LOG_WARN, "reading a state back: %s", st->msg);
+        read_fail(c, FO_ERR_INTERNAL, st->reason);
         goto out;
     }
     if (r->gone) {

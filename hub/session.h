@@ -19,6 +19,7 @@
 #include "hub/reply.h"
 #include "proto/arena.h"
 #include "proto/wire.h"
+#include "proto/ws.h"
 
 typedef struct fo_hub fo_hub;
 typedef struct fo_model fo_model;
@@ -79,6 +80,8 @@ struct fo_session {
     bool in_msg;            /* fragments of a message are coming */
     bool msg_binary;
     bool msg_discard;       /* the message is too large: drop its fragments */
+    uint64_t msg_dropped;   /* bytes of that message dropped so far */
+    fo_ws_utf8 msg_utf8;    /* a fragmented text message: UTF-8 checked fragment by fragment */
     /* outbound: the unsent end of a write the socket did not take whole */
     unsigned char *wpend;
     size_t wpend_len, wpend_off;
@@ -92,6 +95,7 @@ struct fo_session {
     bool rx_done;           /* a close came, or a framing violation: input is dropped */
     bool in_dirty;          /* linked in hub->dirty */
     uint16_t close_code;
+    const char *close_why;  /* static: the reason sent in our close frame (NULL: by code) */
     fo_sub *subs;
     fo_session *prev, *next;  /* hub->sessions */
     fo_session *dirty_next;

@@ -479,6 +479,19 @@ static void on_closed(uv_handle_t *h)
         cb(data);
 }
 
+/* msg without its operator-only detail: a last " [...]" (store_backend.h). */
+static const char *public_reason(const char *msg, char *out, size_t cap)
+{
+    const char *open = strrchr(msg, '[');
+    size_t n = strlen(msg);
+
+    if (!open || open == msg || open[-1] != ' ' || msg[n - 1] != ']')
+        return msg;
+    n = (size_t)(open - msg) - 1;
+    snprintf(out, cap, "%.*s", (int)n, msg);
+    return out;
+}
+
 /* Runs the callbacks of finished jobs, in order; returns how many ran. */
 static size_t deliver(fo_store *s, bool *exited)
 {
@@ -493,8 +506,11 @@ static size_t deliver(fo_store *s, bool *exited)
 
     while (list) {
         job *j = list;
-        fo_store_status st = {j->rc, j->rc ? j->msg : "", j->t_done - j->t_submit, j->exec_ns};
+        fo_store_status st = {j->rc, j->rc ? j->msg : "", j->t_done - j->t_submit, j->exec_ns,
+                              ""};
+        char reason[sizeof(j->msg)];
         list = j->next;
+        st.reason = j->rc ? public_reason(j->msg, reason, sizeof(reason)) : "";
         if (j->kind == JOB_COMMIT) {
             count_commit(s, j, st.latency_ns);
             if (j->commit_cb)

@@ -115,6 +115,8 @@ typedef struct fo_store_status {
                           * database or disk is full (SQLITE_FULL/13) [/data/flushout.db]" */
     uint64_t latency_ns; /* submission to completion: queue wait plus execution */
     uint64_t exec_ns;    /* execution on the worker (the whole merged transaction) */
+    const char *reason;  /* msg without the detail only the operator may see (the file in
+                          * brackets): what a client is told; the log gets msg */
 } fo_store_status;
 
 /* ---- commit ------------------------------------------------------------------------- */

@@ -70,7 +70,10 @@ int fo_store_result_add_rules(fo_store_result *r, uint64_t from, uint32_t len, c
 int fo_store_result_add_client(fo_store_result *r, const char *client, size_t client_len,
                                uint64_t seq, uint64_t count);
 
-/* snprintf into msg, never overflowing; returns `code` for `return fo_store_fail(...)`. */
+/* snprintf into msg, never overflowing; returns `code` for `return fo_store_fail(...)`.
+ * Detail for the operator only (a file path) goes last, in brackets after a space
+ * ("... (SQLITE_FULL/13) [/data/flushout.db]"): fo_store_status.reason leaves it out, and
+ * that is what clients are told. */
 int fo_store_fail(int code, char *msg, size_t msglen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

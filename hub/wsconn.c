@@ -14,6 +14,11 @@
 #define PACK_MAX (256 * 1024)
 /* What an unfinished frame's first bytes get when its length is not known yet. */
 #define RX_MIN 4096
+/* A message over --max-frame is answered with `error too_large` (the contract's answer,
+ * with the rid read from its start) and its bytes are dropped as they come, never
+ * buffered; one that declares more than DROP_FACTOR times --max-frame is not worth reading
+ * to its end: the connection is failed at once with 1009. */
+#define DROP_FACTOR 4
 
 static void on_io(uv_poll_t *p, int status, int events);
 
@@ -54,6 +59,8 @@ static void fail(fo_session *s, uint16_t code, const char *why)
 {
     FO_LOG(FO_LOG_INFO, "sid=%s closing with %u: %s", s->sid, code, why);
     s->rx_done = true;
+    if (s->state == FO_SESSION_OPEN)
+        s->close_why = why;
     fo_session_close(s, code);
 }
 
@@ -121,6 +128,7 @@ static size_t consume(fo_session *s, unsigned char *buf, size_t len, size_t *nee
         const char *why = NULL;
         unsigned char *pl;
         size_t avail, take;
+        uint64_t so_far;
         int rc;
 
         if (s->rx_done)
@@ -155,7 +163,12 @@ static size_t consume(fo_session *s, unsigned char *buf, size_t len, size_t *nee
                                                     : "a continuation without a message");
             return len;
         }
-        if (s->msg_discard || (s->in_msg ? s->msg_len : 0) + hd.len > max) {
+        so_far = !s->in_msg ? 0 : s->msg_discard ? s->msg_dropped : s->msg_len;
+        if (so_far + hd.len > max) { /* always true while a message is being dropped */
+            if (so_far + hd.len > (uint64_t)max * DROP_FACTOR) {
+                fail(s, FO_WS_CLOSE_TOO_BIG, "a message far over maxFrame");
+                return len;
+            }
             /* Too large: answered from what can be read of its start, never buffered. */
             take = avail < hd.len ? avail : (size_t)hd.len;
             if (!s->msg_discard) {
@@ -168,6 +181,7 @@ static size_t consume(fo_session *s, unsigned char *buf, size_t len, size_t *nee
                 msg_reset(s);
             }
             s->msg_discard = s->in_msg = !hd.fin;
+            s->msg_dropped = hd.fin ? 0 : so_far + hd.len;
             off += hd.size + take;
             s->rx_skip = hd.len - take;
             continue;
@@ -178,6 +192,16 @@ static size_t consume(fo_session *s, unsigned char *buf, size_t len, size_t *nee
         }
         fo_ws_mask(pl, pl, (size_t)hd.len, hd.mask, 0);
         off += hd.size + (size_t)hd.len;
+        /* Text must be UTF-8 (RFC 6455 8.1), fragment by fragment so that it fails early.
+         * The hub answers text with bad_frame, but invalid text fails the connection. */
+        if (hd.opcode == FO_WS_OP_TEXT)
+            fo_ws_utf8_reset(&s->msg_utf8);
+        if ((hd.opcode == FO_WS_OP_TEXT || (s->in_msg && !s->msg_binary)) &&
+            (fo_ws_utf8_feed(&s->msg_utf8, pl, (size_t)hd.len) ||
+             (hd.fin && !fo_ws_utf8_done(&s->msg_utf8)))) {
+            fail(s, FO_WS_CLOSE_INVALID_DATA, "a text message that is not UTF-8");
+            return len;
+        }
         if (hd.fin && !s->in_msg) {
             /* The common case: a whole message in one frame, read where it lies. */
             fo_session_on_message(s, pl, (size_t)hd.len, hd.opcode == FO_WS_OP_BINARY);
@@ -359,12 +383,16 @@ static int send_pending(fo_session *s)
 
 static void send_close(fo_session *s)
 {
-    const char *reason = s->close_code == FO_WS_CLOSE_GOING_AWAY ? "shutting down"
+    const char *reason = s->close_why                                 ? s->close_why
+                         : s->close_code == FO_WS_CLOSE_GOING_AWAY ? "shutting down"
                          : s->close_code == FO_WS_CLOSE_PROTOCOL ? "protocol error"
                          : s->close_code == FO_SESSION_CLOSE_TOKEN_EXPIRED ? "token expired"
                                                                            : "";
-    unsigned char payload[2 + 32], frame[2 + sizeof(payload)];
+    unsigned char payload[FO_WS_CONTROL_MAX], frame[2 + sizeof(payload)];
     size_t rlen = strlen(reason), n;
+
+    if (rlen > sizeof(payload) - 2)
+        rlen = sizeof(payload) - 2; /* the reasons are static ASCII sentences */
 
     payload[0] = (unsigned char)(s->close_code >> 8);
     payload[1] = (unsigned char)s->close_code;

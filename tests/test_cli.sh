@@ -130,7 +130,7 @@ check "unknown command" 2 '' 'flushout: unknown command '"'"'fetch'"'"' (see flu
 check "history without --from" 2 '' \
     'flushout: usage: history needs --from N (see flushout history --help)' history todo
 check "bad --url" 2 '' \
-    "flushout: bad --url 'http://x': ws://HOST[:PORT][/PATH] expected" --url http://x get todo
+    "flushout: bad --url 'http://x': url: http:// is the hub's HTTP address; its WebSocket URL is ws://HOST:PORT/v1/ws" --url http://x get todo
 check "get --help" 0 "$("$F" get --help)" '' --help get
 got=$("$F" --help)
 case $got in

@@ -772,8 +772,21 @@ Test(client, unreachable_hub_backs_off_and_close_cancels_requests)
 
 Test(client, rejects_bad_urls_and_names)
 {
-    static const char *bad[] = {"http://x/v1/ws", "wss://x",     "ws://",      "ws://h:0/",
-                                "ws://h:99999",   "ws://[::1/x", "ws://h:12x/"};
+    /* Each refusal is explained: fo_client_config_error names the field and the fix. */
+    static const struct {
+        const char *url, *why;
+    } bad[] = {
+        {"http://x/v1/ws", "url: http:// is the hub's HTTP address; its WebSocket URL is "
+                           "ws://HOST:PORT/v1/ws"},
+        {"wss://x", "url: TLS (wss://) is not supported by this client; use ws://HOST:PORT"},
+        {"ftp://x", "url: must start with ws:// (ws://HOST[:PORT][/PATH])"},
+        {"ws://", "url: bad host (ws://HOST[:PORT][/PATH]; an IPv6 address goes in brackets)"},
+        {"ws://h:0/", "url: the port must be a number from 1 to 65535"},
+        {"ws://h:99999", "url: the port must be a number from 1 to 65535"},
+        {"ws://[::1/x", "url: bad host (ws://HOST[:PORT][/PATH]; an IPv6 address goes in brackets)"},
+        {"ws://h:12x/", "url: the port must be a number from 1 to 65535"},
+        {"ws://h/#x", "url: a WebSocket URL has no fragment (#)"},
+    };
     uv_loop_t loop;
     fo_client_config cfg;
     fo_client *c;
@@ -781,14 +794,18 @@ Test(client, rejects_bad_urls_and_names)
 
     uv_loop_init(&loop);
     fo_client_config_default(&cfg);
+    cr_assert_null(fo_client_config_error(&cfg));
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cfg.url = bad[i];
-        cr_assert_eq(fo_client_new(&loop, &cfg, &c), FO_EINVAL, "%s", bad[i]);
+        cfg.url = bad[i].url;
+        cr_assert_eq(fo_client_new(&loop, &cfg, &c), FO_EINVAL, "%s", bad[i].url);
+        cr_assert_str_eq(fo_client_config_error(&cfg), bad[i].why, "%s", bad[i].url);
     }
     cfg.url = "ws://127.0.0.1:1";
     cfg.client_id = "";
     cr_assert_eq(fo_client_new(&loop, &cfg, &c), FO_EINVAL);
+    cr_assert_str_eq(fo_client_config_error(&cfg), "client_id: must be 1 to 64 bytes");
     cfg.client_id = "me";
+    cr_assert_null(fo_client_config_error(&cfg));
     cr_assert_eq(fo_client_new(&loop, &cfg, &c), 0);
     cr_assert_str_eq(fo_client_id(c), "me");
     cr_assert_eq(fo_client_subscribe(c, "", &m), FO_EINVAL);

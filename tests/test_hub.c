@@ -1,5 +1,5 @@
 /* The hub over real WebSockets, part 1: the request/reply surface of the wire contract
- * (shared/PROTOCOL.md). Each test starts its own flushout-hub (--sequential-ids, so that an
+ * (proto/PROTOCOL.md). Each test starts its own flushout-hub (--sequential-ids, so that an
  * fo_master with FO_IDS_SEQUENTIAL is an exact oracle for every ack) and talks to it with the
  * test client of tests/support. Other parts: test_hub_errors.c (error codes, auth),
  * test_hub_sync.c (many clients, slow subscribers), test_hub_durability.c (restarts, crashes). */

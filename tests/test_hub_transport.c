@@ -380,3 +380,208 @@ Test(hub_transport, close_handshake)
     fo_ws_parser_destroy(&r.p);
     close(fd);
 }
+
+/* The next event must be a close frame with `code`, then the hub ends the connection. */
+static void expect_close(reader *r, unsigned code, const char *what)
+{
+    fo_ws_event ev = next_event(r);
+
+    cr_assert_eq(ev.opcode, FO_WS_OP_CLOSE, "%s: got opcode %d, want a close", what, ev.opcode);
+    cr_assert_eq(ev.close_code, code, "%s: close code %u, want %u", what, ev.close_code, code);
+    fo_ws_parser_destroy(&r->p);
+    fo_ws_parser_init(&r->p, &(fo_ws_parser_config){.side = FO_WS_SIDE_CLIENT});
+    cr_assert_eq(next_event(r).opcode, -1, "%s: the hub did not end the connection", what);
+    fo_ws_parser_destroy(&r->p);
+}
+
+/* RFC 6455: a client frame without a mask fails the connection with 1002 (5.1); a close
+ * frame with a 1-byte payload is a protocol error, one whose reason is not UTF-8 is 1007
+ * (5.5.1, 8.1). */
+Test(hub_transport, unmasked_frames_and_bad_close_frames_fail_the_connection)
+{
+    fo_hubproc *h = ht_hub_start("memory", NULL);
+    unsigned char out[64], bad_reason[4] = {0x03, 0xe8, 0xc3, 0x28}; /* 1000, "\xc3(" */
+    reader r;
+    int fd = upgraded(h, &r);
+
+    put(fd, out, fo_ws_frame_build(out, FO_WS_OP_BINARY, true, "\x80", 1, NULL));
+    expect_close(&r, 1002, "an unmasked frame");
+    close(fd);
+
+    fd = upgraded(h, &r);
+    put(fd, out, frame(out, FO_WS_OP_CLOSE, true, "\x03", 1));
+    expect_close(&r, 1002, "a close frame with a 1-byte payload");
+    close(fd);
+
+    fd = upgraded(h, &r);
+    put(fd, out, frame(out, FO_WS_OP_CLOSE, true, bad_reason, sizeof(bad_reason)));
+    expect_close(&r, 1007, "a close reason that is not UTF-8");
+    close(fd);
+}
+
+/* Text frames are answered with bad_frame (the contract wants binary) while they are
+ * UTF-8, also when a character is split between fragments; text that is not UTF-8 fails
+ * the connection with 1007 (RFC 6455 8.1), in one frame or in fragments. */
+Test(hub_transport, text_that_is_not_utf8_fails_with_1007)
+{
+    fo_hubproc *h = ht_hub_start("memory", NULL);
+    unsigned char out[256], *p;
+    fo_arena a;
+    reader r;
+    fo_msg m;
+    int fd = upgraded(h, &r);
+
+    fo_arena_init(&a, 0);
+    /* "é" split in two fragments: valid, so only bad_frame, and the connection goes on. */
+    p = out;
+    p += frame(p, FO_WS_OP_TEXT, false, "caf\xc3", 4);
+    p += frame(p, FO_WS_OP_CONT, true, "\xa9", 1);
+    put(fd, out, (size_t)(p - out));
+    m = decode(&r, next_event(&r), &a);
+    cr_assert_eq(m.type, FO_MSG_ERROR);
+    cr_assert_eq(m.code, FO_ERR_BAD_FRAME);
+    put(fd, out, frame(out, FO_WS_OP_TEXT, true, "ok \xff", 4));
+    expect_close(&r, 1007, "a text frame with 0xff");
+    close(fd);
+
+    /* In fragments: the second one breaks the character the first one opened. */
+    fd = upgraded(h, &r);
+    p = out;
+    p += frame(p, FO_WS_OP_TEXT, false, "\xe2\x82", 2);
+    p += frame(p, FO_WS_OP_CONT, true, "x", 1);
+    put(fd, out, (size_t)(p - out));
+    expect_close(&r, 1007, "a fragmented text message that is not UTF-8");
+    close(fd);
+
+    /* A text message that ends inside a character. */
+    fd = upgraded(h, &r);
+    put(fd, out, frame(out, FO_WS_OP_TEXT, true, "abc\xe2\x82", 5));
+    expect_close(&r, 1007, "a text message cut inside a character");
+    close(fd);
+    fo_arena_destroy(&a);
+}
+
+/* A version the hub does not speak (12 here; 8 in handshake_refusals) gets 426 with the
+ * version it does speak (RFC 6455 4.4). */
+Test(hub_transport, other_versions_get_426_naming_13)
+{
+    fo_hubproc *h = ht_hub_start("memory", NULL);
+    char err[256], *buf, value[64];
+    size_t len, hl;
+    int fd = tcp(h);
+    const char *head = upgrade_head("Sec-WebSocket-Version: 12\r\n");
+
+    put(fd, head, strlen(head));
+    cr_assert_eq(fo_wsnet_read_response(fd, fo_wsnet_deadline(HT_TIMEOUT_MS), false, &buf, &len,
+                                        &hl, err, sizeof(err)),
+                 0, "no response: %s", err);
+    cr_assert_eq(fo_wsnet_status(buf), 426, "%s", buf);
+    cr_assert(fo_wsnet_header(buf, hl, "Sec-WebSocket-Version", value, sizeof(value)),
+              "426 without Sec-WebSocket-Version: %s", buf);
+    cr_assert_str_eq(value, "13");
+    free(buf);
+    close(fd);
+}
+
+/* A frame that declares far more than --max-frame (over 4x) closes with 1009 as soon as
+ * its header is in: the hub does not wait for (or read) the gigabyte it announces. */
+Test(hub_transport, a_frame_far_over_max_frame_closes_with_1009_at_once)
+{
+    static const char *const args[] = {"--max-frame", "4K", NULL};
+    fo_hubproc *h = ht_hub_start("memory", args);
+    static const unsigned char key[4] = {1, 2, 3, 4};
+    unsigned char hdr[FO_WS_HEADER_MAX];
+    reader r;
+    int fd = upgraded(h, &r);
+
+    put(fd, hdr, fo_ws_header_build(hdr, FO_WS_OP_BINARY, true, (uint64_t)1 << 30, key));
+    expect_close(&r, 1009, "a frame declaring 1 GiB");
+    close(fd);
+
+    /* Fragments: each under the limit, together far over it. */
+    fd = upgraded(h, &r);
+    {
+        unsigned char *out = calloc(1, 64 * 1024), *p = out;
+        cr_assert_not_null(out);
+        p += frame(p, FO_WS_OP_BINARY, false, out + 40000, 3000);
+        for (int i = 0; i < 6; i++)
+            p += frame(p, FO_WS_OP_CONT, false, out + 40000, 3000);
+        put(fd, out, (size_t)(p - out));
+        free(out);
+    }
+    {
+        fo_arena a;
+        fo_msg m;
+        fo_arena_init(&a, 0);
+        m = decode(&r, next_event(&r), &a); /* the too_large answer once it passed 4K */
+        cr_assert_eq(m.code, FO_ERR_TOO_LARGE);
+        fo_arena_destroy(&a);
+    }
+    expect_close(&r, 1009, "fragments adding up to over 4x --max-frame");
+    close(fd);
+}
+
+/* Browsers send Origin: by default only the hub's own pages (Origin matching Host) may
+ * open a WebSocket; clients that send none (not browsers) always may; --allowed-origins
+ * adds exact origins, `*` any. A refusal is 403 with the reason in the body. */
+static int upgrade_with(fo_hubproc *h, const char *extra, char **body)
+{
+    char head[1024];
+    size_t n;
+    int fd = tcp(h), status;
+
+    snprintf(head, sizeof(head),
+             "GET /v1/ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+             extra);
+    status = request(fd, head, body, &n);
+    close(fd);
+    return status;
+}
+
+Test(hub_transport, allowed_origins)
+{
+    fo_hubproc *h = ht_hub_start("memory", NULL);
+    static const char *const list[] = {"--allowed-origins",
+                                       "https://app.example.com, http://localhost:5173", NULL};
+    static const char *const any[] = {"--allowed-origins", "*", NULL};
+    char own[128], *body = NULL;
+    int status;
+
+    snprintf(own, sizeof(own), "Host: 127.0.0.1:%d\r\nOrigin: http://127.0.0.1:%d\r\n",
+             fo_hubproc_port(h), fo_hubproc_port(h));
+    cr_assert_eq(upgrade_with(h, own, NULL), 101, "the hub's own origin was refused");
+    cr_assert_eq(upgrade_with(h, "Host: 127.0.0.1\r\n", NULL), 101, "no Origin was refused");
+    status = upgrade_with(h, "Host: 127.0.0.1\r\nOrigin: https://evil.example\r\n", &body);
+    cr_assert_eq(status, 403, "a foreign origin got %d", status);
+    cr_assert(strstr(body, "origin https://evil.example is not allowed (see --allowed-origins)"),
+              "403 body: %s", body);
+    free(body);
+    cr_assert_eq(upgrade_with(h, "Host: 127.0.0.1\r\nOrigin: null\r\n", NULL), 403);
+    /* The console's feed is a browser page's socket too. */
+    {
+        int fd = tcp(h);
+        cr_assert_eq(request(fd,
+                             "GET /v1/console/feed HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Origin: https://evil.example\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\n",
+                             NULL, NULL),
+                     403);
+        close(fd);
+    }
+
+    h = ht_hub_start("memory", list);
+    snprintf(own, sizeof(own), "Host: 127.0.0.1:%d\r\nOrigin: http://127.0.0.1:%d\r\n",
+             fo_hubproc_port(h), fo_hubproc_port(h));
+    cr_assert_eq(upgrade_with(h, "Host: h\r\nOrigin: https://app.example.com\r\n", NULL), 101);
+    cr_assert_eq(upgrade_with(h, "Host: h\r\nOrigin: http://LOCALHOST:5173\r\n", NULL), 101);
+    cr_assert_eq(upgrade_with(h, own, NULL), 101, "a list must not refuse the hub's own pages");
+    cr_assert_eq(upgrade_with(h, "Host: h\r\nOrigin: http://app.example.com\r\n", NULL), 403,
+                 "the scheme is part of the origin");
+    cr_assert_eq(upgrade_with(h, "Host: h\r\nOrigin: https://app.example.com:444\r\n", NULL), 403,
+                 "the port is part of the origin");
+
+    h = ht_hub_start("memory", any);
+    cr_assert_eq(upgrade_with(h, "Host: h\r\nOrigin: https://evil.example\r\n", NULL), 101);
+}

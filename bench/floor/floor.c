@@ -287,6 +287,10 @@ static int parse(floor_opts *o, int argc, char **argv)
             fputs(usage, stdout);
             exit(0);
         }
+        if (!strcmp(a, "--version")) {
+            printf("fo-floor %s\n", FO_VERSION);
+            exit(0);
+        }
         if (!v)
             goto bad;
         i++;

@@ -1,5 +1,5 @@
 /* One load-generator connection: hello, sub, then (writers) flushes, and the checks of
- * every frame that comes back (shared/PROTOCOL.md):
+ * every frame that comes back (proto/PROTOCOL.md):
  *  - every ack answers the oldest outstanding flush of this connection (same seq, same
  *    model), applies all K commands, reports no command errors, and its applied batch
  *    starts where this connection's stream of frames stands (pushes of batches applied

@@ -56,7 +56,8 @@ static const char usage[] =
     "                         every frame fully decoded (the generator's core may then be\n"
     "                         the limit: with K=10 it receives ~250 MB/s)\n"
     "  --json                 one JSON object on stdout instead of the table\n"
-    "  --help\n";
+    "  --help\n"
+    "  --version\n";
 
 /* ---- options --------------------------------------------------------------------------- */
 
@@ -185,7 +186,8 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         NOHELLO,
         CHECK,
         FLUSHES,
-        HELP
+        HELP,
+        VERSION
     };
     static const struct option opts[] = {
         {"url", required_argument, NULL, URL},
@@ -213,6 +215,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         {"check-every", required_argument, NULL, CHECK},
         {"flushes", required_argument, NULL, FLUSHES},
         {"help", no_argument, NULL, HELP},
+        {"version", no_argument, NULL, VERSION},
         {NULL, 0, NULL, 0},
     };
     uint32_t u = 0;
@@ -282,6 +285,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         case FLUSHES: rc = parse_u32("--flushes", optarg, &o->max_flushes, 1); break;
         case 'h':
         case HELP: fputs(usage, stdout); return 1;
+        case VERSION: printf("flushout-bench %s\n", FO_VERSION); return 1;
         default:
             fprintf(stderr, "flushout-bench: unknown or incomplete option '%s' (see --help)\n",
                     argv[optind - 1]);

@@ -825,6 +825,9 @@ static void parse_args(int argc, char **argv, options *o)
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
+        } else if (!strcmp(a, "--version")) {
+            printf("fo-microbench %s\n", FO_VERSION);
+            exit(0);
         } else {
             usage(stderr);
             exit(2);

@@ -78,6 +78,9 @@ int main(int argc, char **argv)
             reps = 3;
         } else if (!strcmp(argv[i], "--rules") && i + 1 < argc) {
             file = argv[++i];
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("fo-rulebench %s\n", FO_VERSION);
+            return 0;
         } else {
             fprintf(stderr, "usage: fo-rulebench [--quick] [--rules FILE.lua]\n");
             return 2;

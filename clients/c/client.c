@@ -42,16 +42,25 @@ bool fo_client_model_name_valid(const char *s)
     return n >= 1 && n <= 200;
 }
 
-/* ws://HOST[:PORT][/PATH]; [v6]:PORT accepted. No path means the hub's /v1/ws. */
-static int parse_url(fo_client *c, const char *url)
+/* ws://HOST[:PORT][/PATH]; [v6]:PORT accepted. No path means the hub's /v1/ws. FO_EINVAL
+ * with *why (a static sentence) when the URL is not one. */
+static int parse_url(fo_client *c, const char *url, const char **why)
 {
     const char *h, *hend, *p, *colon = NULL;
     size_t hl;
 
-    if (strncmp(url, "ws://", 5) != 0)
+    if (strncmp(url, "ws://", 5) != 0) {
+        *why = strncmp(url, "http://", 7) == 0
+                   ? "url: http:// is the hub's HTTP address; its WebSocket URL is "
+                     "ws://HOST:PORT/v1/ws"
+               : strncmp(url, "wss://", 6) == 0 || strncmp(url, "https://", 8) == 0
+                   ? "url: TLS (wss://) is not supported by this client; use ws://HOST:PORT"
+                   : "url: must start with ws:// (ws://HOST[:PORT][/PATH])";
         return FO_EINVAL;
+    }
     h = url + 5;
     p = h + strcspn(h, "/?#");
+    *why = "url: bad host (ws://HOST[:PORT][/PATH]; an IPv6 address goes in brackets)";
     if (*h == '[') {
         const char *close = memchr(h, ']', (size_t)(p - h));
         if (!close)
@@ -76,16 +85,44 @@ static int parse_url(fo_client *c, const char *url)
     if (colon) {
         char *end;
         long port = strtol(colon + 1, &end, 10);
+        *why = "url: the port must be a number from 1 to 65535";
         if (end != p || end == colon + 1 || port < 1 || port > 65535)
             return FO_EINVAL;
         c->port = (int)port;
     }
-    if (*p == '#')
+    *why = "url: a WebSocket URL has no fragment (#)";
+    if (strchr(p, '#'))
         return FO_EINVAL;
+    *why = "url: the path is too long (1023 bytes at most)";
     if (snprintf(c->path, sizeof(c->path), "%s%s", *p == '/' ? "" : "/v1/ws", p) >=
         (int)sizeof(c->path))
         return FO_EINVAL;
+    *why = NULL;
     return 0;
+}
+
+/* Why fo_client_new refuses cfg, with c (zeroed) as scratch; NULL when it does not. */
+static const char *config_error(fo_client *c, const fo_client_config *cfg)
+{
+    const char *why = NULL;
+
+    if (parse_url(c, cfg->url ? cfg->url : DEFAULT_URL, &why))
+        return why;
+    if (cfg->client_id && (!cfg->client_id[0] || strlen(cfg->client_id) > 64))
+        return "client_id: must be 1 to 64 bytes";
+    return NULL;
+}
+
+const char *fo_client_config_error(const fo_client_config *cfg)
+{
+    fo_client *c = calloc(1, sizeof(*c));
+    const char *why;
+
+    if (!c)
+        return "out of memory";
+    why = config_error(c, cfg);
+    free(c);
+    return why;
 }
 
 static uint64_t rng_next(fo_client *c)
@@ -377,7 +414,6 @@ int fo_client_new(uv_loop_t *loop, const fo_client_config *cfg, fo_client **out)
     fo_client *c = calloc(1, sizeof(*c));
     uint64_t seed[2] = {0, 0};
     struct timeval tv;
-    int rc;
 
     *out = NULL;
     if (!c)
@@ -386,8 +422,7 @@ int fo_client_new(uv_loop_t *loop, const fo_client_config *cfg, fo_client **out)
     c->cfg = *cfg;
     if (!cfg->url)
         c->cfg.url = DEFAULT_URL;
-    if ((rc = parse_url(c, c->cfg.url)) != 0 ||
-        (cfg->client_id && (!cfg->client_id[0] || strlen(cfg->client_id) > 64))) {
+    if (config_error(c, &c->cfg)) {
         free(c);
         return FO_EINVAL;
     }

@@ -5,7 +5,7 @@
  * subscribed model has a local proxy (proto/proxy.h): fo_client_apply changes the local
  * document at once and queues the command; the client flushes in the background and
  * keeps the document in step with everyone else's changes. The rules it follows are the
- * wire contract's (shared/PROTOCOL.md, "Ordering, durability, exactly-once"):
+ * wire contract's (proto/PROTOCOL.md, "Ordering, durability, exactly-once"):
  *  - one flush in flight per model; a flush leaves `flush_delay_ms` after the last local
  *    apply, or at once when `flush_max_queue` commands are queued;
  *  - pushes that arrive while a flush is in flight are skipped (the ack's sync covers
@@ -119,9 +119,13 @@ typedef struct fo_client_config {
 void fo_client_config_default(fo_client_config *cfg);
 
 /* Creates a client on `loop` and starts connecting. The strings are copied. Returns 0 and
- * *out; FO_EINVAL when the URL or client id is not valid (nothing is created);
- * FO_ENOMEM. */
+ * *out; FO_EINVAL when the URL or client id is not valid (nothing is created:
+ * fo_client_config_error says why); FO_ENOMEM. */
 int fo_client_new(uv_loop_t *loop, const fo_client_config *cfg, fo_client **out);
+/* Why fo_client_new refuses `cfg` with FO_EINVAL, as one sentence naming the field ("url:
+ * http:// is the hub's HTTP address; its WebSocket URL is ws://HOST:PORT/v1/ws"); NULL
+ * when cfg is valid. The text is static. fo_strerror (proto/error.h) names any code. */
+const char *fo_client_config_error(const fo_client_config *cfg);
 
 typedef void (*fo_client_close_cb)(fo_client *c, void *data);
 /* Closes the connection and every handle, frees the models (unflushed commands are

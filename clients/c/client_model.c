@@ -1,5 +1,5 @@
 /* client_model.c - one subscribed model: its proxy, the flush policy, and what to do
- * with each snap, diff, push and ack (shared/PROTOCOL.md, "Ordering, durability,
+ * with each snap, diff, push and ack (proto/PROTOCOL.md, "Ordering, durability,
  * exactly-once"). Callbacks may unsubscribe the model or close the client: after each
  * one, `alive()` says whether to go on. */
 #include <stdlib.h>

@@ -51,6 +51,7 @@ int main(int argc, char **argv)
     fo_client *c;
     fo_client_model *m;
     fo_client_config cfg;
+    int rc;
 
     if (argc != 3)
         return 2;
@@ -61,7 +62,13 @@ int main(int argc, char **argv)
     cfg.cb.on_change = on_change;
     cfg.cb.on_flush = on_flush;
     cfg.cb.on_state = on_state;
-    if (fo_client_new(&loop, &cfg, &c) != 0 || fo_client_subscribe(c, argv[2], &m) != 0)
+    if ((rc = fo_client_new(&loop, &cfg, &c)) != 0) {
+        const char *why = fo_client_config_error(&cfg);
+        fprintf(stderr, "example: %s\n", why ? why : fo_strerror(rc));
+        uv_loop_close(&loop);
+        return 2;
+    }
+    if (fo_client_subscribe(c, argv[2], &m) != 0)
         return 2;
     uv_run(&loop, UV_RUN_DEFAULT);
     return uv_loop_close(&loop) == 0 ? exit_code : 1;

@@ -29,10 +29,18 @@ done
 export PKG_CONFIG_PATH="$DIR/prefix/lib/pkgconfig"
 # shellcheck disable=SC2046 # pkg-config output is meant to be split
 "$CC" -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror "$@" "$SRC/example.c" \
-    $(pkg-config --cflags --libs flushout-client) -Wl,-rpath,"$DIR/prefix/lib" \
-    -o "$DIR/example" 2>"$DIR/cc.log"
+    $(pkg-config --cflags --libs flushout-client) -o "$DIR/example" 2>"$DIR/cc.log"
 result $? "example.c builds with pkg-config --cflags --libs flushout-client"
 cat "$DIR/cc.log"
+# Found where it was installed, with no LD_LIBRARY_PATH (the .pc file's rpath).
+unset LD_LIBRARY_PATH
+ldd "$DIR/example" | grep -q "libflushout-client.so.0 => $DIR/prefix/lib/"
+result $? "the example finds the installed library without LD_LIBRARY_PATH ($(ldd "$DIR/example" | grep flushout-client))"
+out=$("$DIR/example" http://127.0.0.1:1/v1/ws demo 2>&1)
+[ "$out" = "example: url: http:// is the hub's HTTP address; its WebSocket URL is ws://HOST:PORT/v1/ws" ]
+result $? "a bad URL is explained (got: $out)"
+"$DIR/prefix/bin/flushout" --version | grep -q '^flushout [0-9]'
+result $? "installed flushout --version"
 
 "$HUB" --listen 127.0.0.1:0 --store memory >"$DIR/hub.log" 2>&1 &
 HUB_PID=$!

@@ -35,6 +35,7 @@ static const char usage_main[] =
     "  --timeout S    give up after S seconds (default 10; watch and presence: none)\n"
     "  --pretty       indent the JSON output\n"
     "  --help         this text; `flushout COMMAND --help` for one command\n"
+    "  --version      print the version and exit\n"
     "\n"
     "Model names are 1-200 characters of A-Z a-z 0-9 . _ : -\n"
     "\n"
@@ -283,6 +284,9 @@ static int parse_args(cli *c, int argc, char **argv)
     } while (0)
         if (strcmp(name, "help") == 0) {
             help = true;
+        } else if (strcmp(name, "version") == 0) {
+            printf("flushout %s\n", FO_VERSION);
+            return CLI_OK;
         } else if (strcmp(name, "pretty") == 0) {
             c->pretty = true;
         } else if (strcmp(name, "sequential-ids") == 0) {
@@ -415,8 +419,12 @@ int main(int argc, char **argv)
     cfg.data = &c;
     uv_loop_init(&c.loop);
     if ((rc = fo_client_new(&c.loop, &cfg, &c.client)) != 0) {
-        fprintf(stderr, "flushout: %s '%s': ws://HOST[:PORT][/PATH] expected\n",
-                rc == FO_EINVAL ? "bad --url" : "cannot start the client for", c.url);
+        if (rc == FO_EINVAL)
+            fprintf(stderr, "flushout: bad --url '%s': %s\n", c.url,
+                    fo_client_config_error(&cfg));
+        else
+            fprintf(stderr, "flushout: cannot start the client for '%s': %s\n", c.url,
+                    fo_strerror(rc));
         uv_loop_close(&c.loop);
         rc = CLI_EUSAGE;
         goto out;

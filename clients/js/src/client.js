@@ -48,7 +48,7 @@ function pathOf(url) {
 const UPGRADE_HINTS = {
   400: "the hub did not accept the handshake",
   401: "missing or bad token",
-  403: "the token has no rights here",
+  403: "this page's origin is not in the hub's --allowed-origins, or the token has no rights here",
   503: "the hub is shutting down",
 };
 
@@ -105,6 +105,7 @@ async function probeFailure(url) {
   }
   try {
     await fetchFn(httpUrl, { mode: "no-cors", cache: "no-store" });
+    hints.push("the hub allows only pages it serves itself unless started with --allowed-origins listing this page's origin");
     return { message: `upgrade refused by ${where} (cross-origin: ${hidden}); ${hints.join("; ")}` };
   } catch (_) {
     return { message: `cannot reach ${where}: connection refused, host not found or TLS failure (the browser does not say which)` };

@@ -15,12 +15,12 @@ build: deps
 
 # The demo (clients/web) built to static files that the hub serves at /.
 demo: deps
-	cd clients/web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	cd clients/web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run build
 
 # The operator console (clients/console) built to static files that the hub serves at
 # /console/ (--console-dir).
 console: deps
-	cd clients/console && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	cd clients/console && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run build
 
 # Starts the hub on its embedded default (SQLite in ./data) with the demo at /, the console
 # at /console/, the demo's rules (clients/web/rules.lua) and a development token per

@@ -337,6 +337,9 @@ static int splice_history(fo_model *m, fo_apply_result *res, fo_arena *a,
     if (rc != FO_EGAP)
         return rc;
     *nxp = 0;
+    /* fo_history_get's "not covered" is -1, which reads as FO_ENOMEM: ask first. */
+    if (!fo_history_covers(&m->hist, from, to))
+        return FO_EGAP;
     if ((rc = fo_history_get(&m->hist, from, to, a, &hist)) != 0)
         return rc;
     if (!(all = fo_arena_alloc(a, ((size_t)sy->diff.len + 1) * sizeof(*all))))

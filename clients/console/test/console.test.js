@@ -9,7 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
-import { startHub, tempDir, sleep } from "../../js/test/hub.js";
+import { startHub, tempDir, sleep, PUSH_DEADLINE_MS } from "../../js/test/hub.js";
 import { connect, subscribe, flushUpdate } from "./rawws.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -111,7 +111,7 @@ test("the console shows a model being written, its count moving, and a lagging s
     await c.page.click('nav a[data-tab="overview"]');
     await c.page.waitForFunction(() => window.flushoutConsole.samples >= 4, null, { timeout: 10000 });
     const samples0 = await c.page.evaluate(() => window.flushoutConsole.samples);
-    await c.page.waitForFunction((n) => window.flushoutConsole.samples > n, samples0, { timeout: 3000 });
+    await c.page.waitForFunction((n) => window.flushoutConsole.samples > n, samples0, { timeout: PUSH_DEADLINE_MS });
     const tiles = await c.page.$$eval(".tile", (ts) => Object.fromEntries(ts.map((t) => [t.id, t.dataset.value])));
     assert.equal(tiles["tile-connections"], "2", JSON.stringify(tiles));
     assert.notEqual(tiles["tile-dropped"], "0", "dropped pushes counted");

@@ -8,6 +8,12 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** The hub binary: $FLUSHOUT_HUB, else the asan build next to the sources. */
+// How long a browser test waits for a push to show in the other browser. Pushes are
+// immediate (no polling anywhere); this only bounds a test that would otherwise hang, and
+// is generous because CI runs these next to ASan builds on two cores. Latency itself is
+// measured by bench/ (ack p99), not asserted here.
+export const PUSH_DEADLINE_MS = Number(process.env.FO_PUSH_DEADLINE_MS || 5000);
+
 export function hubPath() {
   const p = process.env.FLUSHOUT_HUB || resolve(here, "../../../build/asan/hub/flushout-hub");
   if (!existsSync(p)) {

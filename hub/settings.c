@@ -291,9 +291,11 @@ int fo_settings_load_file(const fo_settings *s, void *target, const char *path,
     if (rc > 0)
         /* inih's own error: a line that is neither `key = value`, a [section] nor a comment. */
         ini_fail(c, rc, "not a `key = value` line");
-    else if (ferror(c->f))
-        ini_fail(c, c->line, "cannot read: %s", strerror(errno));
-    else
+    else if (ferror(c->f) && !c->failed) {
+        snprintf(err, err_len, "%s: cannot read the config file %s: %s", s->prog, path,
+                 strerror(errno));
+        c->failed = true;
+    } else
         apply_pending(c);
     rc = c->failed ? -1 : 0;
     fclose(c->f);

@@ -126,7 +126,10 @@ int fo_settings_set(const fo_settings *s, const fo_setting *r, void *target, con
     rc = r->parse ? r->parse(target, value, why, sizeof(why)) : set_typed(r, target, value);
     if (rc == 0)
         return 0;
-    if (why[0])
+    if (r->flags & FO_SET_SECRET) /* not even in an error message */
+        snprintf(err, err_len, "%s: bad value for %s (a secret, not shown; see --help)", s->prog,
+                 label);
+    else if (why[0])
         snprintf(err, err_len, "%s: bad value for %s: %s", s->prog, label, why);
     else
         snprintf(err, err_len, "%s: bad value for %s: '%s' (see --help)", s->prog, label, value);

@@ -11,7 +11,8 @@
  * comment lines, ` ;` starts an inline comment, `key: value` is accepted as `key = value`, a
  * line is at most FO_SETTINGS_MAX_LINE bytes). A longer value continues on the next lines,
  * indented; they are joined without separator (leading and trailing blanks of each line
- * dropped). Keys go in the global section: sections are refused, so are unknown keys, a key
+ * dropped). inih has no quoting: a value cannot start or end with blanks nor hold a blank
+ * followed by ';' (an inline comment). Keys go in the global section: sections are refused, so are unknown keys, a key
  * set twice and over-long lines. */
 #ifndef FO_SETTINGS_H
 #define FO_SETTINGS_H
@@ -32,7 +33,8 @@ typedef enum fo_setting_type {
 } fo_setting_type;
 
 enum {
-    FO_SET_SECRET = 1u,    /* --print-config writes FO_SETTINGS_MASK instead of the value */
+    FO_SET_SECRET = 1u,    /* --print-config writes FO_SETTINGS_MASK instead of the value,
+                            * and error messages do not quote it */
     FO_SET_NONEMPTY = 2u,  /* STRING: an empty value is refused everywhere (not only as a flag) */
 };
 

@@ -384,6 +384,12 @@ Test(config, secrets_masked)
     cr_assert_not_null(strstr(out, "# from demo.ini\nkey-file"), "%s", out);
     cr_assert_not_null(strstr(out, "# from the environment: DEMO_KEY_PASSPHRASE\n"), "%s", out);
     free(out);
+    /* A bad secret is not quoted in the error either. */
+    cr_assert_eq(fo_settings_set(&s, &rows[1], &d, "hunter2-but-far-too-long-for-the-sixty-four-"
+                                 "bytes-of-this-field-xxxxxxxxxxxxxxxxxx", "DEMO_KEY_PASSPHRASE",
+                                 err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "demo: bad value for DEMO_KEY_PASSPHRASE (a secret, not shown; see "
+                          "--help)");
 }
 
 /* --log-format json: one object per line, escaped by jansson, fields taken out. */

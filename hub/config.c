@@ -85,6 +85,8 @@ static const char *const store_kinds[] = {"sqlite", "memory", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 
+/* One row per setting reads better than one field per line: */
+/* clang-format off */
 static const fo_setting rows[] = {
     {.name = "listen", .type = FO_SET_STRING, F(host), .def = "127.0.0.1:7420",
      .arg = "HOST:PORT", .parse = parse_listen, .format = format_listen,
@@ -137,7 +139,8 @@ static const fo_setting rows[] = {
      .help = "server-side rules in Lua (see the README: writing a rule);\n"
              "SIGHUP reloads the file (a bad file keeps the old rules)"},
     {.name = "rule-instructions", .type = FO_SET_UINT, F(rule_instructions), .def = "1000000",
-     .min = 1000, .arg = "N", .help = "Lua instructions a command's rules may run (default 1000000)"},
+     .min = 1000, .arg = "N",
+     .help = "Lua instructions a command's rules may run (default 1000000)"},
     {.name = "rule-time-ms", .type = FO_SET_UINT, F(rule_time_ms), .def = "10", .min = 1,
      .arg = "N", .help = "wall-clock bound of a command's rules (default 10)"},
     {.name = "rule-memory", .type = FO_SET_SIZE, F(rule_memory), .def = "32M", .min = 1 << 20,
@@ -172,6 +175,7 @@ static const fo_setting rows[] = {
     {.name = "help", .type = FO_SET_ACTION, .help = "this text"},
     {.name = "version", .type = FO_SET_ACTION, .help = "print the version and exit"},
 };
+/* clang-format on */
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 
@@ -237,8 +241,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 
     for (size_t i = 0; i < NROWS; i++) {
         opts[i].name = rows[i].name;
-        opts[i].has_arg = rows[i].arg && rows[i].type != FO_SET_BOOL ? required_argument
-                                                                      : no_argument;
+        opts[i].has_arg =
+            rows[i].arg && rows[i].type != FO_SET_BOOL ? required_argument : no_argument;
         opts[i].flag = NULL;
         opts[i].val = (int)i + 1;
     }
@@ -308,7 +312,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
     rc = 0;
     if (print) {
         printf("# flushout-hub %s --print-config: the effective settings, a file for --config.\n"
-               "# A value without a comment above it is the default.\n", FO_VERSION);
+               "# A value without a comment above it is the default.\n",
+               FO_VERSION);
         fo_settings_print(&settings, c, src, file, stdout);
         rc = 1;
     }

@@ -93,7 +93,7 @@ size_t fo_log_format_line(char *buf, size_t len, fo_log_format format, fo_log_le
 
 void fo_log_write(fo_log_level level, const char *fmt, ...)
 {
-    char msg[1024], line[8192], now[32];
+    char msg[1024], line[8192], now[96];
     struct timeval tv;
     struct tm tm;
     va_list ap;
@@ -102,8 +102,7 @@ void fo_log_write(fo_log_level level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     snprintf(now, sizeof(now), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(tv.tv_usec / 1000));
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -126,8 +125,7 @@ int fo_log_parse_level(const char *s)
 
 static void lws_sink(int level, const char *line)
 {
-    fo_log_level l = level & LLL_ERR ? FO_LOG_ERROR : level & LLL_WARN ? FO_LOG_WARN
-                                                                        : FO_LOG_DEBUG;
+    fo_log_level l = level & LLL_ERR ? FO_LOG_ERROR : level & LLL_WARN ? FO_LOG_WARN : FO_LOG_DEBUG;
 
     /* lws 4.1 reports every adopted socket at error level: it is the normal path here. */
     if (strstr(line, "adopt_socket_readbuf: calling service"))

@@ -21,9 +21,12 @@ long long fo_parse_size(const char *s)
     if (errno || end == s || v < 0)
         return -1;
     switch (*end) {
-    case 'k': case 'K': v <<= 10, end++; break;
-    case 'm': case 'M': v <<= 20, end++; break;
-    case 'g': case 'G': v <<= 30, end++; break;
+    case 'k':
+    case 'K': v <<= 10, end++; break;
+    case 'm':
+    case 'M': v <<= 20, end++; break;
+    case 'g':
+    case 'G': v <<= 30, end++; break;
     default: break;
     }
     if (*end == 'B' || *end == 'b')
@@ -54,8 +57,8 @@ static int parse_uint(const char *v, uint64_t max, uint64_t *out)
 
 static int parse_bool(const char *v, bool *out)
 {
-    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
-                                                                              "off", "0"};
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
 
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0)
@@ -93,8 +96,7 @@ static int set_typed(const fo_setting *r, void *target, const char *v)
         memcpy(f, v, strlen(v) + 1);
         return 0;
     case FO_SET_UINT:
-        if (parse_uint(v, r->size == sizeof(uint32_t) ? UINT32_MAX : UINT64_MAX, &n) ||
-            n < r->min)
+        if (parse_uint(v, r->size == sizeof(uint32_t) ? UINT32_MAX : UINT64_MAX, &n) || n < r->min)
             return -1;
         if (r->size == sizeof(uint32_t))
             *(uint32_t *)(void *)f = (uint32_t)n;
@@ -161,9 +163,9 @@ typedef struct ini_ctx {
     const char *path;
     fo_setting_source *src;
     FILE *f;
-    int line;          /* the line the reader handed out last */
-    bool indented;     /* that line starts with a blank: a continuation for inih */
-    int *seen;         /* per row: the line that set it, 0 if none */
+    int line;                  /* the line the reader handed out last */
+    bool indented;             /* that line starts with a blank: a continuation for inih */
+    int *seen;                 /* per row: the line that set it, 0 if none */
     const fo_setting *pending; /* the key being read: applied when its value is complete */
     int pending_line;
     char value[FO_SETTINGS_MAX_VALUE];
@@ -205,8 +207,7 @@ static char *read_line(char *str, int num, void *stream)
         int ch = fgetc(c->f);
         if (ch == EOF || ch == '\n')
             return str; /* exactly num - 1 bytes: it fits */
-        ini_fail(c, c->line, "line longer than %d bytes (continue a long value on indented "
-                             "lines)", num - 1);
+        ini_fail(c, c->line, "line longer than %d bytes (continue on indented lines)", num - 1);
         while ((ch = fgetc(c->f)) != EOF && ch != '\n')
             ;
         str[0] = '\0'; /* an empty line for inih: nothing set from it */
@@ -281,8 +282,13 @@ int fo_settings_load_file(const fo_settings *s, void *target, const char *path,
         snprintf(err, err_len, "%s: out of memory", s->prog);
         return -1;
     }
-    *c = (ini_ctx){.s = s, .target = target, .path = path, .src = src, .seen = c->seen,
-                   .err = err, .err_len = err_len};
+    *c = (ini_ctx){.s = s,
+                   .target = target,
+                   .path = path,
+                   .src = src,
+                   .seen = c->seen,
+                   .err = err,
+                   .err_len = err_len};
     if (!(c->f = fopen(path, "r"))) {
         snprintf(err, err_len, "%s: cannot read the config file %s: %s", s->prog, path,
                  strerror(errno));
@@ -352,8 +358,9 @@ void fo_settings_format(const fo_setting *r, const void *target, char *buf, size
     case FO_SET_STRING: snprintf(buf, len, "%s", f); break;
     case FO_SET_UINT:
         snprintf(buf, len, "%llu",
-                 r->size == sizeof(uint32_t) ? (unsigned long long)*(const uint32_t *)(const void *)f
-                                             : (unsigned long long)*(const uint64_t *)(const void *)f);
+                 r->size == sizeof(uint32_t)
+                     ? (unsigned long long)*(const uint32_t *)(const void *)f
+                     : (unsigned long long)*(const uint64_t *)(const void *)f);
         break;
     case FO_SET_SIZE: {
         size_t v = *(const size_t *)(const void *)f;
@@ -367,7 +374,9 @@ void fo_settings_format(const fo_setting *r, const void *target, char *buf, size
             snprintf(buf, len, "%zu", v);
         break;
     }
-    case FO_SET_BOOL: snprintf(buf, len, "%s", *(const bool *)(const void *)f ? "true" : "false"); break;
+    case FO_SET_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)(const void *)f ? "true" : "false");
+        break;
     case FO_SET_ENUM: snprintf(buf, len, "%s", r->choices[*(const int *)(const void *)f]); break;
     case FO_SET_ACTION: buf[0] = '\0'; break;
     }
@@ -378,8 +387,8 @@ void fo_settings_format(const fo_setting *r, const void *target, char *buf, size
  * blanks at either end of a line and reads a line starting with ; or # as a comment). */
 static bool cut_here(const char *v, size_t at)
 {
-    return !isspace((unsigned char)v[at - 1]) && !isspace((unsigned char)v[at]) &&
-           v[at] != ';' && v[at] != '#';
+    return !isspace((unsigned char)v[at - 1]) && !isspace((unsigned char)v[at]) && v[at] != ';' &&
+           v[at] != '#';
 }
 
 static void print_value(FILE *out, const char *v, size_t col)

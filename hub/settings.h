@@ -12,8 +12,8 @@
  * line is at most FO_SETTINGS_MAX_LINE bytes). A longer value continues on the next lines,
  * indented; they are joined without separator (leading and trailing blanks of each line
  * dropped). inih has no quoting: a value cannot start or end with blanks nor hold a blank
- * followed by ';' (an inline comment). Keys go in the global section: sections are refused, so are unknown keys, a key
- * set twice and over-long lines. */
+ * followed by ';' (an inline comment). Keys go in the global section: sections are refused,
+ * so are unknown keys, a key set twice and over-long lines. */
 #ifndef FO_SETTINGS_H
 #define FO_SETTINGS_H
 
@@ -33,25 +33,25 @@ typedef enum fo_setting_type {
 } fo_setting_type;
 
 enum {
-    FO_SET_SECRET = 1u,    /* --print-config writes FO_SETTINGS_MASK instead of the value,
-                            * and error messages do not quote it */
-    FO_SET_NONEMPTY = 2u,  /* STRING: an empty value is refused everywhere (not only as a flag) */
+    FO_SET_SECRET = 1u,   /* --print-config writes FO_SETTINGS_MASK instead of the value,
+                           * and error messages do not quote it */
+    FO_SET_NONEMPTY = 2u, /* STRING: an empty value is refused everywhere (not only as a flag) */
 };
 
 #define FO_SETTINGS_MASK "<secret>"
-#define FO_SETTINGS_MAX_LINE 199 /* libinih's INI_MAX_LINE (200) less the newline */
+#define FO_SETTINGS_MAX_LINE 199   /* libinih's INI_MAX_LINE (200) less the newline */
 #define FO_SETTINGS_MAX_VALUE 4096 /* a value, continuation lines included */
 
 typedef struct fo_setting {
-    const char *name;      /* flag, INI key and (upper-cased) environment variable */
+    const char *name; /* flag, INI key and (upper-cased) environment variable */
     fo_setting_type type;
-    size_t offset, size;   /* the field in the target struct: FO_SETTING_FIELD(type, field) */
-    const char *def;       /* default as text, parsed like any value; NULL: zero/empty */
-    const char *arg;       /* --help's placeholder (N, SIZE, FILE); NULL for BOOL */
-    const char *help;      /* --help text: lines separated by '\n', indented by the engine */
-    uint64_t min;          /* UINT, SIZE: the smallest value accepted */
+    size_t offset, size;        /* the field in the target struct: FO_SETTING_FIELD(type, field) */
+    const char *def;            /* default as text, parsed like any value; NULL: zero/empty */
+    const char *arg;            /* --help's placeholder (N, SIZE, FILE); NULL for BOOL */
+    const char *help;           /* --help text: lines separated by '\n', indented by the engine */
+    uint64_t min;               /* UINT, SIZE: the smallest value accepted */
     const char *const *choices; /* ENUM, STRING: allowed values, NULL-terminated */
-    unsigned flags;        /* FO_SET_SECRET, FO_SET_NONEMPTY */
+    unsigned flags;             /* FO_SET_SECRET, FO_SET_NONEMPTY */
     /* Optional custom parse, used instead of the type's: 0, or -1 with `why` filled (or left
      * empty: "bad value for X: 'V'" is printed then). */
     int (*parse)(void *target, const char *value, char *why, size_t why_len);

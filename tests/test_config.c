@@ -54,8 +54,8 @@ static char err[1024];
 static int load(fo_hub_config *c, const char *text)
 {
     fo_hub_config_default(c);
-    return fo_settings_load_file(fo_hub_config_settings(), c, write_file("t.ini", text), NULL,
-                                 err, sizeof(err));
+    return fo_settings_load_file(fo_hub_config_settings(), c, write_file("t.ini", text), NULL, err,
+                                 sizeof(err));
 }
 
 TestSuite(config, .init = setup, .fini = teardown);
@@ -192,7 +192,7 @@ Test(config, file_errors_name_the_line)
     memset(longline, 'x', sizeof(longline));
     memcpy(longline, "static = /", 10);
     strcpy(longline + 250, "\n");
-    file_error(longline, "1: line longer than 199 bytes");
+    file_error(longline, "1: line longer than 199 bytes (continue on indented lines)");
 }
 
 Test(config, unreadable_file)
@@ -202,12 +202,13 @@ Test(config, unreadable_file)
 
     fo_hub_config_default(&c);
     snprintf(path, sizeof(path), "%s/missing.ini", dir);
-    cr_assert_eq(fo_settings_load_file(fo_hub_config_settings(), &c, path, NULL, err,
-                                       sizeof(err)), -1);
+    cr_assert_eq(fo_settings_load_file(fo_hub_config_settings(), &c, path, NULL, err, sizeof(err)),
+                 -1);
     cr_assert(strstr(err, "cannot read the config file") && strstr(err, path) &&
-              strstr(err, "No such file"), "%s", err);
-    cr_assert_eq(fo_settings_load_file(fo_hub_config_settings(), &c, dir, NULL, err,
-                                       sizeof(err)), -1, "a directory was read");
+                  strstr(err, "No such file"),
+              "%s", err);
+    cr_assert_eq(fo_settings_load_file(fo_hub_config_settings(), &c, dir, NULL, err, sizeof(err)),
+                 -1, "a directory was read");
     cr_assert(strstr(err, dir), "%s", err);
     {
         char *argv[] = {"hub", "--config", path, NULL};
@@ -249,11 +250,11 @@ Test(config, precedence)
     cr_assert_eq(setenv("FLUSHOUT_SNAPSHOT_EVERY", "21", 1), 0);
     fo_hub_config_default(&c);
     cr_assert_eq(fo_hub_config_parse(&c, 5, argv), 0);
-    cr_assert_eq(c.history, 30);                  /* flag over environment over file */
-    cr_assert_eq(c.snapshot_every, 21);           /* environment over file */
-    cr_assert_eq(c.max_frame, (size_t)12 << 10);  /* file over default */
+    cr_assert_eq(c.history, 30);                 /* flag over environment over file */
+    cr_assert_eq(c.snapshot_every, 21);          /* environment over file */
+    cr_assert_eq(c.max_frame, (size_t)12 << 10); /* file over default */
     cr_assert_str_eq(c.store, "memory");
-    cr_assert_eq(c.max_queue, (size_t)4 << 20);   /* default */
+    cr_assert_eq(c.max_queue, (size_t)4 << 20); /* default */
     /* The file may also come from FLUSHOUT_CONFIG. */
     cr_assert_eq(setenv("FLUSHOUT_CONFIG", file, 1), 0);
     {
@@ -272,11 +273,21 @@ Test(config, precedence)
 Test(config, flags_as_before)
 {
     static const char *const bad[][2] = {
-        {"--listen", "nohost"}, {"--listen", ":7420"},   {"--listen", "h:70000"},
-        {"--store", "disk"},    {"--history", "-1"},     {"--snapshot-every", "0"},
-        {"--max-frame", "1000"}, {"--max-queue", "4095"}, {"--rule-instructions", "999"},
-        {"--rule-time-ms", "0"}, {"--rule-memory", "1000K"}, {"--log-level", "loud"},
-        {"--allowed-origins", "ftp://x"}, {"--static", ""}, {"--data", ""},
+        {"--listen", "nohost"},
+        {"--listen", ":7420"},
+        {"--listen", "h:70000"},
+        {"--store", "disk"},
+        {"--history", "-1"},
+        {"--snapshot-every", "0"},
+        {"--max-frame", "1000"},
+        {"--max-queue", "4095"},
+        {"--rule-instructions", "999"},
+        {"--rule-time-ms", "0"},
+        {"--rule-memory", "1000K"},
+        {"--log-level", "loud"},
+        {"--allowed-origins", "ftp://x"},
+        {"--static", ""},
+        {"--data", ""},
     };
     fo_hub_config c;
 
@@ -286,8 +297,8 @@ Test(config, flags_as_before)
         cr_assert_eq(fo_hub_config_parse(&c, 3, argv), -1, "%s %s", bad[i][0], bad[i][1]);
     }
     {
-        char *argv[] = {"hub", "--log-level", "warning", "--listen", "localhost:0", "--max-q",
-                        "8M", NULL};
+        char *argv[] = {"hub",         "--log-level", "warning", "--listen",
+                        "localhost:0", "--max-q",     "8M",      NULL};
         fo_hub_config_default(&c);
         cr_assert_eq(fo_hub_config_parse(&c, 7, argv), 0);
         cr_assert_eq(c.log_level, FO_LOG_WARN);
@@ -313,20 +324,54 @@ Test(config, print_reads_back)
     FILE *f;
 
     for (int i = 0; i < 30; i++)
-        snprintf(origins + strlen(origins), sizeof(origins) - strlen(origins), "%shttps://h%d.example.com:%d",
-                 i ? "," : "", i, 8000 + i);
+        snprintf(origins + strlen(origins), sizeof(origins) - strlen(origins),
+                 "%shttps://h%d.example.com:%d", i ? "," : "", i, 8000 + i);
     {
-        char *argv[] = {"hub", "--listen", "[::1]:0", "--data", "/var/lib/my data",
-                        "--store", "memory", "--history", "7", "--snapshot-every", "9",
-                        "--memory-budget", "1G", "--max-frame", "65537", "--max-queue", "8K",
-                        "--static", "/s", "--console-dir", "/c", "--auth", "/a",
-                        "--jwt-secret-file", "/j", "--jwt-public-key", "/k", "--interceptors",
-                        "/r.lua", "--rule-instructions", "2000", "--rule-time-ms", "3",
-                        "--rule-memory", "2M", "--allowed-origins", origins, "--sequential-ids",
-                        "--log-level", "error", "--log-format", "json", NULL};
+        char *argv[] = {"hub",
+                        "--listen",
+                        "[::1]:0",
+                        "--data",
+                        "/var/lib/my data",
+                        "--store",
+                        "memory",
+                        "--history",
+                        "7",
+                        "--snapshot-every",
+                        "9",
+                        "--memory-budget",
+                        "1G",
+                        "--max-frame",
+                        "65537",
+                        "--max-queue",
+                        "8K",
+                        "--static",
+                        "/s",
+                        "--console-dir",
+                        "/c",
+                        "--auth",
+                        "/a",
+                        "--jwt-secret-file",
+                        "/j",
+                        "--jwt-public-key",
+                        "/k",
+                        "--interceptors",
+                        "/r.lua",
+                        "--rule-instructions",
+                        "2000",
+                        "--rule-time-ms",
+                        "3",
+                        "--rule-memory",
+                        "2M",
+                        "--allowed-origins",
+                        origins,
+                        "--sequential-ids",
+                        "--log-level",
+                        "error",
+                        "--log-format",
+                        "json",
+                        NULL};
         fo_hub_config_default(&c);
-        cr_assert_eq(fo_hub_config_parse(&c, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv),
-                     0);
+        cr_assert_eq(fo_hub_config_parse(&c, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv), 0);
     }
     snprintf(path, sizeof(path), "%s/printed.ini", dir);
     cr_assert_not_null(f = fopen(path, "w"));
@@ -360,10 +405,17 @@ typedef struct demo {
 Test(config, secrets_masked)
 {
     static const fo_setting rows[] = {
-        {.name = "key-file", .type = FO_SET_STRING, FO_SETTING_FIELD(demo, key_file), .arg = "F",
+        {.name = "key-file",
+         .type = FO_SET_STRING,
+         FO_SETTING_FIELD(demo, key_file),
+         .arg = "F",
          .help = "h"},
-        {.name = "key-passphrase", .type = FO_SET_STRING, FO_SETTING_FIELD(demo, passphrase),
-         .arg = "P", .flags = FO_SET_SECRET, .help = "h"},
+        {.name = "key-passphrase",
+         .type = FO_SET_STRING,
+         FO_SETTING_FIELD(demo, passphrase),
+         .arg = "P",
+         .flags = FO_SET_SECRET,
+         .help = "h"},
     };
     const fo_settings s = {rows, 2, "demo", "DEMO_"};
     fo_setting_source src[2] = {FO_SRC_FILE, FO_SRC_ENV};
@@ -385,9 +437,11 @@ Test(config, secrets_masked)
     cr_assert_not_null(strstr(out, "# from the environment: DEMO_KEY_PASSPHRASE\n"), "%s", out);
     free(out);
     /* A bad secret is not quoted in the error either. */
-    cr_assert_eq(fo_settings_set(&s, &rows[1], &d, "hunter2-but-far-too-long-for-the-sixty-four-"
-                                 "bytes-of-this-field-xxxxxxxxxxxxxxxxxx", "DEMO_KEY_PASSPHRASE",
-                                 err, sizeof(err)), -1);
+    cr_assert_eq(fo_settings_set(&s, &rows[1], &d,
+                                 "hunter2-but-far-too-long-for-the-sixty-four-"
+                                 "bytes-of-this-field-xxxxxxxxxxxxxxxxxx",
+                                 "DEMO_KEY_PASSPHRASE", err, sizeof(err)),
+                 -1);
     cr_assert_str_eq(err, "demo: bad value for DEMO_KEY_PASSPHRASE (a secret, not shown; see "
                           "--help)");
 }
@@ -415,7 +469,8 @@ Test(config, json_log_lines)
     cr_assert_eq(strncmp(line, "{\"time\":", 8), 0, "%s", line);
     json_decref(j);
     /* Not UTF-8: still valid JSON. A key=value alone is the message, not a field. */
-    fo_log_format_line(line, sizeof(line), FO_LOG_FORMAT_JSON, FO_LOG_ERROR, t, "bad \xff\xfe byte");
+    fo_log_format_line(line, sizeof(line), FO_LOG_FORMAT_JSON, FO_LOG_ERROR, t,
+                       "bad \xff\xfe byte");
     cr_assert_not_null(j = json_loads(line, 0, &je), "%s: %s", je.text, line);
     cr_assert_str_eq(json_string_value(json_object_get(j, "message")), "bad ?? byte");
     json_decref(j);

@@ -1,7 +1,20 @@
+/* config.c - the hub's settings table and the order of its sources (see config.h).
+ *
+ * To add a setting, add ONE row to `rows` below, above the actions block, e.g.
+ *
+ *   {.name = "max-connections", .type = FO_SET_UINT, F(max_connections), .def = "10000",
+ *    .min = 1, .arg = "N", .help = "connections accepted at once (default 10000); more get\n"
+ *                                  "HTTP 503 at the upgrade"},
+ *
+ * plus its field in fo_hub_config. Types: FO_SET_STRING (char[]; `choices` to restrict),
+ * FO_SET_UINT (uint32_t/uint64_t), FO_SET_SIZE (size_t, "64M"), FO_SET_BOOL (a flag without
+ * value; true/false in the file), FO_SET_ENUM (int index into `choices`). Secret values (a
+ * passphrase, a token) get .flags = FO_SET_SECRET: --print-config masks them. Paths to
+ * secret files are not secrets. A value that needs checks of its own gets .parse (and
+ * .format if its text form is not the type's). */
 #include "hub/config.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,42 +23,174 @@
 #include "hub/log.h"
 #include "hub/origin.h"
 
+#define F(field) FO_SETTING_FIELD(fo_hub_config, field)
+
+static int parse_listen(void *target, const char *v, char *why, size_t n)
+{
+    fo_hub_config *c = target;
+    const char *colon = strrchr(v, ':');
+    const char *h = v;
+    size_t hl;
+    char *end;
+    long port;
+
+    (void)why, (void)n;
+    if (!colon)
+        return -1;
+    hl = (size_t)(colon - v);
+    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') /* [::1]:7420 */
+        h = v + 1, hl -= 2;
+    if (hl == 0 || hl >= sizeof(c->host))
+        return -1;
+    port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return -1;
+    memcpy(c->host, h, hl);
+    c->host[hl] = '\0';
+    c->port = (int)port;
+    return 0;
+}
+
+static void format_listen(const void *target, char *buf, size_t n)
+{
+    const fo_hub_config *c = target;
+
+    snprintf(buf, n, strchr(c->host, ':') ? "[%s]:%d" : "%s:%d", c->host, c->port);
+}
+
+static int parse_level(void *target, const char *v, char *why, size_t n)
+{
+    int l = fo_log_parse_level(v);
+
+    (void)why, (void)n;
+    if (l < 0)
+        return -1;
+    ((fo_hub_config *)target)->log_level = l;
+    return 0;
+}
+
+static int parse_origins(void *target, const char *v, char *why, size_t n)
+{
+    fo_hub_config *c = target;
+
+    if (*v && fo_origins_check(v, why, n))
+        return -1;
+    if (strlen(v) >= sizeof(c->allowed_origins))
+        return -1;
+    strcpy(c->allowed_origins, v);
+    return 0;
+}
+
+static const char *const store_kinds[] = {"sqlite", "memory", NULL};
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+
+/* One row per setting reads better than one field per line: */
+/* clang-format off */
+static const fo_setting rows[] = {
+    {.name = "listen", .type = FO_SET_STRING, F(host), .def = "127.0.0.1:7420",
+     .arg = "HOST:PORT", .parse = parse_listen, .format = format_listen,
+     .help = "address to listen on (default 127.0.0.1:7420; port 0 picks\n"
+             "a free port, logged as `listening on HOST:PORT`)"},
+    {.name = "data", .type = FO_SET_STRING, F(data_dir), .def = "./data", .arg = "DIR",
+     .flags = FO_SET_NONEMPTY,
+     .help = "data directory of the sqlite store (default ./data)"},
+    {.name = "store", .type = FO_SET_STRING, F(store), .def = "sqlite", .arg = "sqlite|memory",
+     .choices = store_kinds, .flags = FO_SET_NONEMPTY,
+     .help = "where models are kept (default sqlite; memory loses\n"
+             "everything at exit: tests and benchmarks)"},
+    {.name = "history", .type = FO_SET_UINT, F(history), .def = "1000", .arg = "N",
+     .help = "how far back (in commands) incremental syncs, `history` and\n"
+             "`get at` reach per model (default 1000); what is out of\n"
+             "memory is read back from the store"},
+    {.name = "snapshot-every", .type = FO_SET_UINT, F(snapshot_every), .def = "1000", .min = 1,
+     .arg = "N", .help = "write a snapshot every N commands of a model (default 1000)"},
+    {.name = "memory-budget", .type = FO_SET_SIZE, F(memory_budget), .def = "512M",
+     .arg = "SIZE",
+     .help = "bound on hot documents, histories and exactly-once tables,\n"
+             "subscribed models included: idle models are evicted, history\n"
+             "past it is read back from the store, idle subscribed models'\n"
+             "documents are dropped and reloaded (default 512M; the memory\n"
+             "store's own rows are not counted)"},
+    {.name = "max-frame", .type = FO_SET_SIZE, F(max_frame), .def = "1M", .min = 1024,
+     .arg = "SIZE", .help = "largest inbound frame (default 1M)"},
+    {.name = "max-queue", .type = FO_SET_SIZE, F(max_queue), .def = "4M", .min = 4096,
+     .arg = "SIZE",
+     .help = "outbound backlog per connection before its pushes are\n"
+             "dropped and replaced by one catch-up (default 4M)"},
+    {.name = "static", .type = FO_SET_STRING, F(static_dir), .arg = "DIR",
+     .help = "serve the files of DIR at / (the demo app)"},
+    {.name = "console-dir", .type = FO_SET_STRING, F(console_dir), .arg = "DIR",
+     .help = "serve the operator console (clients/console/dist) at\n"
+             "/console/; its data (/v1/console/...) needs a token with\n"
+             "the admin right, or an open hub listening on loopback"},
+    {.name = "auth", .type = FO_SET_STRING, F(auth_file), .arg = "FILE",
+     .help = "require tokens: lines `TOKEN MODEL-PATTERN rw|r|admin [NAME]`\n"
+             "(fnmatch patterns; NAME is the identity's sub)"},
+    {.name = "jwt-secret-file", .type = FO_SET_STRING, F(jwt_secret_file), .arg = "FILE",
+     .help = "accept JWTs signed HS256/384/512 with the secret in FILE\n"
+             "(at least 32 bytes; a trailing newline is dropped)"},
+    {.name = "jwt-public-key", .type = FO_SET_STRING, F(jwt_public_key), .arg = "FILE",
+     .help = "accept JWTs signed with the private half of this PEM public\n"
+             "key (RSA: RS256/384/512; EC P-256: ES256, P-384: ES384)\n"
+             "claims: sub, exp, nbf, models {PATTERN: \"r\"|\"rw\"}; without\n"
+             "--auth and JWT keys the hub is open"},
+    {.name = "interceptors", .type = FO_SET_STRING, F(interceptors), .arg = "FILE",
+     .help = "server-side rules in Lua (see the README: writing a rule);\n"
+             "SIGHUP reloads the file (a bad file keeps the old rules)"},
+    {.name = "rule-instructions", .type = FO_SET_UINT, F(rule_instructions), .def = "1000000",
+     .min = 1000, .arg = "N",
+     .help = "Lua instructions a command's rules may run (default 1000000)"},
+    {.name = "rule-time-ms", .type = FO_SET_UINT, F(rule_time_ms), .def = "10", .min = 1,
+     .arg = "N", .help = "wall-clock bound of a command's rules (default 10)"},
+    {.name = "rule-memory", .type = FO_SET_SIZE, F(rule_memory), .def = "32M", .min = 1 << 20,
+     .arg = "SIZE", .help = "memory cap of the rules' Lua state (default 32M)"},
+    {.name = "allowed-origins", .type = FO_SET_STRING, F(allowed_origins), .arg = "LIST",
+     .parse = parse_origins,
+     .help = "browser origins that may open a WebSocket besides the hub's\n"
+             "own pages (Origin matching Host, always allowed): comma-\n"
+             "separated http[s]://HOST[:PORT], or '*' for any. Clients that\n"
+             "send no Origin (not browsers) are always allowed; others 403"},
+    {.name = "sequential-ids", .type = FO_SET_BOOL, F(sequential_ids), .def = "false",
+     .help = "generate IDs as the reference's test mode (tests only)"},
+    {.name = "log-level", .type = FO_SET_ENUM, F(log_level), .def = "info", .arg = "LEVEL",
+     .choices = log_levels, .parse = parse_level,
+     .help = "error, warn, info (default) or debug"},
+    {.name = "log-format", .type = FO_SET_ENUM, F(log_format), .def = "text", .arg = "text|json",
+     .choices = log_formats,
+     .help = "text (default): `TIME LEVEL message` lines; json: one object\n"
+             "per line {\"time\", \"level\", \"message\", and the message's\n"
+             "leading key=value fields (model, sid, ...)}"},
+    /* New settings go here, above the actions. */
+
+    /* Actions: command line only, handled in fo_hub_config_parse. */
+    {.name = "config", .type = FO_SET_ACTION, .arg = "FILE",
+     .help = "read settings from FILE (INI: `key = value` lines, the keys\n"
+             "are the flags' names; or $FLUSHOUT_CONFIG). Every flag is\n"
+             "also FLUSHOUT_NAME in the environment (FLUSHOUT_MEMORY_BUDGET).\n"
+             "Flags win over the environment, which wins over the file"},
+    {.name = "print-config", .type = FO_SET_ACTION,
+     .help = "print the effective settings as a config file (where each\n"
+             "comes from in comments; secrets masked) and exit"},
+    {.name = "help", .type = FO_SET_ACTION, .help = "this text"},
+    {.name = "version", .type = FO_SET_ACTION, .help = "print the version and exit"},
+};
+/* clang-format on */
+
+#define NROWS (sizeof(rows) / sizeof(rows[0]))
+
+static const fo_settings settings = {rows, NROWS, "flushout-hub", "FLUSHOUT_"};
+
+const fo_settings *fo_hub_config_settings(void)
+{
+    return &settings;
+}
+
 void fo_hub_config_default(fo_hub_config *c)
 {
     memset(c, 0, sizeof(*c));
-    strcpy(c->host, "127.0.0.1");
-    c->port = 7420;
-    strcpy(c->data_dir, "./data");
-    strcpy(c->store, "sqlite");
-    c->history = 1000;
-    c->memory_budget = (size_t)512 << 20;
-    c->max_frame = (size_t)1 << 20;
-    c->max_queue = (size_t)4 << 20;
-    c->snapshot_every = 1000;
-    c->log_level = FO_LOG_INFO;
-    c->rule_instructions = 1000000;
-    c->rule_time_ms = 10;
-    c->rule_memory = (size_t)32 << 20;
-}
-
-long long fo_parse_size(const char *s)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || end == s || v < 0)
-        return -1;
-    switch (*end) {
-    case 'k': case 'K': v <<= 10, end++; break;
-    case 'm': case 'M': v <<= 20, end++; break;
-    case 'g': case 'G': v <<= 30, end++; break;
-    default: break;
-    }
-    if (*end == 'B' || *end == 'b')
-        end++;
-    return *end ? -1 : v;
+    if (fo_settings_default(&settings, c))
+        abort(); /* a default in the table does not parse: a bug caught by every test */
 }
 
 bool fo_hub_config_loopback(const fo_hub_config *c)
@@ -61,53 +206,13 @@ bool fo_hub_config_loopback(const fo_hub_config *c)
     return false;
 }
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: flushout-hub [options]\n"
     "\n"
     "A WebSocket hub for Flushout documents (wire contract flushout.v1 at /v1/ws).\n"
-    "\n"
-    "  --listen HOST:PORT     address to listen on (default 127.0.0.1:7420; port 0 picks\n"
-    "                         a free port, logged as `listening on HOST:PORT`)\n"
-    "  --data DIR             data directory of the sqlite store (default ./data)\n"
-    "  --store sqlite|memory  where models are kept (default sqlite; memory loses\n"
-    "                         everything at exit: tests and benchmarks)\n"
-    "  --history N            how far back (in commands) incremental syncs, `history` and\n"
-    "                         `get at` reach per model (default 1000); what is out of\n"
-    "                         memory is read back from the store\n"
-    "  --snapshot-every N     write a snapshot every N commands of a model (default 1000)\n"
-    "  --memory-budget SIZE   bound on hot documents, histories and exactly-once tables,\n"
-    "                         subscribed models included: idle models are evicted, history\n"
-    "                         past it is read back from the store, idle subscribed models'\n"
-    "                         documents are dropped and reloaded (default 512M; the memory\n"
-    "                         store's own rows are not counted)\n"
-    "  --max-frame SIZE       largest inbound frame (default 1M)\n"
-    "  --max-queue SIZE       outbound backlog per connection before its pushes are\n"
-    "                         dropped and replaced by one catch-up (default 4M)\n"
-    "  --static DIR           serve the files of DIR at / (the demo app)\n"
-    "  --console-dir DIR      serve the operator console (clients/console/dist) at\n"
-    "                         /console/; its data (/v1/console/...) needs a token with\n"
-    "                         the admin right, or an open hub listening on loopback\n"
-    "  --auth FILE            require tokens: lines `TOKEN MODEL-PATTERN rw|r|admin [NAME]`\n"
-    "                         (fnmatch patterns; NAME is the identity's sub)\n"
-    "  --jwt-secret-file FILE accept JWTs signed HS256/384/512 with the secret in FILE\n"
-    "                         (at least 32 bytes; a trailing newline is dropped)\n"
-    "  --jwt-public-key FILE  accept JWTs signed with the private half of this PEM public\n"
-    "                         key (RSA: RS256/384/512; EC P-256: ES256, P-384: ES384)\n"
-    "                         claims: sub, exp, nbf, models {PATTERN: \"r\"|\"rw\"}; without\n"
-    "                         --auth and JWT keys the hub is open\n"
-    "  --interceptors FILE    server-side rules in Lua (see the README: writing a rule);\n"
-    "                         SIGHUP reloads the file (a bad file keeps the old rules)\n"
-    "  --rule-instructions N  Lua instructions a command's rules may run (default 1000000)\n"
-    "  --rule-time-ms N       wall-clock bound of a command's rules (default 10)\n"
-    "  --rule-memory SIZE     memory cap of the rules' Lua state (default 32M)\n"
-    "  --allowed-origins LIST browser origins that may open a WebSocket besides the hub's\n"
-    "                         own pages (Origin matching Host, always allowed): comma-\n"
-    "                         separated http[s]://HOST[:PORT], or '*' for any. Clients that\n"
-    "                         send no Origin (not browsers) are always allowed; others 403\n"
-    "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
-    "  --log-level LEVEL      error, warn, info (default) or debug\n"
-    "  --help                 this text\n"
-    "  --version              print the version and exit\n"
+    "\n";
+
+static const char usage_tail[] =
     "\n"
     "SIGTERM or SIGINT: stop accepting, finish and persist in-flight flushes, close\n"
     "connections with 1001, exit 0.\n"
@@ -118,178 +223,102 @@ static const char usage[] =
     "                         re-run the model's stored batches through FILE's rules and\n"
     "                         print each command they decide differently (exit 1; 0: none)\n";
 
-static int bad(const char *flag, const char *val)
+static bool is(const fo_setting *r, const char *name)
 {
-    fprintf(stderr, "flushout-hub: bad value for %s: '%s' (see --help)\n", flag, val);
-    return -1;
-}
-
-static int copy_str(char *dst, size_t cap, const char *flag, const char *val)
-{
-    if (strlen(val) >= cap || !*val)
-        return bad(flag, val);
-    strcpy(dst, val);
-    return 0;
-}
-
-static int parse_listen(fo_hub_config *c, const char *v)
-{
-    const char *colon = strrchr(v, ':');
-    const char *h = v;
-    size_t hl;
-    char *end;
-    long port;
-
-    if (!colon)
-        return bad("--listen", v);
-    hl = (size_t)(colon - v);
-    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') /* [::1]:7420 */
-        h = v + 1, hl -= 2;
-    if (hl == 0 || hl >= sizeof(c->host))
-        return bad("--listen", v);
-    port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535)
-        return bad("--listen", v);
-    memcpy(c->host, h, hl);
-    c->host[hl] = '\0';
-    c->port = (int)port;
-    return 0;
-}
-
-static int parse_uint(const char *flag, const char *v, uint32_t *out)
-{
-    char *end;
-    unsigned long n;
-
-    errno = 0;
-    n = strtoul(v, &end, 10);
-    if (errno || *end || end == v || n > UINT32_MAX || v[0] == '-')
-        return bad(flag, v);
-    *out = (uint32_t)n;
-    return 0;
-}
-
-static int parse_size(const char *flag, const char *v, size_t min, size_t *out)
-{
-    long long n = fo_parse_size(v);
-
-    if (n < 0 || (size_t)n < min)
-        return bad(flag, v);
-    *out = (size_t)n;
-    return 0;
+    return strcmp(r->name, name) == 0;
 }
 
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
-    enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, CONSOLE, AUTH, SEQ,
-           LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, JWT_SECRET, JWT_KEY,
-           ORIGINS, VERSION };
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, LISTEN},
-        {"data", required_argument, NULL, DATA},
-        {"store", required_argument, NULL, STORE},
-        {"history", required_argument, NULL, HISTORY},
-        {"snapshot-every", required_argument, NULL, SNAP},
-        {"memory-budget", required_argument, NULL, BUDGET},
-        {"max-frame", required_argument, NULL, FRAME},
-        {"max-queue", required_argument, NULL, QUEUE},
-        {"static", required_argument, NULL, STATIC},
-        {"console-dir", required_argument, NULL, CONSOLE},
-        {"auth", required_argument, NULL, AUTH},
-        {"jwt-secret-file", required_argument, NULL, JWT_SECRET},
-        {"jwt-public-key", required_argument, NULL, JWT_KEY},
-        {"sequential-ids", no_argument, NULL, SEQ},
-        {"log-level", required_argument, NULL, LEVEL},
-        {"help", no_argument, NULL, HELP},
-        {"interceptors", required_argument, NULL, RULES},
-        {"rule-instructions", required_argument, NULL, RULE_INS},
-        {"rule-time-ms", required_argument, NULL, RULE_TIME},
-        {"rule-memory", required_argument, NULL, RULE_MEM},
-        {"allowed-origins", required_argument, NULL, ORIGINS},
-        {"version", no_argument, NULL, VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    int o, rc = 0;
+    static struct option opts[NROWS + 1];
+    fo_setting_source src[NROWS] = {0};
+    const fo_setting **given_row;
+    const char **given_val;
+    const char *file = NULL;
+    char err[1024], label[128];
+    bool print = false;
+    int o, n = 0, rc = -1;
 
+    for (size_t i = 0; i < NROWS; i++) {
+        opts[i].name = rows[i].name;
+        opts[i].has_arg =
+            rows[i].arg && rows[i].type != FO_SET_BOOL ? required_argument : no_argument;
+        opts[i].flag = NULL;
+        opts[i].val = (int)i + 1;
+    }
+    given_row = calloc((size_t)argc + 1, sizeof(*given_row));
+    given_val = calloc((size_t)argc + 1, sizeof(*given_val));
+    if (!given_row || !given_val) {
+        fprintf(stderr, "flushout-hub: out of memory\n");
+        goto out;
+    }
+    /* 1. The command line, read first but applied last: it wins over the rest. */
     optind = 1;
     opterr = 0;
-    while (rc == 0 && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case LISTEN: rc = parse_listen(c, optarg); break;
-        case DATA: rc = copy_str(c->data_dir, sizeof(c->data_dir), "--data", optarg); break;
-        case STORE:
-            if (strcmp(optarg, "sqlite") && strcmp(optarg, "memory"))
-                return bad("--store", optarg);
-            strcpy(c->store, optarg);
-            break;
-        case HISTORY: rc = parse_uint("--history", optarg, &c->history); break;
-        case SNAP:
-            rc = parse_uint("--snapshot-every", optarg, &c->snapshot_every);
-            if (!rc && c->snapshot_every == 0)
-                rc = bad("--snapshot-every", optarg);
-            break;
-        case BUDGET: rc = parse_size("--memory-budget", optarg, 0, &c->memory_budget); break;
-        case FRAME: rc = parse_size("--max-frame", optarg, 1024, &c->max_frame); break;
-        case QUEUE: rc = parse_size("--max-queue", optarg, 4096, &c->max_queue); break;
-        case STATIC:
-            rc = copy_str(c->static_dir, sizeof(c->static_dir), "--static", optarg);
-            break;
-        case CONSOLE:
-            rc = copy_str(c->console_dir, sizeof(c->console_dir), "--console-dir", optarg);
-            break;
-        case AUTH: rc = copy_str(c->auth_file, sizeof(c->auth_file), "--auth", optarg); break;
-        case JWT_SECRET:
-            rc = copy_str(c->jwt_secret_file, sizeof(c->jwt_secret_file), "--jwt-secret-file",
-                          optarg);
-            break;
-        case JWT_KEY:
-            rc = copy_str(c->jwt_public_key, sizeof(c->jwt_public_key), "--jwt-public-key",
-                          optarg);
-            break;
-        case SEQ: c->sequential_ids = true; break;
-        case RULES:
-            rc = copy_str(c->interceptors, sizeof(c->interceptors), "--interceptors", optarg);
-            break;
-        case RULE_INS: {
-            uint32_t n = 0;
-            rc = parse_uint("--rule-instructions", optarg, &n);
-            if (!rc && n < 1000)
-                rc = bad("--rule-instructions", optarg);
-            c->rule_instructions = n;
-            break;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const fo_setting *r = o >= 1 && (size_t)o <= NROWS ? &rows[o - 1] : NULL;
+        if (o == 'h' || (r && is(r, "help"))) {
+            fputs(usage_head, stdout);
+            fo_settings_help(&settings, stdout);
+            fputs(usage_tail, stdout);
+            rc = 1;
+            goto out;
         }
-        case RULE_TIME:
-            rc = parse_uint("--rule-time-ms", optarg, &c->rule_time_ms);
-            if (!rc && c->rule_time_ms == 0)
-                rc = bad("--rule-time-ms", optarg);
-            break;
-        case RULE_MEM: rc = parse_size("--rule-memory", optarg, 1 << 20, &c->rule_memory); break;
-        case LEVEL:
-            if ((c->log_level = fo_log_parse_level(optarg)) < 0)
-                return bad("--log-level", optarg);
-            break;
-        case ORIGINS: {
-            char why[300];
-            if (fo_origins_check(optarg, why, sizeof(why))) {
-                fprintf(stderr, "flushout-hub: bad value for --allowed-origins: %s\n", why);
-                return -1;
-            }
-            rc = copy_str(c->allowed_origins, sizeof(c->allowed_origins), "--allowed-origins",
-                          optarg);
-            break;
+        if (r && is(r, "version")) {
+            printf("flushout-hub %s\n", FO_VERSION);
+            rc = 1;
+            goto out;
         }
-        case VERSION: printf("flushout-hub %s\n", FO_VERSION); return 1;
-        case 'h':
-        case HELP: fputs(usage, stdout); return 1;
-        default:
+        if (!r) {
             fprintf(stderr, "flushout-hub: unknown or incomplete option '%s' (see --help)\n",
                     argv[optind - 1]);
-            return -1;
+            goto out;
         }
+        if (is(r, "config"))
+            file = optarg;
+        else if (is(r, "print-config"))
+            print = true;
+        else
+            given_row[n] = r, given_val[n++] = r->type == FO_SET_BOOL ? "true" : optarg;
     }
-    if (rc == 0 && optind < argc) {
+    if (optind < argc) {
         fprintf(stderr, "flushout-hub: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return -1;
+        goto out;
     }
+    /* 2. The file, 3. the environment, 4. the flags. */
+    if (!file && (file = getenv("FLUSHOUT_CONFIG")) && !*file)
+        file = NULL;
+    if (file && !*file) {
+        fprintf(stderr, "flushout-hub: bad value for --config: '' (see --help)\n");
+        goto out;
+    }
+    if ((file && fo_settings_load_file(&settings, c, file, src, err, sizeof(err))) ||
+        fo_settings_load_env(&settings, c, src, err, sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(label, sizeof(label), "--%s", given_row[i]->name);
+        if (given_row[i]->type == FO_SET_STRING && !given_val[i][0]) {
+            fprintf(stderr, "flushout-hub: bad value for %s: '' (see --help)\n", label);
+            goto out;
+        }
+        if (fo_settings_set(&settings, given_row[i], c, given_val[i], label, err, sizeof(err))) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+        src[given_row[i] - rows] = FO_SRC_FLAG;
+    }
+    rc = 0;
+    if (print) {
+        printf("# flushout-hub %s --print-config: the effective settings, a file for --config.\n"
+               "# A value without a comment above it is the default.\n",
+               FO_VERSION);
+        fo_settings_print(&settings, c, src, file, stdout);
+        rc = 1;
+    }
+out:
+    free(given_row);
+    free(given_val);
     return rc;
 }

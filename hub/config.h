@@ -1,10 +1,22 @@
-/* config.h - the hub's settings and their command-line flags (`flushout-hub --help`). */
+/* config.h - the hub's settings: its command-line flags, its config file, its environment.
+ *
+ * Every setting is one row of the table in hub/config.c (the engine is hub/settings.h). A row
+ * gives the setting its flag (--NAME), its INI key (NAME = VALUE in --config FILE), its
+ * environment variable (FLUSHOUT_NAME, upper-cased, '-' -> '_'), its --help text and its
+ * --print-config line. Precedence: flags > environment > file > defaults.
+ *
+ * Adding a setting: (1) a field below, (2) one row in `rows` in config.c, in the block above
+ * the "actions" (type, FO_SETTING_FIELD, default as text, --help text; `min`, `choices`,
+ * FO_SET_SECRET or a custom parse/format when needed). Nothing else: getopt's table, --help,
+ * the environment, the file and --print-config all come from the row. */
 #ifndef FO_CONFIG_H
 #define FO_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "hub/settings.h"
 
 typedef struct fo_hub_config {
     char host[256];           /* --listen HOST:PORT (default 127.0.0.1:7420) */
@@ -22,7 +34,8 @@ typedef struct fo_hub_config {
     char auth_file[1024];     /* --auth FILE: tokens and rights; empty = open hub */
     char jwt_secret_file[1024]; /* --jwt-secret-file FILE: HS256/384/512 tokens */
     char jwt_public_key[1024];  /* --jwt-public-key FILE: RS256/384/512 or ES256/384/512 */
-    int log_level;            /* --log-level error|warn|info|debug */
+    int log_level;            /* --log-level error|warn|info|debug (fo_log_level, log.h) */
+    int log_format;           /* --log-format text|json (fo_log_format, log.h) */
     char interceptors[1024];  /* --interceptors FILE.lua: server-side rules; empty = none */
     uint64_t rule_instructions; /* --rule-instructions N: Lua instructions per command */
     uint32_t rule_time_ms;    /* --rule-time-ms N: wall clock per command */
@@ -30,14 +43,18 @@ typedef struct fo_hub_config {
     char allowed_origins[2048]; /* --allowed-origins LIST (origin.h); empty: own only */
 } fo_hub_config;
 
+/* The defaults: every row's default. */
 void fo_hub_config_default(fo_hub_config *c);
-/* Parses argv. Returns 0, 1 when --help or --version was printed (exit 0), or -1 after
- * printing an error to stderr (exit 2). */
+/* Reads --config FILE (or $FLUSHOUT_CONFIG), then the FLUSHOUT_* environment, then argv, each
+ * over the one before, into `c` (which holds the defaults). Returns 0; 1 when --help,
+ * --version or --print-config was printed on stdout (exit 0); or -1 after printing one error
+ * to stderr (exit 2): an unknown flag, a bad value (naming the flag, the variable, or the
+ * file and line), an unreadable file, an unknown key. */
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv);
+/* The hub's table (for tests and tools). */
+const fo_settings *fo_hub_config_settings(void);
 /* True when --listen names a loopback address only (127.0.0.0/8, ::1, localhost): an open
  * hub serves its console there without a token. */
 bool fo_hub_config_loopback(const fo_hub_config *c);
-/* "64M", "1G", "4096" -> bytes; -1 when malformed. */
-long long fo_parse_size(const char *s);
 
 #endif

@@ -303,6 +303,7 @@ int fo_hub_run(const fo_hub_config *cfg)
         return 1;
     h->cfg = *cfg;
     fo_log_threshold = (fo_log_level)cfg->log_level;
+    fo_log_output = (fo_log_format)cfg->log_format;
     fo_log_route_lws();
     signal(SIGPIPE, SIG_IGN);
     fo_wire_limits_default(&h->limits);

@@ -26,6 +26,15 @@ void fo_hub_config_default(fo_hub_config *c)
     c->rule_instructions = 1000000;
     c->rule_time_ms = 10;
     c->rule_memory = (size_t)32 << 20;
+    c->max_connections = 10000;
+    c->max_subs = 1000;
+    c->flush_rate = 1000;
+    c->bytes_rate = (size_t)8 << 20;
+    c->conn_rate = 100;
+    c->idle_timeout_ms = 60000;
+    c->max_presence = 4096;
+    c->presence_rate = 20;
+    c->overload_lag_ms = 200;
 }
 
 long long fo_parse_size(const char *s)
@@ -104,6 +113,25 @@ static const char usage[] =
     "                         own pages (Origin matching Host, always allowed): comma-\n"
     "                         separated http[s]://HOST[:PORT], or '*' for any. Clients that\n"
     "                         send no Origin (not browsers) are always allowed; others 403\n"
+    "  --max-connections N    open WebSocket connections; more are refused at the upgrade\n"
+    "                         with 503 (default 10000, lowered to the open-files limit)\n"
+    "  --max-subs N           subscriptions per connection; more get error too_large\n"
+    "                         (default 1000)\n"
+    "  --flush-rate N         flushes per second per connection, bursts of 2 s; more get\n"
+    "                         error rate_limited with retryAfterMs (default 1000; 0: off)\n"
+    "  --bytes-rate SIZE      inbound bytes per second per connection; frames past it get\n"
+    "                         rate_limited with retryAfterMs (default 8M; 0: off)\n"
+    "  --conn-rate N          new WebSocket connections per second per source address\n"
+    "                         (IPv6: per /64), bursts of 2 s; more get 429 with\n"
+    "                         Retry-After (default 100; 0: off)\n"
+    "  --idle-timeout-ms N    ping a connection that sent nothing for N/2 ms, close it\n"
+    "                         (4408) when nothing came for N ms (default 60000; 0: off)\n"
+    "  --max-presence SIZE    largest presence frame (default 4K; too_large past it)\n"
+    "  --presence-rate N      presence updates per second per connection, bursts of 2 s\n"
+    "                         (default 20; 0: off)\n"
+    "  --overload-lag-ms N    when a loop turn takes longer than N ms, new flushes get\n"
+    "                         error overloaded with retryAfterMs for as long as it took;\n"
+    "                         accepted flushes are still acked (default 200; 0: off)\n"
     "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --help                 this text\n"
@@ -183,7 +211,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
     enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, CONSOLE, AUTH, SEQ,
            LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, JWT_SECRET, JWT_KEY,
-           ORIGINS, VERSION };
+           ORIGINS, VERSION, MAX_CONN, MAX_SUBS, FLUSH_RATE, BYTES_RATE, CONN_RATE, IDLE,
+           MAX_PRES, PRES_RATE, LAG };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"data", required_argument, NULL, DATA},
@@ -207,6 +236,15 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"rule-memory", required_argument, NULL, RULE_MEM},
         {"allowed-origins", required_argument, NULL, ORIGINS},
         {"version", no_argument, NULL, VERSION},
+        {"max-connections", required_argument, NULL, MAX_CONN},
+        {"max-subs", required_argument, NULL, MAX_SUBS},
+        {"flush-rate", required_argument, NULL, FLUSH_RATE},
+        {"bytes-rate", required_argument, NULL, BYTES_RATE},
+        {"conn-rate", required_argument, NULL, CONN_RATE},
+        {"idle-timeout-ms", required_argument, NULL, IDLE},
+        {"max-presence", required_argument, NULL, MAX_PRES},
+        {"presence-rate", required_argument, NULL, PRES_RATE},
+        {"overload-lag-ms", required_argument, NULL, LAG},
         {NULL, 0, NULL, 0},
     };
     int o, rc = 0;
@@ -278,6 +316,31 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
                           optarg);
             break;
         }
+        case MAX_CONN:
+            rc = parse_uint("--max-connections", optarg, &c->max_connections);
+            if (!rc && c->max_connections == 0)
+                rc = bad("--max-connections", optarg);
+            break;
+        case MAX_SUBS:
+            rc = parse_uint("--max-subs", optarg, &c->max_subs);
+            if (!rc && c->max_subs == 0)
+                rc = bad("--max-subs", optarg);
+            break;
+        case FLUSH_RATE: rc = parse_uint("--flush-rate", optarg, &c->flush_rate); break;
+        case BYTES_RATE:
+            rc = parse_size("--bytes-rate", optarg, 0, &c->bytes_rate);
+            if (!rc && c->bytes_rate && c->bytes_rate < 1024)
+                rc = bad("--bytes-rate", optarg);
+            break;
+        case CONN_RATE: rc = parse_uint("--conn-rate", optarg, &c->conn_rate); break;
+        case IDLE:
+            rc = parse_uint("--idle-timeout-ms", optarg, &c->idle_timeout_ms);
+            if (!rc && c->idle_timeout_ms && c->idle_timeout_ms < 100)
+                rc = bad("--idle-timeout-ms", optarg);
+            break;
+        case MAX_PRES: rc = parse_size("--max-presence", optarg, 256, &c->max_presence); break;
+        case PRES_RATE: rc = parse_uint("--presence-rate", optarg, &c->presence_rate); break;
+        case LAG: rc = parse_uint("--overload-lag-ms", optarg, &c->overload_lag_ms); break;
         case VERSION: printf("flushout-hub %s\n", FO_VERSION); return 1;
         case 'h':
         case HELP: fputs(usage, stdout); return 1;

@@ -64,6 +64,7 @@ export class HubModel extends Emitter {
     this._timer = null;
     this._firstQueuedAt = 0;
     this._retryTimer = null;
+    this.retriedAfter = 0; // refusals resent after the hub's retryAfterMs
     this._subTimer = null;
     this._waiters = [];
     this._closed = false;
@@ -460,6 +461,10 @@ export class HubModel extends Emitter {
 
   _onRequestError(msg, req) {
     const err = { code: msg.code, message: msg.message };
+    // rate_limited and overloaded say when to come back: the hub applied nothing.
+    const hinted = Number.isInteger(msg.retryAfterMs) && msg.retryAfterMs >= 0;
+    if (hinted) err.retryAfterMs = msg.retryAfterMs;
+    const delay = hinted ? msg.retryAfterMs : this.client.options.retryDelay;
     if (req.t === "flush") {
       const f = this._inflight;
       if (!f || req.seq !== f.seq) return;
@@ -469,7 +474,8 @@ export class HubModel extends Emitter {
         this._retryTimer = setTimeout(() => {
           this._retryTimer = null;
           if (this._inflight === f && this.client.isOpen && f.rid === 0) this._sendFlush();
-        }, this.client.options.retryDelay);
+        }, delay);
+        if (hinted) this.retriedAfter++;
         f.rid = 0;
         return;
       }
@@ -484,7 +490,7 @@ export class HubModel extends Emitter {
         this._retryTimer = setTimeout(() => {
           this._retryTimer = null;
           if (this.client.isOpen && !this._synced && !this._subRid) this._subscribe(this.proxy !== null);
-        }, this.client.options.retryDelay);
+        }, delay);
       } else if (!this.proxy) {
         this._rejectReady(Object.assign(new Error(`${msg.code}: ${msg.message}`), err));
       }

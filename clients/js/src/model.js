@@ -65,6 +65,7 @@ export class HubModel extends Emitter {
     this._firstQueuedAt = 0;
     this._retryTimer = null;
     this.retriedAfter = 0; // refusals resent after the hub's retryAfterMs
+    this._presenceTimer = null; // presence refused with retryAfterMs: the latest goes then
     this._subTimer = null;
     this._waiters = [];
     this._closed = false;
@@ -165,6 +166,7 @@ export class HubModel extends Emitter {
     clearTimeout(this._subTimer);
     clearTimeout(this._timer);
     clearTimeout(this._retryTimer);
+    clearTimeout(this._presenceTimer);
     const err = new Error(`model ${this.name} closed`);
     this._rejectReady(err);
     for (const w of this._waiters.splice(0)) w.reject(err);
@@ -187,6 +189,8 @@ export class HubModel extends Emitter {
     this._timer = null;
     clearTimeout(this._retryTimer);
     this._retryTimer = null;
+    clearTimeout(this._presenceTimer); // sent again with the resubscription
+    this._presenceTimer = null;
     if (this._inflight) this._inflight.rid = 0;
     if (this.peers.size > 0) {
       this.peers.clear();
@@ -480,6 +484,19 @@ export class HubModel extends Emitter {
         return;
       }
       this._refuseFlush(f, err);
+      return;
+    }
+    if (req.t === "presence" && hinted) {
+      // Presence is the latest state only: send whatever it is then, once.
+      if (!this._presenceTimer) {
+        this._presenceTimer = setTimeout(() => {
+          this._presenceTimer = null;
+          if (this._synced && !this._closed) {
+            this.client._request({ t: "presence", model: this.name, state: this._presence }, this);
+          }
+        }, delay);
+        this.retriedAfter++;
+      }
       return;
     }
     if (req.t === "sub") {

@@ -35,3 +35,32 @@ test("rate_limited flushes are resent after retryAfterMs: nothing lost, nothing 
     await hub.stop();
   }
 });
+
+test("presence past --presence-rate: the latest state goes after retryAfterMs, no error", async () => {
+  const hub = await startHub({ args: ["--presence-rate", "2"] }); // bursts of 4
+  const a = new HubClient({ url: hub.url, watchNetwork: false });
+  const b = new HubClient({ url: hub.url, watchNetwork: false });
+  try {
+    const ma = a.open("limits:presence");
+    const mb = b.open("limits:presence");
+    const errors = [];
+    ma.on("error", (e) => errors.push(e));
+    await Promise.all([ma.ready, mb.ready]);
+    // A cursor moving faster than the rate: the last position must arrive.
+    for (let i = 0; i <= 20; i++) ma.setPresence({ x: i });
+    const end = Date.now() + 5000;
+    let seen = null;
+    while (Date.now() < end) {
+      seen = [...mb.peers.values()][0];
+      if (seen && seen.x === 20) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(seen, { x: 20 }, "the other subscriber never saw the latest presence");
+    assert.ok(ma.retriedAfter >= 1);
+    assert.deepEqual(errors, []);
+  } finally {
+    a.close();
+    b.close();
+    await hub.stop();
+  }
+});

@@ -424,6 +424,7 @@ static void ping(fo_session *s)
     fo_session_send_control(s, f);
     fo_frame_unref(f);
     s->pinged = true;
+    s->ping_ms = fo_hub_now_ms(s->hub);
     s->hub->metrics.idle_pings++;
 }
 
@@ -443,7 +444,8 @@ void fo_session_sweep(fo_hub *h)
         quiet = now - s->last_rx_ms;
         if (quiet > idle + 5000) {
             fo_session_end(s); /* closing, but our queue never drained to the close frame */
-        } else if (quiet > idle && s->state == FO_SESSION_OPEN) {
+        } else if (quiet >= idle && s->pinged && now - s->ping_ms >= idle / 2 &&
+                   s->state == FO_SESSION_OPEN) {
             FO_LOG(FO_LOG_INFO, "sid=%s idle for %llu ms (no pong): closing with %d", s->sid,
                    (unsigned long long)quiet, FO_SESSION_CLOSE_IDLE);
             h->metrics.idle_closes++;

@@ -105,6 +105,7 @@ struct fo_session {
     fo_bucket presence_bucket; /* --presence-rate */
     uint64_t last_rx_ms;    /* when bytes last came (--idle-timeout-ms) */
     bool pinged;            /* an idle ping is out since then */
+    uint64_t ping_ms;       /* ... sent then */
     fo_session *prev, *next;  /* hub->sessions */
     fo_session *dirty_next;
 };
@@ -140,7 +141,8 @@ typedef struct fo_session_port {
 fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *rights,
                             unsigned char *early, size_t early_len);
 /* Once a second: ends connections that did not answer our close frame in time; pings
- * connections idle for half of --idle-timeout-ms and closes those idle for all of it. */
+ * connections silent for half of --idle-timeout-ms and closes those silent for all of it
+ * whose ping has had half of it to be answered (a live peer's pong always has). */
 void fo_session_sweep(fo_hub *h);
 /* A whole message from the connection (wsconn.c): decoded and dispatched. */
 void fo_session_on_message(fo_session *s, const unsigned char *data, size_t len, bool binary);

@@ -81,6 +81,39 @@ static int parse_origins(void *target, const char *v, char *why, size_t n)
     return 0;
 }
 
+/* 0 turns it off; otherwise at least `min`. */
+static int zero_or_at_least(const char *v, unsigned long long min, unsigned long long *out)
+{
+    long long n = fo_parse_size(v);
+
+    if (n < 0 || (n > 0 && (unsigned long long)n < min))
+        return -1;
+    *out = (unsigned long long)n;
+    return 0;
+}
+
+static int parse_bytes_rate(void *target, const char *v, char *why, size_t n)
+{
+    unsigned long long x;
+
+    (void)why, (void)n;
+    if (zero_or_at_least(v, 1024, &x))
+        return -1;
+    ((fo_hub_config *)target)->bytes_rate = (size_t)x;
+    return 0;
+}
+
+static int parse_idle(void *target, const char *v, char *why, size_t n)
+{
+    unsigned long long x;
+
+    (void)why, (void)n;
+    if (strspn(v, "0123456789") != strlen(v) || zero_or_at_least(v, 100, &x) || x > UINT32_MAX)
+        return -1;
+    ((fo_hub_config *)target)->idle_timeout_ms = (uint32_t)x;
+    return 0;
+}
+
 static const char *const store_kinds[] = {"sqlite", "memory", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
@@ -161,6 +194,38 @@ static const fo_setting rows[] = {
      .help = "text (default): `TIME LEVEL message` lines; json: one object\n"
              "per line {\"time\", \"level\", \"message\", and the message's\n"
              "leading key=value fields (model, sid, ...)}"},
+    {.name = "max-connections", .type = FO_SET_UINT, F(max_connections), .def = "10000",
+     .min = 1, .arg = "N",
+     .help = "open WebSocket connections; more are refused at the upgrade\n"
+             "with 503 (default 10000, lowered to the open-files limit)"},
+    {.name = "max-subs", .type = FO_SET_UINT, F(max_subs), .def = "1000", .min = 1, .arg = "N",
+     .help = "subscriptions per connection; more get error too_large\n"
+             "(default 1000)"},
+    {.name = "flush-rate", .type = FO_SET_UINT, F(flush_rate), .def = "1000", .arg = "N",
+     .help = "flushes per second per connection, bursts of 2 s; more get\n"
+             "error rate_limited with retryAfterMs (default 1000; 0: off)"},
+    {.name = "bytes-rate", .type = FO_SET_SIZE, F(bytes_rate), .def = "8M", .arg = "SIZE",
+     .parse = parse_bytes_rate,
+     .help = "inbound bytes per second per connection; frames past it get\n"
+             "rate_limited with retryAfterMs (default 8M; 0: off)"},
+    {.name = "conn-rate", .type = FO_SET_UINT, F(conn_rate), .def = "100", .arg = "N",
+     .help = "new WebSocket connections per second per source address\n"
+             "(IPv6: per /64), bursts of 2 s; more get 429 with\n"
+             "Retry-After (default 100; 0: off)"},
+    {.name = "idle-timeout-ms", .type = FO_SET_UINT, F(idle_timeout_ms), .def = "60000",
+     .arg = "N", .parse = parse_idle,
+     .help = "ping a connection that sent nothing for N/2 ms, close it\n"
+             "(4408) when nothing came for N ms (default 60000; 0: off)"},
+    {.name = "max-presence", .type = FO_SET_SIZE, F(max_presence), .def = "4K", .min = 256,
+     .arg = "SIZE", .help = "largest presence frame (default 4K; too_large past it)"},
+    {.name = "presence-rate", .type = FO_SET_UINT, F(presence_rate), .def = "20", .arg = "N",
+     .help = "presence updates per second per connection, bursts of 2 s\n"
+             "(default 20; 0: off)"},
+    {.name = "overload-lag-ms", .type = FO_SET_UINT, F(overload_lag_ms), .def = "200",
+     .arg = "N",
+     .help = "when a loop turn takes longer than N ms, new flushes get\n"
+             "error overloaded with retryAfterMs for as long as it took;\n"
+             "accepted flushes are still acked (default 200; 0: off)"},
     /* New settings go here, above the actions. */
 
     /* Actions: command line only, handled in fo_hub_config_parse. */

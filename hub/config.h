@@ -41,6 +41,16 @@ typedef struct fo_hub_config {
     uint32_t rule_time_ms;    /* --rule-time-ms N: wall clock per command */
     size_t rule_memory;       /* --rule-memory SIZE: the rules' Lua state */
     char allowed_origins[2048]; /* --allowed-origins LIST (origin.h); empty: own only */
+    /* limits and overload shedding (limits.h); 0 turns a rate or timeout off */
+    uint32_t max_connections; /* --max-connections N: open WebSockets (503 past it) */
+    uint32_t max_subs;        /* --max-subs N: subscriptions per connection */
+    uint32_t flush_rate;      /* --flush-rate N: flushes/s per connection (burst 2 s) */
+    size_t bytes_rate;        /* --bytes-rate SIZE: inbound bytes/s per connection */
+    uint32_t conn_rate;       /* --conn-rate N: new WebSockets/s per source address (429) */
+    uint32_t idle_timeout_ms; /* --idle-timeout-ms N: ping at half, close at N */
+    size_t max_presence;      /* --max-presence SIZE: a presence frame's bytes */
+    uint32_t presence_rate;   /* --presence-rate N: presence updates/s per connection */
+    uint32_t overload_lag_ms; /* --overload-lag-ms N: loop lag past which flushes are shed */
 } fo_hub_config;
 
 /* The defaults: every row's default. */

@@ -109,6 +109,7 @@ static void on_tick(uv_timer_t *t)
 
     fo_listener_sweep(&h->listener, fo_hub_now_ms(h));
     fo_session_sweep(h);
+    fo_conn_rate_sweep(h);
     switch (h->phase) {
     case FO_HUB_RUNNING: fo_model_evict(h); break;
     case FO_HUB_DRAINING:
@@ -198,6 +199,7 @@ static void on_prepare(uv_prepare_t *p)
         if (busy > now - h->turn_ns) /* idle counted past our clock: nothing ran */
             busy = 0;
         fo_hist_add(&h->metrics.loop_busy, (double)busy / 1e9);
+        fo_overload_turn(h, busy);
         h->metrics.loop_busy_ns += busy;
         if (busy > h->metrics.loop_busy_max_ns)
             h->metrics.loop_busy_max_ns = busy;
@@ -309,6 +311,7 @@ int fo_hub_run(const fo_hub_config *cfg)
     fo_wire_limits_default(&h->limits);
     h->limits.max_frame = cfg->max_frame;
     fo_strmap_init(&h->models);
+    fo_limits_init(h);
     fo_commit_init(&h->commit);
     fo_arena_init(&h->flush_arena, 16384);
     fo_buf_init(&h->flush_buf, 0);
@@ -384,6 +387,7 @@ out_loop:
     fo_auth_free(h->auth);
     fo_rules_free(h->rules);
     fo_strmap_destroy(&h->models);
+    fo_limits_destroy(h);
     free(h->wbuf);
     free(h);
     return rc;

@@ -15,6 +15,7 @@
 #include "hub/commit.h"
 #include "hub/config.h"
 #include "hub/console.h"
+#include "hub/limits.h"
 #include "hub/listener.h"
 #include "hub/metrics.h"
 #include "hub/rules.h"
@@ -44,6 +45,7 @@ typedef struct fo_hub {
     uv_prepare_t prepare; /* before each poll: the loop's busy time of the turn */
     uint64_t turn_ns, turn_idle_ns; /* the clock and libuv's idle time at the last one */
     fo_console console; /* the console's metrics feed (console.h) */
+    fo_limits lim;      /* per-address connection rates, overload (limits.h) */
     fo_listener listener; /* the port: WebSocket upgrades are ours, HTTP goes to lws */
     struct lws_context *lws;
     struct lws_vhost *vhost;

@@ -193,6 +193,33 @@ static void to_lws(fo_pending_conn *c)
     lws_adopt_socket_vhost_readbuf(h->vhost, fd, buf, len);
 }
 
+/* Limits (limits.h), before the token is checked (a JWT's signature costs more than this):
+ * true when refused. The hub is full: 503, a state of the server. Too many new connections
+ * from this address: 429, the client's own rate (RFC 6585), with Retry-After. */
+static bool limited(fo_pending_conn *c, char *why, size_t cap)
+{
+    fo_hub *h = c->l->hub;
+    char extra[64];
+    uint64_t wait;
+
+    if (h->nsessions >= h->lim.max_connections) {
+        h->metrics.refused_full++;
+        snprintf(why, cap, "too many connections (--max-connections %u)", h->lim.max_connections);
+        refuse(c, 503, "Service Unavailable", "Retry-After: 5\r\n", why);
+        return true;
+    }
+    if ((wait = fo_conn_rate_check(h, c->fd))) {
+        h->metrics.refused_rate++;
+        snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
+                 (unsigned long long)((wait + 999) / 1000));
+        snprintf(why, cap, "too many new connections from this address (--conn-rate %u/s)",
+                 h->cfg.conn_rate);
+        refuse(c, 429, "Too Many Requests", extra, why);
+        return true;
+    }
+    return false;
+}
+
 /* Checks the handshake in `hd` (the parsed head, head_len bytes of c->buf) and answers
  * 101, handing the socket and any bytes after the head to a new session, or to the
  * console's feed (`feed`: GET /v1/console/feed, console.h); or refuses. */
@@ -221,6 +248,8 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool fe
     }
     if (h->phase != FO_HUB_RUNNING)
         return refuse(c, 503, "Service Unavailable", NULL, "shutting down");
+    if (!feed && limited(c, why, sizeof(why)))
+        return;
     if (!fo_origins_allow(h->cfg.allowed_origins, hd->origin, hd->host)) {
         snprintf(why, sizeof(why), "origin %.200s is not allowed (see --allowed-origins)",
                  hd->origin);

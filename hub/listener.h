@@ -11,7 +11,8 @@
  *
  * Refusals are plain HTTP/1.1 answers followed by a close: 400 (a malformed head or
  * handshake), 401 (missing or bad token; the body says why: auth.h, jwt.h), 426 (a WebSocket version other than 13), 431
- * (a head over 8 KiB), 503 (shutting down). A connection that has not sent a whole head
+ * (a head over 8 KiB), 503 (shutting down, or --max-connections reached), 429 with
+ * Retry-After (--conn-rate: too many new WebSockets from the address; limits.h). A connection that has not sent a whole head
  * within 30 s is closed. */
 #ifndef FO_LISTENER_H
 #define FO_LISTENER_H

@@ -147,7 +147,21 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
     rc |= hist(out, "flushout_store_commit_latency_seconds",
                "Time from a group commit's submission to its durability.", &m->commit_latency);
     rc |= hist(out, "flushout_loop_busy_seconds",
-               "Time each event loop turn spent running (not waiting in poll).", &m->loop_busy);
+               "The loop's lag: each turn's time from poll's return to the next poll "
+               "(what an event that became ready meanwhile waited).", &m->loop_busy);
+    rc |= gauge(out, "flushout_overloaded", "1 while new flushes are refused because the loop "
+                "lags past --overload-lag-ms.", g->overloaded);
+    rc |= counter(out, "flushout_overloads_total", "Times the loop lagged past "
+                  "--overload-lag-ms (flushes shed).", m->overloads);
+    rc |= put(out, "# HELP flushout_refused_upgrades_total WebSocket upgrades refused by a "
+                   "limit.\n# TYPE flushout_refused_upgrades_total counter\n"
+                   "flushout_refused_upgrades_total{limit=\"max_connections\"} %llu\n"
+                   "flushout_refused_upgrades_total{limit=\"conn_rate\"} %llu\n",
+              (unsigned long long)m->refused_full, (unsigned long long)m->refused_rate);
+    rc |= counter(out, "flushout_idle_pings_total", "Pings sent to idle connections.",
+                  m->idle_pings);
+    rc |= counter(out, "flushout_idle_closes_total", "Connections closed by --idle-timeout-ms.",
+                  m->idle_closes);
     rc |= put(out, "# HELP flushout_errors_total Error replies sent, by code.\n"
                    "# TYPE flushout_errors_total counter\n");
     for (int c = 1; c < FO_ERR_CODES; c++)

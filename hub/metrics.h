@@ -58,6 +58,12 @@ typedef struct fo_metrics {
     fo_hist loop_busy;
     uint64_t loop_busy_ns;     /* summed */
     uint64_t loop_busy_max_ns; /* the longest turn since the console's last sample */
+    /* limits (limits.h); refusals of requests are in errors[] by code */
+    uint64_t overloads;         /* times the hub became overloaded */
+    uint64_t refused_full;      /* upgrades refused: --max-connections */
+    uint64_t refused_rate;      /* upgrades refused: --conn-rate */
+    uint64_t idle_pings;        /* pings sent to idle connections */
+    uint64_t idle_closes;       /* connections closed by --idle-timeout-ms */
 } fo_metrics;
 
 /* Gauges the hub computes when rendering. */
@@ -69,6 +75,7 @@ typedef struct fo_gauges {
     uint64_t runner_max_depth; /* the deepest runner queue */
     uint64_t pending_acks;     /* replies waiting for a durable commit */
     uint64_t outbound_bytes;   /* bytes queued to connections */
+    uint64_t overloaded;       /* 1 while new flushes are shed (limits.h) */
 } fo_gauges;
 
 /* Appends the Prometheus text. 0 or FO_ENOMEM. */

@@ -77,6 +77,13 @@ static bool exec_sub(fo_model *m, fo_task *t)
         !fo_model_need_history(m, t->msg.from, count))
         return false;
     if (!sub) {
+        if (s->nsubs >= m->hub->cfg.max_subs) {
+            char why[160];
+            snprintf(why, sizeof(why), "model: at most %u subscriptions per connection "
+                     "(--max-subs): unsub from another model first", m->hub->cfg.max_subs);
+            fo_runner_reject(t, FO_ERR_TOO_LARGE, why);
+            return true;
+        }
         if (!(sub = calloc(1, sizeof(*sub)))) {
             fo_runner_reject(t, FO_ERR_INTERNAL, "out of memory");
             return true;
@@ -90,6 +97,7 @@ static bool exec_sub(fo_model *m, fo_task *t)
         m->nsubs++;
         sub->snext = s->subs;
         s->subs = sub;
+        s->nsubs++;
     }
     /* A resubscription (after a gap) starts over from this reply. */
     sub->active = false;

@@ -172,20 +172,19 @@ void fo_session_send_msg(fo_session *s, const fo_msg *m)
     fo_frame_unref(f);
 }
 
-void fo_session_send_error(fo_session *s, const fo_msg *req, fo_error_code code,
-                           const char *fmt, ...)
+static void send_error(fo_session *s, const fo_msg *req, fo_error_code code, uint64_t retry_ms,
+                       const char *fmt, va_list ap)
 {
     char text[512];
     fo_msg m;
-    va_list ap;
 
-    va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
     memset(&m, 0, sizeof(m));
     m.type = FO_MSG_ERROR;
     m.code = code;
     m.message = text;
+    m.has_retry_after = retry_ms > 0;
+    m.retry_after_ms = retry_ms;
     if (req) {
         m.has_rid = req->has_rid;
         m.rid = req->rid;
@@ -198,6 +197,26 @@ void fo_session_send_error(fo_session *s, const fo_msg *req, fo_error_code code,
         s->hub->metrics.errors[code]++;
     FO_LOG(FO_LOG_DEBUG, "sid=%s error %s: %s", s->sid, fo_error_code_name(code), text);
     fo_session_send_msg(s, &m);
+}
+
+void fo_session_send_error(fo_session *s, const fo_msg *req, fo_error_code code,
+                           const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    send_error(s, req, code, 0, fmt, ap);
+    va_end(ap);
+}
+
+void fo_session_send_retry(fo_session *s, const fo_msg *req, fo_error_code code,
+                           uint64_t retry_ms, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    send_error(s, req, code, retry_ms ? retry_ms : 1, fmt, ap);
+    va_end(ap);
 }
 
 void fo_session_close(fo_session *s, uint16_t code)
@@ -226,6 +245,7 @@ void fo_session_forget_sub(fo_session *s, fo_sub *sub)
     for (p = &s->subs; *p; p = &(*p)->snext) {
         if (*p == sub) {
             *p = sub->snext;
+            s->nsubs--;
             break;
         }
     }
@@ -332,6 +352,7 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *right
     snprintf(s->sid, sizeof(s->sid), "%llu", (unsigned long long)s->id);
     s->rights = *rights;
     memset(rights, 0, sizeof(*rights));
+    s->last_rx_ms = fo_hub_now_ms(h);
     if (arm_expiry(s)) {
         fo_rights_destroy(&s->rights);
         free(s);
@@ -389,15 +410,51 @@ void fo_session_end(fo_session *s)
     fo_session_unref(s);
 }
 
+/* A ping to a connection that has been silent for half the idle timeout: any answer (its
+ * pong, or anything else) shows it is alive. */
+static void ping(fo_session *s)
+{
+    unsigned char frame[2 + 8];
+    size_t n = fo_ws_frame_build(frame, FO_WS_OP_PING, true, (const unsigned char *)"idle", 4,
+                                 NULL);
+    fo_frame *f = fo_frame_new(frame, n);
+
+    if (!f)
+        return;
+    fo_session_send_control(s, f);
+    fo_frame_unref(f);
+    s->pinged = true;
+    s->ping_ms = fo_hub_now_ms(s->hub);
+    s->hub->metrics.idle_pings++;
+}
+
 void fo_session_sweep(fo_hub *h)
 {
-    uint64_t now = fo_hub_now_ms(h);
+    uint64_t now = fo_hub_now_ms(h), idle = h->cfg.idle_timeout_ms, quiet;
     fo_session *s = h->sessions, *next;
 
     for (; s; s = next) {
         next = s->next;
-        if (s->state == FO_SESSION_CLOSED && now - s->closed_ms > 2000)
+        if (s->state == FO_SESSION_CLOSED && now - s->closed_ms > 2000) {
             fo_session_end(s); /* the peer never answered our close */
+            continue;
+        }
+        if (!idle)
+            continue;
+        quiet = now - s->last_rx_ms;
+        if (quiet > idle + 5000) {
+            fo_session_end(s); /* closing, but our queue never drained to the close frame */
+        } else if (quiet >= idle && s->pinged && now - s->ping_ms >= idle / 2 &&
+                   s->state == FO_SESSION_OPEN) {
+            FO_LOG(FO_LOG_INFO, "sid=%s idle for %llu ms (no pong): closing with %d", s->sid,
+                   (unsigned long long)quiet, FO_SESSION_CLOSE_IDLE);
+            h->metrics.idle_closes++;
+            s->close_why = "idle timeout";
+            s->rx_done = true;
+            fo_session_close(s, FO_SESSION_CLOSE_IDLE);
+        } else if (quiet >= idle / 2 && !s->pinged && s->state == FO_SESSION_OPEN) {
+            ping(s);
+        }
     }
 }
 
@@ -455,10 +512,26 @@ void fo_session_on_message(fo_session *s, const unsigned char *data, size_t len,
     fo_arena a;
     fo_msg m;
     fo_err_info err;
+    uint64_t now = fo_hub_now_ms(h), wait;
     int rc;
 
     h->metrics.frames_in++;
     h->metrics.bytes_in += len;
+    /* Over its byte budget, a frame is answered without being decoded (and still counted:
+     * the budget is what the connection sends). */
+    if ((wait = fo_bucket_charge(&s->rx_bucket, (double)h->cfg.bytes_rate,
+                                 fo_limits_bytes_burst(h), (double)len, now))) {
+        char model[201];
+
+        memset(&m, 0, sizeof(m));
+        fo_wire_peek(data, len, &m.has_rid, &m.rid, model, sizeof(model));
+        m.model = model[0] ? model : NULL;
+        m.model_len = (uint32_t)strlen(model);
+        fo_session_send_retry(s, &m, FO_ERR_RATE_LIMITED, wait,
+                              "over %zu inbound bytes per second (--bytes-rate): send it again "
+                              "after retryAfterMs", h->cfg.bytes_rate);
+        return;
+    }
     if (!binary) {
         fo_session_send_error(s, NULL, FO_ERR_BAD_FRAME, "text frames are not accepted: "
                               "send one MessagePack map per binary frame");
@@ -516,6 +589,40 @@ void fo_session_on_message(fo_session *s, const unsigned char *data, size_t len,
                                                                                       : "read",
                                   m.model);
             break;
+        }
+        if (m.type == FO_MSG_FLUSH) {
+            /* Shed before queueing: a refused flush was never seen, the same seq later
+             * is applied once. */
+            if ((wait = fo_overload_retry_ms(h))) {
+                h->metrics.flush_errors++;
+                fo_session_send_retry(s, &m, FO_ERR_OVERLOADED, wait,
+                                      "the hub is overloaded: send the flush again after "
+                                      "retryAfterMs");
+                break;
+            }
+            if ((wait = fo_bucket_take(&s->flush_bucket, h->cfg.flush_rate,
+                                       fo_limits_flush_burst(h), 1, now))) {
+                h->metrics.flush_errors++;
+                fo_session_send_retry(s, &m, FO_ERR_RATE_LIMITED, wait,
+                                      "over %u flushes per second (--flush-rate): send it "
+                                      "again after retryAfterMs", h->cfg.flush_rate);
+                break;
+            }
+        } else if (m.type == FO_MSG_PRESENCE) {
+            if (len > h->cfg.max_presence) {
+                fo_session_send_error(s, &m, FO_ERR_TOO_LARGE, "state: a presence frame of %zu "
+                                      "bytes is over %zu (--max-presence)", len,
+                                      h->cfg.max_presence);
+                break;
+            }
+            if ((wait = fo_bucket_take(&s->presence_bucket, h->cfg.presence_rate,
+                                       fo_limits_presence_burst(h), 1, now))) {
+                fo_session_send_retry(s, &m, FO_ERR_RATE_LIMITED, wait,
+                                      "over %u presence updates per second "
+                                      "(--presence-rate): send it again after retryAfterMs",
+                                      h->cfg.presence_rate);
+                break;
+            }
         }
         h->session_port.request(h, s, &m, &a, fo_now_ns());
         return; /* the model owns the arena now */

@@ -16,6 +16,7 @@
 
 #include "hub/auth.h"
 #include "hub/frame.h"
+#include "hub/limits.h"
 #include "hub/reply.h"
 #include "proto/arena.h"
 #include "proto/wire.h"
@@ -97,6 +98,14 @@ struct fo_session {
     uint16_t close_code;
     const char *close_why;  /* static: the reason sent in our close frame (NULL: by code) */
     fo_sub *subs;
+    uint32_t nsubs;         /* in `subs` (--max-subs) */
+    /* limits (limits.h), on the loop's cached clock */
+    fo_bucket flush_bucket;    /* --flush-rate */
+    fo_bucket rx_bucket;       /* --bytes-rate */
+    fo_bucket presence_bucket; /* --presence-rate */
+    uint64_t last_rx_ms;    /* when bytes last came (--idle-timeout-ms) */
+    bool pinged;            /* an idle ping is out since then */
+    uint64_t ping_ms;       /* ... sent then */
     fo_session *prev, *next;  /* hub->sessions */
     fo_session *dirty_next;
 };
@@ -116,6 +125,9 @@ typedef struct fo_session_port {
 
 /* The close code of a connection whose token expired (reason "token expired"). */
 #define FO_SESSION_CLOSE_TOKEN_EXPIRED 4401
+/* The close code of a connection that sent nothing, not even a pong, for
+ * --idle-timeout-ms (reason "idle timeout"). */
+#define FO_SESSION_CLOSE_IDLE 4408
 
 /* A connection the listener upgraded: takes over fd, its (started or not) poll watcher and
  * *rights (left empty, also on failure); `early` holds bytes that came after the request
@@ -128,7 +140,9 @@ typedef struct fo_session_port {
  * token's; a bad token gets `error unauthorized` and changes nothing). */
 fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *rights,
                             unsigned char *early, size_t early_len);
-/* Once a second: ends connections that did not answer our close frame in time. */
+/* Once a second: ends connections that did not answer our close frame in time; pings
+ * connections silent for half of --idle-timeout-ms and closes those silent for all of it
+ * whose ping has had half of it to be answered (a live peer's pong always has). */
 void fo_session_sweep(fo_hub *h);
 /* A whole message from the connection (wsconn.c): decoded and dispatched. */
 void fo_session_on_message(fo_session *s, const unsigned char *data, size_t len, bool binary);
@@ -163,6 +177,11 @@ void fo_session_send_control(fo_session *s, fo_frame *f);
 /* Sends `error {rid?, model?, code, message}` answering `req` (may be NULL). */
 void fo_session_send_error(fo_session *s, const fo_msg *req, fo_error_code code,
                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same with `retryAfterMs` (rate_limited, overloaded): the request may be sent again,
+ * unchanged, after retry_ms. */
+void fo_session_send_retry(fo_session *s, const fo_msg *req, fo_error_code code,
+                           uint64_t retry_ms, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Encodes and queues a small reply (ok, errors); FO_ENOMEM is logged and dropped. */
 void fo_session_send_msg(fo_session *s, const fo_msg *m);
 /* End of a loop turn: every session that queued frames writes them, one packed write

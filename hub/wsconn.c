@@ -299,6 +299,8 @@ static void on_readable(fo_session *s)
         fo_session_end(s);
         return;
     }
+    s->last_rx_ms = fo_hub_now_ms(h); /* --idle-timeout-ms: anything, a pong included */
+    s->pinged = false;
     if (s->state == FO_SESSION_CLOSED)
         return; /* our close frame is out: what still comes is dropped */
     handle(s, buf, len + (size_t)n);

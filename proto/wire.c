@@ -483,7 +483,7 @@ static int field_count(const fo_msg *m)
     case FO_MSG_ACK: return 3;
     case FO_MSG_PUSH: return 2;
     case FO_MSG_PRESENCE_EVT: return 3;
-    case FO_MSG_ERROR: return 2 + (m->model != NULL);
+    case FO_MSG_ERROR: return 2 + (m->model != NULL) + m->has_retry_after;
     case FO_MSG_NONE: break;
     }
     return -1;
@@ -577,6 +577,10 @@ static void pack_body(enc *e, const fo_msg *m)
         pack_cstr(e, code);
         KEY(e, "message");
         pack_cstr(e, m->message);
+        if (m->has_retry_after) {
+            KEY(e, "retryAfterMs");
+            msgpack_pack_uint64(&e->pk, m->retry_after_ms);
+        }
         return;
     }
     case FO_MSG_NONE: break;

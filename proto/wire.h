@@ -110,6 +110,10 @@ typedef struct fo_msg {
     /* error */
     fo_error_code code;
     const char *message;
+    /* error: `retryAfterMs`, when the request may be sent again as it is after that many
+     * milliseconds (rate_limited, overloaded); absent when has_retry_after is false */
+    bool has_retry_after;
+    uint64_t retry_after_ms;
 } fo_msg;
 
 typedef struct fo_wire_limits {

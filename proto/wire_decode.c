@@ -33,16 +33,17 @@
 /* clang-format off */
 enum {
     M_T, M_RID, M_MODEL, M_CLIENT, M_TOKEN, M_FROM, M_TO, M_AT, M_SEQ, M_BATCH, M_SNAPSHOT,
-    M_DIFF, M_RESULT, M_STATE, M_SESSION, M_SERVER, M_MAXFRAME, M_CODE, M_MESSAGE, M_COUNT
+    M_DIFF, M_RESULT, M_STATE, M_SESSION, M_SERVER, M_MAXFRAME, M_CODE, M_MESSAGE, M_RETRY,
+    M_COUNT
 };
 /* clang-format on */
 
 static const char *const msg_names[M_COUNT] = {
     "t",        "rid",    "model", "client",  "token",   "from",     "to",
     "at",       "seq",    "batch", "snapshot", "diff",   "result",   "state",
-    "session",  "server", "maxFrame", "code",  "message",
+    "session",  "server", "maxFrame", "code",  "message", "retryAfterMs",
 };
-static const uint8_t msg_name_len[M_COUNT] = {1, 3, 5, 6, 5, 4, 2, 2, 3, 5, 8, 4, 6, 5, 7, 6, 8, 4, 7};
+static const uint8_t msg_name_len[M_COUNT] = {1, 3, 5, 6, 5, 4, 2, 2, 3, 5, 8, 4, 6, 5, 7, 6, 8, 4, 7, 12};
 
 static int msg_field_find(const fo_mp_item *k)
 {
@@ -68,6 +69,7 @@ static int msg_field_find(const fo_mp_item *k)
                                      : M_COUNT;
     case 7: return FO_WIRE_KEY_IS(k, "session") ? M_SESSION : FO_WIRE_KEY_IS(k, "message") ? M_MESSAGE : M_COUNT;
     case 8: return FO_WIRE_KEY_IS(k, "snapshot") ? M_SNAPSHOT : FO_WIRE_KEY_IS(k, "maxFrame") ? M_MAXFRAME : M_COUNT;
+    case 12: return FO_WIRE_KEY_IS(k, "retryAfterMs") ? M_RETRY : M_COUNT;
     default: return M_COUNT;
     }
 }
@@ -212,6 +214,7 @@ static const msg_field msg_fields[M_COUNT] = {
     [M_SESSION] = MF(fo_wire_conv_str, session, NOHAS),  [M_SERVER] = MF(fo_wire_conv_str, server, NOHAS),
     [M_MAXFRAME] = MF(fo_wire_conv_uint, max_frame, NOHAS), [M_CODE] = MF(c_code, code, NOHAS),
     [M_MESSAGE] = MF(fo_wire_conv_str, message, NOHAS),
+    [M_RETRY] = MF(fo_wire_conv_uint, retry_after_ms, HAS(has_retry_after)),
 };
 /* clang-format on */
 
@@ -237,7 +240,7 @@ static void msg_shape(fo_msg_type t, uint32_t *reads, uint32_t *reqs)
     case FO_MSG_SNAP: q = B(M_MODEL) | B(M_SNAPSHOT); break;
     case FO_MSG_DIFF:
     case FO_MSG_PUSH: q = B(M_MODEL) | B(M_DIFF); break;
-    case FO_MSG_ERROR: q = B(M_CODE) | B(M_MESSAGE), r = B(M_MODEL); break;
+    case FO_MSG_ERROR: q = B(M_CODE) | B(M_MESSAGE), r = B(M_MODEL) | B(M_RETRY); break;
     case FO_MSG_OK:
     case FO_MSG_NONE: break;
     }
@@ -365,7 +368,7 @@ static int msg_exact(fo_mp_dec *d, uint32_t pairs, fo_msg *m)
         N("t"),        N("rid"),    N("model"),  N("client"), N("token"),
         N("from"),     N("to"),     N("at"),     N("seq"),    N("batch"),
         N("snapshot"), N("diff"),   N("result"), N("state"),  N("session"),
-        N("server"),   N("maxFrame"), N("code"), N("message"),
+        N("server"),   N("maxFrame"), N("code"), N("message"), N("retryAfterMs"),
 #undef N
     };
     const uint8_t *slot[M_COUNT];
@@ -385,7 +388,7 @@ static int msg_exact(fo_mp_dec *d, uint32_t pairs, fo_msg *m)
     /* The remaining fields in the order each type has always checked them. */
     static const int order[] = {M_CLIENT, M_TOKEN,  M_SEQ,   M_FROM,     M_TO,
                                 M_AT,     M_SESSION, M_STATE, M_SERVER,  M_MAXFRAME,
-                                M_SNAPSHOT, M_BATCH, M_DIFF, M_RESULT, M_CODE, M_MESSAGE};
+                                M_SNAPSHOT, M_BATCH, M_DIFF, M_RESULT, M_CODE, M_MESSAGE, M_RETRY};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         int j = order[i];
         if (!(reads & B(j)) || (m->type == FO_MSG_PRESENCE && j == M_SESSION))

@@ -816,3 +816,41 @@ Test(client, rejects_bad_urls_and_names)
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&loop), 0);
 }
+
+Test(client, rate_limited_flush_is_resent_after_retry_after)
+{
+    uv_loop_t loop;
+    peer p[1];
+    fo_client_model_stats st;
+    uint64_t count, t0;
+    char json[96];
+    struct timespec ts;
+
+    g_hub.extra = "--flush-rate=2"; /* bursts of 4 flushes, then one every 500 ms */
+    start_all(&loop, p, 1, FO_IDS_RANDOM);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    /* Eight flushes in a row: the last four are refused with rate_limited and resent (same
+     * seq) by the client itself after the hub's retryAfterMs. */
+    for (int i = 0; i < 8; i++) {
+        snprintf(json, sizeof(json), "{\"action\":\"update\",\"props\":{\"k%d\":%d}}", i, i);
+        apply_json(&p[0], json);
+        cr_assert_eq(fo_client_flush(p[0].m), 0);
+        cr_assert(run_until(&loop, synced, &p[0], 10000), "flush %d never acked", i);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    count = converge(&loop, p, 1, NULL);
+    fo_client_model_stats_get(p[0].m, &st);
+    cr_log_info("8 flushes at --flush-rate 2: %llu refusals resent after retryAfterMs, %llu ms",
+                (unsigned long long)st.retry_after,
+                (unsigned long long)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 -
+                                     t0));
+    cr_assert_geq(st.retry_after, 4, "refusals resent after retryAfterMs: %llu",
+                  (unsigned long long)st.retry_after);
+    cr_assert_eq(st.rejected, 0);
+    cr_assert_eq(st.flushes, 8);
+    /* Nothing lost, nothing applied twice. */
+    cr_assert_eq(count, p[0].ok, "hub %llu commands, client %llu", (unsigned long long)count,
+                 (unsigned long long)p[0].ok);
+    close_all(&loop, p, 1);
+}

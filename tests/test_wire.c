@@ -174,6 +174,16 @@ Test(wire, roundtrip_replies)
                             .message = "seq: expected uint"});
     for (int c = FO_ERR_BAD_FRAME; c <= FO_ERR_INTERNAL; c++)
         roundtrip(&a, &(fo_msg){.type = FO_MSG_ERROR, .code = (fo_error_code)c, .message = ""});
+    /* rate_limited and overloaded say when to send the request again. */
+    m = roundtrip(&a, &(fo_msg){.type = FO_MSG_ERROR, .has_rid = true, .rid = 4, .model = "m",
+                                .code = FO_ERR_RATE_LIMITED, .message = "slow down",
+                                .has_retry_after = true, .retry_after_ms = 250});
+    cr_assert(m.has_retry_after && m.retry_after_ms == 250);
+    m = roundtrip(&a, &(fo_msg){.type = FO_MSG_ERROR, .code = FO_ERR_OVERLOADED, .message = "",
+                                .has_retry_after = true, .retry_after_ms = 0});
+    cr_assert(m.has_retry_after && m.retry_after_ms == 0);
+    m = roundtrip(&a, &(fo_msg){.type = FO_MSG_ERROR, .code = FO_ERR_GONE, .message = "x"});
+    cr_assert(!m.has_retry_after);
     fo_arena_destroy(&a);
 }
 

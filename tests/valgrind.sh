@@ -102,5 +102,47 @@ hub_jwt_session() {
 }
 check hub_jwt_session hub_jwt_session
 
+# Limits (hub/limits.h): the per-address table (refused at the third upgrade in a row, freed
+# at exit), an idle connection pinged and closed, flushes through the token buckets.
+hub_limits_session() {
+    local log=$tmp/hub-limits.log port cli=$build/clients/flushout url code
+    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
+        --conn-rate 1 --idle-timeout-ms 1000 --flush-rate 5 2>"$log" &
+    hub_pid=$!
+    for _ in $(seq 1 200); do
+        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$log"; return 1; }
+    url=ws://127.0.0.1:$port/v1/ws
+    "$cli" --url "$url" --timeout 20 apply vl '{"action":"update","props":{"a":1}}' \
+        '{"action":"update","props":{"b":2}}' >/dev/null || return 1
+    # Three upgrades at once: two pass (the burst of --conn-rate 1 is 2; the CLI's was
+    # long enough ago to have refilled), stay silent and are closed idle; the third is 429.
+    up() {
+        curl -s -o /dev/null -w '%{http_code}' --max-time 6 -H 'Connection: Upgrade' \
+            -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+            -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "http://127.0.0.1:$port/v1/ws"
+    }
+    sleep 2
+    up >"$tmp/up1" &
+    local p1=$!
+    up >"$tmp/up2" &
+    local p2=$!
+    sleep 0.5
+    code=$(up)
+    wait "$p1" "$p2"
+    [ "$code" = 429 ] || { echo "third upgrade at once: $code"; return 1; }
+    [ "$(cat "$tmp/up1")$(cat "$tmp/up2")" = 101101 ] || { echo "upgrades: $(cat "$tmp"/up?)"; return 1; }
+    grep -q 'idle for' "$log" || { echo "no idle close"; return 1; }
+    kill -TERM "$hub_pid"
+    wait "$hub_pid"
+    local rc=$?
+    hub_pid=
+    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+}
+check hub_limits_session hub_limits_session
+
 echo "valgrind: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -73,7 +73,7 @@ start_hub() {
     local log=$1
     shift
     bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$HUB_CPU" "$HUB" \
-        --listen 127.0.0.1:0 "$@" 2>"$log" &
+        --listen 127.0.0.1:0 --conn-rate 0 --flush-rate 0 --max-connections 19000 "$@" 2>"$log" &
     HUB_PID=$!
     PORT=
     for _ in $(seq 100); do

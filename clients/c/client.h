@@ -17,7 +17,8 @@
  *    retry with the sync instead of applying it twice (exactly-once);
  *  - a flush the hub refuses for good (bad_request, too_large, forbidden, unauthorized) is
  *    dropped from the proxy and reported; other errors resend it, with the same seq, after
- *    a backoff.
+ *    the error's retryAfterMs (rate_limited, overloaded: the hub applied nothing) or, when
+ *    it gives none, a backoff.
  * `seq` starts at the wall clock in microseconds and grows by one per flush, so a client
  * id reused by a later process (fo_client_config.client_id) still sends increasing seqs.
  *
@@ -206,6 +207,8 @@ typedef struct fo_client_model_stats {
     uint64_t resubscribes;   /* after a gap, a failed diff or a reconnect */
     uint64_t snapshots;      /* snapshots adopted */
     uint64_t rejected;       /* flushes dropped after a permanent error */
+    uint64_t retry_after;    /* refusals (rate_limited, overloaded) resent after the hub's
+                              * retryAfterMs */
 } fo_client_model_stats;
 void fo_client_model_stats_get(const fo_client_model *m, fo_client_model_stats *out);
 

@@ -416,6 +416,15 @@ static bool permanent(fo_error_code code)
            code == FO_ERR_UNAUTHORIZED || code == FO_ERR_BAD_FRAME;
 }
 
+/* When to send a refused request again: after the hub's retryAfterMs when it gave one,
+ * else the jittered backoff of `failures` consecutive errors. */
+static uint64_t retry_delay(fo_client *c, const fo_msg *msg, uint32_t failures)
+{
+    if (msg->has_retry_after)
+        return msg->retry_after_ms;
+    return fo_client_backoff_ms(c, failures);
+}
+
 bool fo_client_model_on_error(fo_client_model *m, const fo_msg *msg)
 {
     fo_client *c = m->c;
@@ -427,7 +436,7 @@ bool fo_client_model_on_error(fo_client_model *m, const fo_msg *msg)
         m->sub = FO_SUB_NONE;
         fo_client_report(c, msg->code, m->name, "sub: %s", msg->message ? msg->message : "");
         if (alive(m) && !permanent(msg->code) && !m->flushing)
-            uv_timer_start(&m->timer, on_timer, fo_client_backoff_ms(c, 0), 0);
+            uv_timer_start(&m->timer, on_timer, retry_delay(c, msg, 0), 0);
         return true;
     }
     if (!m->flushing || msg->rid != m->flush_rid || !m->flush_sent)
@@ -452,7 +461,11 @@ bool fo_client_model_on_error(fo_client_model *m, const fo_msg *msg)
             resubscribe(m); /* pushes skipped during the flight are needed now */
         schedule(m);
     } else {
-        uv_timer_start(&m->timer, on_timer, fo_client_backoff_ms(c, m->flush_errors++), 0);
+        /* The same frame (same seq) again: the hub's retryAfterMs when it said one
+         * (rate_limited, overloaded: nothing was applied), else a backoff. */
+        if (msg->has_retry_after)
+            m->stats.retry_after++;
+        uv_timer_start(&m->timer, on_timer, retry_delay(c, msg, m->flush_errors++), 0);
     }
     return true;
 }

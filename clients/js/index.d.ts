@@ -45,6 +45,8 @@ export interface HubError {
   message: string;
   model?: string;
   errors?: CompletionError[];
+  /** rate_limited, overloaded: the hub said to send the request again after this many ms. */
+  retryAfterMs?: number;
   /** connect, closed, connect_timeout: the hub's URL (without the token). */
   url?: string;
   /** connect: the HTTP status that refused the upgrade, when the WebSocket tells it (Node's `ws`). */
@@ -109,7 +111,10 @@ export interface HubClientOptions {
   backoffMax?: number;
   /** Give up on a connection attempt after this long, ms (default 10000). */
   connectTimeout?: number;
-  /** Delay before retrying after overloaded/rate_limited/shutting_down/internal, ms (default 500). */
+  /**
+   * Delay before retrying after overloaded/rate_limited/shutting_down/internal, ms (default
+   * 500), when the hub's error gives no `retryAfterMs` (then that is the delay).
+   */
   retryDelay?: number;
   /** Subscribe again when a sub gets no reply within this long, ms (default 15000). */
   subTimeout?: number;
@@ -199,6 +204,8 @@ export declare class HubModel<T extends object = any> {
   readonly pendingCount: number;
   /** True while a flush waits for its ack. */
   readonly flushing: boolean;
+  /** Flushes (or subs) the hub refused with a retryAfterMs and that were sent again, unchanged, after it. */
+  readonly retriedAfter: number;
   /** Other sessions' presence states, by session id. */
   readonly peers: ReadonlyMap<string, Record<string, unknown>>;
   /** The local document (do not mutate it); undefined before ready. */

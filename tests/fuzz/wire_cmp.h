@@ -138,7 +138,9 @@ static bool wc_msg_eq(const fo_msg *a, const fo_msg *b)
     case FO_MSG_ACK:
         return wc_model_eq(a, b) && a->seq == b->seq && wc_result_eq(&a->result, &b->result);
     case FO_MSG_ERROR:
-        return wc_model_eq(a, b) && a->code == b->code && wc_str_eq(a->message, b->message);
+        return wc_model_eq(a, b) && a->code == b->code && wc_str_eq(a->message, b->message) &&
+               a->has_retry_after == b->has_retry_after &&
+               (!a->has_retry_after || a->retry_after_ms == b->retry_after_ms);
     case FO_MSG_NONE: break;
     }
     return false;

@@ -5,6 +5,7 @@
  *
  * The hub is started as
  *   BIN --listen 127.0.0.1:0 --data DIR/data --store STORE --sequential-ids --log-level info
+ *       --overload-lag-ms 0
  * ARGS... (port 0 the first time, the port it reported on restarts). Its stdout and stderr go
  * through a pipe that a thread drains into DIR/hub.log for the hub's whole life, so the pipe never
  * fills. The child gets PR_SET_PDEATHSIG(SIGKILL): a test that crashes or times out does not

@@ -109,10 +109,18 @@ export async function subscribe(c, model, client) {
   return snap.snapshot.commandCount;
 }
 
-/** One flush of one update at the root; resolves with the count after it. */
+/**
+ * One flush of one update at the root; resolves with the count after it. A refusal with
+ * retryAfterMs (overloaded, rate_limited: nothing applied) is sent again, same seq, then.
+ */
 export async function flushUpdate(c, model, seq, from, props) {
-  c.send({ t: "flush", model, seq, rid: 100 + seq, batch: { from, completions: [{ command: { action: "update", path: [], props } }] } });
-  const ack = await c.next((m) => m.rid === 100 + seq);
+  let ack;
+  for (;;) {
+    c.send({ t: "flush", model, seq, rid: 100 + seq, batch: { from, completions: [{ command: { action: "update", path: [], props } }] } });
+    ack = await c.next((m) => m.rid === 100 + seq);
+    if (ack.t !== "error" || !Number.isInteger(ack.retryAfterMs)) break;
+    await new Promise((r) => setTimeout(r, ack.retryAfterMs));
+  }
   if (ack.t !== "ack") throw new Error(`flush: ${JSON.stringify(ack)}`);
   const a = ack.result.applied;
   return a.from + a.completions.length;

@@ -64,6 +64,8 @@ export class HubModel extends Emitter {
     this._timer = null;
     this._firstQueuedAt = 0;
     this._retryTimer = null;
+    this.retriedAfter = 0; // refusals resent after the hub's retryAfterMs
+    this._presenceTimer = null; // presence refused with retryAfterMs: the latest goes then
     this._subTimer = null;
     this._waiters = [];
     this._closed = false;
@@ -164,6 +166,7 @@ export class HubModel extends Emitter {
     clearTimeout(this._subTimer);
     clearTimeout(this._timer);
     clearTimeout(this._retryTimer);
+    clearTimeout(this._presenceTimer);
     const err = new Error(`model ${this.name} closed`);
     this._rejectReady(err);
     for (const w of this._waiters.splice(0)) w.reject(err);
@@ -186,6 +189,8 @@ export class HubModel extends Emitter {
     this._timer = null;
     clearTimeout(this._retryTimer);
     this._retryTimer = null;
+    clearTimeout(this._presenceTimer); // sent again with the resubscription
+    this._presenceTimer = null;
     if (this._inflight) this._inflight.rid = 0;
     if (this.peers.size > 0) {
       this.peers.clear();
@@ -460,6 +465,10 @@ export class HubModel extends Emitter {
 
   _onRequestError(msg, req) {
     const err = { code: msg.code, message: msg.message };
+    // rate_limited and overloaded say when to come back: the hub applied nothing.
+    const hinted = Number.isInteger(msg.retryAfterMs) && msg.retryAfterMs >= 0;
+    if (hinted) err.retryAfterMs = msg.retryAfterMs;
+    const delay = hinted ? msg.retryAfterMs : this.client.options.retryDelay;
     if (req.t === "flush") {
       const f = this._inflight;
       if (!f || req.seq !== f.seq) return;
@@ -469,11 +478,25 @@ export class HubModel extends Emitter {
         this._retryTimer = setTimeout(() => {
           this._retryTimer = null;
           if (this._inflight === f && this.client.isOpen && f.rid === 0) this._sendFlush();
-        }, this.client.options.retryDelay);
+        }, delay);
+        if (hinted) this.retriedAfter++;
         f.rid = 0;
         return;
       }
       this._refuseFlush(f, err);
+      return;
+    }
+    if (req.t === "presence" && hinted) {
+      // Presence is the latest state only: send whatever it is then, once.
+      if (!this._presenceTimer) {
+        this._presenceTimer = setTimeout(() => {
+          this._presenceTimer = null;
+          if (this._synced && !this._closed) {
+            this.client._request({ t: "presence", model: this.name, state: this._presence }, this);
+          }
+        }, delay);
+        this.retriedAfter++;
+      }
       return;
     }
     if (req.t === "sub") {
@@ -484,7 +507,7 @@ export class HubModel extends Emitter {
         this._retryTimer = setTimeout(() => {
           this._retryTimer = null;
           if (this.client.isOpen && !this._synced && !this._subRid) this._subscribe(this.proxy !== null);
-        }, this.client.options.retryDelay);
+        }, delay);
       } else if (!this.proxy) {
         this._rejectReady(Object.assign(new Error(`${msg.code}: ${msg.message}`), err));
       }

@@ -1,0 +1,383 @@
+/* The hub over real WebSockets, part 5: the faults of production (issue 11 item 6). The disk
+ * fills during a group commit (a real tmpfs, in a private mount namespace: root only), clients
+ * vanish mid-flush (after sending it, or with half its frame sent), and 20 SIGKILLs under a
+ * write load. Start-up faults of the data directory are tests/test_faults.sh (exit codes). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/ws.h"
+#include "tests/support/hubtest.h"
+
+#ifndef FO_HUB_BIN
+#define FO_HUB_BIN ""
+#endif
+
+static void setup(void)
+{
+    setenv("FO_HUB_BIN", FO_HUB_BIN, 0);
+}
+
+TestSuite(hub_faults, .init = setup, .fini = ht_cleanup, .timeout = 180);
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- flushes that may fail ------------------------------------------------------------------- */
+
+/* The message of update [] {key: "x" * pad} claiming count `from`, in c->arena. */
+static fo_msg update_msg(ht_client *c, const char *model, uint64_t seq, uint64_t from,
+                         const char *key, size_t pad)
+{
+    char *json = malloc(pad + 256);
+    fo_msg m = {.type = FO_MSG_FLUSH, .model = model, .model_len = (uint32_t)strlen(model)};
+    int n;
+
+    cr_assert_not_null(json);
+    n = snprintf(json, pad + 256,
+                 "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
+                 "\"props\":{\"%s\":\"",
+                 (unsigned long long)from, key);
+    memset(json + n, 'x', pad);
+    snprintf(json + n + pad, 256 - (size_t)n, "\"}}}]}");
+    m.seq = seq;
+    m.batch = ht_batch_json(&c->arena, json);
+    free(json);
+    return m;
+}
+
+/* Sends a flush and returns its answer: an ack or an error carrying its rid (anything else
+ * fails the test). */
+static fo_msg flush_reply(ht_client *c, fo_msg *m)
+{
+    uint64_t rid = ht_send(c, m);
+    fo_msg r;
+    char d[512];
+
+    ht_recv(c, &r);
+    if ((r.type != FO_MSG_ACK && r.type != FO_MSG_ERROR) || !r.has_rid || r.rid != rid)
+        HT_FAIL(c, "[%s] want the flush's ack or error (rid %llu), got %s", c->id,
+                (unsigned long long)rid, fo_ws_describe(&r, d, sizeof(d)));
+    return r;
+}
+
+/* The key of a one-key update into out ("?" if it is not one); returns out. */
+static const char *update_key(const fo_completion *c, char *out, size_t n)
+{
+    const fo_map *props;
+    const fo_entry *e;
+    char num[20];
+    const char *k;
+    size_t len;
+
+    snprintf(out, n, "?");
+    if (!c->command.props || fo_value_type(c->command.props) != FO_MAP)
+        return out;
+    props = fo_value_as_map(c->command.props);
+    if (fo_map_count(props) != 1)
+        return out;
+    e = fo_map_entries(props);
+    for (uint32_t i = 0; i < fo_map_len(props); i++) {
+        if (!e[i].key)
+            continue;
+        k = fo_key_str(e[i].key, num, &len);
+        snprintf(out, n, "%.*s", (int)len, k);
+    }
+    return out;
+}
+
+/* How many commands of a model's whole history update `key`. */
+static int history_count(ht_client *c, const char *model, const char *key)
+{
+    fo_batch h = ht_history(c, model, 0, false, 0);
+    int n = 0;
+
+    for (uint32_t i = 0; i < h.len; i++) {
+        char k[64];
+        n += strcmp(update_key(&h.items[i], k, sizeof(k)), key) == 0;
+    }
+    return n;
+}
+
+/* ---- the disk fills during a group commit ---------------------------------------------------- */
+
+typedef struct small_disk {
+    fo_hubproc *h;
+    bool mounted;
+} small_disk;
+
+static void small_disk_free(void *p)
+{
+    small_disk *d = p;
+
+    if (fo_hubproc_running(d->h))
+        fo_hubproc_kill(d->h);
+    if (d->mounted)
+        umount2(fo_hubproc_data_dir(d->h), MNT_DETACH);
+    fo_hubproc_free(d->h);
+    free(d);
+}
+
+/* A private mount namespace for this test's process (and the hubs it starts). Skips the
+ * test, saying why, where that is not possible. */
+static void enter_mount_namespace(void)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root for a small tmpfs in a private mount namespace (CI runs as "
+                     "root): the disk-full fault was NOT tested");
+    if (unshare(CLONE_NEWNS) != 0)
+        cr_skip_test("unshare(CLONE_NEWNS): %s: the disk-full fault was NOT tested",
+                     strerror(errno));
+    cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
+                 "making / private in the new namespace: %s", strerror(errno));
+}
+
+/* Fills the file system under `path` with one file; returns the bytes written. */
+static long fill_disk(const char *path)
+{
+    static char buf[65536];
+    size_t chunk = sizeof(buf);
+    long total = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    memset(buf, 0xa5, sizeof(buf));
+    while (chunk >= 512) {
+        ssize_t w = write(fd, buf, chunk);
+        if (w > 0)
+            total += w;
+        else if (w < 0 && errno == ENOSPC)
+            chunk /= 2;
+        else
+            cr_assert_fail("write %s: %s", path, strerror(errno));
+    }
+    fsync(fd);
+    close(fd);
+    return total;
+}
+
+typedef struct keyed {
+    char key[32];
+    uint64_t seq, from;
+} keyed;
+
+#define PAD 4000
+#define MAX_AT 1024
+
+/* The reader's pushes: key at each count (NULL until seen); returns the count pushes reached. */
+static uint64_t drain_pushes(ht_client *r, const char *model, char **at, uint64_t count,
+                             uint64_t want, int timeout_ms)
+{
+    int64_t end = now_ms() + timeout_ms;
+    char d[512];
+
+    for (;;) {
+        fo_msg m;
+        int left = (int)(end - now_ms()), rc;
+        if (count >= want && !fo_ws_pending(r->ws))
+            left = 0;
+        if (left < 0 || fo_ws_wait_any(&r->ws, 1, left) < 0)
+            return count;
+        rc = fo_ws_recv_msg(r->ws, HT_TIMEOUT_MS, &r->arena, &m);
+        cr_assert_eq(rc, 0, "[reader] %s", fo_ws_error(r->ws));
+        if (m.type != FO_MSG_PUSH)
+            HT_FAIL(r, "[reader] only pushes expected, got %s", fo_ws_describe(&m, d, sizeof(d)));
+        cr_assert_eq(m.batch.from, count, "[reader] a push from %llu after %llu: a gap",
+                     (unsigned long long)m.batch.from, (unsigned long long)count);
+        (void)model;
+        for (uint32_t i = 0; i < m.batch.len; i++) {
+            char k[64];
+            cr_assert(count < MAX_AT);
+            at[count++] = strdup(update_key(&m.batch.items[i], k, sizeof(k)));
+        }
+        ht_client_reset_arena(r);
+    }
+}
+
+static void free_at(void *p)
+{
+    char **at = p;
+
+    for (int i = 0; i < MAX_AT; i++)
+        free(at[i]);
+    free(at);
+}
+
+Test(hub_faults, disk_full_during_group_commit_acks_nothing_unstored)
+{
+    static const char *const model = "full.a";
+    fo_hubproc_options o = {.store = "sqlite"};
+    small_disk *sd = calloc(1, sizeof(*sd));
+    ht_client *w, *reader, *late;
+    char fill[4200], d[512];
+    char **pushed = calloc(MAX_AT, sizeof(char *));   /* the reader's pushes by count */
+    char **acked_at = calloc(MAX_AT, sizeof(char *)); /* the writer's acks by count */
+    keyed refused[64];
+    int nrefused = 0, i;
+    uint64_t count = 0, reader_count = 0, seq = 0;
+    long filled;
+    fo_snapshot s;
+
+    cr_assert(sd && pushed && acked_at);
+    ht_defer(free_at, pushed);
+    ht_defer(free_at, acked_at);
+    enter_mount_namespace();
+    cr_assert_not_null(sd->h = fo_hubproc_new(&o));
+    ht_defer(small_disk_free, sd);
+    cr_assert_eq(
+        mount("flushout-faults", fo_hubproc_data_dir(sd->h), "tmpfs", 0, "size=1536k,mode=0700"), 0,
+        "mount tmpfs: %s", strerror(errno));
+    sd->mounted = true;
+    cr_assert_eq(fo_hubproc_start(sd->h), 0, "%s", fo_hubproc_error(sd->h));
+
+    w = ht_connect(sd->h, "writer");
+    reader = ht_connect(sd->h, "reader");
+    ht_sub(reader, model);
+    ht_client_reset_arena(reader);
+    for (i = 0; i < 5; i++) {
+        char key[32];
+        fo_msg m, r;
+        snprintf(key, sizeof(key), "before%d", i);
+        m = update_msg(w, model, ++seq, count, key, PAD);
+        r = flush_reply(w, &m);
+        cr_assert_eq(r.type, FO_MSG_ACK, "a flush before the disk filled: %s",
+                     fo_ws_describe(&r, d, sizeof(d)));
+        acked_at[count++] = strdup(key);
+        ht_client_reset_arena(w);
+    }
+
+    snprintf(fill, sizeof(fill), "%s/fill", fo_hubproc_data_dir(sd->h));
+    filled = fill_disk(fill);
+    cr_log_info("filled the data dir's tmpfs with %ld KiB", filled / 1024);
+
+    /* Flush until the store refuses; then a few more, all of which must be refused. */
+    for (i = 0; i < 300 && nrefused < 4; i++) {
+        keyed *k = &refused[nrefused];
+        fo_msg m, r;
+        snprintf(k->key, sizeof(k->key), "full%d", i);
+        k->seq = ++seq;
+        k->from = count;
+        m = update_msg(w, model, k->seq, k->from, k->key, PAD);
+        r = flush_reply(w, &m);
+        if (r.type == FO_MSG_ACK) {
+            cr_assert_eq(nrefused, 0,
+                         "a flush was acked after an earlier one was refused with "
+                         "the disk still full");
+            cr_assert_eq(r.result.applied.len, 1);
+            cr_assert_eq(r.result.applied.from, count);
+            acked_at[count++] = strdup(k->key);
+        } else {
+            cr_assert_eq(r.code, FO_ERR_INTERNAL, "disk full: %s",
+                         fo_ws_describe(&r, d, sizeof(d)));
+            cr_assert(strstr(r.message, "full"), "the error does not say the disk is full: %s",
+                      r.message);
+            cr_assert(!strstr(r.message, fo_hubproc_dir(sd->h)) && !strstr(r.message, ".db"),
+                      "an error sent to a client names a server path: %s", r.message);
+            cr_assert(strstr(r.message, "retry"), "the error does not say to retry: %s", r.message);
+            nrefused++;
+        }
+        reader_count = drain_pushes(reader, model, pushed, reader_count, count, 0);
+        ht_client_reset_arena(w);
+    }
+    cr_assert_eq(nrefused, 4, "%d flushes of %d bytes were acked on a full disk", i, PAD);
+    cr_log_info("the disk filled after %llu acked flushes; %d refused", (unsigned long long)count,
+                nrefused);
+    cr_assert(fo_hubproc_log_count(sd->h, "SQLITE_FULL") > 0,
+              "the log does not have the store's detail");
+
+    /* Reads keep working on the full disk: get, history, a new subscriber, sub with from. */
+    s = ht_get(w, model);
+    cr_assert_eq(s.command_count, count, "get on a full disk: count %llu, want %llu",
+                 (unsigned long long)s.command_count, (unsigned long long)count);
+    for (i = 0; i < nrefused; i++)
+        cr_assert_eq(history_count(w, model, refused[i].key), 0, "refused %s is in the history",
+                     refused[i].key);
+    cr_assert_eq(history_count(w, model, "before0"), 1);
+    late = ht_connect(sd->h, "late");
+    s = ht_sub(late, model);
+    cr_assert_eq(s.command_count, count, "sub on a full disk");
+    {
+        fo_msg m = {.type = FO_MSG_SUB, .model = "full.b", .model_len = 6, .has_from = true};
+        ht_expect_reply(late, FO_MSG_DIFF, ht_send(late, &m), &m);
+    }
+    ht_client_reset_arena(late);
+    /* A crash on the full disk: the hub starts again and serves reads. */
+    reader_count = drain_pushes(reader, model, pushed, reader_count, count, HT_TIMEOUT_MS);
+    cr_assert_eq(fo_hubproc_kill(sd->h), 0);
+    ht_drop(w);
+    ht_drop(late);
+    ht_drop(reader);
+    cr_assert_eq(fo_hubproc_start(sd->h), 0, "restart on a full disk: %s", fo_hubproc_error(sd->h));
+    w = ht_connect(sd->h, "writer");
+    s = ht_get(w, model);
+    cr_assert_eq(s.command_count, count, "get after a restart on a full disk");
+    reader = ht_connect(sd->h, "reader");
+    {
+        fo_msg m = {.type = FO_MSG_SUB,
+                    .model = model,
+                    .model_len = (uint32_t)strlen(model),
+                    .has_from = true,
+                    .from = reader_count};
+        ht_expect_reply(reader, FO_MSG_DIFF, ht_send(reader, &m), &m);
+        cr_assert_eq(m.batch.from + m.batch.len, count, "sub with from on a full disk");
+        for (uint32_t k = 0; k < m.batch.len; k++) {
+            char key[64];
+            pushed[reader_count++] = strdup(update_key(&m.batch.items[k], key, sizeof(key)));
+        }
+        ht_client_reset_arena(reader);
+    }
+
+    /* Space comes back: the refused flushes, retried under their seq, apply; then new ones. */
+    cr_assert_eq(unlink(fill), 0, "unlink %s: %s", fill, strerror(errno));
+    for (i = 0; i < nrefused + 3; i++) {
+        keyed k, *rk = i < nrefused ? &refused[i] : &k;
+        fo_msg m, r;
+        if (i >= nrefused) {
+            snprintf(k.key, sizeof(k.key), "after%d", i);
+            k.seq = ++seq;
+            k.from = count;
+        }
+        m = update_msg(w, model, rk->seq, rk->from, rk->key, PAD);
+        r = flush_reply(w, &m);
+        if (r.type != FO_MSG_ACK)
+            HT_FAIL(w, "a flush after the space came back: %s", fo_ws_describe(&r, d, sizeof(d)));
+        cr_assert_eq(r.result.applied.len, 1, "%s was not applied", rk->key);
+        cr_assert_eq(r.result.applied.from, count);
+        acked_at[count++] = strdup(rk->key);
+        ht_client_reset_arena(w);
+    }
+    reader_count = drain_pushes(reader, model, pushed, reader_count, count, HT_TIMEOUT_MS);
+    cr_assert_eq(reader_count, count, "the reader got pushes up to %llu of %llu",
+                 (unsigned long long)reader_count, (unsigned long long)count);
+    for (uint64_t n = 0; n < count; n++)
+        cr_assert_str_eq(pushed[n], acked_at[n], "the push at %llu is not the acked batch",
+                         (unsigned long long)n);
+
+    /* A crash, then everything acked is there, once. */
+    cr_assert_eq(fo_hubproc_kill(sd->h), 0);
+    ht_drop(w);
+    ht_drop(reader);
+    ht_hub_restart(sd->h);
+    w = ht_connect(sd->h, "verifier");
+    s = ht_get(w, model);
+    cr_assert_eq(s.command_count, count, "after a restart: count %llu, want %llu",
+                 (unsigned long long)s.command_count, (unsigned long long)count);
+    for (uint64_t n = 0; n < count; n++) {
+        cr_assert_eq(history_count(w, model, acked_at[n]), 1, "acked %s is not in the history once",
+                     acked_at[n]);
+        ht_client_reset_arena(w);
+    }
+}

@@ -381,3 +381,116 @@ Test(hub_faults, disk_full_during_group_commit_acks_nothing_unstored)
         ht_client_reset_arena(w);
     }
 }
+
+/* ---- clients vanishing mid-flush ------------------------------------------------------------- */
+
+enum { VANISH_CLOSE, VANISH_RESET, VANISH_HALF_FRAME, VANISH_WAYS };
+static const char *const vanish_names[] = {"close after the flush", "RST after the flush",
+                                           "close with half the frame sent"};
+
+/* Sends the flush and vanishes as `how` says. */
+static void send_and_vanish(ht_client *c, fo_msg *m, int how)
+{
+    if (how == VANISH_HALF_FRAME) {
+        static const unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
+        fo_buf b;
+        unsigned char *frame;
+        size_t n;
+        m->has_rid = true;
+        m->rid = ++c->rid;
+        fo_buf_init(&b, 0);
+        cr_assert_eq(fo_wire_encode(m, &b), 0);
+        frame = malloc(b.len + 16);
+        cr_assert_not_null(frame);
+        n = fo_ws_frame_build(frame, FO_WS_OP_BINARY, true, fo_buf_data(&b), b.len, key);
+        cr_assert_eq(fo_ws_send_raw(c->ws, frame, n / 2, HT_TIMEOUT_MS), 0);
+        free(frame);
+        fo_buf_destroy(&b);
+    } else {
+        ht_send(c, m);
+    }
+    if (how == VANISH_RESET) {
+        struct linger l = {1, 0};
+        cr_assert_eq(setsockopt(fo_ws_fd(c->ws), SOL_SOCKET, SO_LINGER, &l, sizeof(l)), 0);
+    }
+    ht_drop(c);
+}
+
+Test(hub_faults, clients_vanishing_mid_flush_get_the_original_outcome_on_retry)
+{
+    enum { ROUNDS = 30 };
+    static const char *const model = "vanish";
+    fo_hubproc *h = ht_hub_start("sqlite", NULL);
+    ht_client *watcher = ht_connect(h, "watcher"), *bystander = ht_connect(h, "bystander");
+    int applied_before[VANISH_WAYS] = {0}, applied_on_retry[VANISH_WAYS] = {0};
+    uint64_t count = 0;
+    char d[512];
+
+    ht_sub(watcher, model);
+    ht_client_reset_arena(watcher);
+    for (int i = 0; i < ROUNDS; i++) {
+        int how = i % VANISH_WAYS;
+        char key[32];
+        ht_client *c = ht_connect(h, "vanisher");
+        fo_msg m, r;
+        fo_apply_result br;
+        fo_batch b;
+        snprintf(key, sizeof(key), "v%d", i);
+        m = update_msg(c, model, (uint64_t)i + 1, count, key, 16);
+        send_and_vanish(c, &m, how);
+
+        /* The hub goes on serving others. */
+        b = ht_batch_json(&bystander->arena,
+                          "{\"from\":0,\"completions\":[{\"command\":{\"action\":\"update\","
+                          "\"props\":{\"b\":1}}}]}");
+        br = ht_flush(bystander, "vanish.other", &b);
+        cr_assert_eq(br.applied.len, 1);
+        ht_client_reset_arena(bystander);
+
+        /* The client comes back and retries (client, seq): the original outcome. */
+        c = ht_connect(h, "vanisher");
+        m = update_msg(c, model, (uint64_t)i + 1, count, key, 16);
+        r = flush_reply(c, &m);
+        if (r.type != FO_MSG_ACK)
+            HT_FAIL(c, "retry after \"%s\": %s", vanish_names[how],
+                    fo_ws_describe(&r, d, sizeof(d)));
+        if (r.result.applied.len == 0) {
+            cr_assert_neq(how, VANISH_HALF_FRAME, "half a frame was applied");
+            applied_before[how]++;
+        } else {
+            cr_assert_eq(r.result.applied.len, 1);
+            applied_on_retry[how]++;
+        }
+        ht_close(c);
+        count++;
+    }
+    /* Every flush is there once; the watcher saw each once, in order. */
+    {
+        ht_client *v = ht_connect(h, "verifier");
+        fo_snapshot s = ht_get(v, model);
+        fo_batch hist;
+        cr_assert_eq(s.command_count, count, "count %llu, want %llu",
+                     (unsigned long long)s.command_count, (unsigned long long)count);
+        hist = ht_history(v, model, 0, false, 0);
+        for (int i = 0; i < ROUNDS; i++) {
+            char key[32], k[64];
+            int n = 0;
+            snprintf(key, sizeof(key), "v%d", i);
+            for (uint32_t j = 0; j < hist.len; j++)
+                n += strcmp(update_key(&hist.items[j], k, sizeof(k)), key) == 0;
+            cr_assert_eq(n, 1, "%s is in the history %d times", key, n);
+        }
+    }
+    {
+        char **seen = calloc(MAX_AT, sizeof(char *));
+        uint64_t got;
+        cr_assert_not_null(seen);
+        ht_defer(free_at, seen);
+        got = drain_pushes(watcher, model, seen, 0, count, HT_TIMEOUT_MS);
+        cr_assert_eq(got, count, "the watcher got %llu of %llu pushes", (unsigned long long)got,
+                     (unsigned long long)count);
+    }
+    for (int k = 0; k < VANISH_WAYS; k++)
+        cr_log_info("%s: applied before the retry %d, applied by the retry %d", vanish_names[k],
+                    applied_before[k], applied_on_retry[k]);
+}

@@ -512,6 +512,7 @@ typedef struct kwriter {
     bool acked[KMAXSEQ];      /* by seq; a writer's key for seq s is w<writer>_<s> */
     bool retried[KMAXSEQ];    /* sent again after a restart */
     bool superseded[KMAXSEQ]; /* a retry refused as below the last seq stored */
+    bool refused[KMAXSEQ];    /* refused with the disk full */
 } kwriter;
 
 static void kw_send(kwriter *w, uint64_t seq)
@@ -691,6 +692,188 @@ Test(hub_faults, twenty_sigkills_under_write_load_lose_no_ack_and_apply_once, .t
             for (uint32_t j = 0; j < hist.len; j++)
                 free(keys[j]);
             free(keys);
+            ht_client_reset_arena(v);
+        }
+    }
+}
+
+/* ---- the disk fills under a pipelined load: groups of several models ------------------------- */
+
+/* Handles one answer: an ack, or (allow_full) a refusal because the disk is full. */
+static void gw_handle(kwriter *w, bool allow_full, int *refusals)
+{
+    fo_msg m;
+    char d[512];
+    int rc = fo_ws_recv_msg(w->c->ws, HT_TIMEOUT_MS, &w->c->arena, &m);
+    uint64_t seq = 0;
+
+    if (rc)
+        HT_FAIL(w->c, "[%s] %s", w->id, fo_ws_error(w->c->ws));
+    /* Answers come in seq order: this one is for the oldest flush not yet answered. */
+    for (uint64_t s = 1; s <= w->sent && !seq; s++)
+        if (!w->acked[s] && !w->refused[s])
+            seq = s;
+    cr_assert(seq, "[%s] an answer with nothing in flight", w->id);
+    if (m.type == FO_MSG_ACK) {
+        cr_assert_eq(m.seq, seq, "[%s] ack of seq %llu, want %llu", w->id,
+                     (unsigned long long)m.seq, (unsigned long long)seq);
+        cr_assert_eq(m.result.applied.len, 1, "[%s] %s", w->id, fo_ws_describe(&m, d, sizeof(d)));
+        w->from = m.result.applied.from + 1;
+        w->acked[seq] = true;
+    } else if (allow_full && m.type == FO_MSG_ERROR && m.code == FO_ERR_INTERNAL &&
+               strstr(m.message, "retry")) {
+        w->refused[seq] = true;
+        (*refusals)++;
+    } else {
+        HT_FAIL(w->c, "[%s] seq %llu: %s", w->id, (unsigned long long)seq,
+                fo_ws_describe(&m, d, sizeof(d)));
+    }
+    w->in_flight--;
+    ht_client_reset_arena(w->c);
+}
+
+/* Keeps KWINDOW flushes in flight per writer (when `send`) and handles one answer. */
+static void gw_step(kwriter *ws, bool send, bool allow_full, int *refusals)
+{
+    fo_ws *socks[KW];
+    int k;
+
+    for (int i = 0; i < KW; i++) {
+        while (send && ws[i].in_flight < KWINDOW) {
+            char key[64];
+            fo_msg m;
+            uint64_t seq = ++ws[i].sent;
+            cr_assert(seq < KMAXSEQ);
+            snprintf(key, sizeof(key), "%s_%llu", ws[i].id, (unsigned long long)seq);
+            m = update_msg(ws[i].c, ws[i].model, seq, ws[i].from, key, 2000);
+            ht_send(ws[i].c, &m);
+            ws[i].in_flight++;
+        }
+        socks[i] = ws[i].c->ws;
+    }
+    k = fo_ws_wait_any(socks, KW, HT_TIMEOUT_MS);
+    if (k < 0)
+        HT_FAIL(ws[0].c, "no answer within %d ms", HT_TIMEOUT_MS);
+    gw_handle(&ws[k], allow_full, refusals);
+}
+
+static int gw_acked(const kwriter *ws)
+{
+    int n = 0;
+
+    for (int i = 0; i < KW; i++)
+        for (uint64_t s = 1; s <= ws[i].sent; s++)
+            n += ws[i].acked[s];
+    return n;
+}
+
+Test(hub_faults, disk_full_under_a_pipelined_load_of_two_models)
+{
+    static const char *const models[] = {"gfull.a", "gfull.b"};
+    fo_hubproc_options o = {.store = "sqlite"};
+    small_disk *sd = calloc(1, sizeof(*sd));
+    kwriter *ws = calloc(KW, sizeof(*ws));
+    int refusals = 0, acked_before, acked_full, i;
+    char fill[4200];
+
+    cr_assert(sd && ws);
+    ht_defer(free, ws);
+    enter_mount_namespace();
+    cr_assert_not_null(sd->h = fo_hubproc_new(&o));
+    ht_defer(small_disk_free, sd);
+    cr_assert_eq(
+        mount("flushout-faults", fo_hubproc_data_dir(sd->h), "tmpfs", 0, "size=2m,mode=0700"), 0,
+        "mount tmpfs: %s", strerror(errno));
+    sd->mounted = true;
+    cr_assert_eq(fo_hubproc_start(sd->h), 0, "%s", fo_hubproc_error(sd->h));
+    for (i = 0; i < KW; i++) {
+        snprintf(ws[i].id, sizeof(ws[i].id), "g%d", i);
+        ws[i].model = models[i % 2];
+        ws[i].c = ht_connect(sd->h, ws[i].id);
+    }
+    while (gw_acked(ws) < 40)
+        gw_step(ws, true, false, &refusals);
+    acked_before = gw_acked(ws);
+
+    snprintf(fill, sizeof(fill), "%s/fill", fo_hubproc_data_dir(sd->h));
+    fill_disk(fill);
+    /* Load goes on until every writer had a refusal (or a bound that fails the test). */
+    for (i = 0; i < 4000; i++) {
+        int writers_refused = 0;
+        for (int k = 0; k < KW; k++) {
+            bool any = false;
+            for (uint64_t s = 1; s <= ws[k].sent && !any; s++)
+                any = ws[k].refused[s];
+            writers_refused += any;
+        }
+        if (writers_refused == KW)
+            break;
+        gw_step(ws, true, true, &refusals);
+    }
+    cr_assert_lt(i, 4000, "flushes went on being acked on a full disk");
+    for (int k = 0; k < KW; k++)
+        while (ws[k].in_flight)
+            gw_step(ws, false, true, &refusals);
+    acked_full = gw_acked(ws) - acked_before;
+
+    /* Reads on the full disk see exactly what was acked. */
+    {
+        ht_client *v = ht_connect(sd->h, "reader");
+        for (int mi = 0; mi < 2; mi++) {
+            fo_snapshot s = ht_get(v, models[mi]);
+            uint64_t want = 0;
+            for (int k = mi; k < KW; k += 2)
+                for (uint64_t sq = 1; sq <= ws[k].sent; sq++)
+                    want += ws[k].acked[sq];
+            cr_assert_eq(s.command_count, want, "%s on the full disk: %llu commands, %llu acked",
+                         models[mi], (unsigned long long)s.command_count, (unsigned long long)want);
+            ht_client_reset_arena(v);
+        }
+        ht_drop(v);
+    }
+
+    /* Space comes back: new flushes are all acked. */
+    cr_assert_eq(unlink(fill), 0);
+    {
+        int target = gw_acked(ws) + 40, refused_before = refusals;
+        while (gw_acked(ws) < target)
+            gw_step(ws, true, false, &refusals);
+        for (int k = 0; k < KW; k++)
+            while (ws[k].in_flight)
+                gw_step(ws, false, false, &refusals);
+        cr_assert_eq(refusals, refused_before);
+    }
+    cr_log_info("pipelined: %d acked before the disk filled, %d acked while it filled, %d "
+                "refused, %d acked after space came back",
+                acked_before, acked_full, refusals, gw_acked(ws) - acked_before - acked_full);
+
+    /* After SIGKILL: every acked flush once, no refused one. */
+    cr_assert_eq(fo_hubproc_kill(sd->h), 0);
+    for (int k = 0; k < KW; k++) {
+        ht_drop(ws[k].c);
+        ws[k].c = NULL;
+    }
+    ht_hub_restart(sd->h);
+    {
+        ht_client *v = ht_connect(sd->h, "verifier");
+        for (int mi = 0; mi < 2; mi++) {
+            fo_batch hist = ht_history(v, models[mi], 0, false, 0);
+            uint64_t want = 0;
+            for (int k = mi; k < KW; k += 2) {
+                for (uint64_t sq = 1; sq <= ws[k].sent; sq++) {
+                    char key[64], kk[64];
+                    int n = 0;
+                    snprintf(key, sizeof(key), "%s_%llu", ws[k].id, (unsigned long long)sq);
+                    for (uint32_t j = 0; j < hist.len; j++)
+                        n += strcmp(update_key(&hist.items[j], kk, sizeof(kk)), key) == 0;
+                    cr_assert_eq(n, ws[k].acked[sq] ? 1 : 0,
+                                 "%s: %s (%s) is in the history %d times", models[mi], key,
+                                 ws[k].acked[sq] ? "acked" : "refused", n);
+                    want += ws[k].acked[sq];
+                }
+            }
+            cr_assert_eq(hist.len, want, "%s: %u commands, %llu acked", models[mi], hist.len,
+                         (unsigned long long)want);
             ht_client_reset_arena(v);
         }
     }

@@ -1,7 +1,7 @@
 /* The hub over real WebSockets, part 5: the faults of production (issue 11 item 6). The disk
  * fills during a group commit (a real tmpfs, in a private mount namespace: root only), clients
- * vanish mid-flush (after sending it, or with half its frame sent), and 20 SIGKILLs under a
- * write load. Start-up faults of the data directory are tests/test_faults.sh (exit codes). */
+ * vanish mid-flush (after sending it, or with half its frame sent). 20 SIGKILLs under a write
+ * load are test_hub_kills.c; start-up faults of the data directory tests/test_faults.sh. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -36,69 +36,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- flushes that may fail ------------------------------------------------------------------- */
-
-/* The message of update [] {key: "x" * pad} claiming count `from`, in c->arena. */
-static fo_msg update_msg(ht_client *c, const char *model, uint64_t seq, uint64_t from,
-                         const char *key, size_t pad)
-{
-    char *json = malloc(pad + 256);
-    fo_msg m = {.type = FO_MSG_FLUSH, .model = model, .model_len = (uint32_t)strlen(model)};
-    int n;
-
-    cr_assert_not_null(json);
-    n = snprintf(json, pad + 256,
-                 "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
-                 "\"props\":{\"%s\":\"",
-                 (unsigned long long)from, key);
-    memset(json + n, 'x', pad);
-    snprintf(json + n + pad, 256 - (size_t)n, "\"}}}]}");
-    m.seq = seq;
-    m.batch = ht_batch_json(&c->arena, json);
-    free(json);
-    return m;
-}
-
-/* Sends a flush and returns its answer: an ack or an error carrying its rid (anything else
- * fails the test). */
-static fo_msg flush_reply(ht_client *c, fo_msg *m)
-{
-    uint64_t rid = ht_send(c, m);
-    fo_msg r;
-    char d[512];
-
-    ht_recv(c, &r);
-    if ((r.type != FO_MSG_ACK && r.type != FO_MSG_ERROR) || !r.has_rid || r.rid != rid)
-        HT_FAIL(c, "[%s] want the flush's ack or error (rid %llu), got %s", c->id,
-                (unsigned long long)rid, fo_ws_describe(&r, d, sizeof(d)));
-    return r;
-}
-
-/* The key of a one-key update into out ("?" if it is not one); returns out. */
-static const char *update_key(const fo_completion *c, char *out, size_t n)
-{
-    const fo_map *props;
-    const fo_entry *e;
-    char num[20];
-    const char *k;
-    size_t len;
-
-    snprintf(out, n, "?");
-    if (!c->command.props || fo_value_type(c->command.props) != FO_MAP)
-        return out;
-    props = fo_value_as_map(c->command.props);
-    if (fo_map_count(props) != 1)
-        return out;
-    e = fo_map_entries(props);
-    for (uint32_t i = 0; i < fo_map_len(props); i++) {
-        if (!e[i].key)
-            continue;
-        k = fo_key_str(e[i].key, num, &len);
-        snprintf(out, n, "%.*s", (int)len, k);
-    }
-    return out;
-}
-
 /* How many commands of a model's whole history update `key`. */
 static int history_count(ht_client *c, const char *model, const char *key)
 {
@@ -107,7 +44,7 @@ static int history_count(ht_client *c, const char *model, const char *key)
 
     for (uint32_t i = 0; i < h.len; i++) {
         char k[64];
-        n += strcmp(update_key(&h.items[i], k, sizeof(k)), key) == 0;
+        n += strcmp(ht_update_key(&h.items[i], k, sizeof(k)), key) == 0;
     }
     return n;
 }
@@ -201,7 +138,7 @@ static uint64_t drain_pushes(ht_client *r, const char *model, char **at, uint64_
         for (uint32_t i = 0; i < m.batch.len; i++) {
             char k[64];
             cr_assert(count < MAX_AT);
-            at[count++] = strdup(update_key(&m.batch.items[i], k, sizeof(k)));
+            at[count++] = strdup(ht_update_key(&m.batch.items[i], k, sizeof(k)));
         }
         ht_client_reset_arena(r);
     }
@@ -251,8 +188,8 @@ Test(hub_faults, disk_full_during_group_commit_acks_nothing_unstored)
         char key[32];
         fo_msg m, r;
         snprintf(key, sizeof(key), "before%d", i);
-        m = update_msg(w, model, ++seq, count, key, PAD);
-        r = flush_reply(w, &m);
+        m = ht_update_msg(w, model, ++seq, count, key, PAD);
+        r = ht_flush_reply(w, &m);
         cr_assert_eq(r.type, FO_MSG_ACK, "a flush before the disk filled: %s",
                      fo_ws_describe(&r, d, sizeof(d)));
         acked_at[count++] = strdup(key);
@@ -270,8 +207,8 @@ Test(hub_faults, disk_full_during_group_commit_acks_nothing_unstored)
         snprintf(k->key, sizeof(k->key), "full%d", i);
         k->seq = ++seq;
         k->from = count;
-        m = update_msg(w, model, k->seq, k->from, k->key, PAD);
-        r = flush_reply(w, &m);
+        m = ht_update_msg(w, model, k->seq, k->from, k->key, PAD);
+        r = ht_flush_reply(w, &m);
         if (r.type == FO_MSG_ACK) {
             cr_assert_eq(nrefused, 0,
                          "a flush was acked after an earlier one was refused with "
@@ -335,7 +272,7 @@ Test(hub_faults, disk_full_during_group_commit_acks_nothing_unstored)
         cr_assert_eq(m.batch.from + m.batch.len, count, "sub with from on a full disk");
         for (uint32_t k = 0; k < m.batch.len; k++) {
             char key[64];
-            pushed[reader_count++] = strdup(update_key(&m.batch.items[k], key, sizeof(key)));
+            pushed[reader_count++] = strdup(ht_update_key(&m.batch.items[k], key, sizeof(key)));
         }
         ht_client_reset_arena(reader);
     }
@@ -350,8 +287,8 @@ Test(hub_faults, disk_full_during_group_commit_acks_nothing_unstored)
             k.seq = ++seq;
             k.from = count;
         }
-        m = update_msg(w, model, rk->seq, rk->from, rk->key, PAD);
-        r = flush_reply(w, &m);
+        m = ht_update_msg(w, model, rk->seq, rk->from, rk->key, PAD);
+        r = ht_flush_reply(w, &m);
         if (r.type != FO_MSG_ACK)
             HT_FAIL(w, "a flush after the space came back: %s", fo_ws_describe(&r, d, sizeof(d)));
         cr_assert_eq(r.result.applied.len, 1, "%s was not applied", rk->key);
@@ -436,7 +373,7 @@ Test(hub_faults, clients_vanishing_mid_flush_get_the_original_outcome_on_retry)
         fo_apply_result br;
         fo_batch b;
         snprintf(key, sizeof(key), "v%d", i);
-        m = update_msg(c, model, (uint64_t)i + 1, count, key, 16);
+        m = ht_update_msg(c, model, (uint64_t)i + 1, count, key, 16);
         send_and_vanish(c, &m, how);
 
         /* The hub goes on serving others. */
@@ -449,8 +386,8 @@ Test(hub_faults, clients_vanishing_mid_flush_get_the_original_outcome_on_retry)
 
         /* The client comes back and retries (client, seq): the original outcome. */
         c = ht_connect(h, "vanisher");
-        m = update_msg(c, model, (uint64_t)i + 1, count, key, 16);
-        r = flush_reply(c, &m);
+        m = ht_update_msg(c, model, (uint64_t)i + 1, count, key, 16);
+        r = ht_flush_reply(c, &m);
         if (r.type != FO_MSG_ACK)
             HT_FAIL(c, "retry after \"%s\": %s", vanish_names[how],
                     fo_ws_describe(&r, d, sizeof(d)));
@@ -477,7 +414,7 @@ Test(hub_faults, clients_vanishing_mid_flush_get_the_original_outcome_on_retry)
             int n = 0;
             snprintf(key, sizeof(key), "v%d", i);
             for (uint32_t j = 0; j < hist.len; j++)
-                n += strcmp(update_key(&hist.items[j], k, sizeof(k)), key) == 0;
+                n += strcmp(ht_update_key(&hist.items[j], k, sizeof(k)), key) == 0;
             cr_assert_eq(n, 1, "%s is in the history %d times", key, n);
         }
     }
@@ -495,10 +432,7 @@ Test(hub_faults, clients_vanishing_mid_flush_get_the_original_outcome_on_retry)
                     applied_before[k], applied_on_retry[k]);
 }
 
-/* ---- 20 SIGKILLs under a write load ---------------------------------------------------------- */
-
 #define KW 4         /* writers, two per model */
-#define KILLS 20     /* kill -9 cycles */
 #define KWINDOW 4    /* flushes in flight per writer */
 #define KMAXSEQ 4096 /* seqs per writer */
 
@@ -509,193 +443,9 @@ typedef struct kwriter {
     uint64_t sent; /* the last seq sent */
     uint64_t from; /* the count the next flush claims */
     int in_flight;
-    bool acked[KMAXSEQ];      /* by seq; a writer's key for seq s is w<writer>_<s> */
-    bool retried[KMAXSEQ];    /* sent again after a restart */
-    bool superseded[KMAXSEQ]; /* a retry refused as below the last seq stored */
-    bool refused[KMAXSEQ];    /* refused with the disk full */
+    bool acked[KMAXSEQ];   /* by seq; a writer's key for seq s is w<writer>_<s> */
+    bool refused[KMAXSEQ]; /* refused with the disk full */
 } kwriter;
-
-static void kw_send(kwriter *w, uint64_t seq)
-{
-    char key[64];
-    fo_msg m;
-
-    cr_assert(seq < KMAXSEQ);
-    snprintf(key, sizeof(key), "%s_%llu", w->id, (unsigned long long)seq);
-    m = update_msg(w->c, w->model, seq, w->from, key, 64);
-    ht_send(w->c, &m);
-    w->in_flight++;
-}
-
-static void kw_handle(kwriter *w, int *dup_answers, int *superseded)
-{
-    fo_msg m;
-    char d[512];
-    int rc = fo_ws_recv_msg(w->c->ws, HT_TIMEOUT_MS, &w->c->arena, &m);
-
-    if (rc)
-        HT_FAIL(w->c, "[%s] %s", w->id, fo_ws_error(w->c->ws));
-    if (m.type == FO_MSG_ERROR && m.code == FO_ERR_BAD_REQUEST && m.model &&
-        strstr(m.message, "below")) {
-        /* The hub keeps the last seq per (model, client): a retry of an older one is refused
-         * as below it. On one connection every flush before the last one stored arrived
-         * first, so it was stored too: the history check below proves it. */
-        uint64_t seq = w->sent + 1;
-        for (uint64_t s = 1; s <= w->sent; s++)
-            if (w->retried[s] && !w->acked[s] && !w->superseded[s]) {
-                seq = s;
-                break;
-            }
-        cr_assert(seq <= w->sent, "[%s] %s, but no retry is pending", w->id,
-                  fo_ws_describe(&m, d, sizeof(d)));
-        w->superseded[seq] = true;
-        (*superseded)++;
-        w->in_flight--;
-        ht_client_reset_arena(w->c);
-        return;
-    }
-    if (m.type != FO_MSG_ACK || m.seq == 0 || m.seq > w->sent)
-        HT_FAIL(w->c, "[%s] want an ack, got %s", w->id, fo_ws_describe(&m, d, sizeof(d)));
-    cr_assert(!w->acked[m.seq], "[%s] seq %llu acked twice", w->id, (unsigned long long)m.seq);
-    if (m.result.applied.len == 0) {
-        /* The exactly-once answer: only for a retry of a flush stored before the kill. */
-        cr_assert(w->retried[m.seq], "[%s] a first flush (seq %llu) applied nothing", w->id,
-                  (unsigned long long)m.seq);
-        (*dup_answers)++;
-    } else {
-        cr_assert_eq(m.result.applied.len, 1);
-        w->from = m.result.applied.from + 1;
-    }
-    w->acked[m.seq] = true;
-    w->in_flight--;
-    ht_client_reset_arena(w->c);
-}
-
-/* Waits for one message on any writer and handles it. */
-static void kw_pump(kwriter *ws, int *dups, int *superseded)
-{
-    fo_ws *socks[KW];
-    int k;
-
-    for (int i = 0; i < KW; i++)
-        socks[i] = ws[i].c->ws;
-    k = fo_ws_wait_any(socks, KW, HT_TIMEOUT_MS);
-    if (k < 0)
-        HT_FAIL(ws[0].c, "no ack within %d ms", HT_TIMEOUT_MS);
-    kw_handle(&ws[k], dups, superseded);
-}
-
-/* Connects every writer and retries, under their seq, the flushes never acked. */
-static void kw_reconnect(fo_hubproc *h, kwriter *ws, int *dups, int *superseded, int *retries)
-{
-    for (int i = 0; i < KW; i++) {
-        kwriter *w = &ws[i];
-        w->c = ht_connect(h, w->id);
-        w->in_flight = 0;
-        for (uint64_t s = 1; s <= w->sent; s++) {
-            if (w->acked[s] || w->superseded[s])
-                continue;
-            w->retried[s] = true;
-            kw_send(w, s);
-            (*retries)++;
-        }
-    }
-    for (int i = 0; i < KW; i++)
-        while (ws[i].in_flight)
-            kw_pump(ws, dups, superseded);
-}
-
-Test(hub_faults, twenty_sigkills_under_write_load_lose_no_ack_and_apply_once, .timeout = 240)
-{
-    static const char *const args[] = {"--history", "100000000", NULL};
-    static const char *const models[] = {"kill.a", "kill.b"};
-    fo_hubproc *h = ht_hub_start("sqlite", args);
-    kwriter *ws = calloc(KW, sizeof(*ws));
-    int dups = 0, superseded = 0, retries = 0, acks_total = 0;
-    int64_t t0 = now_ms();
-
-    cr_assert_not_null(ws);
-    ht_defer(free, ws);
-    for (int i = 0; i < KW; i++) {
-        snprintf(ws[i].id, sizeof(ws[i].id), "w%d", i);
-        ws[i].model = models[i % 2];
-    }
-    for (int cycle = 0; cycle < KILLS; cycle++) {
-        int target = 20 + (cycle * 37) % 60, got = 0;
-        if (cycle > 0)
-            ht_hub_restart(h);
-        kw_reconnect(h, ws, &dups, &superseded, &retries);
-        /* Load: every writer keeps KWINDOW flushes in flight until `target` more acks. */
-        while (got < target) {
-            int before = 0, after = 0;
-            for (int i = 0; i < KW; i++) {
-                while (ws[i].in_flight < KWINDOW)
-                    kw_send(&ws[i], ++ws[i].sent);
-                before += ws[i].in_flight;
-            }
-            kw_pump(ws, &dups, &superseded);
-            for (int i = 0; i < KW; i++)
-                after += ws[i].in_flight;
-            got += before - after;
-        }
-        acks_total += got;
-        /* Top the windows up and kill it with those in flight. */
-        for (int i = 0; i < KW; i++)
-            while (ws[i].in_flight < KWINDOW)
-                kw_send(&ws[i], ++ws[i].sent);
-        cr_assert_eq(fo_hubproc_kill(h), 0);
-        for (int i = 0; i < KW; i++) {
-            ht_drop(ws[i].c);
-            ws[i].c = NULL;
-        }
-    }
-    ht_hub_restart(h);
-    kw_reconnect(h, ws, &dups, &superseded, &retries);
-    cr_log_info("%d kill -9 cycles in %lld ms: %d acks under load, %d flushes retried after a "
-                "kill: %d answered as stored (the last seq), %d refused as below the last seq",
-                KILLS, (long long)(now_ms() - t0), acks_total, retries, dups, superseded);
-
-    /* Every flush was acked once; each is in its model's history exactly once. */
-    {
-        ht_client *v = ht_connect(h, "verifier");
-        for (int mi = 0; mi < 2; mi++) {
-            fo_snapshot s = ht_get(v, models[mi]);
-            fo_batch hist = ht_history(v, models[mi], 0, false, 0);
-            uint64_t want = 0;
-            char **keys;
-            cr_assert_eq(hist.len, s.command_count, "%s: history %u, count %llu", models[mi],
-                         hist.len, (unsigned long long)s.command_count);
-            keys = calloc(hist.len + 1, sizeof(*keys));
-            cr_assert_not_null(keys);
-            for (uint32_t j = 0; j < hist.len; j++) {
-                char k[64];
-                keys[j] = strdup(update_key(&hist.items[j], k, sizeof(k)));
-            }
-            for (int i = 0; i < KW; i++) {
-                kwriter *w = &ws[i];
-                if (w->model != models[mi])
-                    continue;
-                for (uint64_t sq = 1; sq <= w->sent; sq++) {
-                    char key[64];
-                    int n = 0;
-                    cr_assert(w->acked[sq] || w->superseded[sq], "[%s] seq %llu never acked", w->id,
-                              (unsigned long long)sq);
-                    snprintf(key, sizeof(key), "%s_%llu", w->id, (unsigned long long)sq);
-                    for (uint32_t j = 0; j < hist.len; j++)
-                        n += strcmp(keys[j], key) == 0;
-                    cr_assert_eq(n, 1, "%s: %s is in the history %d times", models[mi], key, n);
-                    want++;
-                }
-            }
-            cr_assert_eq(s.command_count, want, "%s: %llu commands, %llu flushes acked", models[mi],
-                         (unsigned long long)s.command_count, (unsigned long long)want);
-            for (uint32_t j = 0; j < hist.len; j++)
-                free(keys[j]);
-            free(keys);
-            ht_client_reset_arena(v);
-        }
-    }
-}
 
 /* ---- the disk fills under a pipelined load: groups of several models ------------------------- */
 
@@ -745,7 +495,7 @@ static void gw_step(kwriter *ws, bool send, bool allow_full, int *refusals)
             uint64_t seq = ++ws[i].sent;
             cr_assert(seq < KMAXSEQ);
             snprintf(key, sizeof(key), "%s_%llu", ws[i].id, (unsigned long long)seq);
-            m = update_msg(ws[i].c, ws[i].model, seq, ws[i].from, key, 2000);
+            m = ht_update_msg(ws[i].c, ws[i].model, seq, ws[i].from, key, 2000);
             ht_send(ws[i].c, &m);
             ws[i].in_flight++;
         }
@@ -865,7 +615,7 @@ Test(hub_faults, disk_full_under_a_pipelined_load_of_two_models)
                     int n = 0;
                     snprintf(key, sizeof(key), "%s_%llu", ws[k].id, (unsigned long long)sq);
                     for (uint32_t j = 0; j < hist.len; j++)
-                        n += strcmp(update_key(&hist.items[j], kk, sizeof(kk)), key) == 0;
+                        n += strcmp(ht_update_key(&hist.items[j], kk, sizeof(kk)), key) == 0;
                     cr_assert_eq(n, ws[k].acked[sq] ? 1 : 0,
                                  "%s: %s (%s) is in the history %d times", models[mi], key,
                                  ws[k].acked[sq] ? "acked" : "refused", n);

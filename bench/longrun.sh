@@ -11,8 +11,8 @@
 #                    [--server-cpu 0] [--bench-cpu 1]
 #
 # --commands: the total (default 1000000), spread over --models (default 300) in flushes of
-# --batch (default 10) commands. --quick: 100 models, 100000 commands (to prove the script;
-# about a minute on a release build). Output: DIR/longrun/samples.csv (seconds, db bytes,
+# --batch (default 10) commands. --quick: 100 models, 300000 commands (3000 per model, three
+# times the default history: retention is reached). Output: DIR/longrun/samples.csv (seconds, db bytes,
 # WAL bytes, directory bytes, hub RSS KiB, commands so far), the hub's log, the generator's
 # JSON, and DIR/longrun.json with the growth per quarter of the run. DIR: build/bench.
 set -euo pipefail
@@ -29,7 +29,7 @@ SRV_CPU=0
 BENCH_CPU=1
 while [ $# -gt 0 ]; do
     case $1 in
-    --quick) MODELS=100; COMMANDS=100000; shift ;;
+    --quick) MODELS=100; COMMANDS=300000; shift ;;
     --out) OUT=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
     --commands) COMMANDS=$2; shift 2 ;;

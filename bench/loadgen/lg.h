@@ -116,7 +116,7 @@ typedef struct fo_lg_conn {
     uint32_t own_n;
     bool storming;     /* dropped by the storm, not subscribed again yet (storm.c) */
     bool storm_closed; /* its socket is closed: to reconnect */
-    uint64_t *due; /* open loop: due times of flushes waiting for the one in flight */
+    uint64_t *due;     /* open loop: due times of flushes waiting for the one in flight */
     uint32_t due_head, due_len, due_cap;
 } fo_lg_conn;
 
@@ -131,10 +131,10 @@ typedef struct fo_lg_counters {
 /* The reconnect storm (storm.c). */
 typedef struct fo_lg_storm {
     uv_timer_t timer;
-    bool active;                   /* some subscribers are not back yet */
+    bool active; /* some subscribers are not back yet */
     uint32_t clients, back, failed, snaps, to_restart;
-    uint64_t t0, t_done;           /* the drop; every one back */
-    fo_hist ack;                   /* the writers' acks while it is active */
+    uint64_t t0, t_done; /* the drop; every one back */
+    fo_hist ack;         /* the writers' acks while it is active */
 } fo_lg_storm;
 
 struct fo_lg {

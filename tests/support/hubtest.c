@@ -548,8 +548,8 @@ uint64_t ht_metric(fo_hubproc *h, const char *name)
 /* ---- flushes that may fail ------------------------------------------------------------------- */
 
 /* The message of update [] {key: "x" * pad} claiming count `from`, in c->arena. */
-fo_msg ht_update_msg(ht_client *c, const char *model, uint64_t seq, uint64_t from,
-                     const char *key, size_t pad)
+fo_msg ht_update_msg(ht_client *c, const char *model, uint64_t seq, uint64_t from, const char *key,
+                     size_t pad)
 {
     char *json = malloc(pad + 256);
     fo_msg m = {.type = FO_MSG_FLUSH, .model = model, .model_len = (uint32_t)strlen(model)};

@@ -227,24 +227,30 @@ static void on_check(uv_check_t *c)
         uv_idle_start(&h->kick, fo_hub_kick); /* a group opened by a late callback */
 }
 
+/* Opens the store; returns 0 or the exit code (FO_HUB_EXIT_*). */
 static int open_store(fo_hub *h)
 {
     fo_err_info err;
     fo_store_options opt;
+    struct stat sb;
+    bool sqlite, existed;
     int rc;
 
     fo_store_options_default(&opt);
     memset(&err, 0, sizeof(err));
+    sqlite = strcmp(h->cfg.store, "sqlite") == 0;
+    existed = stat(h->cfg.data_dir, &sb) == 0;
     rc = fo_store_open(&h->loop, fo_store_kind_parse(h->cfg.store), h->cfg.data_dir, &opt,
                        &h->store, &err);
     if (rc) {
         FO_LOG(FO_LOG_ERROR, "cannot open the %s store in %s: %s", h->cfg.store,
                h->cfg.data_dir, err.msg[0] ? err.msg : fo_store_strerror(rc));
-        return rc;
+        return rc == FO_STORE_EBUSY ? FO_HUB_EXIT_LOCKED : FO_HUB_EXIT_DATA_DIR;
     }
-    FO_LOG(FO_LOG_INFO, "store: %s%s%s", h->cfg.store,
-           strcmp(h->cfg.store, "sqlite") == 0 ? " in " : "",
-           strcmp(h->cfg.store, "sqlite") == 0 ? h->cfg.data_dir : "");
+    if (sqlite && !existed)
+        FO_LOG(FO_LOG_INFO, "created the data dir %s", h->cfg.data_dir);
+    FO_LOG(FO_LOG_INFO, "store: %s%s%s", h->cfg.store, sqlite ? " in " : "",
+           sqlite ? h->cfg.data_dir : "");
     return 0;
 }
 
@@ -346,8 +352,9 @@ int fo_hub_run(const fo_hub_config *cfg)
         FO_LOG(FO_LOG_INFO, "interceptors: %u rules from %s", fo_rules_count(h->rules),
                cfg->interceptors);
     }
-    if (open_store(h))
+    if ((rc = open_store(h)) != 0)
         goto out_loop;
+    rc = FO_HUB_EXIT_FAILED;
     if (start_lws(h)) {
         fo_store_close(h->store, NULL, NULL);
         uv_run(&h->loop, UV_RUN_DEFAULT);

@@ -80,6 +80,16 @@ typedef struct fo_hub {
     unsigned char rbuf[65536]; /* every connection's reads land here first */
 } fo_hub;
 
+/* The process's exit codes (README). */
+enum {
+    FO_HUB_EXIT_OK = 0,
+    FO_HUB_EXIT_FAILED = 1,   /* could not start (cannot listen, a missing --static, ...) */
+    FO_HUB_EXIT_USAGE = 2,    /* bad flags */
+    FO_HUB_EXIT_DATA_DIR = 3, /* the data dir cannot be used: not creatable, not a directory,
+                               * not writable, not a database, a newer schema */
+    FO_HUB_EXIT_LOCKED = 4,   /* another process (a running hub) holds the data dir */
+};
+
 /* Runs the hub until SIGTERM/SIGINT. Returns the process exit code. */
 int fo_hub_run(const fo_hub_config *cfg);
 

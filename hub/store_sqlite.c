@@ -586,9 +586,16 @@ static int sq_open(const char *dir, const fo_store_options *o, void **impl, fo_e
     q->lock_fd = open(q->path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (q->lock_fd < 0 || flock(q->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        rc = open_fail(err, e == EWOULDBLOCK ? FO_STORE_EBUSY : FO_STORE_EIO, q->path,
-                       "cannot lock the data dir: %s",
-                       e == EWOULDBLOCK ? "in use by another process" : strerror(e));
+        if (q->lock_fd >= 0)
+            rc = open_fail(err, e == EWOULDBLOCK ? FO_STORE_EBUSY : FO_STORE_EIO, q->path,
+                           "cannot lock the data dir: %s",
+                           e == EWOULDBLOCK ? "in use by another process" : strerror(e));
+        else if (e == EROFS || e == EACCES || e == EPERM)
+            rc = open_fail(err, FO_STORE_EREADONLY, q->path, "the data dir is not writable: %s",
+                           strerror(e));
+        else
+            rc = open_fail(err, FO_STORE_EIO, q->path, "cannot create the lock file: %s",
+                           strerror(e));
         sq_close(q);
         return rc;
     }
@@ -599,6 +606,13 @@ static int sq_open(const char *dir, const fo_store_options *o, void **impl, fo_e
                          NULL);
     if (rc)
         return sq_open_fail(q, err, rc, "cannot open the database");
+    /* SQLite falls back to read-only on a file it cannot write: refuse that at start rather
+     * than fail every commit. */
+    if (sqlite3_db_readonly(q->db, "main") == 1) {
+        open_fail(err, FO_STORE_EREADONLY, q->path, "the database file is read-only");
+        sq_close(q);
+        return FO_STORE_EREADONLY;
+    }
     sqlite3_busy_timeout(q->db, (int)o->busy_timeout_ms);
     /* journal_mode answers with the mode it got: anything but "wal" is a failure. */
     if ((rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st, NULL)))

@@ -389,6 +389,8 @@ static void on_ack(fo_lg_conn *c, const fo_skim *v, const fo_msg *full)
     if (lg->phase == FO_LG_MEASURE)
         fo_hist_record(&lg->ack, lat);
     fo_hist_record(&lg->ack_sec, lat);
+    if (lg->storm.active)
+        fo_hist_record(&lg->storm.ack, lat);
     next_flush(c);
 }
 
@@ -492,6 +494,8 @@ static void send_sub(fo_lg_conn *c)
     memset(&m, 0, sizeof(m));
     m.type = FO_MSG_SUB;
     m.model = model_of(c);
+    m.has_from = c->storming; /* back after the storm: from where its frames stopped */
+    m.from = c->pos;
     c->state = FO_LGC_SUB;
     if (send_msg(c, &m))
         fo_lg_error(c->lg, c, FO_LGE_LOCAL, "cannot send sub");
@@ -544,8 +548,23 @@ static void on_message(fo_ws *ws, int opcode, const char *data, size_t len)
             send_sub(c);
         }
         break;
+    case FO_MSG_DIFF:
+        if (c->state != FO_LGC_SUB || !c->storming) {
+            fo_lg_error(lg, c, FO_LGE_FRAME, "unexpected diff");
+        } else {
+            if (m.batch.from != c->pos)
+                fo_lg_error(lg, c, m.batch.from > c->pos ? FO_LGE_GAP : FO_LGE_OVERLAP,
+                            "sub from %llu after the storm: the diff starts at %llu",
+                            (unsigned long long)c->pos, (unsigned long long)m.batch.from);
+            c->pos = m.batch.from + m.batch.len;
+            fo_lg_storm_back(lg, c, false);
+        }
+        break;
     case FO_MSG_SNAP:
-        if (c->state == FO_LGC_SUB) {
+        if (c->state == FO_LGC_SUB && c->storming) {
+            c->pos = m.snapshot.command_count;
+            fo_lg_storm_back(lg, c, true);
+        } else if (c->state == FO_LGC_SUB) {
             c->pos = m.snapshot.command_count;
             c->state = FO_LGC_READY;
             fo_lg_on_ready(lg, c);
@@ -603,6 +622,8 @@ static void on_close(fo_ws *ws, int status)
     fo_lg_conn_state was = c->state;
 
     c->state = FO_LGC_CLOSED;
+    if (c->storming && fo_lg_storm_closed(lg, c, was))
+        return;
     if (was != FO_LGC_READY && was != FO_LGC_CONNECTING && lg->phase < FO_LG_CLOSE)
         fo_lg_error(lg, c, FO_LGE_CONNECT, "connection closed during hello/sub: %s",
                     fo_ws_strerror(status));

@@ -49,6 +49,7 @@ typedef struct fo_lg_opts {
     uint32_t connect_concurrency;
     uint32_t print_errors; /* failures printed in full; all are counted */
     uint32_t max_flushes;  /* per writer; 0: no limit (the window ends when all are done) */
+    double storm_at;       /* seconds into the window: the subscribers' reconnect storm; 0 none */
 } fo_lg_opts;
 
 #define FO_LG_MAX_SECS 600 /* per-second latency samples kept for the JSON */
@@ -113,7 +114,9 @@ typedef struct fo_lg_conn {
     uint32_t nids;
     uint64_t own_from[FO_LG_OWN_RING];
     uint32_t own_n;
-    uint64_t *due; /* open loop: due times of flushes waiting for the one in flight */
+    bool storming;     /* dropped by the storm, not subscribed again yet (storm.c) */
+    bool storm_closed; /* its socket is closed: to reconnect */
+    uint64_t *due;     /* open loop: due times of flushes waiting for the one in flight */
     uint32_t due_head, due_len, due_cap;
 } fo_lg_conn;
 
@@ -124,6 +127,15 @@ typedef struct fo_lg_counters {
     uint64_t cpu_ns; /* our own */
     uint64_t at_ns;
 } fo_lg_counters;
+
+/* The reconnect storm (storm.c). */
+typedef struct fo_lg_storm {
+    uv_timer_t timer;
+    bool active; /* some subscribers are not back yet */
+    uint32_t clients, back, failed, snaps, to_restart;
+    uint64_t t0, t_done; /* the drop; every one back */
+    fo_hist ack;         /* the writers' acks while it is active */
+} fo_lg_storm;
 
 struct fo_lg {
     fo_lg_opts o;
@@ -180,6 +192,7 @@ struct fo_lg {
     fo_hub_counters m0, m1;
     int scraping; /* 0 idle, 1 window start, 2 window end */
     bool scrape_busy;
+    fo_lg_storm storm;
 };
 
 /* opts.c: parses argv into *o (defaults first). 0 ok, 1 after --help, -1 bad usage
@@ -214,5 +227,14 @@ void fo_lg_report_table(const fo_lg *lg, FILE *f);
 void fo_lg_report_json(const fo_lg *lg, FILE *f);
 /* The per-second progress line on stderr. */
 void fo_lg_report_progress(fo_lg *lg);
+
+/* storm.c: the reconnect storm of --storm-at. init with the loop's handles, arm when the
+ * window starts; conn.c calls closed (true: the storm handled the close) and back (the sub
+ * was answered); report adds its JSON fields. */
+void fo_lg_storm_init(fo_lg *lg);
+void fo_lg_storm_arm(fo_lg *lg);
+bool fo_lg_storm_closed(fo_lg *lg, fo_lg_conn *c, fo_lg_conn_state was);
+void fo_lg_storm_back(fo_lg *lg, fo_lg_conn *c, bool snap);
+void fo_lg_storm_report(const fo_lg *lg, FILE *f);
 
 #endif

@@ -93,6 +93,7 @@ static void start_measure(uv_timer_t *t)
     fo_proc_sample_read(lg->hub_pid, &lg->p0);
     if (!lg->o.idle)
         scrape(lg, 1);
+    fo_lg_storm_arm(lg);
     uv_timer_start(&lg->phase_timer, end_measure, (uint64_t)(lg->o.duration * 1000), 0);
 }
 
@@ -224,6 +225,7 @@ static void finish(fo_lg *lg)
     uv_timer_stop(&lg->tick);
     uv_timer_stop(&lg->second);
     uv_timer_stop(&lg->phase_timer);
+    uv_timer_stop(&lg->storm.timer);
     uv_poll_stop(&lg->tpoll);
     uv_stop(&lg->loop);
 }
@@ -425,6 +427,7 @@ static int setup(fo_lg *lg)
     uv_timer_init(&lg->loop, &lg->tick);
     uv_timer_init(&lg->loop, &lg->second);
     uv_timer_init(&lg->loop, &lg->phase_timer);
+    fo_lg_storm_init(lg);
     if ((lg->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
         uv_poll_init(&lg->loop, &lg->tpoll, lg->tfd))
         return -1;

@@ -37,6 +37,10 @@ static const char usage[] =
     "                         batch since then (bytes grow with the pipeline depth)\n"
     "  --flushes N            each writer sends N flushes, then stops; the window ends when\n"
     "                         every writer has had all its acks (--duration still caps it)\n"
+    "  --storm-at SECONDS     a reconnect storm that far into the window: every subscriber\n"
+    "                         drops its connection and at once reconnects and subscribes\n"
+    "                         with `from`; JSON storm_* (time until all are back, the\n"
+    "                         writers' ack latency meanwhile)\n"
     "  --warmup SECONDS       before measuring (default 2)\n"
     "  --duration SECONDS     measured window (default 10)\n"
     "  --drain SECONDS        wait for outstanding acks after the window (default 5)\n"
@@ -186,6 +190,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         NOHELLO,
         CHECK,
         FLUSHES,
+        STORM,
         HELP,
         VERSION
     };
@@ -214,6 +219,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         {"no-hello", no_argument, NULL, NOHELLO},
         {"check-every", required_argument, NULL, CHECK},
         {"flushes", required_argument, NULL, FLUSHES},
+        {"storm-at", required_argument, NULL, STORM},
         {"help", no_argument, NULL, HELP},
         {"version", no_argument, NULL, VERSION},
         {NULL, 0, NULL, 0},
@@ -283,6 +289,7 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         case NOHELLO: o->no_hello = true; break;
         case CHECK: rc = parse_u32("--check-every", optarg, &o->check_every, 0); break;
         case FLUSHES: rc = parse_u32("--flushes", optarg, &o->max_flushes, 1); break;
+        case STORM: rc = parse_secs("--storm-at", optarg, &o->storm_at); break;
         case 'h':
         case HELP: fputs(usage, stdout); return 1;
         case VERSION: printf("flushout-bench %s\n", FO_VERSION); return 1;

@@ -294,6 +294,7 @@ void fo_lg_report_json(const fo_lg *lg, FILE *f)
     }
     if (lg->o.max_flushes)
         jnum(f, "writers_done", lg->writers_done, &first);
+    fo_lg_storm_report(lg, f);
     fprintf(f, ", \"errors_by_kind\": {");
     for (k = 0, first = true; k < FO_LGE_NKINDS; k++)
         jnum(f, fo_lg_err_name((fo_lg_err_kind)k), (double)lg->errs[k], &first);

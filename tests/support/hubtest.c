@@ -544,3 +544,66 @@ uint64_t ht_metric(fo_hubproc *h, const char *name)
     cr_assert(found, "/metrics has no %s", name);
     return v;
 }
+
+/* ---- flushes that may fail ------------------------------------------------------------------- */
+
+/* The message of update [] {key: "x" * pad} claiming count `from`, in c->arena. */
+fo_msg ht_update_msg(ht_client *c, const char *model, uint64_t seq, uint64_t from, const char *key,
+                     size_t pad)
+{
+    char *json = malloc(pad + 256);
+    fo_msg m = {.type = FO_MSG_FLUSH, .model = model, .model_len = (uint32_t)strlen(model)};
+    int n;
+
+    cr_assert_not_null(json);
+    n = snprintf(json, pad + 256,
+                 "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
+                 "\"props\":{\"%s\":\"",
+                 (unsigned long long)from, key);
+    memset(json + n, 'x', pad);
+    snprintf(json + n + pad, 256 - (size_t)n, "\"}}}]}");
+    m.seq = seq;
+    m.batch = ht_batch_json(&c->arena, json);
+    free(json);
+    return m;
+}
+
+/* Sends a flush and returns its answer: an ack or an error carrying its rid (anything else
+ * fails the test). */
+fo_msg ht_flush_reply(ht_client *c, fo_msg *m)
+{
+    uint64_t rid = ht_send(c, m);
+    fo_msg r;
+    char d[512];
+
+    ht_recv(c, &r);
+    if ((r.type != FO_MSG_ACK && r.type != FO_MSG_ERROR) || !r.has_rid || r.rid != rid)
+        HT_FAIL(c, "[%s] want the flush's ack or error (rid %llu), got %s", c->id,
+                (unsigned long long)rid, fo_ws_describe(&r, d, sizeof(d)));
+    return r;
+}
+
+/* The key of a one-key update into out ("?" if it is not one); returns out. */
+const char *ht_update_key(const fo_completion *c, char *out, size_t n)
+{
+    const fo_map *props;
+    const fo_entry *e;
+    char num[20];
+    const char *k;
+    size_t len;
+
+    snprintf(out, n, "?");
+    if (!c->command.props || fo_value_type(c->command.props) != FO_MAP)
+        return out;
+    props = fo_value_as_map(c->command.props);
+    if (fo_map_count(props) != 1)
+        return out;
+    e = fo_map_entries(props);
+    for (uint32_t i = 0; i < fo_map_len(props); i++) {
+        if (!e[i].key)
+            continue;
+        k = fo_key_str(e[i].key, num, &len);
+        snprintf(out, n, "%.*s", (int)len, k);
+    }
+    return out;
+}

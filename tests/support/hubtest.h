@@ -108,6 +108,14 @@ fo_apply_result ht_flush(ht_client *c, const char *model, const fo_batch *b);
 /* flush with an explicit seq. */
 fo_apply_result ht_flush_seq(ht_client *c, const char *model, uint64_t seq, const fo_batch *b);
 
+/* Flushes that may fail (tests/test_hub_faults.c): the message of update [] {key: "x" * pad}
+ * claiming count `from` (in c->arena); send it and get its ack or its error (anything else, or
+ * an answer to another rid, fails the test); the key of a one-key update ("?" otherwise). */
+fo_msg ht_update_msg(ht_client *c, const char *model, uint64_t seq, uint64_t from, const char *key,
+                     size_t pad);
+fo_msg ht_flush_reply(ht_client *c, fo_msg *m);
+const char *ht_update_key(const fo_completion *c, char *out, size_t n);
+
 /* ---- values -------------------------------------------------------------------------------- */
 
 /* Canonical JSON (sorted keys), malloc'd. */

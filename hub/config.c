@@ -104,6 +104,9 @@ static const char usage[] =
     "                         own pages (Origin matching Host, always allowed): comma-\n"
     "                         separated http[s]://HOST[:PORT], or '*' for any. Clients that\n"
     "                         send no Origin (not browsers) are always allowed; others 403\n"
+    "  --cluster URLS         keep the models' logs in NATS JetStream instead of --store:\n"
+    "                         nats://HOST:PORT[,nats://...] (stream FLUSHOUT, created if\n"
+    "                         absent; one hub per NATS for now: see the README)\n"
     "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --help                 this text\n"
@@ -183,7 +186,7 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
     enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, CONSOLE, AUTH, SEQ,
            LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, JWT_SECRET, JWT_KEY,
-           ORIGINS, VERSION };
+           ORIGINS, VERSION, CLUSTER };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"data", required_argument, NULL, DATA},
@@ -207,6 +210,7 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"rule-memory", required_argument, NULL, RULE_MEM},
         {"allowed-origins", required_argument, NULL, ORIGINS},
         {"version", no_argument, NULL, VERSION},
+        {"cluster", required_argument, NULL, CLUSTER},
         {NULL, 0, NULL, 0},
     };
     int o, rc = 0;
@@ -281,12 +285,19 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         case VERSION: printf("flushout-hub %s\n", FO_VERSION); return 1;
         case 'h':
         case HELP: fputs(usage, stdout); return 1;
+        case CLUSTER:
+            if (strncmp(optarg, "nats://", 7) && strncmp(optarg, "tls://", 6))
+                return bad("--cluster", optarg);
+            rc = copy_str(c->cluster, sizeof(c->cluster), "--cluster", optarg);
+            break;
         default:
             fprintf(stderr, "flushout-hub: unknown or incomplete option '%s' (see --help)\n",
                     argv[optind - 1]);
             return -1;
         }
     }
+    if (rc == 0 && c->cluster[0])
+        strcpy(c->store, "nats"); /* --cluster replaces --store */
     if (rc == 0 && optind < argc) {
         fprintf(stderr, "flushout-hub: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;

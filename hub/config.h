@@ -10,7 +10,7 @@ typedef struct fo_hub_config {
     char host[256];           /* --listen HOST:PORT (default 127.0.0.1:7420) */
     int port;                 /* 0: an ephemeral port, logged at start */
     char data_dir[1024];      /* --data DIR (default ./data) */
-    char store[16];           /* --store sqlite|memory */
+    char store[16];           /* --store sqlite|memory; "nats" with --cluster */
     bool sequential_ids;      /* --sequential-ids (tests only) */
     uint32_t history;         /* --history N: commands kept per model for diffs */
     size_t memory_budget;     /* --memory-budget BYTES: hot models before LRU eviction */
@@ -28,6 +28,7 @@ typedef struct fo_hub_config {
     uint32_t rule_time_ms;    /* --rule-time-ms N: wall clock per command */
     size_t rule_memory;       /* --rule-memory SIZE: the rules' Lua state */
     char allowed_origins[2048]; /* --allowed-origins LIST (origin.h); empty: own only */
+    char cluster[2048];       /* --cluster URLS: NATS servers; set: store is "nats" */
 } fo_hub_config;
 
 void fo_hub_config_default(fo_hub_config *c);

@@ -233,6 +233,16 @@ static int open_store(fo_hub *h)
 
     fo_store_options_default(&opt);
     memset(&err, 0, sizeof(err));
+    if (h->cfg.cluster[0]) {
+        rc = fo_store_open(&h->loop, FO_STORE_NATS, h->cfg.cluster, &opt, &h->store, &err);
+        if (rc) {
+            FO_LOG(FO_LOG_ERROR, "cannot open the nats store (--cluster %s): %s",
+                   h->cfg.cluster, err.msg[0] ? err.msg : fo_store_strerror(rc));
+            return rc;
+        }
+        FO_LOG(FO_LOG_INFO, "store: nats (JetStream stream FLUSHOUT) at %s", h->cfg.cluster);
+        return 0;
+    }
     rc = fo_store_open(&h->loop, fo_store_kind_parse(h->cfg.store), h->cfg.data_dir, &opt,
                        &h->store, &err);
     if (rc) {

@@ -158,6 +158,27 @@ static void drop_view(nats_be *nb)
     nb->view_model[0] = '\0';
 }
 
+/* Remembers where the model's log ends, as just read: the next append's fence. Safe for
+ * any read, not only a load: an append also has to continue the model's count, so a master
+ * older than this read fails with ECONFLICT instead (a stale record that adds no command,
+ * a rules row of nothing applied, changes no document). Out of memory: nothing kept (the
+ * next commit reads the end again). */
+static void set_fence(nats_be *nb, const char *model, uint64_t seq, uint64_t count)
+{
+    size_t len = strlen(model);
+    fence *f = fo_strmap_get(&nb->fences, model, len);
+
+    if (!f) {
+        if (nb->fences.len >= MAX_STATES || !(f = malloc(sizeof(*f))))
+            return;
+        if (fo_strmap_put(&nb->fences, model, len, f)) {
+            free(f);
+            return;
+        }
+    }
+    *f = (fence){seq, count};
+}
+
 /* Replays the model's subject into a fresh memory backend (the read view). */
 static int load_view(nats_be *nb, const char *model, char *msg, size_t ml)
 {
@@ -168,7 +189,7 @@ static int load_view(nats_be *nb, const char *model, char *msg, size_t ml)
     jsSubOptions so;
     jsOptions jo;
     jsErrCode jerr = 0;
-    uint64_t last, seq = 0;
+    uint64_t last, seq = 0, count = 0;
     natsStatus s;
     int rc;
 
@@ -222,6 +243,7 @@ static int load_view(nats_be *nb, const char *model, char *msg, size_t ml)
                                rc == FO_ENOMEM ? "does not fit in memory" : "is not a record");
             break;
         }
+        count = fo_nats_record_count(&rec);
         rc = fo_store_backend_memory.commit(nb->view, &(fo_store_seg){rec.writes, rec.n, 0, 0, 0},
                                             1, msg, ml);
         fo_nats_record_free(&rec);
@@ -233,6 +255,8 @@ static int load_view(nats_be *nb, const char *model, char *msg, size_t ml)
 out:
     if (rc)
         drop_view(nb);
+    else
+        set_fence(nb, model, last, count); /* what a master loaded now is built from */
     return rc;
 }
 

@@ -79,7 +79,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         if (pa) {
             s->seq = pa->Sequence;
         } else {
-            s->st = pae ? pae->Err : NATS_ERR;
+            s->st = pae && pae->Err != NATS_OK ? pae->Err : NATS_ERR; /* never "ok" */
             s->jerr = pae ? pae->ErrCode : 0;
             snprintf(s->text, sizeof(s->text), "%s",
                      pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(s->st));

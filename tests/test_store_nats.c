@@ -440,6 +440,16 @@ Test(store_nats, a_second_writer_fails_the_fence)
     w = wr(b[5], "m", 5, 1, "b", 2);
     cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
 
+    /* A new model is fenced too: the second writer read it empty ("no message yet"), then
+     * the first one created it. */
+    r = load_on(&loop2, s2, "fresh");
+    cr_assert_not(r->exists);
+    fo_store_result_free(r);
+    w = wr(b[0], "fresh", 0, 1, "a", 1);
+    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), 0, "%s", msg);
+    w = wr(b[1], "fresh", 0, 1, "b", 1);
+    cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
+
     close_store(&loop2, &s2);
     cr_assert_eq(uv_loop_close(&loop2), 0);
     t_finish(&t);

@@ -114,6 +114,19 @@ static int parse_idle(void *target, const char *v, char *why, size_t n)
     return 0;
 }
 
+static int parse_cluster(void *target, const char *v, char *why, size_t n)
+{
+    fo_hub_config *c = target;
+
+    (void)why, (void)n;
+    if (*v && strncmp(v, "nats://", 7) && strncmp(v, "tls://", 6))
+        return -1;
+    if (strlen(v) >= sizeof(c->cluster))
+        return -1;
+    strcpy(c->cluster, v);
+    return 0;
+}
+
 static const char *const store_kinds[] = {"sqlite", "memory", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
@@ -226,6 +239,10 @@ static const fo_setting rows[] = {
      .help = "when a loop turn takes longer than N ms, new flushes get\n"
              "error overloaded with retryAfterMs for as long as it took;\n"
              "accepted flushes are still acked (default 200; 0: off)"},
+    {.name = "cluster", .type = FO_SET_STRING, F(cluster), .arg = "URLS", .parse = parse_cluster,
+     .help = "keep the models' logs in NATS JetStream instead of --store:\n"
+             "nats://HOST:PORT[,nats://...] (stream FLUSHOUT, created if\n"
+             "absent; one hub per NATS for now: see the README)"},
     /* New settings go here, above the actions. */
 
     /* Actions: command line only, handled in fo_hub_config_parse. */

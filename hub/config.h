@@ -22,7 +22,7 @@ typedef struct fo_hub_config {
     char host[256];           /* --listen HOST:PORT (default 127.0.0.1:7420) */
     int port;                 /* 0: an ephemeral port, logged at start */
     char data_dir[1024];      /* --data DIR (default ./data) */
-    char store[16];           /* --store sqlite|memory */
+    char store[16];           /* --store sqlite|memory (--cluster, when set, wins) */
     bool sequential_ids;      /* --sequential-ids (tests only) */
     uint32_t history;         /* --history N: commands kept per model for diffs */
     size_t memory_budget;     /* --memory-budget BYTES: hot models before LRU eviction */
@@ -51,6 +51,7 @@ typedef struct fo_hub_config {
     size_t max_presence;      /* --max-presence SIZE: a presence frame's bytes */
     uint32_t presence_rate;   /* --presence-rate N: presence updates/s per connection */
     uint32_t overload_lag_ms; /* --overload-lag-ms N: loop lag past which flushes are shed */
+    char cluster[2048];       /* --cluster URLS: NATS servers; set: the store is NATS */
 } fo_hub_config;
 
 /* The defaults: every row's default. */

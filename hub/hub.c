@@ -238,6 +238,16 @@ static int open_store(fo_hub *h)
 
     fo_store_options_default(&opt);
     memset(&err, 0, sizeof(err));
+    if (h->cfg.cluster[0]) {
+        rc = fo_store_open(&h->loop, FO_STORE_NATS, h->cfg.cluster, &opt, &h->store, &err);
+        if (rc) {
+            FO_LOG(FO_LOG_ERROR, "cannot open the nats store (--cluster %s): %s",
+                   h->cfg.cluster, err.msg[0] ? err.msg : fo_store_strerror(rc));
+            return FO_HUB_EXIT_FAILED;
+        }
+        FO_LOG(FO_LOG_INFO, "store: nats (JetStream stream FLUSHOUT) at %s", h->cfg.cluster);
+        return 0;
+    }
     sqlite = strcmp(h->cfg.store, "sqlite") == 0;
     existed = stat(h->cfg.data_dir, &sb) == 0;
     rc = fo_store_open(&h->loop, fo_store_kind_parse(h->cfg.store), h->cfg.data_dir, &opt,
@@ -377,7 +387,8 @@ int fo_hub_run(const fo_hub_config *cfg)
     uv_check_start(&h->check, on_check);
     uv_timer_start(&h->tick, on_tick, 1000, 1000);
     FO_LOG(FO_LOG_INFO, "listening on %s:%d (ws://%s:%d/v1/ws, store %s, history %u)",
-           cfg->host, h->port, cfg->host, h->port, cfg->store, cfg->history);
+           cfg->host, h->port, cfg->host, h->port, cfg->cluster[0] ? "nats" : cfg->store,
+           cfg->history);
 
     uv_run(&h->loop, UV_RUN_DEFAULT);
 

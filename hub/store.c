@@ -86,6 +86,7 @@ const char *fo_store_strerror(int code)
     case FO_STORE_ECONFLICT: return "FO_STORE_ECONFLICT";
     case FO_STORE_EBUSY: return "FO_STORE_EBUSY";
     case FO_STORE_EVERSION: return "FO_STORE_EVERSION";
+    case FO_STORE_EFENCED: return "FO_STORE_EFENCED";
     default: return fo_strerror(code);
     }
 }
@@ -96,6 +97,8 @@ fo_store_kind fo_store_kind_parse(const char *name)
         return FO_STORE_SQLITE;
     if (name && strcmp(name, "memory") == 0)
         return FO_STORE_MEMORY;
+    if (name && strcmp(name, "nats") == 0)
+        return FO_STORE_NATS;
     return 0;
 }
 
@@ -104,6 +107,7 @@ const char *fo_store_kind_name(fo_store_kind k)
     switch (k) {
     case FO_STORE_SQLITE: return "sqlite";
     case FO_STORE_MEMORY: return "memory";
+    case FO_STORE_NATS: return "nats";
     default: return "?";
     }
 }
@@ -352,9 +356,19 @@ static void run_commits(fo_store *s, job *run)
     int rc;
 
     for (job *j = run; j; j = j->next)
-        segs[n++] = (fo_store_seg){j->writes, j->n};
+        segs[n++] = (fo_store_seg){j->writes, j->n, 0, j->msg, sizeof(j->msg)};
     rc = s->be->commit(s->impl, segs, n, run->msg, sizeof(run->msg));
     t1 = uv_hrtime();
+    if (s->be->per_segment) {
+        /* Each segment has its own outcome (and message); none is run again. */
+        n = 0;
+        for (job *j = run; j; j = j->next, n++) {
+            j->rc = segs[n].rc;
+            j->exec_ns = t1 - t0;
+        }
+        run->transactions = 1;
+        return;
+    }
     if (rc == 0 || n == 1) {
         for (job *j = run; j; j = j->next) {
             j->rc = rc;
@@ -369,7 +383,7 @@ static void run_commits(fo_store *s, job *run)
     for (job *j = run; j; j = j->next) {
         t0 = uv_hrtime();
         j->msg[0] = 0;
-        j->rc = s->be->commit(s->impl, &(fo_store_seg){j->writes, j->n}, 1, j->msg, sizeof(j->msg));
+        j->rc = s->be->commit(s->impl, &(fo_store_seg){j->writes, j->n, 0, NULL, 0}, 1, j->msg, sizeof(j->msg));
         j->exec_ns = uv_hrtime() - t0;
         j->transactions++;
     }
@@ -801,7 +815,8 @@ int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir, const fo
         if (opt->max_merge_writes)
             o.max_merge_writes = opt->max_merge_writes;
     }
-    if (!loop || !out || (kind != FO_STORE_SQLITE && kind != FO_STORE_MEMORY)) {
+    if (!loop || !out ||
+        (kind != FO_STORE_SQLITE && kind != FO_STORE_MEMORY && kind != FO_STORE_NATS)) {
         err->code = FO_EINVAL;
         snprintf(err->msg, sizeof(err->msg), "store: bad arguments (kind %d)", (int)kind);
         return FO_EINVAL;
@@ -812,7 +827,9 @@ int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir, const fo
         return FO_ENOMEM;
     }
     s->loop = loop;
-    s->be = kind == FO_STORE_SQLITE ? &fo_store_backend_sqlite : &fo_store_backend_memory;
+    s->be = kind == FO_STORE_SQLITE   ? &fo_store_backend_sqlite
+            : kind == FO_STORE_MEMORY ? &fo_store_backend_memory
+                                      : &fo_store_backend_nats;
     s->max_merge = o.max_merge_writes;
     if ((rc = s->be->open(dir, &o, &s->impl, err))) {
         err->code = rc;

@@ -33,7 +33,13 @@
  * Backends: "sqlite" (DIR/flushout.db, WAL, synchronous=FULL: a commit's callback runs
  * after its transaction is fsync'd; DIR/flushout.lock holds an flock so a second process
  * cannot open the same dir) and "memory" (same rules and errors, nothing on disk, data dies
- * with the store; completes through the same worker and queue). */
+ * with the store; completes through the same worker and queue) and "nats" (NATS JetStream,
+ * store_nats.h: each model's log is a subject of the stream FLUSHOUT; a commit's callback
+ * runs once JetStream acknowledged every append; the same rules and reads, plus fencing:
+ * an append fails with FO_STORE_EFENCED when another writer appended to that model's log
+ * behind this store's back. A nats commit is atomic per model, not across models: when it
+ * fails, some of its models' writes may be stored; the hub reloads the models of a failed
+ * commit, which makes that safe). */
 #ifndef FO_STORE_H
 #define FO_STORE_H
 
@@ -56,6 +62,8 @@ enum {
     FO_STORE_ECONFLICT = -104, /* a write does not continue its model's log */
     FO_STORE_EBUSY = -105,     /* the data dir is in use by another process */
     FO_STORE_EVERSION = -106,  /* the schema is newer than this build understands */
+    FO_STORE_EFENCED = -107,   /* nats: another writer appended to the model's log since
+                                * this store last read or wrote it (the append was refused) */
 };
 
 /* "FO_STORE_EFULL", ...; falls back to fo_strerror for the proto codes. Static. */
@@ -64,9 +72,10 @@ const char *fo_store_strerror(int code);
 typedef enum fo_store_kind {
     FO_STORE_SQLITE = 1,
     FO_STORE_MEMORY = 2,
+    FO_STORE_NATS = 3, /* JetStream (store_nats.h); `dir` is the server URL list */
 } fo_store_kind;
 
-/* "sqlite" / "memory" -> kind; 0 when unknown. */
+/* "sqlite" / "memory" / "nats" -> kind; 0 when unknown. */
 fo_store_kind fo_store_kind_parse(const char *name);
 const char *fo_store_kind_name(fo_store_kind k);
 
@@ -91,7 +100,9 @@ void fo_store_options_default(fo_store_options *o);
 /* Opens (creating if needed) the store and starts its worker thread. Blocks the caller:
  * sqlite creates `dir` (mode 0750, parents too) and opens, recovers and if needed
  * creates or migrates the database before returning. `dir` is ignored by the memory
- * backend (may be NULL); `opt` may be NULL for defaults. On success returns 0 and sets
+ * backend (may be NULL); nats connects to the servers
+ * `dir` names ("nats://127.0.0.1:4222,nats://..."), and creates the stream FLUSHOUT or
+ * checks the one there; `opt` may be NULL for defaults. On success returns 0 and sets
  * *out. On failure returns FO_EINVAL (bad kind or dir), FO_ENOMEM or an FO_STORE_E*
  * code, fills `err` (may be NULL) with a message and err->path naming the file, and *out
  * is untouched. (Should the worker thread fail to start, the async handle is already being

@@ -15,6 +15,12 @@
 typedef struct fo_store_seg {
     const fo_store_write *w;
     size_t n;
+    /* A backend whose commits are not atomic across models (nats: one append per model)
+     * sets each segment's own outcome here: rc and a message in msg[0..msglen) (the
+     * commit's buffer). Others leave them alone. */
+    int rc;
+    char *msg;
+    size_t msglen;
 } fo_store_seg;
 
 /* Set by a read primitive that found a row. */
@@ -25,6 +31,12 @@ typedef struct fo_store_span {
 
 typedef struct fo_store_backend {
     const char *name;
+    /* true: commit sets segs[i].rc for every segment and a failed commit may have stored
+     * part of its writes (each segment's rc says which failed; a failed segment's models
+     * must be reloaded, which the hub does). The store then never re-runs segments one by
+     * one. false: commit is all-or-nothing. */
+    bool per_segment;
+    /* `dir`: the sqlite directory, or the nats server URLs (comma-separated). */
     int (*open)(const char *dir, const fo_store_options *o, void **impl, fo_err_info *err);
     void (*close)(void *impl);
     /* All writes of all segments in one transaction, all-or-nothing. */
@@ -55,6 +67,7 @@ typedef struct fo_store_backend {
 
 extern const fo_store_backend fo_store_backend_sqlite;
 extern const fo_store_backend fo_store_backend_memory;
+extern const fo_store_backend fo_store_backend_nats;
 
 /* A new, empty result (NULL on out-of-memory). */
 fo_store_result *fo_store_result_new(void);

@@ -387,6 +387,8 @@ Test(config, print_reads_back)
                         "4",
                         "--overload-lag-ms",
                         "0",
+                        "--cluster",
+                        "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
                         NULL};
         fo_hub_config_default(&c);
         cr_assert_eq(fo_hub_config_parse(&c, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv), 0);

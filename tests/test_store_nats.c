@@ -1,0 +1,589 @@
+/* test_store_nats.c - the NATS JetStream backend of the store (hub/store_nats.h): subject
+ * tokens and records as units, then the store against a real nats-server that each test
+ * starts on 127.0.0.1 (a free port, a temporary storage folder) and stops by its pid.
+ * Without a nats-server binary the server tests skip and say why. */
+#include <criterion/criterion.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/store.h"
+#include "hub/store_nats.h"
+#include "tests/support/natsproc.h"
+
+/* ---- subject tokens ------------------------------------------------------------------- */
+
+static void roundtrip_name(const char *name, size_t len)
+{
+    char tok[FO_NATS_TOKEN_MAX], back[FO_STORE_MODEL_MAX * 2];
+    int tl = fo_nats_subject_token(name, len, tok, sizeof(tok));
+    int bl;
+
+    cr_assert_gt(tl, 0, "no token for '%.*s'", (int)len, name);
+    cr_assert_eq((size_t)tl, strlen(tok));
+    for (int i = 0; i < tl; i++)
+        cr_assert(tok[i] != '.' && tok[i] != '*' && tok[i] != '>' && tok[i] > ' ' &&
+                      (unsigned char)tok[i] < 0x7f,
+                  "token '%s' of '%.*s' has byte %d", tok, (int)len, name, tok[i]);
+    bl = fo_nats_subject_name(tok, (size_t)tl, back, sizeof(back));
+    cr_assert_eq(bl, (int)len, "'%s' decodes to %d bytes", tok, bl);
+    cr_assert_eq(memcmp(back, name, len), 0);
+}
+
+Test(store_nats, subject_tokens_round_trip)
+{
+    static const char *names[] = {
+        "doc",  "doc.1", "a..b", ".",    "..",   ".a.",   "*",        ">",      "a.*",
+        "a.>",  "a b",   "%",    "%2E",  "_",    "a_2E", "x:y-z_w", "UPPER.lower", "a\tb",
+        "\x01", "\xff",  "é",
+    };
+    char big[FO_STORE_MODEL_MAX];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        roundtrip_name(names[i], strlen(names[i]));
+    memset(big, '.', sizeof(big));
+    roundtrip_name(big, sizeof(big));
+    for (int c = 1; c < 256; c++) {
+        char one = (char)c;
+        roundtrip_name(&one, 1);
+    }
+}
+
+Test(store_nats, subject_tokens_are_injective)
+{
+    static const char *names[] = {"a.b", "a%2Eb", "a_b", "a:b", "a-b", "a.b.", "a..b",
+                                  "ab",  "a%b",   "a.",  ".a",  "a b", "a%20b"};
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    char tok[N][FO_NATS_TOKEN_MAX];
+
+    for (int i = 0; i < N; i++)
+        cr_assert_gt(fo_nats_subject_token(names[i], strlen(names[i]), tok[i], sizeof(tok[i])), 0);
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++)
+            cr_assert_str_neq(tok[i], tok[j], "'%s' and '%s' share a token", names[i], names[j]);
+    cr_assert_str_eq(tok[0], "a%2Eb");
+    cr_assert_str_eq(tok[1], "a%252Eb");
+}
+
+Test(store_nats, subject_token_errors)
+{
+    static const char *bad[] = {"a.b", "%2e", "%41", "%5F", "%", "%4", "a%", "a b", "*", ">", "é"};
+    char out[64], tok[8];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(fo_nats_subject_name(bad[i], strlen(bad[i]), out, sizeof(out)), -1,
+                     "'%s' was accepted", bad[i]);
+    cr_assert_eq(fo_nats_subject_name("", 0, out, sizeof(out)), -1);
+    cr_assert_eq(fo_nats_subject_token("", 0, tok, sizeof(tok)), -1);
+    cr_assert_eq(fo_nats_subject_token("a.b", 3, tok, 9), -1); /* needs 3 * 3 + 1 */
+    cr_assert_eq(fo_nats_subject_token("a.b", 3, tok, 10), 5);
+    cr_assert_eq(fo_nats_subject_name("abcdef", 6, out, 6), -1); /* no room for the NUL */
+}
+
+/* ---- records -------------------------------------------------------------------------- */
+
+Test(store_nats, record_round_trip)
+{
+    static const char orig[] = {1, 0, 2};
+    fo_store_write w[3] = {
+        {.model = "m", .from = 0, .len = 3, .batch = "abc\0def", .batch_size = 7,
+         .client = "alice", .seq = 41, .now_ms = -5, .identity = "{\"sub\":\"a\"}"},
+        {.model = "m", .from = 3, .len = 0, .original = orig, .original_size = 3,
+         .audit = "{\"rejected\":1}"},
+        {.model = "m", .from = 3, .len = 2, .batch = "xy", .batch_size = 2, .snap = "S",
+         .snap_size = 1, .snap_count = 5, .cut = 1, .now_ms = 1700000000000},
+    };
+    fo_nats_record r;
+    size_t size;
+    void *p = fo_nats_record_encode(w, 3, &size);
+
+    cr_assert_not_null(p);
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), 0);
+    cr_assert_eq(r.n, 3);
+    cr_assert_eq(r.writes[0].batch_size, 7);
+    cr_assert_eq(memcmp(r.writes[0].batch, "abc\0def", 7), 0);
+    cr_assert_str_eq(r.writes[0].client, "alice");
+    cr_assert_eq(r.writes[0].seq, 41);
+    cr_assert_eq(r.writes[0].now_ms, -5);
+    cr_assert_str_eq(r.writes[0].identity, "{\"sub\":\"a\"}");
+    cr_assert_null(r.writes[0].snap);
+    cr_assert_null(r.writes[0].audit);
+    cr_assert_null(r.writes[1].batch);
+    cr_assert_null(r.writes[1].client);
+    cr_assert_eq(r.writes[1].original_size, 3);
+    cr_assert_eq(memcmp(r.writes[1].original, orig, 3), 0);
+    cr_assert_str_eq(r.writes[1].audit, "{\"rejected\":1}");
+    cr_assert_eq(r.writes[2].snap_count, 5);
+    cr_assert_eq(r.writes[2].snap_size, 1);
+    cr_assert_eq(r.writes[2].cut, 1);
+    cr_assert_null(r.writes[2].identity);
+    cr_assert_str_eq(r.writes[2].model, "m");
+    cr_assert_eq(fo_nats_record_count(&r), 5);
+    fo_nats_record_free(&r);
+
+    /* Every truncation and a trailing byte are refused; so is another magic. */
+    for (size_t n = 0; n < size; n++)
+        cr_assert_eq(fo_nats_record_decode(p, n, "m", &r), FO_STORE_ECORRUPT, "cut at %zu", n);
+    {
+        char *longer = malloc(size + 1);
+        memcpy(longer, p, size);
+        longer[size] = 0;
+        cr_assert_eq(fo_nats_record_decode(longer, size + 1, "m", &r), FO_STORE_ECORRUPT);
+        longer[0] = 'X';
+        cr_assert_eq(fo_nats_record_decode(longer, size, "m", &r), FO_STORE_ECORRUPT);
+        free(longer);
+    }
+    free(p);
+}
+
+/* ---- against a real nats-server ------------------------------------------------------- */
+
+typedef struct tctx {
+    uv_loop_t loop;
+    fo_store *s;
+    fo_natsproc *nats;
+} tctx;
+
+typedef struct req {
+    int done, rc;
+    char msg[512];
+    fo_store_result *res;
+} req;
+
+static fo_natsproc *nats_or_skip(void)
+{
+    fo_natsproc *n;
+
+    if (!fo_natsproc_bin())
+        cr_skip_test("no nats-server binary (install Debian's nats-server, or set "
+                     "FO_NATS_SERVER): the JetStream backend is not tested");
+    n = fo_natsproc_start();
+    cr_assert_not_null(n, "nats-server did not start");
+    return n;
+}
+
+static int open_store(uv_loop_t *loop, const char *urls, fo_store **out, fo_err_info *err)
+{
+    return fo_store_open(loop, FO_STORE_NATS, urls, NULL, out, err);
+}
+
+static void t_init(tctx *t)
+{
+    fo_err_info err;
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    t->nats = nats_or_skip();
+    cr_assert_eq(uv_loop_init(&t->loop), 0);
+    rc = open_store(&t->loop, fo_natsproc_url(t->nats), &t->s, &err);
+    cr_assert_eq(rc, 0, "open: %s %s", fo_store_strerror(rc), err.msg);
+}
+
+static void on_closed(void *data)
+{
+    (*(int *)data)++;
+}
+
+static void close_store(uv_loop_t *loop, fo_store **s)
+{
+    int closed = 0;
+
+    cr_assert_eq(fo_store_close(*s, on_closed, &closed), 0);
+    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(closed, 1);
+    *s = NULL;
+}
+
+static void t_finish(tctx *t)
+{
+    if (t->s)
+        close_store(&t->loop, &t->s);
+    cr_assert_eq(uv_loop_close(&t->loop), 0);
+    fo_natsproc_free(t->nats);
+}
+
+static void on_commit(fo_store *s, const fo_store_status *st, void *data)
+{
+    req *r = data;
+
+    (void)s;
+    r->done++;
+    r->rc = st->rc;
+    snprintf(r->msg, sizeof(r->msg), "%s", st->msg);
+}
+
+static void on_read(fo_store *s, const fo_store_status *st, fo_store_result *res, void *data)
+{
+    req *r = data;
+
+    (void)s;
+    r->done++;
+    r->rc = st->rc;
+    r->res = res;
+    snprintf(r->msg, sizeof(r->msg), "%s", st->msg);
+}
+
+static int commit_on(uv_loop_t *loop, fo_store *s, const fo_store_write *w, size_t n, char *msg)
+{
+    req r = {0};
+
+    cr_assert_eq(fo_store_commit(s, w, n, on_commit, &r), 0);
+    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(r.done, 1);
+    if (msg)
+        strcpy(msg, r.msg);
+    return r.rc;
+}
+
+static fo_store_result *load_on(uv_loop_t *loop, fo_store *s, const char *model)
+{
+    req r = {0};
+
+    cr_assert_eq(fo_store_load(s, model, 0, on_read, &r), 0);
+    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(r.done, 1);
+    cr_assert_eq(r.rc, 0, "load %s: %s", model, r.msg);
+    return r.res;
+}
+
+static fo_store_result *read_at(tctx *t, const char *model, uint64_t at)
+{
+    req r = {0};
+
+    cr_assert_eq(fo_store_read_state_at(t->s, model, at, on_read, &r), 0);
+    cr_assert_eq(uv_run(&t->loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(r.rc, 0, "read at: %s", r.msg);
+    return r.res;
+}
+
+static fo_store_write wr(char *buf, const char *model, uint64_t from, uint32_t len,
+                         const char *client, uint64_t seq)
+{
+    fo_store_write w = {.model = model, .from = from, .len = len, .client = client, .seq = seq};
+
+    w.batch = buf;
+    w.batch_size = (size_t)snprintf(buf, 96, "batch %s [%llu,+%u)", model,
+                                    (unsigned long long)from, len);
+    w.now_ms = 1000 + (int64_t)from;
+    return w;
+}
+
+static void check_entry(const fo_store_entry *e, const char *model, uint64_t from, uint32_t len,
+                        const char *client, uint64_t seq)
+{
+    char buf[96];
+    int n = snprintf(buf, sizeof(buf), "batch %s [%llu,+%u)", model, (unsigned long long)from,
+                     len);
+
+    cr_assert_eq(e->from, from, "%s: row at %llu, expected %llu", model,
+                 (unsigned long long)e->from, (unsigned long long)from);
+    cr_assert_eq(e->len, len);
+    cr_assert_eq(e->seq, seq);
+    cr_assert_str_eq(e->client, client);
+    cr_assert_eq(e->batch_size, (size_t)n);
+    cr_assert_eq(memcmp(e->batch, buf, (size_t)n), 0);
+    cr_assert_eq(e->now_ms, 1000 + (int64_t)from);
+}
+
+Test(store_nats, commit_load_restart)
+{
+    tctx t;
+    char b[5][96];
+    fo_store_result *r;
+    fo_err_info err;
+
+    t_init(&t);
+    /* Two models with awkward names, interleaved, in one commit: one record each. */
+    fo_store_write w[4] = {
+        wr(b[0], "doc.1", 0, 3, "alice", 1),
+        wr(b[1], "doc.1.x", 0, 1, NULL, 0),
+        wr(b[2], "doc.1", 3, 2, "bob", 9),
+        wr(b[3], "doc.1", 5, 1, "alice", 2),
+    };
+    w[2].identity = "{\"sub\":\"bob\"}";
+    cr_assert_eq(commit_on(&t.loop, t.s, w, 4, NULL), 0);
+
+    r = load_on(&t.loop, t.s, "doc.1");
+    cr_assert(r->exists);
+    cr_assert_eq(r->count, 6);
+    cr_assert_eq(r->n_entries, 3);
+    check_entry(&r->entries[0], "doc.1", 0, 3, "alice", 1);
+    check_entry(&r->entries[1], "doc.1", 3, 2, "bob", 9);
+    check_entry(&r->entries[2], "doc.1", 5, 1, "alice", 2);
+    cr_assert_str_eq(r->entries[1].identity, "{\"sub\":\"bob\"}");
+    cr_assert_eq(r->n_clients, 2);
+    cr_assert_str_eq(r->clients[0].client, "alice");
+    cr_assert_eq(r->clients[0].seq, 2);
+    cr_assert_eq(r->clients[0].count, 6);
+    cr_assert_eq(r->clients[1].seq, 9);
+    fo_store_result_free(r);
+
+    r = load_on(&t.loop, t.s, "doc.1.x");
+    cr_assert_eq(r->count, 1);
+    cr_assert_eq(r->n_entries, 1);
+    fo_store_result_free(r);
+    r = load_on(&t.loop, t.s, "missing");
+    cr_assert_not(r->exists);
+    cr_assert_eq(r->count, 0);
+    fo_store_result_free(r);
+
+    /* A new store process-wise (its fences start empty) sees everything and continues. */
+    close_store(&t.loop, &t.s);
+    cr_assert_eq(open_store(&t.loop, fo_natsproc_url(t.nats), &t.s, &err), 0, "%s", err.msg);
+    /* The stream survives a restart of nats-server too. */
+    close_store(&t.loop, &t.s);
+    cr_assert_eq(fo_natsproc_stop(t.nats, false), 0);
+    cr_assert_eq(fo_natsproc_restart(t.nats), 0);
+    cr_assert_eq(open_store(&t.loop, fo_natsproc_url(t.nats), &t.s, &err), 0, "%s", err.msg);
+    r = load_on(&t.loop, t.s, "doc.1");
+    cr_assert_eq(r->count, 6);
+    cr_assert_eq(r->n_clients, 2);
+    fo_store_result_free(r);
+    {
+        char msg[512];
+        fo_store_write again = wr(b[4], "doc.1", 3, 1, "carol", 1);
+        cr_assert_eq(commit_on(&t.loop, t.s, &again, 1, msg), FO_STORE_ECONFLICT, "%s", msg);
+        again = wr(b[4], "doc.1", 6, 2, "carol", 1);
+        cr_assert_eq(commit_on(&t.loop, t.s, &again, 1, msg), 0, "%s", msg);
+    }
+    r = read_at(&t, "doc.1", 4);
+    cr_assert_not(r->gone);
+    cr_assert_eq(r->count, 8);
+    cr_assert_eq(r->n_entries, 2); /* [0,3) and [3,5): the last ends after 4 */
+    fo_store_result_free(r);
+    t_finish(&t);
+}
+
+Test(store_nats, snapshots_and_retention_read_like_sqlite)
+{
+    tctx t;
+    char b[6][96];
+    fo_store_result *r;
+
+    t_init(&t);
+    for (uint64_t i = 0; i < 6; i++) {
+        fo_store_write w = wr(b[i], "s", i * 2, 2, "c", i + 1);
+        if (i == 2 || i == 4) { /* snapshots at 6 and 10, keeping from 6 at the second */
+            w.snap = i == 2 ? "six" : "ten";
+            w.snap_size = 3;
+            w.snap_count = i * 2 + 2;
+            w.cut = i == 4 ? 6 : 0;
+        }
+        cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, NULL), 0);
+    }
+    r = load_on(&t.loop, t.s, "s");
+    cr_assert_eq(r->count, 12);
+    cr_assert(r->has_snapshot);
+    cr_assert_eq(r->snap_count, 10);
+    cr_assert_eq(memcmp(r->snap, "ten", 3), 0);
+    cr_assert_eq(r->n_entries - r->n_before, 1); /* [10, 12) to replay */
+    cr_assert_eq(r->n_clients, 1);
+    cr_assert_eq(r->clients[0].seq, 6);
+    fo_store_result_free(r);
+    r = read_at(&t, "s", 2); /* before the cut: gone, as with sqlite */
+    cr_assert(r->gone);
+    fo_store_result_free(r);
+    r = read_at(&t, "s", 8);
+    cr_assert_not(r->gone);
+    cr_assert_eq(r->snap_count, 6);
+    fo_store_result_free(r);
+    t_finish(&t);
+}
+
+Test(store_nats, a_second_writer_fails_the_fence)
+{
+    tctx t;
+    uv_loop_t loop2;
+    fo_store *s2;
+    fo_err_info err;
+    char b[6][96], msg[512];
+    fo_store_result *r;
+    fo_store_stats st;
+
+    t_init(&t);
+    cr_assert_eq(uv_loop_init(&loop2), 0);
+    cr_assert_eq(open_store(&loop2, fo_natsproc_url(t.nats), &s2, &err), 0, "%s", err.msg);
+
+    fo_store_write w = wr(b[0], "m", 0, 3, "a", 1);
+    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, NULL), 0);
+    /* The second writer catches up and appends behind the first one's back. */
+    r = load_on(&loop2, s2, "m");
+    cr_assert_eq(r->count, 3);
+    fo_store_result_free(r);
+    w = wr(b[1], "m", 3, 2, "b", 1);
+    cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), 0, "%s", msg);
+
+    /* The first writer's next append continues where it stands: refused by JetStream. A
+     * model it did not touch in that commit is stored anyway (atomic per model). */
+    fo_store_write two[2] = {wr(b[2], "m", 3, 1, "a", 2), wr(b[3], "other", 0, 1, "a", 1)};
+    cr_assert_eq(commit_on(&t.loop, t.s, two, 2, msg), FO_STORE_EFENCED, "%s", msg);
+    cr_assert(strstr(msg, "another writer appended to the log of m"), "%s", msg);
+    fo_store_stats_get(t.s, &st);
+    cr_assert_eq(st.commit_errors, 1);
+    r = load_on(&t.loop, t.s, "other");
+    cr_assert_eq(r->count, 1);
+    fo_store_result_free(r);
+
+    /* Until it has read the log again, its stale write does not continue the log... */
+    w = wr(b[2], "m", 3, 1, "a", 2);
+    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), FO_STORE_ECONFLICT, "%s", msg);
+    /* ...and after catching up (a load, as the hub's reload does) it appends again. */
+    r = load_on(&t.loop, t.s, "m");
+    cr_assert_eq(r->count, 5);
+    cr_assert_eq(r->n_entries, 2);
+    check_entry(&r->entries[1], "m", 3, 2, "b", 1);
+    fo_store_result_free(r);
+    w = wr(b[4], "m", 5, 1, "a", 2);
+    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), 0, "%s", msg);
+    /* Now the second writer is the stale one. */
+    w = wr(b[5], "m", 5, 1, "b", 2);
+    cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
+
+    /* A new model is fenced too: the second writer read it empty ("no message yet"), then
+     * the first one created it. */
+    r = load_on(&loop2, s2, "fresh");
+    cr_assert_not(r->exists);
+    fo_store_result_free(r);
+    w = wr(b[0], "fresh", 0, 1, "a", 1);
+    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), 0, "%s", msg);
+    w = wr(b[1], "fresh", 0, 1, "b", 1);
+    cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
+
+    close_store(&loop2, &s2);
+    cr_assert_eq(uv_loop_close(&loop2), 0);
+    t_finish(&t);
+}
+
+Test(store_nats, large_commits_span_several_records)
+{
+    enum { N = 300 };
+    tctx t;
+    static char big[N][64 * 1024];
+    fo_store_write w[N];
+    fo_store_result *r;
+    char msg[512];
+
+    t_init(&t);
+    /* 300 x 64 KiB for one model: about 19 MiB, past the 1 MiB max_payload many times. */
+    for (int i = 0; i < N; i++) {
+        memset(big[i], 'a' + i % 26, sizeof(big[i]));
+        w[i] = (fo_store_write){.model = "big", .from = (uint64_t)i, .len = 1, .batch = big[i],
+                                .batch_size = sizeof(big[i]), .client = "c", .seq = (uint64_t)i + 1};
+    }
+    cr_assert_eq(commit_on(&t.loop, t.s, w, N, msg), 0, "%s", msg);
+    r = load_on(&t.loop, t.s, "big");
+    cr_assert_eq(r->count, N);
+    cr_assert_eq(r->n_entries, N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(r->entries[i].batch_size, sizeof(big[i]));
+        cr_assert_eq(memcmp(r->entries[i].batch, big[i], sizeof(big[i])), 0);
+    }
+    cr_assert_eq(r->clients[0].seq, N);
+    fo_store_result_free(r);
+    /* One write larger than max_payload is refused with a clear error, and stores nothing. */
+    {
+        char *huge = calloc(1, 2 << 20);
+        fo_store_write h = {.model = "big", .from = N, .len = 1, .batch = huge,
+                            .batch_size = 2 << 20};
+        cr_assert_eq(commit_on(&t.loop, t.s, &h, 1, msg), FO_STORE_EFULL);
+        cr_assert(strstr(msg, "max_payload"), "%s", msg);
+        free(huge);
+    }
+    t_finish(&t);
+}
+
+Test(store_nats, open_errors)
+{
+    uv_loop_t loop;
+    fo_store *s = NULL;
+    fo_err_info err;
+    fo_natsproc *n;
+    int rc, port;
+    char url[64];
+
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    rc = open_store(&loop, "", &s, &err);
+    cr_assert_eq(rc, FO_EINVAL);
+    rc = open_store(&loop, "http://127.0.0.1:1", &s, &err);
+    cr_assert_eq(rc, FO_EINVAL);
+    cr_assert(strstr(err.msg, "bad server URL"), "%s", err.msg);
+
+    /* Nobody listens: a clear message, FO_STORE_EIO. */
+    n = nats_or_skip();
+    port = fo_natsproc_port(n);
+    cr_assert_eq(fo_natsproc_stop(n, false), 0);
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d", port);
+    rc = open_store(&loop, url, &s, &err);
+    cr_assert_eq(rc, FO_STORE_EIO);
+    cr_assert(strstr(err.msg, "cannot connect to NATS at nats://127.0.0.1:"), "%s", err.msg);
+    cr_assert_null(s);
+
+    /* A stream FLUSHOUT that is not the hub's is refused, not used. */
+    cr_assert_eq(fo_natsproc_restart(n), 0);
+    {
+        natsConnection *nc = NULL;
+        jsCtx *js = NULL;
+        jsStreamConfig sc;
+        jsStreamInfo *si = NULL;
+        const char *subj[] = {"elsewhere.>"};
+        cr_assert_eq(natsConnection_ConnectTo(&nc, fo_natsproc_url(n)), NATS_OK);
+        cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+        jsStreamConfig_Init(&sc);
+        sc.Name = "FLUSHOUT";
+        sc.Subjects = subj;
+        sc.SubjectsLen = 1;
+        cr_assert_eq(js_AddStream(&si, js, &sc, NULL, NULL), NATS_OK);
+        jsStreamInfo_Destroy(si);
+        jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+    }
+    rc = open_store(&loop, fo_natsproc_url(n), &s, &err);
+    cr_assert_eq(rc, FO_STORE_ECORRUPT);
+    cr_assert(strstr(err.msg, "is not the hub's"), "%s", err.msg);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    fo_natsproc_free(n);
+}
+
+Test(store_nats, server_killed_then_back, .timeout = 120)
+{
+    tctx t;
+    char b[4][96], msg[512];
+    fo_store_result *r;
+    int rc = -1;
+
+    t_init(&t);
+    fo_store_write w = wr(b[0], "k", 0, 2, "c", 1);
+    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), 0, "%s", msg);
+
+    /* kill -9: the next commit fails within the ack wait, with a clear message. */
+    cr_assert_eq(fo_natsproc_stop(t.nats, true), 0);
+    w = wr(b[1], "k", 2, 1, "c", 2);
+    rc = commit_on(&t.loop, t.s, &w, 1, msg);
+    cr_assert_eq(rc, FO_STORE_EIO, "%s: %s", fo_store_strerror(rc), msg);
+    cr_assert(strstr(msg, "JetStream") || strstr(msg, "NATS"), "%s", msg);
+
+    /* Back: the store reconnects by itself; what was acknowledged is there. */
+    cr_assert_eq(fo_natsproc_restart(t.nats), 0);
+    for (int i = 0; i < 100; i++) { /* reconnect wait 250 ms */
+        req q = {0};
+        cr_assert_eq(fo_store_load(t.s, "k", 0, on_read, &q), 0);
+        cr_assert_eq(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+        if (q.rc == 0) {
+            r = q.res;
+            cr_assert(r->count == 2 || r->count == 3, "count %llu", (unsigned long long)r->count);
+            w = wr(b[2], "k", r->count, 1, "c", 3);
+            fo_store_result_free(r);
+            rc = commit_on(&t.loop, t.s, &w, 1, msg);
+            break;
+        }
+        uv_sleep(100);
+    }
+    cr_assert_eq(rc, 0, "writes did not resume: %s", msg);
+    r = load_on(&t.loop, t.s, "k");
+    cr_assert(r->count >= 3);
+    check_entry(&r->entries[0], "k", 0, 2, "c", 1);
+    fo_store_result_free(r);
+    t_finish(&t);
+}

@@ -100,7 +100,9 @@ Test(config, every_row_everywhere)
         fo_hub_config_default(&c);
         fo_settings_format(r, &c, val, sizeof(val));
         if (!val[0])
-            strcpy(val, strcmp(r->name, "allowed-origins") == 0 ? "*" : "/x/y");
+            strcpy(val, strcmp(r->name, "allowed-origins") == 0 ? "*"
+                        : strcmp(r->name, "cluster") == 0       ? "nats://127.0.0.1:4222"
+                                                                : "/x/y");
         snprintf(flag, sizeof(flag), "--%s", r->name);
         {
             char *argv[] = {"hub", flag, val, NULL};

@@ -158,4 +158,12 @@ exposure=$(systemd-analyze security --offline=yes "$unit" 2>&1 |
 awk -v e="$exposure" 'BEGIN { exit !(e <= 1.5) }' ||
     fail "the unit's exposure level is $exposure (more than 1.5: a sandboxing directive went)"
 echo "ok   systemd-analyze verify passes; exposure level $exposure"
+# The service's user, as systemd-sysusers makes it from the packaged entry (in a scratch root).
+mkdir -p "$tmp/sysroot/etc"
+systemd-sysusers --root="$tmp/sysroot" "$root/usr/lib/sysusers.d/flushout-hub.conf" \
+    >"$tmp/sysusers.log" 2>&1 || { cat "$tmp/sysusers.log"; fail "systemd-sysusers"; }
+grep -Eq '^flushout:x:[0-9]+:[0-9]+:[^:]*:/var/lib/flushout:/usr/sbin/nologin$' \
+    "$tmp/sysroot/etc/passwd" || fail "sysusers.d made no flushout user: $(cat "$tmp/sysroot/etc/passwd")"
+grep -q '^flushout:' "$tmp/sysroot/etc/group" || fail "sysusers.d made no flushout group"
+echo "ok   sysusers.d creates the system user flushout"
 echo "package: all checks passed"

@@ -59,6 +59,9 @@ typedef struct fo_hub {
     fo_model *lru_head; /* most recently used */
     fo_model *lru_tail;
     size_t hot_bytes;
+    uint32_t loads_inflight; /* model loads submitted to the store (FO_MAX_LOADS) */
+    fo_model *load_wait;     /* models waiting for a load slot (FIFO) */
+    fo_model *load_wait_tail;
     fo_mem_stats mem;   /* hot bytes by kind, history reads, dropped documents */
     fo_session *sessions; /* every open session */
     fo_session *dirty;  /* sessions with frames to write at the end of this turn (FIFO) */

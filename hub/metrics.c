@@ -175,5 +175,9 @@ int fo_metrics_render_mem(const fo_mem_stats *s, fo_buf *out)
     rc |= counter(out, "flushout_doc_drops_total",
                   "Idle subscribed models whose document was dropped to stay in budget.",
                   s->doc_drops);
+    rc |= counter(out, "flushout_load_waits_total",
+                  "Model loads that waited for one of the few load slots.", s->load_waits);
+    rc |= gauge(out, "flushout_loads_inflight_peak",
+                "The most model loads in flight at once since the start.", s->loads_peak);
     return rc ? FO_ENOMEM : 0;
 }

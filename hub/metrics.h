@@ -82,10 +82,12 @@ typedef struct fo_mem_stats {
     uint64_t bytes[3];      /* FO_MEM_DOC, FO_MEM_HISTORY, FO_MEM_DEDUP (hub/model.h) */
     uint64_t history_reads; /* requests that waited for history from the store */
     uint64_t doc_drops;     /* idle subscribed models whose document was dropped */
+    uint64_t load_waits;    /* model loads that waited for a slot (model.c, FO_MAX_LOADS) */
+    uint64_t loads_peak;    /* the most model loads in flight at once */
     uint64_t trim_ms;       /* private to model.c: when freed memory was last returned */
 } fo_mem_stats;
 
-/* Appends flushout_memory_bytes{kind=...} and the two counters. 0 or FO_ENOMEM. */
+/* Appends flushout_memory_bytes{kind=...}, the counters and the loads' peak. 0 or FO_ENOMEM. */
 int fo_metrics_render_mem(const fo_mem_stats *s, fo_buf *out);
 
 #endif

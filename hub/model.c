@@ -106,6 +106,7 @@ static void model_free(fo_model *m)
 
 void fo_model_free_all(fo_hub *h)
 {
+    h->load_wait = h->load_wait_tail = NULL; /* their references go with the models */
     while (h->lru_head) {
         fo_model *m = h->lru_head;
         while (m->subs)
@@ -351,6 +352,8 @@ static int build(fo_model *m, const fo_store_result *r)
     return rc;
 }
 
+static void next_load(fo_hub *h);
+
 static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r, void *data)
 {
     fo_model *m = data;
@@ -360,6 +363,7 @@ static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r
     uint32_t rows = r ? r->n_entries : 0;
 
     (void)s;
+    h->loads_inflight--;
     if (rc == 0)
         rc = build(m, r);
     fo_store_result_free(r);
@@ -373,6 +377,7 @@ static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r
         h->metrics.store_errors++;
         unload(m);
         fail_tasks(m, why);
+        next_load(h);
         return;
     }
     h->metrics.loads++;
@@ -393,24 +398,68 @@ static void on_loaded(fo_store *s, const fo_store_status *st, fo_store_result *r
             fo_model_catch_up(sub);
     fo_model_run(m);
     fo_model_evict(h);
+    next_load(h);
 }
 
-static void start_load(fo_model *m)
+/* Loads in flight at once. A load's result (the snapshot, the rows after it, then the
+ * decoded document) is memory outside the budget until it is built; with every subscribed
+ * model's document dropped and wanted again (a budget smaller than the hot set), hundreds
+ * of loads at once held hundreds of documents in the store's queue. One store thread
+ * reads them one at a time anyway: a few in flight keep it busy. */
+#define FO_MAX_LOADS 4
+
+static void submit_load(fo_model *m)
 {
     fo_hub *h = m->hub;
     int rc;
 
-    m->state = FO_MODEL_LOADING;
     /* History in memory starts at the newest snapshot (the rows replayed after it); older
      * rows are read back from the store when a request needs them. */
+    if (++h->loads_inflight > h->mem.loads_peak)
+        h->mem.loads_peak = h->loads_inflight;
     rc = fo_store_load(h->store, m->name, UINT64_MAX, on_loaded, fo_model_ref(m));
     if (rc) {
         char why[300];
+        h->loads_inflight--;
         fo_model_unref(m);
         snprintf(why, sizeof(why), "cannot load model %s: %s", m->name, fo_store_strerror(rc));
         m->state = FO_MODEL_COLD;
         fail_tasks(m, why);
     }
+}
+
+/* A load slot is free: the longest-waiting model takes it. */
+static void next_load(fo_hub *h)
+{
+    while (h->load_wait && h->loads_inflight < FO_MAX_LOADS) {
+        fo_model *m = h->load_wait;
+        h->load_wait = m->load_next;
+        if (!h->load_wait)
+            h->load_wait_tail = NULL;
+        m->load_next = NULL;
+        m->load_waiting = false;
+        fo_model_unref(m);
+        submit_load(m);
+    }
+}
+
+static void start_load(fo_model *m)
+{
+    fo_hub *h = m->hub;
+
+    m->state = FO_MODEL_LOADING;
+    if (h->loads_inflight < FO_MAX_LOADS) {
+        submit_load(m);
+        return;
+    }
+    m->load_waiting = true;
+    h->mem.load_waits++;
+    fo_model_ref(m);
+    if (h->load_wait_tail)
+        h->load_wait_tail->load_next = m;
+    else
+        h->load_wait = m;
+    h->load_wait_tail = m;
 }
 
 void fo_model_mark_broken(fo_model *m)

@@ -95,6 +95,8 @@ struct fo_model {
     uint64_t console_mark; /* the count at the console's last sample (console.c) */
     uint32_t console_rate; /* commands in the second before it */
     struct fo_model *lru_prev, *lru_next;
+    struct fo_model *load_next; /* in the hub's load_wait queue */
+    bool load_waiting;
 };
 
 /* Queues a model request (sub, unsub, flush, get, history, presence) from a session.

@@ -1,6 +1,7 @@
 /* reload.h - what SIGHUP does: the hub reads again, without dropping a connection,
  *   - the token file (--auth) and the JWT keys (--jwt-secret-file, --jwt-public-key),
- *   - the allowed origins (--allowed-origins),
+ *   - the allowed origins, as the settings give them (fo_hub_reload_settings: the flags'
+ *     value, unchanged until a configuration file is read again there),
  *   - the rules file (--interceptors).
  * Each source is loaded and checked in full before it replaces the one in force; one that
  * does not load (missing, unreadable, a bad line, a bad key) leaves what was in force,

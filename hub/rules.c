@@ -1,5 +1,6 @@
-/* rules.c - the Lua state of the interceptors: sandbox, loading, budgets, and the
- * interceptor that runs the rules on each command. Values cross over in rules_value.c. */
+/* rules.c - the interceptors: loading a rules file, and the interceptor that runs the
+ * rules on each command. The Lua state itself (allocator, budgets, sandbox) is in
+ * rules_state.c; values cross over in rules_value.c. */
 #include "hub/rules.h"
 
 #include <errno.h>
@@ -7,59 +8,18 @@
 #include <fnmatch.h>
 #include <lauxlib.h>
 #include <lua.h>
-#include <luajit.h>
-#include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "hub/rules_state.h"
 #include "hub/rules_value.h"
 #include "proto/error.h"
 #include "proto/json.h"
 
-#define HOOK_EVERY 1000   /* instructions between two calls of the count hook */
 #define MAX_RULES 1000
 #define MAX_FILE (4u << 20)
-
-/* Small blocks the Lua state freed, kept for its next allocations (most of what a command
- * allocates: tables, their parts, short strings), in size classes of SMALL_STEP bytes. */
-#define SMALL_STEP 16
-#define SMALL_MAX 512
-#define SMALL_CLASSES (SMALL_MAX / SMALL_STEP)
-#define SMALL_KEEP 256 /* blocks kept per class */
-
-typedef struct small_cache {
-    void *head[SMALL_CLASSES];
-    uint32_t count[SMALL_CLASSES];
-} small_cache;
-
-typedef struct rule {
-    char *pattern;
-    char *label; /* rule 2 "stamp" (rules.lua:4) */
-    int fn_ref;
-} rule;
-
-struct fo_rules {
-    lua_State *L;
-    fo_rules_limits lim;
-    size_t used;          /* bytes held by the state */
-    small_cache cache;
-    bool enforce;         /* the memory cap is enforced (while a rule runs) */
-    bool abort;           /* a budget stop is under way: pcall inside the rule rethrows */
-    bool mem_hit;
-    char abort_msg[300];
-    uint64_t ticks;       /* hook calls during this command */
-    uint64_t deadline_ns;
-    int env_ref, run_ref;
-    uint64_t serial;      /* batches seen (ctx's fields are set once per batch) */
-    const fo_value *doc;  /* the document of the command being intercepted */
-    fo_arena scratch;     /* keys for ctx.get */
-    uint32_t n;
-    rule *rules;
-    char *path;
-    char name[64];        /* the file's base name, as messages show it */
-};
 
 void fo_rules_limits_default(fo_rules_limits *l)
 {
@@ -76,392 +36,9 @@ int64_t fo_rules_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static fo_rules *rules_of(lua_State *L)
-{
-    void *ud;
-
-    lua_getallocf(L, &ud);
-    return ud;
-}
-
-/* ---- memory, budget ------------------------------------------------------------------- */
-
-/* A block of n <= SMALL_MAX bytes has room for its whole class. */
-static size_t small_class(size_t n)
-{
-    return (n - 1) / SMALL_STEP;
-}
-
-static void small_release(small_cache *c, void *p, size_t n)
-{
-    size_t k = small_class(n);
-
-    if (c->count[k] >= SMALL_KEEP) {
-        free(p);
-        return;
-    }
-    *(void **)p = c->head[k];
-    c->head[k] = p;
-    c->count[k]++;
-}
-
-static void small_drain(small_cache *c)
-{
-    for (size_t k = 0; k < SMALL_CLASSES; k++) {
-        while (c->head[k]) {
-            void *p = c->head[k];
-            c->head[k] = *(void **)p;
-            free(p);
-        }
-        c->count[k] = 0;
-    }
-}
-
-static void *block_resize(small_cache *c, void *ptr, size_t old, size_t nsize)
-{
-    void *p;
-
-    if (old > SMALL_MAX && nsize > SMALL_MAX)
-        return realloc(ptr, nsize);
-    if (old && nsize <= SMALL_MAX && small_class(old) == small_class(nsize))
-        return ptr;
-    if (nsize <= SMALL_MAX && c->head[small_class(nsize)]) {
-        size_t k = small_class(nsize);
-        p = c->head[k];
-        c->head[k] = *(void **)p;
-        c->count[k]--;
-    } else if (!(p = malloc(nsize <= SMALL_MAX ? (small_class(nsize) + 1) * SMALL_STEP
-                                                : nsize))) {
-        return NULL;
-    }
-    if (old) {
-        memcpy(p, ptr, old < nsize ? old : nsize);
-        if (old <= SMALL_MAX)
-            small_release(c, ptr, old);
-        else
-            free(ptr);
-    }
-    return p;
-}
-
-static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    fo_rules *R = ud;
-    size_t old = ptr ? osize : 0;
-    void *p;
-
-    if (nsize == 0) {
-        if (old && old <= SMALL_MAX)
-            small_release(&R->cache, ptr, old);
-        else
-            free(ptr);
-        R->used -= old;
-        return NULL;
-    }
-    if (R->enforce && nsize > old && R->used + (nsize - old) > R->lim.memory) {
-        R->mem_hit = true;
-        R->abort = true;
-        return NULL;
-    }
-    if (!(p = block_resize(&R->cache, ptr, old, nsize)))
-        return NULL;
-    R->used = R->used - old + nsize;
-    return p;
-}
-
-/* Stops the running rule: the message names the line it was at. */
-static void stop_rule(lua_State *L, fo_rules *R, const char *why)
-{
-    lua_Debug ar;
-    char where[160] = "";
-
-    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
-        snprintf(where, sizeof(where), " at %s:%d", ar.short_src, ar.currentline);
-    snprintf(R->abort_msg, sizeof(R->abort_msg), "stopped%s: %s", where, why);
-    R->abort = true;
-    R->enforce = false; /* room for the error message */
-    lua_pushstring(L, R->abort_msg);
-    lua_error(L);
-}
-
-static void hook(lua_State *L, lua_Debug *ar)
-{
-    fo_rules *R = rules_of(L);
-    char why[120];
-
-    (void)ar;
-    if (R->abort) { /* a pcall in the rule caught the stop: stop again */
-        lua_pushstring(L, R->abort_msg);
-        lua_error(L);
-    }
-    if (++R->ticks * HOOK_EVERY > R->lim.instructions) {
-        snprintf(why, sizeof(why), "instruction budget of %llu exceeded",
-                 (unsigned long long)R->lim.instructions);
-        stop_rule(L, R, why);
-    }
-    if (mono_ns() > R->deadline_ns) {
-        snprintf(why, sizeof(why), "time budget of %u ms exceeded", R->lim.time_ms);
-        stop_rule(L, R, why);
-    }
-}
-
-/* ---- the sandbox's own functions ------------------------------------------------------- */
-
-/* pcall and xpcall that cannot catch a budget stop or the memory cap. */
-static int finish_pcall(lua_State *L, int status)
-{
-    fo_rules *R = rules_of(L);
-
-    if (status != 0 && R->abort)
-        lua_error(L);
-    lua_pushboolean(L, status == 0);
-    lua_insert(L, 1);
-    return lua_gettop(L);
-}
-
-static int sb_pcall(lua_State *L)
-{
-    luaL_checkany(L, 1);
-    return finish_pcall(L, lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0));
-}
-
-static int sb_xpcall(lua_State *L)
-{
-    int status;
-
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_pushvalue(L, 1); /* f, handler, args..., f */
-    lua_insert(L, 3);    /* f, handler, f, args... */
-    lua_remove(L, 1);    /* handler, f, args... */
-    status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 1);
-    lua_remove(L, 1);
-    return finish_pcall(L, status);
-}
-
-static int sb_collectgarbage(lua_State *L)
-{
-    const char *opt = luaL_optstring(L, 1, "collect");
-
-    if (strcmp(opt, "count") != 0)
-        return luaL_error(L, "collectgarbage: only \"count\" is allowed in a rule");
-    lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT, 0) +
-                          (lua_Number)lua_gc(L, LUA_GCCOUNTB, 0) / 1024.0);
-    return 1;
-}
-
-static int sb_array(lua_State *L)
-{
-    if (lua_isnoneornil(L, 1))
-        lua_newtable(L);
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    fo_lua_mark_array(L, 1);
-    return 1;
-}
-
-/* ctx.get(path): a copy of the value at a document path, or nil. */
-static int sb_get(lua_State *L)
-{
-    fo_rules *R = rules_of(L);
-    const fo_value *v = R->doc;
-    int n;
-
-    if (!v)
-        return 0;
-    if (!lua_isnoneornil(L, 1))
-        luaL_checktype(L, 1, LUA_TTABLE);
-    n = lua_isnoneornil(L, 1) ? 0 : (int)lua_objlen(L, 1);
-    fo_arena_reset(&R->scratch);
-    for (int i = 1; i <= n; i++) {
-        size_t len;
-        const char *s;
-        const fo_map *m = fo_value_as_map(v);
-        fo_key k;
-        lua_rawgeti(L, 1, i);
-        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            return luaL_error(L, "ctx.get: path segment %d is a %s, not a string", i,
-                              luaL_typename(L, -1));
-        s = lua_tolstring(L, -1, &len);
-        if (!m)
-            return 0;
-        if (!(k = fo_key_new(&R->scratch, s, len)))
-            return luaL_error(L, "ctx.get: out of memory");
-        lua_pop(L, 1);
-        if (!(v = fo_map_get(m, k)))
-            return 0;
-    }
-    fo_lua_push_value(L, v);
-    return 1;
-}
-
-/* A read-only view of the table at the top: {} with __index = it. Replaces it. */
-static void make_proxy(lua_State *L)
-{
-    lua_newtable(L);              /* t, proxy */
-    lua_createtable(L, 0, 3);     /* t, proxy, mt */
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);      /* t, proxy */
-    lua_remove(L, -2);
-}
-
-static int read_only(lua_State *L)
-{
-    return luaL_error(L, "the sandbox's libraries are read-only");
-}
-
-static int ctx_read_only(lua_State *L)
-{
-    return luaL_error(L, "ctx is read-only");
-}
-
-/* Copies the named fields of global table `lib` into a new table, then proxies it. */
-static void sandbox_lib(lua_State *L, const char *lib, const char *const *skip)
-{
-    lua_getglobal(L, lib);
-    lua_newtable(L);
-    lua_pushnil(L);
-    while (lua_next(L, -3)) {
-        bool drop = false;
-        for (int i = 0; skip && skip[i]; i++)
-            drop = drop || (lua_type(L, -2) == LUA_TSTRING &&
-                            strcmp(lua_tostring(L, -2), skip[i]) == 0);
-        if (drop) {
-            lua_pop(L, 1);
-            continue;
-        }
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-    }
-    lua_remove(L, -2);
-    make_proxy(L);
-    /* writes fail loudly */
-    lua_getmetatable(L, -1);
-    lua_pushcfunction(L, read_only);
-    lua_setfield(L, -2, "__newindex");
-    lua_pop(L, 1);
-}
-
-static int open_lib(lua_State *L, lua_CFunction f, const char *name)
-{
-    lua_pushcfunction(L, f);
-    lua_pushstring(L, name);
-    lua_call(L, 1, 0);
-    return 0;
-}
+/* ---- loading --------------------------------------------------------------------------- */
 
 static int run_command(lua_State *L);
-
-/* run_command's upvalues: names pushed without hashing them again on every command. */
-enum { UP_ACTION = 1, UP_PATH, UP_PROPS, UP_ID, UP_MODEL, UP_NOW, UP_IDENTITY, UP_CREATE,
-       UP_UPDATE, UP_DELETE, UP_FIELDS, UP_CTX, UP_COUNT = UP_CTX };
-static const char *const up_names[] = {"action", "path", "props", "id", "model", "now",
-                                       "identity", "create", "update", "delete", NULL};
-
-/* Builds the sandbox (run protected). Registry: env (E, the rules' globals, cleared after
- * every call; __index G, the file's own globals, __index B, the base library). */
-static int build_sandbox(lua_State *L)
-{
-    fo_rules *R = rules_of(L);
-    static const char *const base[] = {"assert", "error",    "ipairs",   "next",     "pairs",
-                                       "select", "tonumber", "tostring", "type",     "unpack",
-                                       "rawequal", "rawget", "setmetatable", "getmetatable",
-                                       NULL};
-    static const char *const no_string[] = {"dump", NULL};
-    static const char *const no_math[] = {"random", "randomseed", NULL};
-
-    open_lib(L, luaopen_base, "");
-    open_lib(L, luaopen_string, LUA_STRLIBNAME);
-    open_lib(L, luaopen_table, LUA_TABLIBNAME);
-    open_lib(L, luaopen_math, LUA_MATHLIBNAME);
-    open_lib(L, luaopen_bit, LUA_BITLIBNAME);
-    fo_lua_value_setup(L);
-    /* string.dump stays out of reach through the strings' metatable too */
-    lua_getglobal(L, LUA_STRLIBNAME);
-    lua_pushnil(L);
-    lua_setfield(L, -2, "dump");
-    lua_pop(L, 1);
-    lua_pushliteral(L, "");
-    lua_getmetatable(L, -1);
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 2);
-
-    lua_newtable(L); /* B */
-    for (int i = 0; base[i]; i++) {
-        lua_getglobal(L, base[i]);
-        lua_setfield(L, -2, base[i]);
-    }
-    lua_pushcfunction(L, sb_pcall);
-    lua_setfield(L, -2, "pcall");
-    lua_pushcfunction(L, sb_xpcall);
-    lua_setfield(L, -2, "xpcall");
-    lua_pushcfunction(L, sb_collectgarbage);
-    lua_setfield(L, -2, "collectgarbage");
-    lua_pushcfunction(L, sb_array);
-    lua_setfield(L, -2, "array");
-    lua_pushlightuserdata(L, NULL);
-    lua_setfield(L, -2, "null");
-    sandbox_lib(L, LUA_STRLIBNAME, no_string);
-    lua_setfield(L, -2, LUA_STRLIBNAME);
-    sandbox_lib(L, LUA_TABLIBNAME, NULL);
-    lua_setfield(L, -2, LUA_TABLIBNAME);
-    sandbox_lib(L, LUA_MATHLIBNAME, no_math);
-    lua_setfield(L, -2, LUA_MATHLIBNAME);
-    sandbox_lib(L, LUA_BITLIBNAME, NULL);
-    lua_setfield(L, -2, LUA_BITLIBNAME);
-    /* G: the file's globals (filled after loading), __index B */
-    lua_newtable(L);
-    lua_createtable(L, 0, 2);
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    lua_remove(L, -2); /* G */
-    /* E: __index G */
-    lua_newtable(L);
-    lua_createtable(L, 0, 2);
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    R->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pop(L, 1);
-    /* run_command's upvalues (see UP_*): the interned names it sets, and ctx: one
-     * read-only view for every call, whose fields change once per batch. */
-    for (int i = 0; up_names[i]; i++)
-        lua_pushstring(L, up_names[i]);
-    lua_createtable(L, 0, 4); /* ctx's fields */
-    lua_pushcfunction(L, sb_get);
-    lua_setfield(L, -2, "get");
-    lua_newtable(L);          /* ctx */
-    lua_createtable(L, 0, 3);
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ctx_read_only);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    lua_pushcclosure(L, run_command, UP_COUNT);
-    R->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
-}
-
-/* ---- loading --------------------------------------------------------------------------- */
 
 static void clear_env(lua_State *L, fo_rules *R)
 {
@@ -485,7 +62,7 @@ static void clear_env(lua_State *L, fo_rules *R)
 /* What the file defined at its top level becomes the rules' shared globals (G). */
 static int keep_file_globals(lua_State *L)
 {
-    fo_rules *R = rules_of(L);
+    fo_rules *R = fo_rules_of(L);
 
     lua_settop(L, 0);                              /* lua_cpcall's argument */
     lua_rawgeti(L, LUA_REGISTRYINDEX, R->env_ref); /* E */
@@ -504,7 +81,7 @@ static int keep_file_globals(lua_State *L)
 
 static int collect_rules(lua_State *L)
 {
-    fo_rules *R = rules_of(L);
+    fo_rules *R = fo_rules_of(L);
     size_t n;
 
     if (!lua_istable(L, 1))
@@ -565,31 +142,6 @@ static int collect_rules(lua_State *L)
     return 0;
 }
 
-/* The error at the top as text (a rule may throw any value). */
-static const char *error_text(lua_State *L)
-{
-    int t = lua_type(L, -1);
-
-    if (t == LUA_TSTRING || t == LUA_TNUMBER)
-        return lua_tostring(L, -1);
-    return t == LUA_TNIL ? "error with a nil value" : "error with a non-string value";
-}
-
-static void start_budget(lua_State *L, fo_rules *R, uint64_t scale)
-{
-    R->ticks = 0;
-    R->abort = R->mem_hit = false;
-    R->deadline_ns = mono_ns() + (uint64_t)R->lim.time_ms * 1000000ull * scale;
-    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
-}
-
-static int panic(lua_State *L)
-{
-    fprintf(stderr, "flushout-hub: unprotected error in the rules' Lua state: %s\n",
-            error_text(L));
-    abort();
-}
-
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -642,20 +194,12 @@ fo_rules *fo_rules_load(const char *path, const fo_rules_limits *lim, char *err,
         snprintf(err, errlen, "%s: precompiled bytecode is not accepted: give the source", path);
         goto fail;
     }
-    if (!(R->L = L = lua_newstate(rules_alloc, R))) {
-        snprintf(err, errlen, "%s: cannot create a Lua state (out of memory?)", path);
+    if (fo_rules_state_open(R, run_command, err, errlen))
         goto fail;
-    }
-    lua_atpanic(L, panic);
-    /* Count hooks are not called from compiled traces: the budget needs the interpreter. */
-    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
-    if (lua_cpcall(L, build_sandbox, NULL)) {
-        snprintf(err, errlen, "%s: cannot build the sandbox: %s", path, error_text(L));
-        goto fail;
-    }
+    L = R->L;
     snprintf(chunk, sizeof(chunk), "@%s", R->name);
     if (luaL_loadbuffer(L, src, len, chunk)) {
-        snprintf(err, errlen, "%s", error_text(L));
+        snprintf(err, errlen, "%s", fo_rules_error_text(L));
         goto fail;
     }
     free(src);
@@ -663,19 +207,19 @@ fo_rules *fo_rules_load(const char *path, const fo_rules_limits *lim, char *err,
     lua_rawgeti(L, LUA_REGISTRYINDEX, R->env_ref);
     lua_setfenv(L, -2);
     /* The file's top level runs under ten times a command's budget. */
-    start_budget(L, R, 10);
+    fo_rules_start_budget(L, R, 10);
     R->enforce = true;
     rc = lua_pcall(L, 0, 1, 0);
     R->enforce = false;
     if (rc) {
         snprintf(err, errlen, "%s: %s", R->name,
-                 R->mem_hit ? "the file's top level reached the memory cap" : error_text(L));
+                 R->mem_hit ? "the file's top level reached the memory cap" : fo_rules_error_text(L));
         goto fail;
     }
     lua_pushcfunction(L, collect_rules);
     lua_insert(L, -2);
     if (lua_pcall(L, 1, 0, 0) || lua_cpcall(L, keep_file_globals, NULL)) {
-        snprintf(err, errlen, "%s", error_text(L));
+        snprintf(err, errlen, "%s", fo_rules_error_text(L));
         goto fail;
     }
     lua_settop(L, 0);
@@ -691,10 +235,7 @@ void fo_rules_free(fo_rules *R)
 {
     if (!R)
         return;
-    R->enforce = false;
-    if (R->L)
-        lua_close(R->L);
-    small_drain(&R->cache);
+    fo_rules_state_close(R);
     for (uint32_t i = 0; R->rules && i < R->n; i++) {
         free(R->rules[i].pattern);
         free(R->rules[i].label);
@@ -838,7 +379,7 @@ static int run_command(lua_State *L)
     }
     push_cmd(L, j->cmd, j->id);
     cmd_idx = lua_gettop(L);
-    start_budget(L, R, 1);
+    fo_rules_start_budget(L, R, 1);
     for (int32_t k = 0; k < B->nmatch; k++) {
         const rule *r = &R->rules[B->match[k]];
         int base = lua_gettop(L), st, nres, t;
@@ -860,7 +401,7 @@ static int run_command(lua_State *L)
             else if (R->abort)
                 reject(j, r, arena_fmt(j->arena, "%s %s", r->label, R->abort_msg));
             else
-                reject(j, r, arena_fmt(j->arena, "%s failed: %s", r->label, error_text(L)));
+                reject(j, r, arena_fmt(j->arena, "%s failed: %s", r->label, fo_rules_error_text(L)));
             return 0;
         }
         nres = lua_gettop(L) - base;
@@ -987,7 +528,7 @@ int fo_rules_intercept(void *data, const fo_value *document, const fo_command *c
     lua_pushlightuserdata(R->L, &j);
     if (lua_pcall(R->L, 1, 0, 0)) {
         j.kind = FO_INTERCEPT_REJECT;
-        j.message = arena_fmt(arena, "rules (%s): %s", R->name, error_text(R->L));
+        j.message = arena_fmt(arena, "rules (%s): %s", R->name, fo_rules_error_text(R->L));
     }
     lua_settop(R->L, 0);
     R->doc = NULL;

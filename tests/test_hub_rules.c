@@ -229,7 +229,10 @@ Test(hub_rules, endless_rule_stopped_while_another_model_is_served)
         cr_assert(strstr(m.result.errors[0].message, "stopped at loop.lua:2"), "%s",
                   m.result.errors[0].message);
         cr_log_info("endless rule answered in %.2f ms", took);
-        cr_assert_lt(took, 10.0, "the endless rule took %.2f ms to be stopped and answered", took);
+        /* The budget stops it after its instructions (or 5 ms of rule time); the bound here
+         * only catches a rule that ran far past them. Not a timing test: CI runs this beside
+         * ASan builds on two cores. */
+        cr_assert_lt(took, 1000.0, "the endless rule took %.2f ms to be stopped and answered", took);
     }
     cr_assert_eq(acked, 3);
     cr_assert_eq(ht_get(o, "other").command_count, 3);

@@ -1,5 +1,5 @@
 # The two commands of README.md: `make run` and `make test`.
-.PHONY: all deps test-deps build demo console run test bench bench-quick clean
+.PHONY: all deps test-deps build demo console run test bench bench-quick deb clean
 
 all: build
 
@@ -55,6 +55,12 @@ bench: build
 
 bench-quick:
 	$(MAKE) bench ARGS="--quick $(ARGS)"
+
+# The Debian package of the release build (dist/CPack.cmake): build/release/flushout_*.deb.
+deb: deps
+	cmake --preset release -DFO_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+	cmake --build build/release -j$$(nproc)
+	cd build/release && cpack -G DEB
 
 clean:
 	rm -rf build

@@ -1,5 +1,6 @@
 #include "hub/auth.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +133,7 @@ static int load_file(fo_auth *a, const char *path, char *err, size_t errlen)
     int lineno = 0;
 
     if (!f) {
-        snprintf(err, errlen, "cannot open auth file %s", path);
+        snprintf(err, errlen, "cannot open auth file %s: %s", path, strerror(errno));
         return -1;
     }
     a->file = true;

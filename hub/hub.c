@@ -10,6 +10,7 @@
 #include "hub/http.h"
 #include "hub/log.h"
 #include "hub/model.h"
+#include "hub/reload.h"
 #include "hub/session.h"
 
 #define DRAIN_TIMEOUT_MS 10000
@@ -154,32 +155,11 @@ static void rule_limits(const fo_hub_config *c, fo_rules_limits *l)
     l->memory = c->rule_memory;
 }
 
-/* SIGHUP: the rules file again; a file that does not load keeps the rules in force. The
- * loop runs no batch while this runs, so no batch sees two sets of rules. */
+/* SIGHUP: tokens, keys, origins and rules again (reload.h); connections stay open. */
 static void on_sighup(uv_signal_t *sig, int signum)
 {
-    fo_hub *h = sig->data;
-    fo_rules_limits lim;
-    fo_rules *r;
-    char err[512];
-
     (void)signum;
-    if (!h->cfg.interceptors[0]) {
-        FO_LOG(FO_LOG_INFO, "SIGHUP: no --interceptors file to reload");
-        return;
-    }
-    rule_limits(&h->cfg, &lim);
-    if (!(r = fo_rules_load(h->cfg.interceptors, &lim, err, sizeof(err)))) {
-        h->metrics.rule_reload_errors++;
-        FO_LOG(FO_LOG_ERROR, "SIGHUP: interceptors not reloaded, the %u rules loaded before "
-               "stay in force: %s", fo_rules_count(h->rules), err);
-        return;
-    }
-    fo_rules_free(h->rules);
-    h->rules = r;
-    h->metrics.rule_reloads++;
-    FO_LOG(FO_LOG_INFO, "SIGHUP: interceptors reloaded from %s: %u rules", h->cfg.interceptors,
-           fo_rules_count(r));
+    fo_hub_reload(sig->data);
 }
 
 void fo_hub_kick(uv_idle_t *idle)

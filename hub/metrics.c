@@ -141,6 +141,10 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
                   m->rule_reloads);
     rc |= counter(out, "flushout_rule_reload_errors_total", "Rules files that failed to "
                   "reload on SIGHUP (the rules before stayed).", m->rule_reload_errors);
+    rc |= counter(out, "flushout_auth_reloads_total", "Token files and JWT keys reloaded on "
+                  "SIGHUP.", m->auth_reloads);
+    rc |= counter(out, "flushout_auth_reload_errors_total", "Token files or JWT keys that "
+                  "failed to reload on SIGHUP (the tokens before stayed).", m->auth_reload_errors);
     rc |= hist(out, "flushout_ack_latency_seconds",
                "Time from a flush frame's arrival to its ack leaving for the socket.",
                &m->ack_latency);

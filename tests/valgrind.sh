@@ -94,6 +94,19 @@ hub_jwt_session() {
     "$cli" --url "$url" --token "$short" --timeout 15 watch vg >/dev/null 2>&1
     [ $? -eq 3 ] || return 1
     grep -q 'token of vg expired' "$log" || return 1
+    # SIGHUP with a rotated secret (hub/reload.c): the new key signs, the old token is refused;
+    # then a secret too short keeps the rotated one.
+    printf 'valgrind-rotated-0123456789abcdef-0123456789\n' >"$secret"
+    kill -HUP "$hub_pid"
+    hup_wait() { for _ in $(seq 1 100); do grep -q "$1" "$log" && return 0; sleep 0.1; done; return 1; }
+    hup_wait 'SIGHUP: tokens reloaded' || return 1
+    "$cli" --url "$url" --token "$tok" --timeout 20 get vg >/dev/null 2>&1 && return 1
+    tok=$("$cli" token --secret-file "$secret" --sub vg --models 'vg*=rw' --ttl 1h) || return 1
+    "$cli" --url "$url" --token "$tok" --timeout 20 get vg >/dev/null || return 1
+    printf 'short' >"$secret"
+    kill -HUP "$hub_pid"
+    hup_wait 'SIGHUP: tokens not reloaded' || return 1
+    "$cli" --url "$url" --token "$tok" --timeout 20 get vg >/dev/null || return 1
     kill -TERM "$hub_pid"
     wait "$hub_pid"
     local rc=$?

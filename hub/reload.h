@@ -1,0 +1,33 @@
+/* reload.h - what SIGHUP does: the hub reads again, without dropping a connection,
+ *   - the token file (--auth) and the JWT keys (--jwt-secret-file, --jwt-public-key),
+ *   - the allowed origins, as the settings give them (fo_hub_reload_settings: the flags'
+ *     value, unchanged until a configuration file is read again there),
+ *   - the rules file (--interceptors).
+ * Each source is loaded and checked in full before it replaces the one in force; one that
+ * does not load (missing, unreadable, a bad line, a bad key) leaves what was in force,
+ * says why in the log and counts in /metrics (flushout_*_reload_errors_total). Sources are
+ * independent: a broken token file does not hold back the rules file.
+ *
+ * Sessions copied their rights when they were granted (auth.h, fo_rights): an open
+ * connection keeps them until it closes or renews them with a token in `hello`; every new
+ * upgrade, `hello` renewal and HTTP request is checked against the new tokens. The loop runs
+ * no batch while the reload runs, so no batch sees two sets of rules.
+ *
+ * Reloading cannot turn authentication off (a token file or key that the new settings no
+ * longer name): that needs a restart, so that a mistake never opens the hub. */
+#ifndef FO_RELOAD_H
+#define FO_RELOAD_H
+
+#include "hub/hub.h"
+
+/* Reloads everything above from the hub's settings (fo_hub_reload_settings), logging one
+ * line per source. Returns the number of sources that failed to reload (0: all in force). */
+int fo_hub_reload(fo_hub *h);
+
+/* The settings a reload applies, into *next: today the flags given at start (h->cfg), so the
+ * files they name are read again. A configuration file (--config) is read again here, once
+ * there is one, so that edits to it take effect on SIGHUP. 0, or -1 with a sentence in err
+ * (nothing is reloaded then). */
+int fo_hub_reload_settings(const fo_hub *h, fo_hub_config *next, char *err, size_t errlen);
+
+#endif

@@ -321,6 +321,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
     bool print = false;
     int o, n = 0, rc = -1;
 
+    c->argc = argc;
+    c->argv = argv;
     for (size_t i = 0; i < NROWS; i++) {
         opts[i].name = rows[i].name;
         opts[i].has_arg =

@@ -52,6 +52,10 @@ typedef struct fo_hub_config {
     uint32_t presence_rate;   /* --presence-rate N: presence updates/s per connection */
     uint32_t overload_lag_ms; /* --overload-lag-ms N: loop lag past which flushes are shed */
     char cluster[2048];       /* --cluster URLS: NATS servers; set: the store is NATS */
+    /* The command line the settings were parsed from (main's argv, kept for the process's
+     * life): SIGHUP parses it again, with the environment and --config (reload.c). */
+    int argc;
+    char **argv;
 } fo_hub_config;
 
 /* The defaults: every row's default. */

@@ -1,6 +1,7 @@
 /* reload.c - see reload.h. */
 #include "hub/reload.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,11 +10,18 @@
 
 int fo_hub_reload_settings(const fo_hub *h, fo_hub_config *next, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
-    /* The hook for a configuration file: parse it again over the flags here (flags keep
-     * their precedence) and return -1 with the parser's sentence when it does not parse. */
-    *next = h->cfg;
+    if (!h->cfg.argv) { /* settings not from a command line (tests): nothing to read again */
+        *next = h->cfg;
+        return 0;
+    }
+    /* The same command line, the environment and the --config file again, in the same
+     * precedence; what does not parse keeps everything as it is (the parser said why on
+     * stderr, the log). */
+    fo_hub_config_default(next);
+    if (fo_hub_config_parse(next, h->cfg.argc, h->cfg.argv) != 0) {
+        snprintf(err, errlen, "the settings no longer parse (see the line above)");
+        return -1;
+    }
     return 0;
 }
 

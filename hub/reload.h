@@ -1,7 +1,7 @@
 /* reload.h - what SIGHUP does: the hub reads again, without dropping a connection,
  *   - the token file (--auth) and the JWT keys (--jwt-secret-file, --jwt-public-key),
- *   - the allowed origins, as the settings give them (fo_hub_reload_settings: the flags'
- *     value, unchanged until a configuration file is read again there),
+ *   - the allowed origins, as the settings give them (fo_hub_reload_settings: the flags,
+ *     the environment and the --config file, read again),
  *   - the rules file (--interceptors).
  * Each source is loaded and checked in full before it replaces the one in force; one that
  * does not load (missing, unreadable, a bad line, a bad key) leaves what was in force,
@@ -24,10 +24,10 @@
  * line per source. Returns the number of sources that failed to reload (0: all in force). */
 int fo_hub_reload(fo_hub *h);
 
-/* The settings a reload applies, into *next: today the flags given at start (h->cfg), so the
- * files they name are read again. A configuration file (--config) is read again here, once
- * there is one, so that edits to it take effect on SIGHUP. 0, or -1 with a sentence in err
- * (nothing is reloaded then). */
+/* The settings a reload applies, into *next: the command line parsed again, with the
+ * environment and the --config file it names, so that edits to the file (or to the files
+ * the settings name) take effect on SIGHUP; only the sources above change without a
+ * restart. 0, or -1 with a sentence in err (nothing is reloaded then). */
 int fo_hub_reload_settings(const fo_hub *h, fo_hub_config *next, char *err, size_t errlen);
 
 #endif

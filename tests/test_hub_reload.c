@@ -286,3 +286,50 @@ Test(hub_reload, open_hub_stays_open)
     ht_close(c);
     ht_hub_stop_ok(h, 10000);
 }
+
+/* Upgrades with `Origin: origin`; the HTTP status (101 when it was accepted). */
+static int upgrade_from(fo_hubproc *h, const char *origin)
+{
+    char extra[256];
+    fo_ws_options o = {.port = fo_hubproc_port(h), .extra_headers = extra};
+    fo_ws_result res;
+    fo_ws *ws;
+
+    snprintf(extra, sizeof(extra), "Origin: %s\r\n", origin);
+    if ((ws = fo_ws_connect(&o, &res))) {
+        fo_ws_free(ws);
+        return 101;
+    }
+    return res.http_status;
+}
+
+/* With --config, SIGHUP reads the file again: an edited allowed-origins takes effect for new
+ * upgrades; a file that no longer parses keeps everything in force. */
+Test(hub_reload, config_file_read_again)
+{
+    char path[128], args_path[160];
+    const char *args[] = {"--config", args_path, NULL};
+    fo_hubproc *h;
+    ht_client *c;
+
+    put_file("hub.ini", "allowed-origins = https://a.example.com\n", path, sizeof(path));
+    snprintf(args_path, sizeof(args_path), "%s", path);
+    h = ht_hub_start("memory", args);
+    c = ht_connect(h, "c");
+    ht_sub(c, "m1");
+    cr_assert_eq(upgrade_from(h, "https://a.example.com"), 101);
+    cr_assert_eq(upgrade_from(h, "https://b.example.com"), 403);
+
+    put_file("hub.ini", "allowed-origins = https://b.example.com\n", path, sizeof(path));
+    hup(h, "SIGHUP: allowed origins now https://b.example.com", 1);
+    cr_assert_eq(upgrade_from(h, "https://b.example.com"), 101);
+    cr_assert_eq(upgrade_from(h, "https://a.example.com"), 403);
+
+    put_file("hub.ini", "allowed-origins = https://c.example.com\nno-such-key = 1\n", path,
+             sizeof(path));
+    hup(h, "SIGHUP: nothing reloaded", 1);
+    cr_assert_eq(upgrade_from(h, "https://b.example.com"), 101, "a broken file changed the origins");
+    flush_x(c, "m1", 0, 1); /* the open connection went on throughout */
+    ht_close(c);
+    ht_hub_stop_ok(h, 10000);
+}

@@ -104,6 +104,9 @@ static const char usage[] =
     "                         own pages (Origin matching Host, always allowed): comma-\n"
     "                         separated http[s]://HOST[:PORT], or '*' for any. Clients that\n"
     "                         send no Origin (not browsers) are always allowed; others 403\n"
+    "  --tls-cert FILE        serve TLS on the port (wss:// and https://) with this PEM\n"
+    "                         certificate chain; needs --tls-key\n"
+    "  --tls-key FILE         the certificate's PEM private key\n"
     "  --sequential-ids       generate IDs as the reference's test mode (tests only)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
     "  --help                 this text\n"
@@ -183,7 +186,7 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
 {
     enum { LISTEN = 1, DATA, STORE, HISTORY, SNAP, BUDGET, FRAME, QUEUE, STATIC, CONSOLE, AUTH, SEQ,
            LEVEL, HELP, RULES, RULE_INS, RULE_TIME, RULE_MEM, JWT_SECRET, JWT_KEY,
-           ORIGINS, VERSION };
+           ORIGINS, VERSION, TLS_CERT, TLS_KEY };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"data", required_argument, NULL, DATA},
@@ -207,6 +210,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         {"rule-memory", required_argument, NULL, RULE_MEM},
         {"allowed-origins", required_argument, NULL, ORIGINS},
         {"version", no_argument, NULL, VERSION},
+        {"tls-cert", required_argument, NULL, TLS_CERT},
+        {"tls-key", required_argument, NULL, TLS_KEY},
         {NULL, 0, NULL, 0},
     };
     int o, rc = 0;
@@ -278,6 +283,8 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
                           optarg);
             break;
         }
+        case TLS_CERT: rc = copy_str(c->tls_cert, sizeof(c->tls_cert), "--tls-cert", optarg); break;
+        case TLS_KEY: rc = copy_str(c->tls_key, sizeof(c->tls_key), "--tls-key", optarg); break;
         case VERSION: printf("flushout-hub %s\n", FO_VERSION); return 1;
         case 'h':
         case HELP: fputs(usage, stdout); return 1;
@@ -289,6 +296,10 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
     }
     if (rc == 0 && optind < argc) {
         fprintf(stderr, "flushout-hub: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    if (rc == 0 && !c->tls_cert[0] != !c->tls_key[0]) {
+        fprintf(stderr, "flushout-hub: --tls-cert and --tls-key go together (see --help)\n");
         return -1;
     }
     return rc;

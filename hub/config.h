@@ -28,6 +28,8 @@ typedef struct fo_hub_config {
     uint32_t rule_time_ms;    /* --rule-time-ms N: wall clock per command */
     size_t rule_memory;       /* --rule-memory SIZE: the rules' Lua state */
     char allowed_origins[2048]; /* --allowed-origins LIST (origin.h); empty: own only */
+    char tls_cert[1024];      /* --tls-cert FILE: PEM chain; with tls_key, TLS on the port */
+    char tls_key[1024];       /* --tls-key FILE: PEM private key */
 } fo_hub_config;
 
 void fo_hub_config_default(fo_hub_config *c);

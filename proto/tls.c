@@ -161,8 +161,13 @@ fo_tls_ctx *fo_tls_ctx_server(const char *cert_file, const char *key_file, char 
         snprintf(why, n, "cannot use the TLS certificate %s: %s (a PEM certificate chain)",
                  cert_file, e);
     } else if (SSL_CTX_use_PrivateKey_file(c->ssl, key_file, SSL_FILETYPE_PEM) != 1) {
+        bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
         take_error(e, sizeof(e), "unreadable");
-        snprintf(why, n, "cannot use the TLS key %s: %s (a PEM private key)", key_file, e);
+        if (mismatch)
+            snprintf(why, n, "the TLS key %s does not belong to the certificate %s", key_file,
+                     cert_file);
+        else
+            snprintf(why, n, "cannot use the TLS key %s: %s (a PEM private key)", key_file, e);
     } else if (SSL_CTX_check_private_key(c->ssl) != 1) {
         take_error(e, sizeof(e), "mismatch");
         snprintf(why, n, "the TLS key %s does not belong to the certificate %s: %s",

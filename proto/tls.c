@@ -432,6 +432,31 @@ long fo_tls_send_fd(fo_tls *t, int fd)
     return (long)(t->out_len - t->out_off);
 }
 
+long fo_tls_recv_fd(fo_tls *t, int fd, void *buf, size_t cap)
+{
+    unsigned char in[16384 + 512]; /* one record */
+    ssize_t r;
+    long d = FO_TLS_AGAIN;
+
+    if (fo_tls_buffered(t))
+        d = fo_tls_read(t, buf, cap);
+    if (d == FO_TLS_AGAIN) {
+        if ((r = recv(fd, in, sizeof(in), 0)) <= 0)
+            return r;
+        fo_tls_input(t, in, (size_t)r);
+        d = fo_tls_read(t, buf, cap);
+        if (d > 0 && fo_tls_hold(t))
+            d = FO_TLS_ERROR;
+    }
+    fo_tls_send_fd(t, fd);
+    if (d > 0)
+        return d;
+    if (d == FO_TLS_CLOSED)
+        return 0;
+    errno = d == FO_TLS_AGAIN ? EAGAIN : EPROTO;
+    return -1;
+}
+
 const char *fo_tls_error(const fo_tls *t)
 {
     return t->err[0] ? t->err : "TLS failure";

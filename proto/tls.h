@@ -80,6 +80,12 @@ void fo_tls_sent(fo_tls *t, size_t n);
  * failed (errno). */
 long fo_tls_send_fd(fo_tls *t, int fd);
 
+/* recv(2) through TLS on a socket (blocking or not): one recv of ciphertext unless
+ * decrypted bytes are already there. > 0 plaintext bytes; 0 at the end (EOF or
+ * close_notify); -1 with errno: EAGAIN (nothing whole yet), EPROTO (a TLS failure:
+ * fo_tls_error), or recv's. What TLS has to say meanwhile (a key update) is sent. */
+long fo_tls_recv_fd(fo_tls *t, int fd, void *buf, size_t cap);
+
 /* The last failure, one sentence ("the hub's certificate is not trusted: self-signed
  * certificate", "unexpected message", ...). */
 const char *fo_tls_error(const fo_tls *t);

@@ -126,76 +126,8 @@ int fo_wsnet_tls_start(int fd, const char *ca_file, const char *name, int64_t de
 ssize_t fo_wsnet_recv(int fd, void *buf, size_t cap)
 {
     fo_tls *t = tls_get(fd);
-    unsigned char in[65536];
-    ssize_t r;
-    long d;
 
-    if (!t)
-        return recv(fd, buf, cap, 0);
-    if (fo_tls_buffered(t) && (d = fo_tls_read(t, buf, cap)) != FO_TLS_AGAIN)
-        goto out;
-    r = recv(fd, in, sizeof(in), 0);
-    if (r <= 0)
-        return r;
-    fo_tls_input(t, in, (size_t)r);
-    d = fo_tls_read(t, buf, cap);
-    if (d > 0 && fo_tls_hold(t))
-        d = FO_TLS_ERROR;
-out:
-    fo_tls_send_fd(t, fd); /* anything the read made TLS say */
-    if (d > 0)
-        return d;
-    if (d == FO_TLS_CLOSED)
-        return 0;
-    errno = d == FO_TLS_AGAIN ? EAGAIN : EPROTO;
-    return -1;
-}
-
-/* ---- small helpers --------------------------------------------------------------------- */
-
-int64_t fo_wsnet_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t fo_wsnet_deadline(int timeout_ms)
-{
-    return fo_wsnet_now_ms() + (timeout_ms < 0 ? FO_WS_DEFAULT_TIMEOUT_MS : timeout_ms);
-}
-
-int fo_wsnet_remaining(int64_t deadline)
-{
-    int64_t left = deadline - fo_wsnet_now_ms();
-
-    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
-}
-
-int fo_wsnet_fail(char *buf, size_t n, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, n, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int fo_wsnet_wait_fd(int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        struct pollfd p = {fd, events, 0};
-        int n = poll(&p, 1, fo_wsnet_remaining(deadline));
-
-        if (n > 0)
-            return 0;
-        if (n == 0)
-            return FO_WS_ETIMEDOUT;
-        if (errno != EINTR)
-            return FO_WS_EIO;
-    }
+    return t ? fo_tls_recv_fd(t, fd, buf, cap) : recv(fd, buf, cap, 0);
 }
 
 /* Writes all bytes before the deadline. */

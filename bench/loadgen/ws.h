@@ -37,7 +37,7 @@ enum {
     FO_WS_EPROTO = -30002,     /* the server broke RFC 6455 framing */
     FO_WS_ECLOSED = -30003,    /* the server sent a close frame (see close_code) */
     FO_WS_ETOOBIG = -30004,    /* a message above FO_WS_MAX_MESSAGE */
-    FO_WS_ETLS = -30005,       /* TLS failed (the hub's certificate not trusted, ...): fo_ws.tls_why */
+    FO_WS_ETLS = -30005,       /* TLS failed (certificate not trusted, ...): fo_ws.tls_why */
 };
 
 #define FO_WS_MAX_MESSAGE ((size_t)64 << 20)

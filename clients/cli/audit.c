@@ -149,7 +149,8 @@ static int http_get(cli *c, const char *host, const char *port, bool tls, const 
             }
             buf = nb;
         }
-        n = t ? fo_tls_recv_fd(t, fd, buf + len, cap - len - 1) : recv(fd, buf + len, cap - len - 1, 0);
+        n = t ? fo_tls_recv_fd(t, fd, buf + len, cap - len - 1)
+              : recv(fd, buf + len, cap - len - 1, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             fprintf(stderr, "flushout: timed out waiting for the hub\n");
             rc = CLI_ETIMEOUT;

@@ -117,6 +117,16 @@ static void bio_init_method(void)
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
+/* SSL_get_error needs an empty error queue before the call. This module empties it after
+ * every failure, but other users of OpenSSL in the process may not: clear it only when it
+ * holds something (ERR_clear_error itself costs more than an SSL_write of a small record's
+ * bookkeeping, and the hot path calls this per read and per write). */
+static void queue_empty(void)
+{
+    if (ERR_peek_error())
+        ERR_clear_error();
+}
+
 /* The first queued OpenSSL error into buf ("no certificate", ...), the queue emptied. */
 static void take_error(char *buf, size_t n, const char *fallback)
 {
@@ -274,7 +284,7 @@ static long failed(fo_tls *t, int rc)
     long vr;
 
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        ERR_clear_error();
+        queue_empty();
         return FO_TLS_AGAIN;
     }
     if (e == SSL_ERROR_ZERO_RETURN) {
@@ -308,7 +318,7 @@ int fo_tls_handshake(fo_tls *t)
     int rc;
     long f;
 
-    ERR_clear_error();
+    queue_empty();
     rc = SSL_do_handshake(t->ssl);
     if (rc == 1)
         return 1;
@@ -334,7 +344,7 @@ long fo_tls_read(fo_tls *t, unsigned char *out, size_t cap)
     int rc;
     long f;
 
-    ERR_clear_error();
+    queue_empty();
     rc = SSL_read(t->ssl, out, cap > INT_MAX ? INT_MAX : (int)cap);
     if (rc > 0)
         return rc;
@@ -372,7 +382,7 @@ int fo_tls_write(fo_tls *t, const void *p, size_t len)
 {
     const unsigned char *b = p;
 
-    ERR_clear_error();
+    queue_empty();
     while (len) {
         int chunk = len > INT_MAX ? INT_MAX : (int)len, rc = SSL_write(t->ssl, b, chunk);
         if (rc <= 0) {

@@ -23,6 +23,53 @@
 #define MAX_RESPONSE_HEAD 16384
 #define TLS_FDS 4096 /* sockets that can carry TLS: fds below this */
 
+/* ---- small helpers --------------------------------------------------------------------- */
+
+int64_t fo_wsnet_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fo_wsnet_deadline(int timeout_ms)
+{
+    return fo_wsnet_now_ms() + (timeout_ms < 0 ? FO_WS_DEFAULT_TIMEOUT_MS : timeout_ms);
+}
+
+int fo_wsnet_remaining(int64_t deadline)
+{
+    int64_t left = deadline - fo_wsnet_now_ms();
+
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+int fo_wsnet_fail(char *buf, size_t n, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int fo_wsnet_wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {fd, events, 0};
+        int n = poll(&p, 1, fo_wsnet_remaining(deadline));
+
+        if (n > 0)
+            return 0;
+        if (n == 0)
+            return FO_WS_ETIMEDOUT;
+        if (errno != EINTR)
+            return FO_WS_EIO;
+    }
+}
+
 /* ---- TLS: a socket's TLS, found by its fd --------------------------------------------- */
 
 static fo_tls *tls_of[TLS_FDS];

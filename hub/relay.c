@@ -82,21 +82,23 @@ static int flush_net(fo_relay *r)
     return fo_tls_send_fd(r->tls, r->fd) < 0 ? -1 : 0;
 }
 
-/* Gives lws what it takes of the decrypted bytes. -1 when its end failed. */
-static int flush_plain(fo_relay *r)
+/* Gives lws what it takes of the decrypted bytes. When lws no longer reads (it answered
+ * and shut its end), they are dropped: its answer is still to be relayed. */
+static void flush_plain(fo_relay *r)
 {
     while (r->off < r->len) {
         ssize_t n = send(r->pfd, r->plain + r->off, r->len - r->off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
         if (n < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+            break;
         r->off += (size_t)n;
     }
     r->off = r->len = 0;
     if (r->client_eof)
         shutdown(r->pfd, SHUT_WR);
-    return 0;
 }
 
 static int keep_plain(fo_relay *r, const unsigned char *p, size_t n)
@@ -168,7 +170,8 @@ static void on_net(uv_poll_t *p, int status, int events)
             if (decrypt(r))
                 return relay_free(r);
         }
-        if (flush_plain(r) || flush_net(r))
+        flush_plain(r);
+        if (flush_net(r))
             return relay_free(r);
     }
     finish_if_done(r);
@@ -181,8 +184,8 @@ static void on_plain(uv_poll_t *p, int status, int events)
 
     if (status < 0)
         return relay_free(r);
-    if ((events & UV_WRITABLE) && flush_plain(r))
-        return relay_free(r);
+    if (events & UV_WRITABLE)
+        flush_plain(r);
     if ((events & UV_READABLE) && r->pev & UV_READABLE) {
         ssize_t n = recv(r->pfd, buf, sizeof(buf), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -234,7 +237,8 @@ void fo_relay_open(fo_hub *h, int fd, uv_poll_t *poll, fo_tls *tls, const unsign
         return relay_free(r);
     }
     lws_adopt_socket_vhost(h->vhost, sv[1]);
-    if (flush_plain(r) || flush_net(r))
+    flush_plain(r);
+    if (flush_net(r))
         return relay_free(r);
     relay_poll(r);
 }

@@ -98,8 +98,8 @@ export interface HubClientOptions {
   WebSocket?: WebSocketLike;
   /**
    * wss:// with a private CA (Node): its certificates (PEM), passed to `ws` as `ca`.
-   * Default: the file named by $FLUSHOUT_CA, else the system's CAs. The hub's
-   * certificate is always verified.
+   * Default: Node's CAs (NODE_EXTRA_CA_CERTS adds to them). The hub's certificate is
+   * always verified.
    */
   ca?: string | Uint8Array;
   /** Connect in the constructor (default true). */

@@ -75,7 +75,7 @@ function describeConnectError(text, url) {
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return { message: `host not found (${hostOf(url)})` };
   if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/.test(text)) return { message: `${hostOf(url)} unreachable (${text})` };
   if (/self[- ]signed|unable to verify|unable to get (local )?issuer|certificate has expired|does not match certificate|altnames|CERT_/i.test(text))
-    return { message: `TLS: the hub's certificate is not trusted (${text}); for a private CA pass \`ca\` or set FLUSHOUT_CA` };
+    return { message: `TLS: the hub's certificate is not trusted (${text}); for a private CA pass \`ca\` (Node) or set NODE_EXTRA_CA_CERTS` };
   if (/ECONNRESET|socket hang up/.test(text)) return { message: `connection reset by ${hostOf(url)} during the upgrade` };
   if (/^Invalid URL|The URL's protocol/.test(text)) return { message: `bad URL ${url}: ${text}` };
   if (/network error|non-101/i.test(text)) return null; // undici: no status, probe instead
@@ -142,7 +142,7 @@ async function resolveWebSocket(injected, needOptions) {
       const mod = await import("ws");
       return mod.WebSocket || mod.default;
     } catch (_) {
-      throw new Error("flushout-hub-client: the `ca` option (or FLUSHOUT_CA) needs the `ws` package in Node; install it or pass options.WebSocket");
+      throw new Error("flushout-hub-client: the `ca` option needs the `ws` package in Node; install it or pass options.WebSocket");
     }
   }
   if (typeof globalThis.WebSocket === "function") return globalThis.WebSocket;
@@ -185,10 +185,9 @@ export class HubClient extends Emitter {
       watchNetwork: options.watchNetwork ?? true,
     };
     this._WebSocket = options.WebSocket;
-    // wss with a private CA (PEM text or Buffer): options.ca, else $FLUSHOUT_CA (a file,
-    // Node only). The hub's certificate is always verified; there is no switch to skip it.
+    // wss with a private CA in Node (PEM text or Buffer, passed to `ws`; Node's own
+    // NODE_EXTRA_CA_CERTS works too). The hub's certificate is always verified.
     this._ca = options.ca;
-    this._caFile = options.ca === undefined && typeof process !== "undefined" && process.env ? process.env.FLUSHOUT_CA || null : null;
     this.status = "offline";
     this.session = null;
     this.server = null;
@@ -253,15 +252,14 @@ export class HubClient extends Emitter {
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = null;
     this._setStatus("connecting");
-    const tls = /^wss:/i.test(this.url) && (this._ca !== undefined || this._caFile);
-    Promise.all([resolveWebSocket(this._WebSocket, tls), tls ? this._loadCa() : null]).then(
-      ([WS]) => {
+    resolveWebSocket(this._WebSocket, this._ca !== undefined && /^wss:/i.test(this.url)).then(
+      (WS) => {
         if (this._closed || this._ws || this.status !== "connecting") return;
         this._WebSocket = WS;
         this._open(WS);
       },
       (err) => {
-        this._emitError({ code: /^FLUSHOUT_CA/.test(err.message) ? "connect" : "no_websocket", message: err.message });
+        this._emitError({ code: "no_websocket", message: err.message });
         this._setStatus("offline");
       }
     );
@@ -328,17 +326,6 @@ export class HubClient extends Emitter {
   }
 
   // ---- internals ------------------------------------------------------------------------
-
-  /** Reads $FLUSHOUT_CA once (Node). */
-  async _loadCa() {
-    if (this._ca !== undefined) return;
-    const fs = await import("node:fs");
-    try {
-      this._ca = fs.readFileSync(this._caFile);
-    } catch (err) {
-      throw new Error(`FLUSHOUT_CA: cannot read ${this._caFile}: ${err.message}`);
-    }
-  }
 
   _open(WS) {
     let url = this.url;

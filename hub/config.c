@@ -243,6 +243,11 @@ static const fo_setting rows[] = {
      .help = "keep the models' logs in NATS JetStream instead of --store:\n"
              "nats://HOST:PORT[,nats://...] (stream FLUSHOUT, created if\n"
              "absent; one hub per NATS for now: see the README)"},
+    {.name = "tls-cert", .type = FO_SET_STRING, F(tls_cert), .arg = "FILE",
+     .help = "serve TLS on the port (wss:// and https://) with this PEM\n"
+             "certificate chain; needs --tls-key"},
+    {.name = "tls-key", .type = FO_SET_STRING, F(tls_key), .arg = "FILE",
+     .help = "the certificate's PEM private key"},
     /* New settings go here, above the actions. */
 
     /* Actions: command line only, handled in fo_hub_config_parse. */
@@ -392,6 +397,10 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
             goto out;
         }
         src[given_row[i] - rows] = FO_SRC_FLAG;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        fprintf(stderr, "flushout-hub: --tls-cert and --tls-key go together (see --help)\n");
+        goto out;
     }
     rc = 0;
     if (print) {

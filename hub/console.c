@@ -154,6 +154,7 @@ struct fo_feed {
     unsigned char *out; /* unsent bytes */
     size_t out_len, out_off, out_cap;
     bool want_write;    /* polled for POLLOUT */
+    fo_tls *tls;        /* --tls-cert: out is then unused, the TLS output is the backlog */
 };
 
 static void on_feed_poll_closed(uv_handle_t *hd)
@@ -174,6 +175,7 @@ static void feed_close(fo_feed *f)
     c->nfeeds--;
     uv_close((uv_handle_t *)f->poll, on_feed_poll_closed);
     close(f->fd);
+    fo_tls_free(f->tls);
     free(f->out);
     free(f);
 }
@@ -185,7 +187,14 @@ static void on_feed_poll(uv_poll_t *p, int status, int events);
 static int feed_flush(fo_feed *f)
 {
     bool want;
+    long left;
 
+    if (f->tls) {
+        if ((left = fo_tls_send_fd(f->tls, f->fd)) < 0)
+            return -1;
+        want = left > 0;
+        goto poll;
+    }
     while (f->out_off < f->out_len) {
         ssize_t n = send(f->fd, f->out + f->out_off, f->out_len - f->out_off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
@@ -199,6 +208,7 @@ static int feed_flush(fo_feed *f)
     if (f->out_off == f->out_len)
         f->out_off = f->out_len = 0;
     want = f->out_len > 0;
+poll:
     if (want != f->want_write) {
         f->want_write = want;
         uv_poll_start(f->poll, UV_READABLE | (want ? UV_WRITABLE : 0), on_feed_poll);
@@ -209,6 +219,12 @@ static int feed_flush(fo_feed *f)
 /* Queues bytes and sends. 0, or -1: the feed is gone or too far behind (close it). */
 static int feed_send(fo_feed *f, const void *p, size_t n)
 {
+    if (f->tls) {
+        const unsigned char *q;
+        if (fo_tls_pending(f->tls, &q) > FO_CONSOLE_FEED_BACKLOG || fo_tls_write(f->tls, p, n))
+            return -1;
+        return feed_flush(f);
+    }
     if (f->out_off) { /* compact: the unsent end moves to the front */
         memmove(f->out, f->out + f->out_off, f->out_len - f->out_off);
         f->out_len -= f->out_off;
@@ -244,7 +260,24 @@ static void on_feed_poll(uv_poll_t *p, int status, int events)
         ssize_t n = recv(f->fd, drop, sizeof(drop), 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return feed_close(f);
-        if (n > 0 && ((unsigned char)drop[0] & 0x0f) == 0x8) {
+        if (n > 0 && f->tls) { /* decrypted: a read that starts with a close frame ends it */
+            unsigned char plain[512];
+            long r;
+            fo_tls_input(f->tls, (unsigned char *)drop, (size_t)n);
+            while ((r = fo_tls_read(f->tls, plain, sizeof(plain))) > 0 && (plain[0] & 0x0f) != 0x8)
+                ;
+            if (r < 0)
+                return feed_close(f);
+            if (r > 0) {
+                static const unsigned char bye[] = {0x88, 0x02, 0x03, 0xe8}; /* 1000 */
+                if (fo_tls_write(f->tls, bye, sizeof(bye)) == 0)
+                    fo_tls_shutdown(f->tls);
+                if (fo_tls_send_fd(f->tls, f->fd) != 0)
+                    FO_LOG(FO_LOG_DEBUG, "console feed: close frame not sent");
+                return feed_close(f);
+            }
+        }
+        if (n > 0 && !f->tls && ((unsigned char)drop[0] & 0x0f) == 0x8) {
             static const unsigned char bye[] = {0x88, 0x02, 0x03, 0xe8}; /* 1000 */
             if (send(f->fd, bye, sizeof(bye), MSG_NOSIGNAL) < 0)
                 FO_LOG(FO_LOG_DEBUG, "console feed: close frame not sent");
@@ -261,14 +294,17 @@ bool fo_console_feed_room(const fo_hub *h)
            h->console.nfeeds < FO_CONSOLE_MAX_FEEDS;
 }
 
-int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll)
+int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll, fo_tls *tls)
 {
     fo_console *c = &h->console;
     fo_feed *f;
     int rc = 0;
 
-    if (!fo_console_feed_room(h) || !(f = calloc(1, sizeof(*f))))
+    if (!fo_console_feed_room(h) || !(f = calloc(1, sizeof(*f)))) {
+        fo_tls_free(tls);
         return -1;
+    }
+    f->tls = tls;
     f->hub = h;
     f->fd = fd;
     f->poll = poll;

@@ -41,6 +41,7 @@
 #include "hub/auth.h"
 #include "hub/frame.h"
 #include "hub/metrics.h"
+#include "proto/tls.h"
 
 #define FO_CONSOLE_SAMPLES 300  /* five minutes of samples, replayed to a new feed */
 #define FO_CONSOLE_MAX_FEEDS 64 /* open feeds at most (each costs a write a second) */
@@ -75,9 +76,10 @@ int fo_console_access(fo_hub *h, const char *token, fo_rights *rights, char *why
 
 /* True while another feed may open (FO_CONSOLE_MAX_FEEDS, the hub is running). */
 bool fo_console_feed_room(const fo_hub *h);
-/* A feed the listener upgraded (access checked, 101 sent): takes over fd and its poll
- * watcher (started or not) and sends the ring. 0, or -1 (the caller closes fd). */
-int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll);
+/* A feed the listener upgraded (access checked, 101 sent): takes over fd, its poll
+ * watcher (started or not) and its TLS (NULL: plaintext; freed on failure too) and sends
+ * the ring. 0, or -1 (the caller closes fd). */
+int fo_console_feed_open(fo_hub *h, int fd, uv_poll_t *poll, fo_tls *tls);
 
 /* The model routes (http.c has checked the console right). Each answers r. */
 void fo_console_models(fo_hub *h, fo_http_req *r, const fo_rights *rights, const char *q,

@@ -79,6 +79,7 @@ static void stop(fo_hub *h)
 {
     set_phase(h, FO_HUB_STOPPING);
     fo_listener_stop(&h->listener);
+    fo_relay_close_all(h);
     fo_console_stop(h);
     while (h->sessions) /* those that did not finish their close handshake in time */
         fo_session_end(h->sessions);
@@ -320,6 +321,14 @@ int fo_hub_run(const fo_hub_config *cfg)
     uv_loop_configure(&h->loop, UV_METRICS_IDLE_TIME); /* the loop's busy time (on_prepare) */
     if (check_dir("--static", cfg->static_dir) || check_dir("--console-dir", cfg->console_dir))
         goto out_loop;
+    if (cfg->tls_cert[0]) {
+        char terr[1400];
+        if (!(h->tls = fo_tls_ctx_server(cfg->tls_cert, cfg->tls_key, terr, sizeof(terr)))) {
+            FO_LOG(FO_LOG_ERROR, "%s", terr);
+            rc = 2; /* a bad flag value, as the parser's */
+            goto out_loop;
+        }
+    }
     {
         fo_auth_options ao = {cfg->auth_file, cfg->jwt_secret_file, cfg->jwt_public_key};
         if (fo_auth_configured(&ao)) {
@@ -366,8 +375,9 @@ int fo_hub_run(const fo_hub_config *cfg)
     uv_signal_start(&h->sighup, on_sighup, SIGHUP);
     uv_check_start(&h->check, on_check);
     uv_timer_start(&h->tick, on_tick, 1000, 1000);
-    FO_LOG(FO_LOG_INFO, "listening on %s:%d (ws://%s:%d/v1/ws, store %s, history %u)",
-           cfg->host, h->port, cfg->host, h->port, cfg->cluster[0] ? "nats" : cfg->store,
+    FO_LOG(FO_LOG_INFO, "listening on %s:%d (%s://%s:%d/v1/ws, store %s, history %u)",
+           cfg->host, h->port, h->tls ? "wss" : "ws", cfg->host, h->port,
+           cfg->cluster[0] ? "nats" : cfg->store,
            cfg->history);
 
     uv_run(&h->loop, UV_RUN_DEFAULT);
@@ -384,6 +394,7 @@ out_loop:
     }
     fo_auth_free(h->auth);
     fo_rules_free(h->rules);
+    fo_tls_ctx_free(h->tls);
     fo_strmap_destroy(&h->models);
     fo_limits_destroy(h);
     free(h->wbuf);

@@ -17,6 +17,7 @@
 #include "hub/console.h"
 #include "hub/limits.h"
 #include "hub/listener.h"
+#include "hub/relay.h"
 #include "hub/metrics.h"
 #include "hub/rules.h"
 #include "hub/session.h"
@@ -49,6 +50,8 @@ typedef struct fo_hub {
     fo_listener listener; /* the port: WebSocket upgrades are ours, HTTP goes to lws */
     struct lws_context *lws;
     struct lws_vhost *vhost;
+    fo_tls_ctx *tls;    /* --tls-cert/--tls-key: every connection is TLS; NULL: plaintext */
+    fo_relay *relays;   /* HTTP requests over TLS, relayed to lws (relay.h) */
     int port;           /* the port actually listened on */
     fo_store *store;
     fo_auth *auth;      /* NULL: open hub */
@@ -78,6 +81,7 @@ typedef struct fo_hub {
     unsigned char *wbuf; /* packed frames: one socket write */
     size_t wbuf_cap;
     unsigned char rbuf[65536]; /* every connection's reads land here first */
+    unsigned char tls_in[65536]; /* with TLS, the ciphertext read, before rbuf */
 } fo_hub;
 
 /* The process's exit codes (README). */

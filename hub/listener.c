@@ -18,6 +18,7 @@
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/origin.h"
+#include "hub/relay.h"
 #include "hub/session.h"
 #include "proto/ws.h"
 
@@ -34,6 +35,8 @@ struct fo_pending_conn {
     uv_poll_t *poll;        /* handed to the session after a successful upgrade */
     uint64_t since_ms;
     bool refused;           /* answered: what comes is dropped until EOF (no RST) */
+    fo_tls *tls;            /* --tls-cert: the head comes through it (handed on with the
+                             * socket) */
     size_t len;
     size_t cap;             /* of buf, NUL excluded: ADOPT_MAX, grown to HEAD_MAX for a
                              * /v1/ws head that needs it */
@@ -153,8 +156,21 @@ static void pending_free(fo_pending_conn *c, bool close_fd)
         uv_close((uv_handle_t *)c->poll, on_poll_closed);
     if (close_fd)
         close(c->fd);
+    fo_tls_free(c->tls);
     free(c->buf);
     free(c);
+}
+
+/* Sends a short answer (through TLS when the connection has it). */
+static void send_small(fo_pending_conn *c, const char *p, size_t n)
+{
+    if (!c->tls) {
+        if (send(c->fd, p, n, MSG_NOSIGNAL) < 0)
+            FO_LOG(FO_LOG_DEBUG, "answer not sent: %s", strerror(errno));
+        return;
+    }
+    if (fo_tls_write(c->tls, p, n) || fo_tls_send_fd(c->tls, c->fd) != 0)
+        FO_LOG(FO_LOG_DEBUG, "answer not sent whole");
 }
 
 /* A short plain-HTTP answer, then the connection is closed. */
@@ -168,9 +184,12 @@ static void refuse(fo_pending_conn *c, int status, const char *reason, const cha
                      status, reason, strlen(body) + 1, extra ? extra : "", body);
 
     FO_LOG(FO_LOG_INFO, "request refused (%d): %s", status, body);
-    if (n > 0 && send(c->fd, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1,
-                      MSG_NOSIGNAL) < 0)
-        FO_LOG(FO_LOG_DEBUG, "refusal not sent: %s", strerror(errno));
+    if (n > 0)
+        send_small(c, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+    if (c->tls) {
+        fo_tls_shutdown(c->tls);
+        fo_tls_send_fd(c->tls, c->fd);
+    }
     /* Closing with unread bytes would send an RST that can destroy the answer before the
      * client reads it: end our side, then read until the client's EOF (or LINGER_MS). */
     shutdown(c->fd, SHUT_WR);
@@ -186,6 +205,16 @@ static void to_lws(fo_pending_conn *c)
     char buf[ADOPT_MAX];
     size_t len = c->len;
 
+    if (c->tls) { /* lws gets the plaintext through a socketpair (relay.h) */
+        fo_tls *tls = c->tls;
+        uv_poll_t *poll = c->poll;
+        c->tls = NULL;
+        c->poll = NULL;
+        uv_poll_stop(poll);
+        fo_relay_open(h, fd, poll, tls, (unsigned char *)c->buf, c->len);
+        c->buf[0] = '\0';
+        return pending_free(c, false);
+    }
     memcpy(buf, c->buf, len);
     pending_free(c, false);
     /* NULL also when lws answered and closed it while reading `buf` (a 404, say): lws
@@ -230,6 +259,7 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool fe
     const char *protocol = NULL;
     fo_rights rights;
     fo_session *s;
+    fo_tls *tls;
     uv_poll_t *poll;
     size_t n;
 
@@ -284,17 +314,20 @@ static void upgrade(fo_pending_conn *c, const head *hd, size_t head_len, bool fe
                          accept, protocol ? "Sec-WebSocket-Protocol: " : "",
                          protocol ? protocol : "", protocol ? "\r\n" : "");
     /* A fresh socket's send buffer takes a 150-byte answer whole. */
-    if (send(c->fd, out, n, MSG_NOSIGNAL) != (ssize_t)n) {
+    if (c->tls ? fo_tls_write(c->tls, out, n) || fo_tls_send_fd(c->tls, c->fd) != 0
+               : send(c->fd, out, n, MSG_NOSIGNAL) != (ssize_t)n) {
         FO_LOG(FO_LOG_INFO, "upgrade answer not sent: %s", strerror(errno));
         fo_rights_destroy(&rights);
         return pending_free(c, true);
     }
     poll = c->poll;
     c->poll = NULL;
+    tls = c->tls;
+    c->tls = NULL; /* handed on with the socket */
     if (feed) /* it sends only: whatever the client sent after the head is dropped */
-        return pending_free(c, fo_console_feed_open(h, c->fd, poll) != 0);
-    /* The session takes the rights over (also when it cannot be created). */
-    s = fo_session_open(h, c->fd, poll, &rights, (unsigned char *)c->buf + head_len,
+        return pending_free(c, fo_console_feed_open(h, c->fd, poll, tls) != 0);
+    /* The session takes the rights and the TLS over (also when it cannot be created). */
+    s = fo_session_open(h, c->fd, poll, tls, &rights, (unsigned char *)c->buf + head_len,
                         c->len - head_len);
     pending_free(c, s == NULL);
 }
@@ -315,6 +348,45 @@ static bool nul_escape(const char *buf)
         if ((size_t)(p - buf) + 2 < n && p[1] == '0' && p[2] == '0')
             return true;
     return false;
+}
+
+/* With TLS: reads ciphertext and decrypts into the head buffer (what does not fit is held
+ * for whoever takes the socket on). Plaintext bytes, or as recv: 0 at the end, -1 with
+ * errno EAGAIN (nothing yet: a handshake in progress) or another errno (over). A client
+ * speaking plain HTTP to the TLS port is answered in plain HTTP (and c->refused is set). */
+static ssize_t tls_recv(fo_pending_conn *c)
+{
+    fo_hub *h = c->l->hub;
+    ssize_t n = recv(c->fd, h->tls_in, sizeof(h->tls_in), 0);
+    size_t got = 0;
+    long r = FO_TLS_AGAIN;
+
+    if (n <= 0)
+        return n;
+    fo_tls_input(c->tls, h->tls_in, (size_t)n);
+    while (got < c->cap - c->len &&
+           (r = fo_tls_read(c->tls, (unsigned char *)c->buf + c->len + got,
+                            c->cap - c->len - got)) > 0)
+        got += (size_t)r;
+    if (r > 0 && fo_tls_hold(c->tls))
+        r = FO_TLS_ERROR;
+    if (r == FO_TLS_HTTP) {
+        fo_tls_free(c->tls);
+        c->tls = NULL;
+        refuse(c, 400, "Bad Request", NULL,
+               "this port speaks TLS: use https:// or wss://");
+        errno = EAGAIN;
+        return -1;
+    }
+    if (fo_tls_send_fd(c->tls, c->fd) < 0 || r == FO_TLS_ERROR || r == FO_TLS_CLOSED) {
+        if (r == FO_TLS_ERROR)
+            FO_LOG(FO_LOG_INFO, "TLS handshake failed: %s", fo_tls_error(c->tls));
+        errno = ECONNRESET;
+        return -1;
+    }
+    if (!got)
+        errno = EAGAIN;
+    return got ? (ssize_t)got : -1;
 }
 
 /* Routes on what the head shows: the hub's own WebSocket endpoint, or lws. */
@@ -344,10 +416,10 @@ static void on_head(uv_poll_t *p, int status, int events)
         c->buf = nb;
         c->cap = HEAD_MAX;
     }
-    n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    n = c->tls ? tls_recv(c) : recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
         return pending_free(c, true);
-    if (n < 0)
+    if (n < 0 || c->refused)
         return;
     c->len += (size_t)n;
     c->buf[c->len] = '\0';
@@ -362,7 +434,8 @@ static void on_head(uv_poll_t *p, int status, int events)
     /* Ours: GET /v1/ws or /v1/ws?..., and GET /v1/console/feed, asking for a WebSocket. */
     feed = is_path(c->buf, "GET /v1/console/feed");
     if (!feed && !is_path(c->buf, "GET /v1/ws"))
-        return c->len <= ADOPT_MAX ? to_lws(c) : refuse(c, 400, "Bad Request", NULL, "bad head");
+        return c->len <= ADOPT_MAX || c->tls ? to_lws(c)
+                                             : refuse(c, 400, "Bad Request", NULL, "bad head");
     if (!(end = strstr(c->buf, "\r\n\r\n"))) {
         if (c->len >= HEAD_MAX)
             return refuse(c, 431, "Request Header Fields Too Large", NULL, "head over 8 KiB");
@@ -377,7 +450,8 @@ static void on_head(uv_poll_t *p, int status, int events)
         return refuse(c, 400, "Bad Request", NULL, "malformed request head");
     if (hd.upgrade && has_token(hd.upgrade, "websocket"))
         return upgrade(c, &hd, hl, feed);
-    return c->len <= ADOPT_MAX ? to_lws(c) : refuse(c, 400, "Bad Request", NULL, "bad head");
+    return c->len <= ADOPT_MAX || c->tls ? to_lws(c)
+                                         : refuse(c, 400, "Bad Request", NULL, "bad head");
 }
 
 static void accept_one(fo_listener *l, int fd)
@@ -393,6 +467,18 @@ static void accept_one(fo_listener *l, int fd)
         return;
     }
     c->cap = ADOPT_MAX;
+    if (l->hub->tls) { /* the head is decrypted whole; lws gets it through the relay */
+        char *nb = realloc(c->buf, HEAD_MAX + 1);
+        if (!nb || !(c->tls = fo_tls_new(l->hub->tls, NULL))) {
+            free(nb ? nb : c->buf);
+            free(c->poll);
+            free(c);
+            close(fd);
+            return;
+        }
+        c->buf = nb;
+        c->cap = HEAD_MAX;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
@@ -402,6 +488,7 @@ static void accept_one(fo_listener *l, int fd)
     c->fd = fd;
     c->since_ms = fo_hub_now_ms(l->hub);
     if (uv_poll_init(&l->hub->loop, c->poll, fd) != 0) {
+        fo_tls_free(c->tls);
         free(c->poll);
         free(c->buf);
         free(c);

@@ -330,7 +330,7 @@ static int arm_expiry(fo_session *s)
     return 0;
 }
 
-fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *rights,
+fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_tls *tls, fo_rights *rights,
                             unsigned char *early, size_t early_len)
 {
     fo_session *s = calloc(1, sizeof(*s));
@@ -340,8 +340,10 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *right
 
     if (!s) {
         fo_rights_destroy(rights);
+        fo_tls_free(tls);
         return NULL;
     }
+    s->tls = tls;
     s->sink.ops = &session_sink;
     s->hub = h;
     s->fd = fd;
@@ -355,6 +357,7 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *right
     s->last_rx_ms = fo_hub_now_ms(h);
     if (arm_expiry(s)) {
         fo_rights_destroy(&s->rights);
+        fo_tls_free(tls);
         free(s);
         return NULL;
     }

@@ -20,6 +20,7 @@
 #include "hub/reply.h"
 #include "proto/arena.h"
 #include "proto/wire.h"
+#include "proto/tls.h"
 #include "proto/ws.h"
 
 typedef struct fo_hub fo_hub;
@@ -56,6 +57,7 @@ struct fo_session {
     fo_reply_sink sink;     /* first: requests from this session are answered through it */
     fo_hub *hub;
     int fd;                 /* the socket; -1 once detached */
+    fo_tls *tls;            /* its TLS (--tls-cert), NULL: plaintext (wsconn.c) */
     uv_poll_t *poll;        /* its watcher (allocated: it outlives the session's close) */
     int poll_events;        /* what poll is started with */
     uint64_t closed_ms;     /* FO_SESSION_CLOSED since */
@@ -129,7 +131,8 @@ typedef struct fo_session_port {
  * --idle-timeout-ms (reason "idle timeout"). */
 #define FO_SESSION_CLOSE_IDLE 4408
 
-/* A connection the listener upgraded: takes over fd, its (started or not) poll watcher and
+/* A connection the listener upgraded: takes over fd, its (started or not) poll watcher,
+ * tls (the connection's TLS, NULL for plaintext; freed on failure too) and
  * *rights (left empty, also on failure); `early` holds bytes that came after the request
  * head (handled in place: a frame's payload is unmasked where it lies). NULL on
  * out-of-memory (the caller closes fd).
@@ -138,7 +141,7 @@ typedef struct fo_session_port {
  * (`unauthorized`) and closes with FO_SESSION_CLOSE_TOKEN_EXPIRED, unless a `hello` with a
  * fresh valid token came first (renewal: the identity, rights and exp become the new
  * token's; a bad token gets `error unauthorized` and changes nothing). */
-fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_rights *rights,
+fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_tls *tls, fo_rights *rights,
                             unsigned char *early, size_t early_len);
 /* Once a second: ends connections that did not answer our close frame in time; pings
  * connections silent for half of --idle-timeout-ms and closes those silent for all of it

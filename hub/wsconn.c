@@ -45,6 +45,8 @@ void fo_wsconn_update_poll(fo_session *s)
 
 void fo_wsconn_free(fo_session *s)
 {
+    fo_tls_free(s->tls);
+    s->tls = NULL;
     free(s->rx);
     free(s->msg);
     free(s->wpend);
@@ -267,31 +269,114 @@ static void handle(fo_session *s, unsigned char *buf, size_t len)
         fail(s, FO_WS_CLOSE_INTERNAL, "out of memory reading a frame");
 }
 
+static void tls_decrypt(fo_session *s);
+
 void fo_wsconn_feed(fo_session *s, unsigned char *data, size_t len)
 {
     if (len)
         handle(s, data, len);
+    if (s->tls && s->fd >= 0 && fo_tls_buffered(s->tls)) /* what came with the head */
+        tls_decrypt(s);
+}
+
+/* Where the next bytes read go: the shared buffer, or an unfinished frame's. -1 when its
+ * buffer cannot grow (the session is failing). */
+static int read_into(fo_session *s, unsigned char **buf, size_t *len, size_t *cap)
+{
+    fo_hub *h = s->hub;
+
+    *buf = h->rbuf;
+    *len = 0;
+    *cap = sizeof(h->rbuf);
+    if (s->rx_len) { /* an unfinished frame: read on into its buffer */
+        if (s->rx_cap == s->rx_len) {
+            unsigned char *nb = realloc(s->rx, s->rx_cap * 2);
+            if (!nb) {
+                fail(s, FO_WS_CLOSE_INTERNAL, "out of memory reading a frame");
+                return -1;
+            }
+            s->rx = nb;
+            s->rx_cap *= 2;
+        }
+        *buf = s->rx;
+        *len = s->rx_len;
+        *cap = s->rx_cap;
+    }
+    return 0;
+}
+
+/* ---- TLS (--tls-cert): the same path, with OpenSSL between the socket and the frames ---- */
+
+/* Sends pending TLS output; arms POLLOUT while the socket does not take it all. -1 when the
+ * socket failed. */
+static int tls_flush(fo_session *s)
+{
+    long left = fo_tls_send_fd(s->tls, s->fd);
+
+    if (left < 0)
+        return -1;
+    if ((left > 0) != s->want_write) {
+        s->want_write = left > 0;
+        if (left > 0)
+            s->hub->metrics.partial_writes++;
+        fo_wsconn_update_poll(s);
+    }
+    return 0;
+}
+
+/* Decrypts what was handed in (and what OpenSSL holds) and handles it as plaintext reads
+ * are handled. May end the session. */
+static void tls_decrypt(fo_session *s)
+{
+    for (;;) {
+        unsigned char *buf;
+        size_t len, cap;
+        long n;
+
+        if (read_into(s, &buf, &len, &cap))
+            return;
+        n = fo_tls_read(s->tls, buf + len, cap - len);
+        if (n == FO_TLS_AGAIN)
+            break;
+        if (n < 0) { /* close_notify, or a TLS failure: nothing more can be read */
+            if (n != FO_TLS_CLOSED)
+                FO_LOG(FO_LOG_INFO, "sid=%s TLS: %s", s->sid, fo_tls_error(s->tls));
+            fo_session_end(s);
+            return;
+        }
+        if (s->state != FO_SESSION_CLOSED)
+            handle(s, buf, len + (size_t)n);
+        if (s->fd < 0)
+            return;
+    }
+    if (tls_flush(s)) /* a key update's answer, say */
+        fo_session_end(s);
+}
+
+static void on_readable_tls(fo_session *s)
+{
+    ssize_t n = recv(s->fd, s->hub->tls_in, sizeof(s->hub->tls_in), 0);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        fo_session_end(s);
+        return;
+    }
+    fo_tls_input(s->tls, s->hub->tls_in, (size_t)n);
+    tls_decrypt(s);
 }
 
 static void on_readable(fo_session *s)
 {
-    fo_hub *h = s->hub;
-    unsigned char *buf = h->rbuf;
-    size_t len = 0, cap = sizeof(h->rbuf);
+    unsigned char *buf;
+    size_t len, cap;
     ssize_t n;
 
-    if (s->rx_len) { /* an unfinished frame: read on into its buffer */
-        if (s->rx_cap == s->rx_len) {
-            unsigned char *nb = realloc(s->rx, s->rx_cap * 2);
-            if (!nb)
-                return fail(s, FO_WS_CLOSE_INTERNAL, "out of memory reading a frame");
-            s->rx = nb;
-            s->rx_cap *= 2;
-        }
-        buf = s->rx;
-        len = s->rx_len;
-        cap = s->rx_cap;
-    }
+    if (s->tls)
+        return on_readable_tls(s);
+    if (read_into(s, &buf, &len, &cap))
+        return;
     n = recv(s->fd, buf + len, cap - len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -344,6 +429,8 @@ static int send_pack(fo_session *s)
     }
     h->metrics.frames_out += n;
     h->metrics.writes++;
+    if (s->tls) /* encrypted whole, then sent as one write */
+        return fo_tls_write(s->tls, h->wbuf, off) ? -1 : tls_flush(s);
     sent = send(s->fd, h->wbuf, off, MSG_NOSIGNAL);
     if (sent < 0) {
         if (errno != EAGAIN && errno != EINTR)
@@ -367,7 +454,13 @@ static int send_pack(fo_session *s)
 /* Sends the rest of a partial write. -1 when the socket failed. */
 static int send_pending(fo_session *s)
 {
-    ssize_t n = send(s->fd, s->wpend + s->wpend_off, s->wpend_len - s->wpend_off, MSG_NOSIGNAL);
+    ssize_t n;
+
+    if (s->tls) {
+        s->hub->metrics.writes++;
+        return tls_flush(s);
+    }
+    n = send(s->fd, s->wpend + s->wpend_off, s->wpend_len - s->wpend_off, MSG_NOSIGNAL);
 
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
@@ -401,8 +494,14 @@ static void send_close(fo_session *s)
     memcpy(payload + 2, reason, rlen);
     n = fo_ws_frame_build(frame, FO_WS_OP_CLOSE, true, payload, 2 + rlen, NULL);
     /* Small, and the socket has just taken everything before it. */
-    if (send(s->fd, frame, n, MSG_NOSIGNAL) < 0)
+    if (s->tls) {
+        if (fo_tls_write(s->tls, frame, n) == 0)
+            fo_tls_shutdown(s->tls);
+        if (fo_tls_send_fd(s->tls, s->fd) != 0)
+            FO_LOG(FO_LOG_DEBUG, "sid=%s close frame not sent whole", s->sid);
+    } else if (send(s->fd, frame, n, MSG_NOSIGNAL) < 0) {
         FO_LOG(FO_LOG_DEBUG, "sid=%s close frame not sent: %s", s->sid, strerror(errno));
+    }
     shutdown(s->fd, SHUT_WR);
     s->state = FO_SESSION_CLOSED;
     s->closed_ms = fo_hub_now_ms(s->hub);

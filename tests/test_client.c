@@ -31,12 +31,15 @@ typedef struct hub {
     int runs;
     bool sqlite, sequential;
     const char *extra; /* one more option, or NULL */
+    const char *extra2; /* and another */
     char dir[64];
     char log[128];
 } hub;
 
 static hub g_hub;          /* one per test process: the fini hook cleans it up */
 static uint32_t g_ping_ms; /* peers' ping interval; 0: the default */
+static bool g_wss;         /* peers connect with wss:// */
+static const char *g_ca;   /* and trust this CA file (NULL: the system's) */
 
 static void sleep_ms(int ms)
 {
@@ -67,6 +70,7 @@ static void hub_start(hub *h)
                               data,
                               h->sequential ? "--sequential-ids" : "--log-level=info",
                               h->extra ? h->extra : "--log-level=info",
+                              h->extra2 ? h->extra2 : "--log-level=info",
                               NULL};
         int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
@@ -208,9 +212,10 @@ static void peer_open(peer *p, uv_loop_t *loop, int port, int idx, fo_id_mode id
 
     memset(p, 0, sizeof(*p));
     p->idx = idx;
-    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1/ws", port);
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d/v1/ws", g_wss ? "wss" : "ws", port);
     fo_client_config_default(&cfg);
     cfg.url = url;
+    cfg.ca_file = g_ca;
     cfg.ids = ids;
     cfg.flush_delay_ms = 3;
     cfg.flush_max_queue = 8;
@@ -770,6 +775,49 @@ Test(client, unreachable_hub_backs_off_and_close_cancels_requests)
     cr_assert_eq(g.done, true, "a pending request's callback did not run at close");
 }
 
+static bool one_failure(void *arg)
+{
+    return ((peer *)arg)->states[FO_CLIENT_CLOSED] >= 1;
+}
+
+/* wss:// to a hub with --tls-cert: with its CA the peers converge; without, every attempt
+ * fails with the reason (the certificate is not trusted), never a silent skip. */
+Test(client, wss_verifies_the_hub)
+{
+    char dir[64], cert[96], key[96], cmd[512], a1[128], a2[128];
+    uv_loop_t loop;
+    peer p[3];
+
+    cr_assert_not_null(mkdtemp(strcpy(dir, "/tmp/fo-test-client-tls-XXXXXX")));
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s "
+             ">/dev/null 2>&1", key, cert);
+    cr_assert_eq(system(cmd), 0, "openssl req failed");
+    snprintf(a1, sizeof(a1), "--tls-cert=%s", cert);
+    snprintf(a2, sizeof(a2), "--tls-key=%s", key);
+    g_hub.extra = a1;
+    g_hub.extra2 = a2;
+    g_wss = true;
+    g_ca = cert;
+    unsetenv("FLUSHOUT_CA");
+    start_all(&loop, p, 2, FO_IDS_RANDOM);
+    apply_json(&p[0], "{\"action\":\"update\",\"props\":{\"over\":\"tls\"}}");
+    cr_assert_eq(converge(&loop, p, 2, NULL), 1);
+    g_ca = NULL; /* the system's CAs do not know this one */
+    peer_open(&p[2], &loop, g_hub.port, 2, FO_IDS_RANDOM);
+    cr_assert(run_until(&loop, one_failure, &p[2], 10000));
+    cr_assert(strstr(p[2].last_why, "certificate is not trusted: self-signed certificate"),
+              "the reason: %s", p[2].last_why);
+    cr_assert_eq(fo_client_get_state(p[2].c) == FO_CLIENT_OPEN, false);
+    close_all(&loop, p, 3);
+    g_wss = false;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(client, rejects_bad_urls_and_names)
 {
     /* Each refusal is explained: fo_client_config_error names the field and the fix. */
@@ -778,8 +826,9 @@ Test(client, rejects_bad_urls_and_names)
     } bad[] = {
         {"http://x/v1/ws", "url: http:// is the hub's HTTP address; its WebSocket URL is "
                            "ws://HOST:PORT/v1/ws"},
-        {"wss://x", "url: TLS (wss://) is not supported by this client; use ws://HOST:PORT"},
-        {"ftp://x", "url: must start with ws:// (ws://HOST[:PORT][/PATH])"},
+        {"https://x/v1/ws", "url: https:// is the hub's HTTP address; its WebSocket URL is "
+                            "wss://HOST:PORT/v1/ws"},
+        {"ftp://x", "url: must start with ws:// or wss:// (ws[s]://HOST[:PORT][/PATH])"},
         {"ws://", "url: bad host (ws://HOST[:PORT][/PATH]; an IPv6 address goes in brackets)"},
         {"ws://h:0/", "url: the port must be a number from 1 to 65535"},
         {"ws://h:99999", "url: the port must be a number from 1 to 65535"},
@@ -806,6 +855,13 @@ Test(client, rejects_bad_urls_and_names)
     cr_assert_str_eq(fo_client_config_error(&cfg), "client_id: must be 1 to 64 bytes");
     cfg.client_id = "me";
     cr_assert_null(fo_client_config_error(&cfg));
+    cfg.url = "wss://127.0.0.1:1";
+    cfg.ca_file = "/nonexistent/ca.pem";
+    cr_assert_eq(fo_client_new(&loop, &cfg, &c), FO_EINVAL);
+    cr_assert_str_eq(fo_client_config_error(&cfg), "ca_file: cannot load the CA certificates (a "
+                     "readable PEM file; FLUSHOUT_CA when ca_file is NULL)");
+    cfg.url = "ws://127.0.0.1:1";
+    cfg.ca_file = NULL;
     cr_assert_eq(fo_client_new(&loop, &cfg, &c), 0);
     cr_assert_str_eq(fo_client_id(c), "me");
     cr_assert_eq(fo_client_subscribe(c, "", &m), FO_EINVAL);

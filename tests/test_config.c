@@ -105,8 +105,12 @@ Test(config, every_row_everywhere)
                                                                 : "/x/y");
         snprintf(flag, sizeof(flag), "--%s", r->name);
         {
-            char *argv[] = {"hub", flag, val, NULL};
-            int argc = 3;
+            /* --tls-cert and --tls-key go together: each row gets its partner */
+            const char *partner = strcmp(r->name, "tls-cert") == 0   ? "--tls-key"
+                                  : strcmp(r->name, "tls-key") == 0 ? "--tls-cert"
+                                                                    : NULL;
+            char *argv[] = {"hub", flag, val, (char *)partner, "/p", NULL};
+            int argc = partner ? 5 : 3;
             if (r->type == FO_SET_BOOL)
                 argv[2] = NULL, argc = 2;
             cr_assert_eq(fo_hub_config_parse(&c, argc, argv), 0, "%s %s", flag, val);
@@ -391,6 +395,10 @@ Test(config, print_reads_back)
                         "0",
                         "--cluster",
                         "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
+                        "--tls-cert",
+                        "/cert.pem",
+                        "--tls-key",
+                        "/key.pem",
                         NULL};
         fo_hub_config_default(&c);
         cr_assert_eq(fo_hub_config_parse(&c, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv), 0);

@@ -156,6 +156,42 @@ hub_limits_session() {
     [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
 }
 check hub_limits_session hub_limits_session
+# A hub with TLS (a certificate made here): wss through the CLI (apply, get, audit over
+# https), https through the relay to lws (curl), a plain request refused, a garbage
+# handshake; then SIGTERM.
+hub_tls_session() {
+    local log=$tmp/hub-tls.log port cli=$build/clients/flushout
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || return 1
+    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
+        --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" 2>"$log" &
+    hub_pid=$!
+    for _ in $(seq 1 200); do
+        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$log"; return 1; }
+    local url=wss://127.0.0.1:$port/v1/ws
+    "$cli" --url "$url" --ca "$tmp/cert.pem" --timeout 20 apply vg \
+        '{"action":"update","props":{"a":1}}' >/dev/null || return 1
+    [ "$(FLUSHOUT_CA=$tmp/cert.pem "$cli" --url "$url" --timeout 20 get vg)" = \
+      '{"commandCount":1,"document":{"a":1}}' ] || return 1
+    "$cli" --url "$url" --ca "$tmp/cert.pem" --timeout 20 audit vg >/dev/null || return 1
+    "$cli" --url "$url" --timeout 20 get vg >/dev/null 2>&1 && return 1 # not trusted
+    curl -sf --cacert "$tmp/cert.pem" "https://127.0.0.1:$port/healthz" | grep -q ok || return 1
+    curl -sf --cacert "$tmp/cert.pem" "https://127.0.0.1:$port/metrics" >/dev/null || return 1
+    curl -s "http://127.0.0.1:$port/healthz" | grep -q 'speaks TLS' || return 1
+    printf '\x16\x03\x01\x00\x05hello' | timeout 10 curl -s "telnet://127.0.0.1:$port" \
+        >/dev/null 2>&1
+    kill -TERM "$hub_pid"
+    wait "$hub_pid"
+    local rc=$?
+    hub_pid=
+    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+}
+check hub_tls_session hub_tls_session
 # The NATS JetStream store against a real nats-server (not run under valgrind itself: a Go
 # binary); the 19 MiB large-commit test is left to the ASan run. nats.c's own threads are
 # "possibly lost" at exit by design: only definite leaks count, as everywhere here.

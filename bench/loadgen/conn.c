@@ -596,6 +596,10 @@ static void on_open(fo_ws *ws, int status)
     if (status) {
         if (ws->http_status && ws->http_status != 101)
             fo_lg_error(lg, c, FO_LGE_CONNECT, "connect failed: HTTP %d", ws->http_status);
+        else if (status == FO_WS_ETLS)
+            fo_lg_error(lg, c, FO_LGE_CONNECT, "connect failed: TLS: %s%s", ws->tls_why,
+                        strstr(ws->tls_why, "not trusted")
+                            ? " (for a private CA: --ca FILE or FLUSHOUT_CA)" : "");
         else
             fo_lg_error(lg, c, FO_LGE_CONNECT, "connect failed: %s", fo_ws_strerror(status));
         lg->connect_failed++;

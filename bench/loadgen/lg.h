@@ -31,6 +31,8 @@ typedef struct fo_lg_opts {
     char hostname[256]; /* host without port or brackets */
     char path[512];     /* path and query */
     int port;
+    bool tls;           /* wss:// */
+    char ca[1024];      /* --ca FILE; empty: $FLUSHOUT_CA, else the system's CAs */
     uint32_t connections, models, writers, subscribers;
     bool has_connections, has_writers, has_subscribers;
     uint32_t commands; /* per flush */

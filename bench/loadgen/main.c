@@ -483,6 +483,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "flushout-bench: setup failed\n");
         return 2;
     }
+    if (lg.o.tls) { /* wss: the CAs once, shared by every connection */
+        char why[1400];
+        const char *ca = lg.o.ca[0] ? lg.o.ca : getenv("FLUSHOUT_CA");
+        if (!(lg.ws.tls = fo_tls_ctx_client(ca, why, sizeof(why)))) {
+            fprintf(stderr, "flushout-bench: %s\n", why);
+            teardown(&lg);
+            return 2;
+        }
+        lg.ws.tls_name = lg.o.hostname;
+    }
     if (!lg.o.json || lg.o.progress)
         fprintf(stderr,
                 "flushout-bench: %s, %u connections, %u models (%u writers + %u subscribers "
@@ -500,5 +510,6 @@ int main(int argc, char **argv)
     fflush(stdout);
     rc = lg.total.errors ? 1 : 0;
     teardown(&lg);
+    fo_tls_ctx_free(lg.ws.tls);
     return rc;
 }

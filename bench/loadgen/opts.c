@@ -15,7 +15,10 @@ static const char usage[] =
     "table (or, with --json, one JSON object) on stdout. Exit status 0 when no failure was\n"
     "seen, 1 when some were, 2 on bad usage.\n"
     "\n"
-    "  --url URL              ws://HOST:PORT/v1/ws[?token=T] (default ws://127.0.0.1:7420/v1/ws)\n"
+    "  --url URL              ws[s]://HOST:PORT/v1/ws[?token=T]\n"
+    "                         (default ws://127.0.0.1:7420/v1/ws)\n"
+    "  --ca FILE              wss://: trust the CAs of this PEM file (default $FLUSHOUT_CA,\n"
+    "                         else the system's); the hub is always verified\n"
     "  --connections N        connections (default 100)\n"
     "  --models M             models bench-0..bench-M-1 (default 10); connection i uses\n"
     "                         model i % M\n"
@@ -100,10 +103,11 @@ static int parse_url(fo_lg_opts *o, const char *url)
     const char *hs, *he, *slash, *port = NULL;
     size_t hl;
 
-    if (strlen(url) >= sizeof(o->url) || strncmp(url, "ws://", 5) != 0)
+    o->tls = strncmp(url, "wss://", 6) == 0;
+    if (strlen(url) >= sizeof(o->url) || (strncmp(url, "ws://", 5) != 0 && !o->tls))
         return bad("--url", url);
     strcpy(o->url, url);
-    hs = url + 5;
+    hs = url + (o->tls ? 6 : 5);
     slash = strpbrk(hs, "/?");
     he = slash ? slash : hs + strlen(hs);
     hl = (size_t)(he - hs);
@@ -125,7 +129,7 @@ static int parse_url(fo_lg_opts *o, const char *url)
         snprintf(o->hostname, sizeof(o->hostname), "%.*s", (int)hl, o->host);
         port = colon ? colon + 1 : NULL;
     }
-    o->port = 80;
+    o->port = o->tls ? 443 : 80;
     if (port) {
         char *end;
         long p = strtol(port, &end, 10);
@@ -192,10 +196,12 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
         FLUSHES,
         STORM,
         HELP,
-        VERSION
+        VERSION,
+        CA
     };
     static const struct option opts[] = {
         {"url", required_argument, NULL, URL},
+        {"ca", required_argument, NULL, CA},
         {"connections", required_argument, NULL, CONNS},
         {"models", required_argument, NULL, MODELS},
         {"writers", required_argument, NULL, WRITERS},
@@ -246,6 +252,11 @@ int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv)
     while (rc == 0 && (opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
         case URL: rc = parse_url(o, optarg); break;
+        case CA:
+            if (strlen(optarg) >= sizeof(o->ca) || !*optarg)
+                return bad("--ca", optarg);
+            strcpy(o->ca, optarg);
+            break;
         case CONNS:
             rc = parse_u32("--connections", optarg, &o->connections, 1);
             o->has_connections = true;

@@ -58,6 +58,7 @@ const char *fo_ws_strerror(int code)
     case FO_WS_EPROTO: return "WebSocket protocol error from the server";
     case FO_WS_ECLOSED: return "server closed the WebSocket";
     case FO_WS_ETOOBIG: return "message too large";
+    case FO_WS_ETLS: return "TLS failed";
     default: return uv_strerror(code);
     }
 }
@@ -100,6 +101,8 @@ static void on_closed(uv_handle_t *h)
     free(ws->rx);
     free(ws->tx);
     free(ws->wr);
+    fo_tls_free(ws->tls);
+    ws->tls = NULL;
     fo_ws_parser_destroy(&ws->parser);
     ws->rx = ws->tx = ws->wr = NULL;
     ws->rx_len = ws->rx_cap = ws->tx_len = ws->tx_cap = 0;
@@ -127,6 +130,13 @@ static void fail(fo_ws *ws, int status)
 
 static void ws_write(fo_ws *ws);
 
+static bool tls_pending(fo_ws *ws)
+{
+    const unsigned char *p;
+
+    return fo_tls_pending(ws->tls, &p) > 0;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     fo_ws *ws = req->data;
@@ -137,50 +147,94 @@ static void on_write(uv_write_t *req, int status)
         fail(ws, status);
         return;
     }
-    if (ws->tx_len)
+    if (ws->tx_len || (ws->tls && tls_pending(ws)))
         mark_dirty(ws);
+}
+
+/* Writes n bytes at p (uv_try_write, then one uv_write of the rest, copied into wr). */
+static void write_out(fo_ws *ws, const char *p, size_t n, bool from_tx)
+{
+    fo_ws_ctx *c = ws->ctx;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    char *old;
+    size_t oldcap, off;
+    int k;
+
+    k = uv_try_write((uv_stream_t *)&ws->tcp, &b, 1);
+    c->writes++;
+    if (k >= 0 && (size_t)k == n) {
+        if (from_tx)
+            ws->tx_len = 0;
+        return;
+    }
+    if (k < 0 && k != UV_EAGAIN) {
+        fail(ws, k);
+        return;
+    }
+    off = k < 0 ? 0 : (size_t)k;
+    if (from_tx) {
+        /* Hand the rest to one uv_write; new frames go to the other buffer meanwhile. */
+        old = ws->wr;
+        oldcap = ws->wr_cap;
+        ws->wr = ws->tx;
+        ws->wr_cap = ws->tx_cap;
+        ws->wr_len = ws->tx_len - off;
+        ws->tx = old;
+        ws->tx_cap = oldcap;
+        ws->tx_len = 0;
+        b = uv_buf_init(ws->wr + off, (unsigned)ws->wr_len);
+    } else {
+        if (grow(&ws->wr, &ws->wr_cap, n - off)) {
+            fail(ws, UV_ENOMEM);
+            return;
+        }
+        memcpy(ws->wr, p + off, n - off);
+        ws->wr_len = n - off;
+        b = uv_buf_init(ws->wr, (unsigned)ws->wr_len);
+    }
+    ws->write_req.data = ws;
+    k = uv_write(&ws->write_req, (uv_stream_t *)&ws->tcp, &b, 1, on_write);
+    c->writes++;
+    if (k < 0) {
+        fail(ws, k);
+        return;
+    }
+    ws->writing = true;
+}
+
+/* wss: writes the ciphertext TLS has ready (unless a write is in flight: on_write comes
+ * back here through the dirty list). */
+static void tls_out(fo_ws *ws)
+{
+    const unsigned char *p;
+    size_t n;
+
+    if (ws->writing || ws->state == FO_WS_CLOSED || !(n = fo_tls_pending(ws->tls, &p)))
+        return;
+    write_out(ws, (const char *)p, n, false);
+    if (ws->state != FO_WS_CLOSED)
+        fo_tls_sent(ws->tls, n); /* written or copied into wr */
 }
 
 static void ws_write(fo_ws *ws)
 {
-    fo_ws_ctx *c = ws->ctx;
-    uv_buf_t b;
-    char *old;
-    size_t oldcap, off;
-    int n;
-
-    if (ws->writing || !ws->tx_len || ws->state == FO_WS_CLOSED || ws->state < FO_WS_HANDSHAKE)
+    if (ws->writing || ws->state == FO_WS_CLOSED || ws->state < FO_WS_TLS)
         return;
-    b = uv_buf_init(ws->tx, (unsigned)ws->tx_len);
-    n = uv_try_write((uv_stream_t *)&ws->tcp, &b, 1);
-    c->writes++;
-    if (n >= 0 && (size_t)n == ws->tx_len) {
-        ws->tx_len = 0;
-        return;
-    }
-    if (n < 0 && n != UV_EAGAIN) {
-        fail(ws, n);
+    if (ws->tls) {
+        if (ws->tx_len && ws->state >= FO_WS_HANDSHAKE) { /* the whole batch, encrypted */
+            if (fo_tls_write(ws->tls, ws->tx, ws->tx_len)) {
+                snprintf(ws->tls_why, sizeof(ws->tls_why), "%s", fo_tls_error(ws->tls));
+                fail(ws, FO_WS_ETLS);
+                return;
+            }
+            ws->tx_len = 0;
+        }
+        tls_out(ws);
         return;
     }
-    off = n < 0 ? 0 : (size_t)n;
-    /* Hand the rest to one uv_write; new frames go to the other buffer meanwhile. */
-    old = ws->wr;
-    oldcap = ws->wr_cap;
-    ws->wr = ws->tx;
-    ws->wr_cap = ws->tx_cap;
-    ws->wr_len = ws->tx_len - off;
-    ws->tx = old;
-    ws->tx_cap = oldcap;
-    ws->tx_len = 0;
-    b = uv_buf_init(ws->wr + off, (unsigned)ws->wr_len);
-    ws->write_req.data = ws;
-    n = uv_write(&ws->write_req, (uv_stream_t *)&ws->tcp, &b, 1, on_write);
-    c->writes++;
-    if (n < 0) {
-        fail(ws, n);
+    if (!ws->tx_len || ws->state < FO_WS_HANDSHAKE)
         return;
-    }
-    ws->writing = true;
+    write_out(ws, ws->tx, ws->tx_len, true);
 }
 
 void fo_ws_ctx_flush(fo_ws_ctx *ctx)
@@ -422,12 +476,48 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     fo_ws *ws = h->data;
 
     (void)suggested;
+    if (ws->tls) { /* ciphertext: the context's buffer, decrypted in on_read at once */
+        *buf = uv_buf_init((char *)ws->ctx->crx, sizeof(ws->ctx->crx));
+        return;
+    }
     if (ws->rx_cap - ws->rx_len < RX_MIN_FREE &&
         grow(&ws->rx, &ws->rx_cap, ws->rx_cap < RX_FIRST ? RX_FIRST : ws->rx_cap * 2)) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
         return;
     }
     *buf = uv_buf_init(ws->rx + ws->rx_len, (unsigned)(ws->rx_cap - ws->rx_len));
+}
+
+/* wss: decrypts n bytes of ctx->crx after rx (the TLS handshake goes on meanwhile); the
+ * plaintext bytes, or -1 after failing the connection. */
+static ssize_t tls_in(fo_ws *ws, size_t n)
+{
+    size_t got = 0;
+    long r;
+
+    fo_tls_input(ws->tls, ws->ctx->crx, n);
+    for (;;) {
+        if (ws->rx_cap - ws->rx_len - got < RX_MIN_FREE &&
+            grow(&ws->rx, &ws->rx_cap, ws->rx_cap < RX_FIRST ? RX_FIRST : ws->rx_cap * 2)) {
+            fail(ws, UV_ENOMEM);
+            return -1;
+        }
+        r = fo_tls_read(ws->tls, (unsigned char *)ws->rx + ws->rx_len + got,
+                        ws->rx_cap - ws->rx_len - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (r == FO_TLS_ERROR || r == FO_TLS_CLOSED) {
+        snprintf(ws->tls_why, sizeof(ws->tls_why), "%s",
+                 r == FO_TLS_CLOSED ? "the hub ended TLS" : fo_tls_error(ws->tls));
+        fail(ws, r == FO_TLS_CLOSED ? UV_EOF : FO_WS_ETLS);
+        return -1;
+    }
+    if (ws->state == FO_WS_TLS && fo_tls_ready(ws->tls))
+        ws->state = FO_WS_HANDSHAKE; /* the upgrade request goes out now */
+    ws_write(ws);
+    return (ssize_t)got;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -443,6 +533,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
+    if (ws->tls && (nread = tls_in(ws, (size_t)nread)) <= 0)
+        return; /* failed, or nothing to read yet */
     ws->ctx->now = uv_hrtime();
     ws->rx_len += (size_t)nread;
     ws->ctx->bytes_in += (uint64_t)nread;
@@ -474,11 +566,23 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     ws->state = FO_WS_HANDSHAKE;
+    if (ws->ctx->tls) { /* wss: TLS first; the upgrade request waits in tx */
+        ws->state = FO_WS_TLS;
+        if (!(ws->tls = fo_tls_new(ws->ctx->tls, ws->ctx->tls_name))) {
+            fail(ws, UV_ENOMEM);
+            return;
+        }
+        if (fo_tls_handshake(ws->tls) < 0) {
+            snprintf(ws->tls_why, sizeof(ws->tls_why), "%s", fo_tls_error(ws->tls));
+            fail(ws, FO_WS_ETLS);
+            return;
+        }
+    }
     if ((rc = uv_read_start((uv_stream_t *)&ws->tcp, on_alloc, on_read)) != 0) {
         fail(ws, rc);
         return;
     }
-    ws_write(ws); /* the upgrade request, queued by fo_ws_connect */
+    ws_write(ws); /* the upgrade request, queued by fo_ws_connect (wss: the ClientHello) */
 }
 
 int fo_ws_connect(fo_ws_ctx *ctx, fo_ws *ws, const struct sockaddr *dst, const struct sockaddr *src,

@@ -13,8 +13,13 @@
  * uv_try_write first, and one uv_write for whatever did not fit. So all the frames that
  * became due on a connection during one loop iteration leave in one write.
  *
- * Not supported (not needed against flushout-hub): TLS (wss://), extensions
- * (permessage-deflate is never offered), redirects, HTTP proxies. */
+ * wss://: with a TLS context in fo_ws_ctx.tls, each connection does the TLS handshake
+ * (proto/tls.h: the hub verified against the context's CAs and the connection's name)
+ * before the upgrade; the batched write encrypts the pending frames as a whole, then
+ * writes the ciphertext the same way.
+ *
+ * Not supported (not needed against flushout-hub): extensions (permessage-deflate is never
+ * offered), redirects, HTTP proxies. */
 #ifndef FO_WS_H
 #define FO_WS_H
 
@@ -23,6 +28,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proto/tls.h"
 #include "proto/ws.h"
 
 /* Errors of our own, beside libuv's negative UV_E* codes. */
@@ -31,6 +37,7 @@ enum {
     FO_WS_EPROTO = -30002,     /* the server broke RFC 6455 framing */
     FO_WS_ECLOSED = -30003,    /* the server sent a close frame (see close_code) */
     FO_WS_ETOOBIG = -30004,    /* a message above FO_WS_MAX_MESSAGE */
+    FO_WS_ETLS = -30005,       /* TLS failed (certificate not trusted, ...): fo_ws.tls_why */
 };
 
 #define FO_WS_MAX_MESSAGE ((size_t)64 << 20)
@@ -40,6 +47,7 @@ enum {
 typedef enum fo_ws_state {
     FO_WS_IDLE = 0,
     FO_WS_CONNECTING, /* TCP connect in progress */
+    FO_WS_TLS,        /* wss: TLS handshake in progress */
     FO_WS_HANDSHAKE,  /* request sent, waiting for the 101 */
     FO_WS_OPEN,
     FO_WS_CLOSING, /* our close frame is queued; the socket closes once it is written */
@@ -58,6 +66,9 @@ typedef struct fo_ws_ctx {
     /* totals since init: WebSocket frames and wire bytes (headers included) */
     uint64_t frames_in, bytes_in, frames_out, bytes_out;
     uint64_t writes; /* socket writes (uv_try_write or uv_write calls) */
+    fo_tls_ctx *tls; /* wss: set by the owner after init (borrowed); NULL: ws */
+    const char *tls_name; /* the name the hub's certificate must carry (borrowed) */
+    unsigned char crx[65536]; /* wss: ciphertext read, decrypted at once */
 } fo_ws_ctx;
 
 /* Fires once: status 0 when the connection is open, else the reason it failed (then
@@ -95,6 +106,8 @@ struct fo_ws {
     size_t wr_len, wr_cap;
     bool writing, dirty, open_fired;
     fo_ws *dirty_next, *dirty_prev;
+    fo_tls *tls;           /* wss */
+    char tls_why[160];     /* why TLS failed (FO_WS_ETLS) */
 };
 
 /* Starts the context's prepare handle on `loop`. 0 or a UV_E* code. */

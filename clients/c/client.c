@@ -10,6 +10,7 @@
 
 #include "clients/c/client_impl.h"
 #include "proto/json.h"
+#include "proto/tls.h"
 
 #define DEFAULT_URL "ws://127.0.0.1:7420/v1/ws"
 
@@ -42,23 +43,25 @@ bool fo_client_model_name_valid(const char *s)
     return n >= 1 && n <= 200;
 }
 
-/* ws://HOST[:PORT][/PATH]; [v6]:PORT accepted. No path means the hub's /v1/ws. FO_EINVAL
+/* ws[s]://HOST[:PORT][/PATH]; [v6]:PORT accepted. No path means the hub's /v1/ws. FO_EINVAL
  * with *why (a static sentence) when the URL is not one. */
 static int parse_url(fo_client *c, const char *url, const char **why)
 {
     const char *h, *hend, *p, *colon = NULL;
     size_t hl;
 
-    if (strncmp(url, "ws://", 5) != 0) {
+    c->wss = strncmp(url, "wss://", 6) == 0;
+    if (strncmp(url, "ws://", 5) != 0 && !c->wss) {
         *why = strncmp(url, "http://", 7) == 0
                    ? "url: http:// is the hub's HTTP address; its WebSocket URL is "
                      "ws://HOST:PORT/v1/ws"
-               : strncmp(url, "wss://", 6) == 0 || strncmp(url, "https://", 8) == 0
-                   ? "url: TLS (wss://) is not supported by this client; use ws://HOST:PORT"
-                   : "url: must start with ws:// (ws://HOST[:PORT][/PATH])";
+               : strncmp(url, "https://", 8) == 0
+                   ? "url: https:// is the hub's HTTP address; its WebSocket URL is "
+                     "wss://HOST:PORT/v1/ws"
+                   : "url: must start with ws:// or wss:// (ws[s]://HOST[:PORT][/PATH])";
         return FO_EINVAL;
     }
-    h = url + 5;
+    h = url + (c->wss ? 6 : 5);
     p = h + strcspn(h, "/?#");
     *why = "url: bad host (ws://HOST[:PORT][/PATH]; an IPv6 address goes in brackets)";
     if (*h == '[') {
@@ -81,7 +84,7 @@ static int parse_url(fo_client *c, const char *url, const char **why)
         return FO_EINVAL;
     memcpy(c->host, h, hl);
     c->host[hl] = '\0';
-    c->port = 80;
+    c->port = c->wss ? 443 : 80;
     if (colon) {
         char *end;
         long port = strtol(colon + 1, &end, 10);
@@ -110,6 +113,15 @@ static const char *config_error(fo_client *c, const fo_client_config *cfg)
         return why;
     if (cfg->client_id && (!cfg->client_id[0] || strlen(cfg->client_id) > 64))
         return "client_id: must be 1 to 64 bytes";
+    if (c->wss) { /* the CAs are loaded once, here */
+        const char *ca = cfg->ca_file ? cfg->ca_file : getenv("FLUSHOUT_CA");
+        char err[512];
+        if (!(c->tls = fo_tls_ctx_client(ca, err, sizeof(err))))
+            return ca && *ca ? "ca_file: cannot load the CA certificates (a readable PEM file; "
+                               "FLUSHOUT_CA when ca_file is NULL)"
+                             : "url: wss:// needs the system's CA certificates, which cannot "
+                               "be loaded (set ca_file or FLUSHOUT_CA)";
+    }
     return NULL;
 }
 
@@ -121,6 +133,7 @@ const char *fo_client_config_error(const fo_client_config *cfg)
     if (!c)
         return "out of memory";
     why = config_error(c, cfg);
+    fo_tls_ctx_free(c->tls);
     free(c);
     return why;
 }
@@ -218,6 +231,7 @@ static void finish(fo_client *c)
     fo_arena_destroy(&c->rx_arena);
     free(c->url);
     free(c->token);
+    fo_tls_ctx_free(c->tls);
     free(c);
 }
 
@@ -399,6 +413,7 @@ static void connect_now(fo_client *c)
     wc.connect_timeout_ms = c->cfg.connect_timeout_ms;
     wc.ping_ms = c->cfg.ping_ms;
     wc.max_message = c->cfg.max_message;
+    wc.tls = c->tls;
     set_state(c, FO_CLIENT_CONNECTING, NULL);
     if (c->closing)
         return;
@@ -423,6 +438,7 @@ int fo_client_new(uv_loop_t *loop, const fo_client_config *cfg, fo_client **out)
     if (!cfg->url)
         c->cfg.url = DEFAULT_URL;
     if (config_error(c, &c->cfg)) {
+        fo_tls_ctx_free(c->tls);
         free(c);
         return FO_EINVAL;
     }
@@ -431,6 +447,7 @@ int fo_client_new(uv_loop_t *loop, const fo_client_config *cfg, fo_client **out)
     if (!c->url || (cfg->token && !c->token)) {
         free(c->url);
         free(c->token);
+        fo_tls_ctx_free(c->tls);
         free(c);
         return FO_ENOMEM;
     }

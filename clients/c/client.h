@@ -98,8 +98,13 @@ typedef struct fo_client_callbacks {
 } fo_client_callbacks;
 
 typedef struct fo_client_config {
-    const char *url;             /* ws://HOST[:PORT][/PATH[?QUERY]]; default
-                                    ws://127.0.0.1:7420/v1/ws (port 80 when absent) */
+    const char *url;             /* ws[s]://HOST[:PORT][/PATH[?QUERY]]; default
+                                    ws://127.0.0.1:7420/v1/ws (port 80, or 443 for wss, when
+                                    absent). wss:// always verifies the hub's certificate
+                                    and name: a failure ends the attempt with the reason
+                                    ("...the server's certificate is not trusted: ...") */
+    const char *ca_file;         /* wss: PEM file of the CAs to trust (a private CA); NULL:
+                                    $FLUSHOUT_CA if set, else the system's CAs */
     const char *token;           /* NULL, or sent as `Authorization: Bearer TOKEN` */
     const char *client_id;       /* 1-64 bytes, the hub's exactly-once key; NULL: random */
     fo_id_mode ids;              /* how local creates pick IDs (FO_IDS_RANDOM) */

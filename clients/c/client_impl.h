@@ -63,6 +63,8 @@ struct fo_client {
     char host[256];
     int port;
     char path[1024];
+    bool wss;
+    struct fo_tls_ctx *tls; /* wss: the CAs the hub is verified against (proto/tls.h) */
     fo_cws *ws; /* current connection, NULL between attempts */
     fo_client_state state;
     bool welcomed;

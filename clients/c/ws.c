@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proto/error.h"
+#include "proto/tls.h"
 #include "proto/ws.h"
 
 #define HANDSHAKE_MAX 16384
@@ -16,6 +17,7 @@
 typedef enum ws_phase {
     WS_RESOLVING = 0,
     WS_CONNECTING,
+    WS_TLS,       /* wss: the TLS handshake */
     WS_UPGRADING,
     WS_OPEN,
 } ws_phase;
@@ -40,6 +42,9 @@ struct fo_cws {
     uv_timer_t timer;
     char fail_why[160]; /* set: fail from the timer (a failure noticed inside a call) */
 
+    fo_tls_ctx *tls_ctx;  /* wss (borrowed), NULL: ws */
+    fo_tls *tls;
+    unsigned char *crx;   /* wss: ciphertext read, decrypted into rx at once */
     char key[FO_WS_KEY_SIZE]; /* Sec-WebSocket-Key */
     unsigned char *rx;
     size_t rx_len, rx_cap;
@@ -86,6 +91,8 @@ static void ws_free(fo_cws *ws)
     free(ws->protocol);
     free(ws->token);
     free(ws->rx);
+    free(ws->crx);
+    fo_tls_free(ws->tls);
     fo_ws_parser_destroy(&ws->parser);
     free(ws);
     if (on_free)
@@ -159,7 +166,29 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-static int write_raw(fo_cws *ws, ws_write *w)
+static int write_wire(fo_cws *ws, ws_write *w);
+
+/* wss: writes what TLS has ready. 0, or FO_ESTATE/FO_ENOMEM (then failing). */
+static int tls_push(fo_cws *ws)
+{
+    const unsigned char *p;
+    size_t n = fo_tls_pending(ws->tls, &p);
+    ws_write *w;
+
+    if (!n)
+        return 0;
+    if (!(w = malloc(sizeof(*w) + n))) {
+        fail_later(ws, "out of memory");
+        return FO_ENOMEM;
+    }
+    memcpy(w->data, p, n);
+    w->len = n;
+    fo_tls_sent(ws->tls, n);
+    return write_wire(ws, w);
+}
+
+/* Writes w (taken over) as it is. */
+static int write_wire(fo_cws *ws, ws_write *w)
 {
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
     int rc;
@@ -172,6 +201,22 @@ static int write_raw(fo_cws *ws, ws_write *w)
     }
     ws->backlog += w->len;
     return 0;
+}
+
+/* Writes w (taken over), encrypted first with wss. */
+static int write_raw(fo_cws *ws, ws_write *w)
+{
+    int rc;
+
+    if (!ws->tls)
+        return write_wire(ws, w);
+    rc = fo_tls_write(ws->tls, w->data, w->len);
+    free(w);
+    if (rc) {
+        fail_later(ws, fo_tls_error(ws->tls));
+        return FO_ESTATE;
+    }
+    return tls_push(ws);
 }
 
 static int send_frame(fo_cws *ws, unsigned op, const void *p, size_t len)
@@ -355,24 +400,73 @@ static uint64_t now_ms(fo_cws *ws)
     return uv_now(ws->loop);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Makes room for READ_CHUNK more bytes in rx. */
+static bool rx_room(fo_cws *ws)
 {
-    fo_cws *ws = h->data;
-
-    (void)hint;
     if (ws->rx_cap - ws->rx_len < READ_CHUNK) {
         size_t ncap = ws->rx_cap ? ws->rx_cap * 2 : 2 * READ_CHUNK;
         unsigned char *n;
         while (ncap - ws->rx_len < READ_CHUNK)
             ncap *= 2;
-        if (!(n = realloc(ws->rx, ncap))) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
+        if (!(n = realloc(ws->rx, ncap)))
+            return false;
         ws->rx = n;
         ws->rx_cap = ncap;
     }
-    *buf = uv_buf_init((char *)ws->rx + ws->rx_len, (unsigned)(ws->rx_cap - ws->rx_len));
+    return true;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    fo_cws *ws = h->data;
+
+    (void)hint;
+    if (ws->tls) /* ciphertext first */
+        *buf = uv_buf_init((char *)ws->crx, ws->crx ? READ_CHUNK : 0);
+    else if (!rx_room(ws))
+        *buf = uv_buf_init(NULL, 0);
+    else
+        *buf = uv_buf_init((char *)ws->rx + ws->rx_len, (unsigned)(ws->rx_cap - ws->rx_len));
+}
+
+static int send_upgrade(fo_cws *ws);
+
+/* wss: decrypts n bytes of crx into rx (the handshake goes on meanwhile). The plaintext
+ * bytes, or -1 after a failure (reported). */
+static ssize_t tls_in(fo_cws *ws, size_t n)
+{
+    size_t got = 0;
+    long r;
+    char why[320];
+
+    fo_tls_input(ws->tls, ws->crx, n);
+    for (;;) {
+        if (!rx_room(ws)) {
+            fail(ws, "out of memory");
+            return -1;
+        }
+        r = fo_tls_read(ws->tls, ws->rx + ws->rx_len + got, ws->rx_cap - ws->rx_len - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (r == FO_TLS_ERROR || r == FO_TLS_CLOSED) {
+        snprintf(why, sizeof(why), r == FO_TLS_CLOSED ? "the hub closed the connection"
+                                   : "TLS with %s:%d failed: %s", ws->host, ws->port,
+                 fo_tls_error(ws->tls));
+        fail(ws, why);
+        return -1;
+    }
+    if (tls_push(ws))
+        return -1;
+    if (ws->phase == WS_TLS && fo_tls_ready(ws->tls)) {
+        ws->phase = WS_UPGRADING;
+        if (send_upgrade(ws) < 0) {
+            fail(ws, "out of memory");
+            return -1;
+        }
+    }
+    return (ssize_t)got;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -384,6 +478,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (ws->closing)
         return;
+    if (nread > 0 && ws->tls && (nread = tls_in(ws, (size_t)nread)) <= 0)
+        return; /* failed, or nothing decrypted yet */
     if (nread < 0) {
         if (nread == UV_EOF)
             snprintf(why, sizeof(why), "the hub closed the connection");
@@ -494,6 +590,23 @@ static void on_connected(uv_connect_t *req, int status)
     }
     ws->phase = WS_UPGRADING;
     uv_tcp_nodelay(&ws->tcp, 1);
+    if (ws->tls_ctx) { /* wss: the TLS handshake first, the upgrade once it is done */
+        ws->phase = WS_TLS;
+        if (!(ws->crx = malloc(READ_CHUNK)) || !(ws->tls = fo_tls_new(ws->tls_ctx, ws->host))) {
+            fail(ws, "out of memory");
+            return;
+        }
+        if (fo_tls_handshake(ws->tls) < 0) {
+            snprintf(why, sizeof(why), "TLS with %s:%d failed: %s", ws->host, ws->port,
+                     fo_tls_error(ws->tls));
+            fail(ws, why);
+            return;
+        }
+        if ((rc = uv_read_start((uv_stream_t *)&ws->tcp, on_alloc, on_read)) < 0 ||
+            (rc = tls_push(ws)) < 0)
+            fail(ws, rc == FO_ENOMEM ? "out of memory" : "cannot start reading");
+        return;
+    }
     if ((rc = uv_read_start((uv_stream_t *)&ws->tcp, on_alloc, on_read)) < 0 ||
         (rc = send_upgrade(ws)) < 0)
         fail(ws, rc == FO_ENOMEM ? "out of memory" : "cannot start reading");
@@ -559,6 +672,7 @@ fo_cws *fo_cws_connect(uv_loop_t *loop, const fo_cws_config *cfg, const fo_cws_c
     ws->connect_timeout_ms = cfg->connect_timeout_ms;
     ws->ping_ms = cfg->ping_ms;
     ws->max_message = cfg->max_message ? cfg->max_message : (size_t)256 << 20;
+    ws->tls_ctx = cfg->tls;
     ws->host = strdup(cfg->host);
     ws->path = strdup(cfg->path && *cfg->path ? cfg->path : "/");
     ws->protocol = dup_or_null(cfg->protocol);

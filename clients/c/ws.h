@@ -5,8 +5,9 @@
  * (lws's log level is global), must close like a libuv handle (one close path, memory
  * released when the last handle is closed; a foreign-loop lws context needs two
  * lws_context_destroy calls around a drained loop) and must not load plugins at run time.
- * One connection is one object: resolve, connect, upgrade, then frames. No TLS (ws:// only),
- * no extensions. Frames sent are binary and masked with a fresh key each; frames received
+ * One connection is one object: resolve, connect, (TLS,) upgrade, then frames. wss:// through
+ * proto/tls.h (the peer verified against the context's CAs and the host name); no
+ * extensions. Frames sent are binary and masked with a fresh key each; frames received
  * must be unmasked; pings are answered, fragmented messages reassembled. The framing (key
  * and accept, frame build, the checks of frames received) is proto/ws.h's: this file does
  * the I/O. */
@@ -29,6 +30,8 @@ typedef struct fo_cws_config {
     uint32_t connect_timeout_ms; /* resolve + connect + upgrade; 0: none */
     uint32_t ping_ms;   /* ping after this much silence, fail when unanswered as long; 0: off */
     size_t max_message; /* larger inbound messages fail the connection */
+    struct fo_tls_ctx *tls; /* wss: a client context (proto/tls.h), borrowed for the
+                             * connection's life; NULL: ws */
 } fo_cws_config;
 
 typedef struct fo_cws_callbacks {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clients/cli/cli.h"
+#include "proto/tls.h"
 
 typedef struct http_answer {
     int status;
@@ -20,15 +21,17 @@ typedef struct http_answer {
     size_t len;
 } http_answer;
 
-/* ws://HOST[:PORT][/...] or [::1]: host and port. */
-static bool split_url(const char *url, char *host, size_t hcap, char *port, size_t pcap)
+/* ws[s]://HOST[:PORT][/...] or [::1]: host and port; *tls for wss. */
+static bool split_url(const char *url, char *host, size_t hcap, char *port, size_t pcap,
+                      bool *tls)
 {
     const char *p, *end, *colon;
     size_t n;
 
-    if (strncmp(url, "ws://", 5) != 0)
+    *tls = strncmp(url, "wss://", 6) == 0;
+    if (strncmp(url, "ws://", 5) != 0 && !*tls)
         return false;
-    p = url + 5;
+    p = url + (*tls ? 6 : 5);
     end = p + strcspn(p, "/?");
     if (*p == '[') {
         const char *rb = memchr(p, ']', (size_t)(end - p));
@@ -45,10 +48,10 @@ static bool split_url(const char *url, char *host, size_t hcap, char *port, size
         return false;
     memcpy(host, p, n);
     host[n] = 0;
-    n = colon ? (size_t)(end - colon - 1) : 2;
+    n = colon ? (size_t)(end - colon - 1) : *tls ? 3 : 2;
     if (n == 0 || n >= pcap)
         return false;
-    memcpy(port, colon ? colon + 1 : "80", n);
+    memcpy(port, colon ? colon + 1 : *tls ? "443" : "80", n);
     port[n] = 0;
     return true;
 }
@@ -64,10 +67,45 @@ static const char *find_ci(const char *hay, const char *needle)
     return NULL;
 }
 
+/* TLS on the connected blocking socket (its timeouts set): NULL after a message. */
+static fo_tls *tls_start(cli *c, int fd, const char *host, const char *port)
+{
+    char why[512];
+    fo_tls_ctx *ctx = fo_tls_ctx_client(c->ca ? c->ca : getenv("FLUSHOUT_CA"), why, sizeof(why));
+    fo_tls *t = ctx ? fo_tls_new(ctx, host) : NULL;
+    unsigned char in[16384];
+    int hs = 0;
+
+    if (!ctx) {
+        fprintf(stderr, "flushout: %s\n", why);
+        return NULL;
+    }
+    fo_tls_ctx_free(ctx);
+    while (t && (hs = fo_tls_handshake(t)) == 0) {
+        ssize_t n;
+        if (fo_tls_send_fd(t, fd) != 0 || (n = recv(fd, in, sizeof(in), 0)) <= 0) {
+            fprintf(stderr, "flushout: TLS with %s:%s failed: %s\n", host, port,
+                    errno == EAGAIN ? "timed out" : "the connection ended");
+            fo_tls_free(t);
+            return NULL;
+        }
+        fo_tls_input(t, in, (size_t)n);
+    }
+    if (t && (hs < 0 || fo_tls_hold(t))) {
+        fprintf(stderr, "flushout: cannot reach the hub at %s:%s: TLS: %s%s\n", host, port,
+                fo_tls_error(t),
+                fo_tls_verify_failed(t) ? " (for a private CA: --ca FILE or FLUSHOUT_CA)" : "");
+        fo_tls_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 /* One GET with Connection: close; CLI_OK or an exit code after a message on stderr. */
-static int http_get(cli *c, const char *host, const char *port, const char *target,
+static int http_get(cli *c, const char *host, const char *port, bool tls, const char *target,
                     http_answer *out)
 {
+    fo_tls *t = NULL;
     struct addrinfo hints, *ai = NULL;
     struct timeval tv;
     char req[1024], *buf = NULL, *body;
@@ -95,7 +133,10 @@ static int http_get(cli *c, const char *host, const char *port, const char *targ
              "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n%s%s%s\r\n", target, host,
              port, c->token ? "Authorization: Bearer " : "", c->token ? c->token : "",
              c->token ? "\r\n" : "");
-    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+    if (tls && !(t = tls_start(c, fd, host, port)))
+        goto out;
+    if (t ? fo_tls_write(t, req, strlen(req)) != 0 || fo_tls_send_fd(t, fd) != 0
+          : send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
         fprintf(stderr, "flushout: cannot send to %s:%s: %s\n", host, port, strerror(errno));
         goto out;
     }
@@ -108,7 +149,8 @@ static int http_get(cli *c, const char *host, const char *port, const char *targ
             }
             buf = nb;
         }
-        n = recv(fd, buf + len, cap - len - 1, 0);
+        n = t ? fo_tls_recv_fd(t, fd, buf + len, cap - len - 1)
+              : recv(fd, buf + len, cap - len - 1, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             fprintf(stderr, "flushout: timed out waiting for the hub\n");
             rc = CLI_ETIMEOUT;
@@ -138,6 +180,7 @@ static int http_get(cli *c, const char *host, const char *port, const char *targ
     rc = CLI_OK;
 out:
     free(buf);
+    fo_tls_free(t);
     if (fd >= 0)
         close(fd);
     if (ai)
@@ -151,10 +194,12 @@ int cli_audit(cli *c)
     uint64_t from = c->has_from ? c->from : 0;
     json_t *all = json_array(), *outj;
     char *text;
+    bool tls;
     int rc;
 
-    if (!split_url(c->url, host, sizeof(host), port, sizeof(port))) {
-        fprintf(stderr, "flushout: bad --url '%s': ws://HOST[:PORT][/PATH] expected\n", c->url);
+    if (!split_url(c->url, host, sizeof(host), port, sizeof(port), &tls)) {
+        fprintf(stderr, "flushout: bad --url '%s': ws[s]://HOST[:PORT][/PATH] expected\n",
+                c->url);
         json_decref(all);
         return CLI_EUSAGE;
     }
@@ -164,7 +209,7 @@ int cli_audit(cli *c)
         json_error_t err;
         snprintf(target, sizeof(target), "/v1/models/%s/audit?from=%llu", c->model,
                  (unsigned long long)from);
-        if ((rc = http_get(c, host, port, target, &a)) != CLI_OK) {
+        if ((rc = http_get(c, host, port, tls, target, &a)) != CLI_OK) {
             json_decref(all);
             return rc;
         }

@@ -33,6 +33,7 @@ typedef struct cli {
     cli_cmd cmd;
     /* options */
     const char *url, *token, *model;
+    const char *ca; /* --ca FILE; NULL: the library reads $FLUSHOUT_CA */
     double timeout_s; /* < 0: none */
     bool has_timeout;
     bool pretty, sequential_ids;

@@ -268,6 +268,9 @@ void cli_on_state(fo_client *cl, fo_client_state s, const char *why, void *data)
                  "the hub at %s refused the connection: %s (a token is missing or "
                  "not valid: --token)",
                  c->url, why + 17);
+    else if (!c->opened && strstr(why, "certificate is not trusted"))
+        cli_fail(c, CLI_EUNREACHABLE, "cannot reach the hub at %s: %s (for a private CA: "
+                 "--ca FILE or FLUSHOUT_CA)", c->url, why);
     else if (!c->opened)
         cli_fail(c, CLI_EUNREACHABLE, "cannot reach the hub at %s: %s", c->url, why);
     else

@@ -32,6 +32,8 @@ static const char usage_main[] =
     "  --url URL      the hub's WebSocket URL (default $FLUSHOUT_URL, else\n"
     "                 " DEFAULT_URL ")\n"
     "  --token TOKEN  sent as `Authorization: Bearer TOKEN` (default $FLUSHOUT_TOKEN)\n"
+    "  --ca FILE      wss://: trust the CAs in this PEM file (a private CA; default\n"
+    "                 $FLUSHOUT_CA, else the system's CAs); the hub is always verified\n"
     "  --timeout S    give up after S seconds (default 10; watch and presence: none)\n"
     "  --pretty       indent the JSON output\n"
     "  --help         this text; `flushout COMMAND --help` for one command\n"
@@ -297,6 +299,9 @@ static int parse_args(cli *c, int argc, char **argv)
         } else if (strcmp(name, "token") == 0) {
             TAKE();
             c->token = val;
+        } else if (strcmp(name, "ca") == 0) {
+            TAKE();
+            c->ca = val;
         } else if (strcmp(name, "timeout") == 0) {
             TAKE();
             if (!parse_secs(val, &c->timeout_s))
@@ -384,6 +389,7 @@ int main(int argc, char **argv)
         }
         if (strchr(argv[i], '=') == NULL && (strcmp(argv[i], "--url") == 0 ||
                                               strcmp(argv[i], "--token") == 0 ||
+                                              strcmp(argv[i], "--ca") == 0 ||
                                               strcmp(argv[i], "--timeout") == 0))
             i++; /* the option's value */
     }
@@ -408,6 +414,7 @@ int main(int argc, char **argv)
     fo_client_config_default(&cfg);
     cfg.url = c.url;
     cfg.token = c.token;
+    cfg.ca_file = c.ca;
     cfg.manual_flush = true;
     cfg.ids = c.sequential_ids ? FO_IDS_SEQUENTIAL : FO_IDS_RANDOM;
     cfg.connect_timeout_ms = 5000;
@@ -419,9 +426,12 @@ int main(int argc, char **argv)
     cfg.data = &c;
     uv_loop_init(&c.loop);
     if ((rc = fo_client_new(&c.loop, &cfg, &c.client)) != 0) {
-        if (rc == FO_EINVAL)
-            fprintf(stderr, "flushout: bad --url '%s': %s\n", c.url,
-                    fo_client_config_error(&cfg));
+        const char *why = fo_client_config_error(&cfg);
+        if (rc == FO_EINVAL && why && strncmp(why, "ca_file:", 8) == 0)
+            fprintf(stderr, "flushout: bad --ca '%s': %s\n", c.ca ? c.ca : getenv("FLUSHOUT_CA"),
+                    why + 9);
+        else if (rc == FO_EINVAL)
+            fprintf(stderr, "flushout: bad --url '%s': %s\n", c.url, why);
         else
             fprintf(stderr, "flushout: cannot start the client for '%s': %s\n", c.url,
                     fo_strerror(rc));

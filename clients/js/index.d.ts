@@ -87,7 +87,7 @@ export interface WebSocketLike {
 }
 
 export interface HubClientOptions {
-  /** ws://HOST:PORT/v1/ws. Default: the page's host in a browser, else ws://127.0.0.1:7420/v1/ws. */
+  /** ws://HOST:PORT/v1/ws, or wss:// for a hub with --tls-cert. Default: the page's host in a browser, else ws://127.0.0.1:7420/v1/ws. */
   url?: string;
   /** Sent as ?token= (browsers cannot set headers) and in hello. */
   token?: string;
@@ -98,6 +98,12 @@ export interface HubClientOptions {
   clientId?: string;
   /** WebSocket implementation. Default: globalThis.WebSocket, else the `ws` package. */
   WebSocket?: WebSocketLike;
+  /**
+   * wss:// with a private CA (Node): its certificates (PEM), passed to `ws` as `ca`.
+   * Default: Node's CAs (NODE_EXTRA_CA_CERTS adds to them). The hub's certificate is
+   * always verified.
+   */
+  ca?: string | Uint8Array;
   /** Connect in the constructor (default true). */
   autoConnect?: boolean;
   /** Idle delay before a background flush, ms (default 20). */

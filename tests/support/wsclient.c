@@ -53,7 +53,7 @@ static fo_ws *connect_fail(fo_ws_result *res, int rc, int status, const char *ms
         snprintf(res->message, sizeof(res->message), "%s", msg);
     }
     if (fd >= 0)
-        close(fd);
+        fo_wsnet_close(fd);
     free(head);
     return NULL;
 }
@@ -77,6 +77,9 @@ fo_ws *fo_ws_connect(const fo_ws_options *o, fo_ws_result *res)
     rc = fo_wsnet_tcp_connect(host, o->port, o->rcvbuf, deadline, &fd, err, sizeof(err));
     if (rc)
         return connect_fail(res, rc, 0, err, -1, NULL);
+    if (o->tls_ca && (rc = fo_wsnet_tls_start(fd, o->tls_ca, o->tls_name ? o->tls_name : host,
+                                              deadline, err, sizeof(err))))
+        return connect_fail(res, rc, 0, err, fd, NULL);
     if (RAND_bytes(nonce, sizeof(nonce)) != 1)
         return connect_fail(res, FO_WS_EIO, 0, "libcrypto failed to make a key", fd, NULL);
     fo_ws_key_make(nonce, key);
@@ -178,7 +181,7 @@ void fo_ws_free(fo_ws *c)
 {
     if (!c)
         return;
-    close(c->fd);
+    fo_wsnet_close(c->fd);
     free(c->rbuf);
     free(c->msg);
     fo_ws_parser_destroy(&c->parser);
@@ -296,7 +299,7 @@ static int fill(fo_ws *c, int64_t deadline)
         c->rcap = ncap;
     }
     for (;;) {
-        r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        r = fo_wsnet_recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (r > 0) {
             c->rlen += (size_t)r;
             return 0;
@@ -445,7 +448,7 @@ int fo_ws_wait_any(fo_ws *const *cs, int n, int timeout_ms)
     int map[256], k = 0, i, r;
 
     for (i = 0; i < n; i++)
-        if (cs[i] && fo_ws_pending(cs[i]))
+        if (cs[i] && (fo_ws_pending(cs[i]) || fo_wsnet_buffered(cs[i]->fd)))
             return i;
     for (i = 0; i < n && k < 256; i++) {
         if (!cs[i])

@@ -1,6 +1,6 @@
 /* wsclient.h - a minimal RFC 6455 WebSocket client for the hub's integration tests: one TCP
- * connection over loopback, blocking calls bounded by millisecond timeouts, no TLS, no
- * extensions. Test-only (library fo_testsupport); it never logs and never aborts.
+ * connection over loopback (optionally TLS, proto/tls.h), blocking calls bounded by
+ * millisecond timeouts, no extensions. Test-only (library fo_testsupport); it never logs and never aborts.
  *
  * Frames the client sends are masked (RFC 6455 5.3) with a fresh random key each. Frames it
  * receives must pass proto/ws.h's parser: unmasked, no RSV bits, lengths minimally encoded,
@@ -58,6 +58,9 @@ typedef struct fo_ws_options {
                                 * one plus not calling recv makes a slow subscriber */
     int timeout_ms;            /* connect + handshake; 0 = FO_WS_DEFAULT_TIMEOUT_MS */
     size_t max_message;        /* largest message fo_ws_recv accepts; 0 = 256 MiB */
+    const char *tls_ca;        /* wss: TLS verified against this CA file ("" = the system's
+                                * CAs); NULL = plain ws */
+    const char *tls_name;      /* the name the certificate must match; NULL = host */
 } fo_ws_options;
 
 /* Why a connect failed. */
@@ -140,6 +143,10 @@ int fo_ws_close(fo_ws *c, int code, int timeout_ms);
  * `extra_headers` as in fo_ws_options (may be NULL). FO_WS_E* on failure. */
 int fo_http_get(const char *host, int port, const char *target, const char *extra_headers,
                 int timeout_ms, int *status, char **body, size_t *body_len);
+/* fo_http_get over TLS, the server verified against ca_file ("" = the system's CAs). */
+int fo_https_get(const char *ca_file, const char *host, int port, const char *target,
+                 const char *extra_headers, int timeout_ms, int *status, char **body,
+                 size_t *body_len);
 
 /* The Sec-WebSocket-Accept for a key (RFC 6455 4.2.2): base64(SHA-1(key + GUID)). `out` gets
  * 28 characters and a NUL. Returns 0, or FO_WS_EIO if libcrypto failed. */

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,9 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/tls.h"
 #include "tests/support/wsclient.h"
 
 #define MAX_RESPONSE_HEAD 16384
+#define TLS_FDS 4096 /* sockets that can carry TLS: fds below this */
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -67,10 +70,124 @@ int fo_wsnet_wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
+/* ---- TLS: a socket's TLS, found by its fd --------------------------------------------- */
+
+static fo_tls *tls_of[TLS_FDS];
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static fo_tls *tls_get(int fd)
+{
+    fo_tls *t;
+
+    if (fd < 0 || fd >= TLS_FDS)
+        return NULL;
+    pthread_mutex_lock(&tls_lock);
+    t = tls_of[fd];
+    pthread_mutex_unlock(&tls_lock);
+    return t;
+}
+
+void fo_wsnet_close(int fd)
+{
+    if (fd < 0)
+        return;
+    if (fd < TLS_FDS) {
+        pthread_mutex_lock(&tls_lock);
+        fo_tls_free(tls_of[fd]);
+        tls_of[fd] = NULL;
+        pthread_mutex_unlock(&tls_lock);
+    }
+    close(fd);
+}
+
+bool fo_wsnet_buffered(int fd)
+{
+    fo_tls *t = tls_get(fd);
+
+    return t && fo_tls_buffered(t);
+}
+
+/* Sends what TLS has ready, waiting up to the deadline. */
+static int tls_send_all(int fd, fo_tls *t, int64_t deadline, char *err, size_t errlen)
+{
+    long left;
+
+    while ((left = fo_tls_send_fd(t, fd)) > 0) {
+        int rc = fo_wsnet_wait_fd(fd, POLLOUT, deadline);
+        if (rc)
+            return fo_wsnet_fail(err, errlen, rc, "send timed out with %ld bytes unsent", left);
+    }
+    return left < 0 ? fo_wsnet_fail(err, errlen, FO_WS_EIO, "send: %s", strerror(errno)) : 0;
+}
+
+int fo_wsnet_tls_start(int fd, const char *ca_file, const char *name, int64_t deadline,
+                       char *err, size_t errlen)
+{
+    char why[512];
+    fo_tls_ctx *ctx = fo_tls_ctx_client(ca_file, why, sizeof(why));
+    fo_tls *t;
+    unsigned char buf[16384];
+    int rc;
+
+    if (fd < 0 || fd >= TLS_FDS)
+        return fo_wsnet_fail(err, errlen, FO_WS_EIO, "fd %d too large for TLS", fd);
+    if (!ctx)
+        return fo_wsnet_fail(err, errlen, FO_WS_EIO, "TLS: %s", why);
+    t = fo_tls_new(ctx, name);
+    fo_tls_ctx_free(ctx); /* the connection holds its own reference */
+    if (!t)
+        return fo_wsnet_fail(err, errlen, FO_WS_EIO, "TLS: out of memory");
+    while ((rc = fo_tls_handshake(t)) == 0) {
+        ssize_t r;
+        if ((rc = tls_send_all(fd, t, deadline, err, errlen)))
+            break;
+        if ((rc = fo_wsnet_wait_fd(fd, POLLIN, deadline))) {
+            rc = fo_wsnet_fail(err, errlen, rc, "TLS handshake: %s",
+                               rc == FO_WS_ETIMEDOUT ? "timed out" : strerror(errno));
+            break;
+        }
+        r = recv(fd, buf, sizeof(buf), 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0) {
+            rc = fo_wsnet_fail(err, errlen, FO_WS_EEOF, "TLS handshake: the connection ended");
+            break;
+        }
+        fo_tls_input(t, buf, (size_t)r);
+    }
+    if (rc == FO_TLS_ERROR)
+        rc = fo_wsnet_fail(err, errlen, FO_WS_EPROTO, "TLS: %s", fo_tls_error(t));
+    if (rc == 1) /* what came behind the handshake is kept */
+        rc = fo_tls_hold(t) ? fo_wsnet_fail(err, errlen, FO_WS_EIO, "out of memory")
+                            : tls_send_all(fd, t, deadline, err, errlen);
+    if (rc) {
+        fo_tls_free(t);
+        return rc;
+    }
+    pthread_mutex_lock(&tls_lock);
+    tls_of[fd] = t;
+    pthread_mutex_unlock(&tls_lock);
+    return 0;
+}
+
+ssize_t fo_wsnet_recv(int fd, void *buf, size_t cap)
+{
+    fo_tls *t = tls_get(fd);
+
+    return t ? fo_tls_recv_fd(t, fd, buf, cap) : recv(fd, buf, cap, 0);
+}
+
 /* Writes all bytes before the deadline. */
 int fo_wsnet_write_all(int fd, const void *p, size_t n, int64_t deadline, char *err, size_t errlen)
 {
     const char *s = p;
+    fo_tls *t = tls_get(fd);
+
+    if (t) {
+        if (fo_tls_write(t, p, n))
+            return fo_wsnet_fail(err, errlen, FO_WS_EIO, "TLS: %s", fo_tls_error(t));
+        return tls_send_all(fd, t, deadline, err, errlen);
+    }
 
     while (n > 0) {
         ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
@@ -189,7 +306,7 @@ int fo_wsnet_read_response(int fd, int64_t deadline, bool to_eof, char **buf, si
             b = nb;
             cap *= 2;
         }
-        r = recv(fd, b + n, cap - n - 1, 0);
+        r = fo_wsnet_recv(fd, b + n, cap - n - 1);
         if (r > 0) {
             n += (size_t)r;
             continue;
@@ -324,6 +441,14 @@ static long dechunk(char *b, size_t n)
 int fo_http_get(const char *host, int port, const char *target, const char *extra_headers,
                 int timeout_ms, int *status, char **body, size_t *body_len)
 {
+    return fo_https_get(NULL, host, port, target, extra_headers, timeout_ms, status, body,
+                        body_len);
+}
+
+int fo_https_get(const char *ca_file, const char *host, int port, const char *target,
+                 const char *extra_headers, int timeout_ms, int *status, char **body,
+                 size_t *body_len)
+{
     int64_t deadline = fo_wsnet_deadline(timeout_ms);
     char err[512], req[2048], te[64], cl[64];
     char *buf = NULL;
@@ -337,18 +462,22 @@ int fo_http_get(const char *host, int port, const char *target, const char *extr
     rc = fo_wsnet_tcp_connect(host, port, 0, deadline, &fd, err, sizeof(err));
     if (rc)
         return rc;
+    if (ca_file && (rc = fo_wsnet_tls_start(fd, ca_file, host, deadline, err, sizeof(err)))) {
+        close(fd);
+        return rc;
+    }
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nConnection: close\r\n%s\r\n", target,
                  strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
                  extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(req)) {
-        close(fd);
+        fo_wsnet_close(fd);
         return FO_WS_EIO;
     }
     rc = fo_wsnet_write_all(fd, req, (size_t)n, deadline, err, sizeof(err));
     if (!rc)
         rc = fo_wsnet_read_response(fd, deadline, true, &buf, &len, &head_len, err, sizeof(err));
-    close(fd);
+    fo_wsnet_close(fd);
     if (rc)
         return rc;
     *status = fo_wsnet_status(buf);

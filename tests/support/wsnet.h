@@ -10,7 +10,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+/* TLS on a connected socket (proto/tls.h): verifies the server against ca_file ("" or
+ * NULL: the system's CAs) and `name`; from then on fo_wsnet_write_all, fo_wsnet_recv and
+ * fo_wsnet_read_response go through it, until fo_wsnet_close. */
+int fo_wsnet_tls_start(int fd, const char *ca_file, const char *name, int64_t deadline,
+                       char *err, size_t errlen);
+/* recv(2), decrypted when the socket has TLS (0: EOF or close_notify; -1 with errno EAGAIN
+ * when nothing whole came yet, EPROTO on a TLS failure). */
+ssize_t fo_wsnet_recv(int fd, void *buf, size_t cap);
+/* Whether TLS holds bytes fo_wsnet_recv returns without the socket being readable. */
+bool fo_wsnet_buffered(int fd);
+/* Closes the socket and drops its TLS. */
+void fo_wsnet_close(int fd);
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t fo_wsnet_now_ms(void);
 /* now + timeout_ms; a negative timeout means FO_WS_DEFAULT_TIMEOUT_MS. */

@@ -74,6 +74,8 @@ function describeConnectError(text, url) {
   if (/ECONNREFUSED/.test(text)) return { message: `connection refused (${hostOf(url)})` };
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return { message: `host not found (${hostOf(url)})` };
   if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/.test(text)) return { message: `${hostOf(url)} unreachable (${text})` };
+  if (/self[- ]signed|unable to verify|unable to get (local )?issuer|certificate has expired|does not match certificate|altnames|CERT_/i.test(text))
+    return { message: `TLS: the hub's certificate is not trusted (${text}); for a private CA pass \`ca\` (Node) or set NODE_EXTRA_CA_CERTS` };
   if (/ECONNRESET|socket hang up/.test(text)) return { message: `connection reset by ${hostOf(url)} during the upgrade` };
   if (/^Invalid URL|The URL's protocol/.test(text)) return { message: `bad URL ${url}: ${text}` };
   if (/network error|non-101/i.test(text)) return null; // undici: no status, probe instead
@@ -131,8 +133,18 @@ function describeClose(code, reason) {
   return `connection closed: ${code ?? "no code"} (${what})`;
 }
 
-async function resolveWebSocket(injected) {
+async function resolveWebSocket(injected, needOptions) {
   if (injected) return injected;
+  if (needOptions) {
+    // A CA to pass: the `ws` package takes TLS options; a global (browser or undici)
+    // WebSocket would ignore them, so it is not used then.
+    try {
+      const mod = await import("ws");
+      return mod.WebSocket || mod.default;
+    } catch (_) {
+      throw new Error("flushout-hub-client: the `ca` option needs the `ws` package in Node; install it or pass options.WebSocket");
+    }
+  }
   if (typeof globalThis.WebSocket === "function") return globalThis.WebSocket;
   try {
     // Node without a global WebSocket: the `ws` package (an optional peer dependency).
@@ -173,6 +185,9 @@ export class HubClient extends Emitter {
       watchNetwork: options.watchNetwork ?? true,
     };
     this._WebSocket = options.WebSocket;
+    // wss with a private CA in Node (PEM text or Buffer, passed to `ws`; Node's own
+    // NODE_EXTRA_CA_CERTS works too). The hub's certificate is always verified.
+    this._ca = options.ca;
     this.status = "offline";
     this.session = null;
     this.server = null;
@@ -237,7 +252,7 @@ export class HubClient extends Emitter {
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = null;
     this._setStatus("connecting");
-    resolveWebSocket(this._WebSocket).then(
+    resolveWebSocket(this._WebSocket, this._ca !== undefined && /^wss:/i.test(this.url)).then(
       (WS) => {
         if (this._closed || this._ws || this.status !== "connecting") return;
         this._WebSocket = WS;
@@ -319,7 +334,7 @@ export class HubClient extends Emitter {
     }
     let ws;
     try {
-      ws = new WS(url, SUBPROTOCOL);
+      ws = this._ca !== undefined && /^wss:/i.test(url) ? new WS(url, SUBPROTOCOL, { ca: this._ca }) : new WS(url, SUBPROTOCOL);
     } catch (err) {
       this._emitError({ code: "connect", message: `bad URL ${this.url}: ${String(err && err.message)}`, url: this.url });
       this._scheduleReconnect();

@@ -363,6 +363,8 @@ static void on_readable_tls(fo_session *s)
         fo_session_end(s);
         return;
     }
+    s->last_rx_ms = fo_hub_now_ms(s->hub); /* --idle-timeout-ms: bytes on the socket */
+    s->pinged = false;
     fo_tls_input(s->tls, s->hub->tls_in, (size_t)n);
     tls_decrypt(s);
 }
@@ -384,7 +386,7 @@ static void on_readable(fo_session *s)
         fo_session_end(s);
         return;
     }
-    s->last_rx_ms = fo_hub_now_ms(h); /* --idle-timeout-ms: anything, a pong included */
+    s->last_rx_ms = fo_hub_now_ms(s->hub); /* --idle-timeout-ms: anything, a pong too */
     s->pinged = false;
     if (s->state == FO_SESSION_CLOSED)
         return; /* our close frame is out: what still comes is dropped */

@@ -281,8 +281,14 @@ int fo_hubproc_start(fo_hubproc *h)
     argv[argc++] = "--log-level";
     argv[argc++] = "info";
     /* These tests speak the protocol raw and do not retry: no shedding because a loaded
-     * test machine stalled a turn. A test of overload passes the flag again (last wins). */
+     * test machine stalled a turn, and no per-connection flush or byte rate (some drive one
+     * connection far past the defaults on purpose). The limits' own tests pass the flags
+     * again (last wins). */
     argv[argc++] = "--overload-lag-ms";
+    argv[argc++] = "0";
+    argv[argc++] = "--flush-rate";
+    argv[argc++] = "0";
+    argv[argc++] = "--bytes-rate";
     argv[argc++] = "0";
     for (i = 0; i < h->nargs; i++)
         argv[argc++] = h->args[i];

@@ -51,9 +51,11 @@ start_srv() {
         # FO_BENCH_INTERCEPTORS=bench/rules/stamp.lua: every hub runs with that rules file
         # (the stamping rule on every command; compare with a run without it).
         # Thousands of connections from one address, flushes as fast as the hub takes them:
-        # the per-address and per-connection rates are off (the capacity is what is measured).
+        # the per-address and per-connection rates and overload shedding are off (the
+        # capacity is what is measured, as against the peer, which sheds nothing).
         bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$SRV_CPU" "$HUB" \
-            --listen 127.0.0.1:0 --conn-rate 0 --flush-rate 0 --max-connections 19000 ${FO_BENCH_INTERCEPTORS:+--interceptors "$FO_BENCH_INTERCEPTORS"} \
+            --listen 127.0.0.1:0 --conn-rate 0 --flush-rate 0 --bytes-rate 0 --overload-lag-ms 0 \
+            --max-connections 19000 ${FO_BENCH_INTERCEPTORS:+--interceptors "$FO_BENCH_INTERCEPTORS"} \
             "$@" 2>"$log" &
     fi
     SRV_PID=$!

@@ -41,18 +41,34 @@ for t in value doc pathmap batch master proxy wire splice json ws rules console 
     check "test_$t" "${vg[@]}" "$build/tests/test_$t" --jobs 1
 done
 
-# A hub session: start, apply, read back, SIGTERM; the hub must exit 0 with no error.
-hub_session() {
-    local log=$tmp/hub.log port
-    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
-        --sequential-ids 2>"$log" &
+# start_hub LOG ARGS...: a memory-store hub under valgrind on a free loopback port; sets
+# hub_pid and port (the caller's `local port`). stop_hub LOG: SIGTERM, and it must exit 0.
+start_hub() {
+    local log=$1
+    shift
+    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory "$@" 2>"$log" &
     hub_pid=$!
     for _ in $(seq 1 200); do
         port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
-        [ -n "$port" ] && break
+        [ -n "$port" ] && return 0
         sleep 0.1
     done
-    [ -n "$port" ] || { cat "$log"; return 1; }
+    cat "$log"
+    return 1
+}
+stop_hub() {
+    local rc
+    kill -TERM "$hub_pid"
+    wait "$hub_pid"
+    rc=$?
+    hub_pid=
+    [ $rc -eq 0 ] || { tail -40 "$1"; return 1; }
+}
+
+# A hub session: start, apply, read back, SIGTERM; the hub must exit 0 with no error.
+hub_session() {
+    local log=$tmp/hub.log port
+    start_hub "$log" --sequential-ids || return 1
     local url=ws://127.0.0.1:$port/v1/ws cli=$build/clients/flushout
     "$cli" --url "$url" --timeout 20 apply vg '{"action":"update","props":{"a":1}}' \
         '{"action":"update","props":{"b":[1,"x"],"c":{"d":null}}}' \
@@ -62,11 +78,7 @@ hub_session() {
     # The console's model list and details (an open hub on loopback).
     curl -sf "http://127.0.0.1:$port/v1/console/models" | grep -q '"name":"vg"' || return 1
     curl -sf "http://127.0.0.1:$port/v1/console/models/vg" | grep -q '"count":3' || return 1
-    kill -TERM "$hub_pid"
-    wait "$hub_pid"
-    local rc=$?
-    hub_pid=
-    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+    stop_hub "$log"
 }
 check hub_session hub_session
 
@@ -75,15 +87,7 @@ check hub_session hub_session
 hub_jwt_session() {
     local log=$tmp/hub-jwt.log port secret=$tmp/secret cli=$build/clients/flushout
     printf 'valgrind-secret-0123456789abcdef-0123456789\n' >"$secret"
-    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
-        --jwt-secret-file "$secret" 2>"$log" &
-    hub_pid=$!
-    for _ in $(seq 1 200); do
-        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$log"; return 1; }
+    start_hub "$log" --jwt-secret-file "$secret" || return 1
     local url=ws://127.0.0.1:$port/v1/ws tok short
     tok=$("$cli" token --secret-file "$secret" --sub vg --models 'vg*=rw' --ttl 1h) || return 1
     "$cli" --url "$url" --token "$tok" --timeout 20 apply vg '{"action":"update","props":{"a":1}}' \
@@ -107,11 +111,7 @@ hub_jwt_session() {
     kill -HUP "$hub_pid"
     hup_wait 'SIGHUP: tokens not reloaded' || return 1
     "$cli" --url "$url" --token "$tok" --timeout 20 get vg >/dev/null || return 1
-    kill -TERM "$hub_pid"
-    wait "$hub_pid"
-    local rc=$?
-    hub_pid=
-    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+    stop_hub "$log"
 }
 check hub_jwt_session hub_jwt_session
 
@@ -119,15 +119,7 @@ check hub_jwt_session hub_jwt_session
 # at exit), an idle connection pinged and closed, flushes through the token buckets.
 hub_limits_session() {
     local log=$tmp/hub-limits.log port cli=$build/clients/flushout url code
-    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
-        --conn-rate 1 --idle-timeout-ms 1000 --flush-rate 5 2>"$log" &
-    hub_pid=$!
-    for _ in $(seq 1 200); do
-        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$log"; return 1; }
+    start_hub "$log" --conn-rate 1 --idle-timeout-ms 1000 --flush-rate 5 || return 1
     url=ws://127.0.0.1:$port/v1/ws
     "$cli" --url "$url" --timeout 20 apply vl '{"action":"update","props":{"a":1}}' \
         '{"action":"update","props":{"b":2}}' >/dev/null || return 1
@@ -149,11 +141,7 @@ hub_limits_session() {
     [ "$code" = 429 ] || { echo "third upgrade at once: $code"; return 1; }
     [ "$(cat "$tmp/up1")$(cat "$tmp/up2")" = 101101 ] || { echo "upgrades: $(cat "$tmp"/up?)"; return 1; }
     grep -q 'idle for' "$log" || { echo "no idle close"; return 1; }
-    kill -TERM "$hub_pid"
-    wait "$hub_pid"
-    local rc=$?
-    hub_pid=
-    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+    stop_hub "$log"
 }
 check hub_limits_session hub_limits_session
 # A hub with TLS (a certificate made here): wss through the CLI (apply, get, audit over
@@ -164,15 +152,7 @@ hub_tls_session() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
         -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || return 1
-    "${vg[@]}" "$build/hub/flushout-hub" --listen 127.0.0.1:0 --store memory \
-        --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" 2>"$log" &
-    hub_pid=$!
-    for _ in $(seq 1 200); do
-        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$log"; return 1; }
+    start_hub "$log" --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" || return 1
     local url=wss://127.0.0.1:$port/v1/ws
     "$cli" --url "$url" --ca "$tmp/cert.pem" --timeout 20 apply vg \
         '{"action":"update","props":{"a":1}}' >/dev/null || return 1
@@ -185,11 +165,7 @@ hub_tls_session() {
     curl -s "http://127.0.0.1:$port/healthz" | grep -q 'speaks TLS' || return 1
     printf '\x16\x03\x01\x00\x05hello' | timeout 10 curl -s "telnet://127.0.0.1:$port" \
         >/dev/null 2>&1
-    kill -TERM "$hub_pid"
-    wait "$hub_pid"
-    local rc=$?
-    hub_pid=
-    [ $rc -eq 0 ] || { tail -40 "$log"; return 1; }
+    stop_hub "$log"
 }
 check hub_tls_session hub_tls_session
 # The NATS JetStream store against a real nats-server (not run under valgrind itself: a Go

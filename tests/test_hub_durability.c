@@ -23,14 +23,6 @@ static void setup(void)
 
 TestSuite(hub_durability, .init = setup, .fini = ht_cleanup, .timeout = 120);
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char *history_json(ht_client *c, const char *model, uint64_t from)
 {
     fo_batch b = ht_history(c, model, from, false, 0);
@@ -330,7 +322,7 @@ Test(hub_durability, sigkill_under_load_keeps_every_acked_command)
 {
     fo_hubproc *h = ht_hub_start("sqlite", NULL);
     load l;
-    int64_t t0 = now_ms();
+    int64_t t0 = ht_now_ms();
 
     load_start(&l, h, 4);
     load_run(&l, 4, 400);
@@ -338,7 +330,7 @@ Test(hub_durability, sigkill_under_load_keeps_every_acked_command)
     for (int i = 0; i < l.n; i++)
         writer_send(&l.w[i]);
     cr_assert_eq(fo_hubproc_kill(h), 0);
-    cr_log_info("%d acks in %lld ms before SIGKILL", l.nacks, (long long)(now_ms() - t0));
+    cr_log_info("%d acks in %lld ms before SIGKILL", l.nacks, (long long)(ht_now_ms() - t0));
     for (int i = 0; i < l.n; i++)
         ht_drop(l.w[i].c);
     ht_hub_restart(h);

@@ -28,14 +28,6 @@ static void setup(void)
 
 TestSuite(hub_faults, .init = setup, .fini = ht_cleanup, .timeout = 180);
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* How many commands of a model's whole history update `key`. */
 static int history_count(ht_client *c, const char *model, const char *key)
 {
@@ -118,12 +110,12 @@ typedef struct keyed {
 static uint64_t drain_pushes(ht_client *r, const char *model, char **at, uint64_t count,
                              uint64_t want, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = ht_now_ms() + timeout_ms;
     char d[512];
 
     for (;;) {
         fo_msg m;
-        int left = (int)(end - now_ms()), rc;
+        int left = (int)(end - ht_now_ms()), rc;
         if (count >= want && !fo_ws_pending(r->ws))
             left = 0;
         if (left < 0 || fo_ws_wait_any(&r->ws, 1, left) < 0)

@@ -20,14 +20,6 @@ static void setup(void)
 
 TestSuite(hub_kills, .init = setup, .fini = ht_cleanup, .timeout = 240);
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 #define KW 4         /* writers, two per model */
 #define KILLS 20     /* kill -9 cycles */
 #define KWINDOW 4    /* flushes in flight per writer */
@@ -144,7 +136,7 @@ Test(hub_kills, twenty_sigkills_under_write_load_lose_no_ack_and_apply_once)
     fo_hubproc *h = ht_hub_start("sqlite", args);
     kwriter *ws = calloc(KW, sizeof(*ws));
     int dups = 0, superseded = 0, retries = 0, acks_total = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = ht_now_ms();
 
     cr_assert_not_null(ws);
     ht_defer(free, ws);
@@ -185,7 +177,7 @@ Test(hub_kills, twenty_sigkills_under_write_load_lose_no_ack_and_apply_once)
     kw_reconnect(h, ws, &dups, &superseded, &retries);
     cr_log_info("%d kill -9 cycles in %lld ms: %d acks under load, %d flushes retried after a "
                 "kill: %d answered as stored (the last seq), %d refused as below the last seq",
-                KILLS, (long long)(now_ms() - t0), acks_total, retries, dups, superseded);
+                KILLS, (long long)(ht_now_ms() - t0), acks_total, retries, dups, superseded);
 
     /* Every flush was acked once; each is in its model's history exactly once. */
     {

@@ -34,14 +34,6 @@ static void teardown(void)
 
 TestSuite(hub_limits, .init = setup, .fini = teardown, .timeout = 90);
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(uint64_t ms)
 {
     usleep((useconds_t)(ms * 1000));
@@ -170,14 +162,14 @@ Test(hub_limits, new_connections_per_address_get_429_past_the_rate)
     cr_assert_null(more, "an 11th connection in a row passed --conn-rate 5 (burst 10)");
     cr_assert_eq(res.http_status, 429, "want 429, got %d: %s", res.http_status, res.message);
     /* The bucket refills at 5/s: one more within a second. */
-    t0 = now_ms();
-    while (!(more = try_connect(h, &res)) && now_ms() - t0 < 3000) {
+    t0 = ht_now_ms();
+    while (!(more = try_connect(h, &res)) && ht_now_ms() - t0 < 3000) {
         cr_assert_eq(res.http_status, 429);
         sleep_ms(50);
     }
     cr_assert_not_null(more, "no connection taken 3 s after the burst: %s", res.message);
-    cr_assert_leq(now_ms() - t0, 1000, "the rate did not refill (%llu ms)",
-                  (unsigned long long)(now_ms() - t0));
+    cr_assert_leq(ht_now_ms() - t0, 1000, "the rate did not refill (%llu ms)",
+                  (unsigned long long)(ht_now_ms() - t0));
     fo_ws_free(more);
     for (int i = 0; i < 10; i++)
         fo_ws_free(ws[i]);
@@ -228,11 +220,11 @@ Test(hub_limits, a_client_flushing_under_the_rate_is_never_limited)
      * error other than rate_limited, and this counts those). */
     for (int i = 0; i < 25; i++) {
         fo_batch b = update_batch((uint64_t)i, i, 0);
-        uint64_t t = now_ms();
+        uint64_t t = ht_now_ms();
         cr_assert_eq(flush_retrying(c, "calm", (uint64_t)i + 1, &b, FO_ERR_RATE_LIMITED), 0,
                      "flush %d was limited at 8/s under --flush-rate 10", i);
-        if (now_ms() - t < 125)
-            sleep_ms(125 - (now_ms() - t));
+        if (ht_now_ms() - t < 125)
+            sleep_ms(125 - (ht_now_ms() - t));
     }
     assert_all_there(c, "calm", 25);
 }

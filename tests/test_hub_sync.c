@@ -23,14 +23,6 @@ static void setup(void)
 
 TestSuite(hub_sync, .init = setup, .fini = ht_cleanup, .timeout = 120);
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void converge(int n, int rounds, uint64_t seed, const char *const *args)
 {
     /* The oracle keeps all history: so must the hub, or a client that falls more than
@@ -281,14 +273,14 @@ Test(hub_sync, slow_subscriber_is_bounded_and_catches_up, .timeout = 240)
      * on the ASan build: the hub grows by ~13 MB here with or without a slow subscriber (its
      * allocator and sqlite settle), and that plateau does not move with n; a hub that queued
      * everything would grow by about n * blob. Half of that is the bound. */
-    t0 = now_ms();
+    t0 = ht_now_ms();
     write_blobs(h, w, "big", (uint64_t)warm, n, blob, 32, fast, &peak);
     while (fo_proxy_committed_count(fast->p) < target)
         cr_assert(ht_peer_pump(&fast, 1, HT_TIMEOUT_MS), "the fast subscriber stalled");
     after = fo_hubproc_rss_kb(h);
     cr_log_info("slow subscriber: %.1f MB pushed in %lld ms; hub RSS %ld KB before, peak %ld KB, "
                 "%ld KB after",
-                pushed_mb, (long long)(now_ms() - t0), before, peak, after);
+                pushed_mb, (long long)(ht_now_ms() - t0), before, peak, after);
     cr_assert(peak - before < (long)(pushed_mb * 1024 / 2),
               "the hub grew by %ld KB while %.1f MB were pushed at a subscriber that does not read:"
               " its backlog is not bounded",
@@ -300,7 +292,7 @@ Test(hub_sync, slow_subscriber_is_bounded_and_catches_up, .timeout = 240)
                  "no write was partial: the slow subscriber's socket never filled");
 
     /* It reads again: it must end equal to the hub, through fewer messages than batches. */
-    t0 = now_ms();
+    t0 = ht_now_ms();
     while (fo_proxy_committed_count(slow->p) < target) {
         if (!ht_peer_pump(&slow, 1, HT_TIMEOUT_MS)) {
             ht_hub_dump(h);
@@ -316,7 +308,7 @@ Test(hub_sync, slow_subscriber_is_bounded_and_catches_up, .timeout = 240)
     ht_assert_value_eq(fo_proxy_document(fast->p), s.document, "the fast subscriber's document");
     cr_log_info("slow subscriber caught up in %lld ms; %llu pushes and %llu snaps in all for %d "
                 "batches",
-                (long long)(now_ms() - t0), (unsigned long long)slow->pushes,
+                (long long)(ht_now_ms() - t0), (unsigned long long)slow->pushes,
                 (unsigned long long)slow->snaps, warm + n);
     cr_assert(slow->pushes + slow->snaps < (uint64_t)warm + (uint64_t)n,
               "%llu pushes + %llu snaps for %d batches: nothing was coalesced",

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proto/json.h"
+#include "tests/support/wsnet.h"
 
 /* Registry for ht_cleanup: tests end early on a failed assertion. */
 #define MAX_HUBS 16
@@ -54,6 +55,12 @@ static void unreg(void **arr, int n, void *p)
     for (int i = 0; i < n; i++)
         if (arr[i] == p)
             arr[i] = NULL;
+}
+
+
+int64_t ht_now_ms(void)
+{
+    return fo_wsnet_now_ms();
 }
 
 /* ---- hubs ---------------------------------------------------------------------------------- */

@@ -23,6 +23,9 @@
 
 /* ---- hubs ---------------------------------------------------------------------------------- */
 
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t ht_now_ms(void);
+
 /* Starts a hub (store "memory" or "sqlite"; args NULL-terminated or NULL); asserts it is up. */
 fo_hubproc *ht_hub_start(const char *store, const char *const *args);
 /* Same with full options (env, bin). */

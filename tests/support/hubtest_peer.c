@@ -8,14 +8,6 @@
 
 #include "proto/json.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void peer_free_cb(void *p)
 {
     ht_peer_free(p);
@@ -178,7 +170,7 @@ bool ht_peer_pump(ht_peer **ps, int n, int timeout_ms)
 
 void ht_peers_settle(ht_peer **ps, int n, uint64_t count, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = ht_now_ms() + timeout_ms;
     int i;
 
     for (;;) {
@@ -191,7 +183,7 @@ void ht_peers_settle(ht_peer **ps, int n, uint64_t count, int timeout_ms)
         }
         if (done)
             return;
-        if (now_ms() > deadline)
+        if (ht_now_ms() > deadline)
             break;
         ht_peer_pump(ps, n, 100);
     }

@@ -223,7 +223,7 @@ static void fail(fo_pending *p, const char *why)
         req.model = m->name;
         req.model_len = m->name_len;
         snprintf(text, sizeof(text), "%s%s", why,
-                 p->kind == FO_PEND_ACK ? "; the flush was not applied: retry it" : "");
+                 p->kind == FO_PEND_ACK ? "; the flush may not be stored: retry it with the same seq (it applies once)" : "");
         fo_reply_error(p->sink, &req, FO_ERR_INTERNAL, text);
         if (p->kind == FO_PEND_ACK)
             m->hub->metrics.flush_errors++;

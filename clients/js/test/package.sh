@@ -14,9 +14,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "SKIPPED: node/npm not installed (scripts/install-deps.sh test installs them)"
     exit 77
 fi
-if [[ ! -f "$pkg/node_modules/typescript/package.json" || ! -f "$pkg/node_modules/ws/package.json" ]]; then
-    (cd "$pkg" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+"$pkg/test/deps.sh"
 export FLUSHOUT_HUB="${FLUSHOUT_HUB:-$pkg/../../build/asan/hub/flushout-hub}"
 if [[ ! -x "$FLUSHOUT_HUB" ]]; then
     echo "package.sh: no hub at $FLUSHOUT_HUB (build it, or set FLUSHOUT_HUB)" >&2

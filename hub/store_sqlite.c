@@ -21,7 +21,7 @@
 
 #define DB_FILE "flushout.db"
 #define LOCK_FILE "flushout.lock"
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* migrations[v] takes a database from user_version v to v + 1, inside one transaction. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -43,6 +43,31 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " model TEXT NOT NULL, from_count INTEGER NOT NULL, ord INTEGER NOT NULL,"
     " len INTEGER NOT NULL, original BLOB NOT NULL, audit TEXT NOT NULL,"
     " PRIMARY KEY (model, from_count, ord)) WITHOUT ROWID;",
+    /* 3: log, snapshots and rules become rowid tables with a unique index on the old key.
+     * A WITHOUT ROWID table keeps at most ~1 KB of a row in its B-tree page (on 4 KB pages)
+     * and spills the rest to an overflow page of its own: a batch of ten 100-byte commands
+     * (~1.4 KB) took two pages, three quarters of the file was empty overflow space. A
+     * rowid table keeps rows of up to ~4 KB in the leaf. */
+    "CREATE TABLE log3 ("
+    " model TEXT NOT NULL, from_count INTEGER NOT NULL, len INTEGER NOT NULL,"
+    " client TEXT NOT NULL, seq INTEGER NOT NULL, batch BLOB NOT NULL,"
+    " now_ms INTEGER, identity TEXT, UNIQUE (model, from_count));"
+    "INSERT INTO log3 SELECT model, from_count, len, client, seq, batch, now_ms, identity"
+    " FROM log ORDER BY model, from_count;"
+    "DROP TABLE log; ALTER TABLE log3 RENAME TO log;"
+    "CREATE TABLE snapshots3 ("
+    " model TEXT NOT NULL, cmd_count INTEGER NOT NULL, doc BLOB NOT NULL,"
+    " UNIQUE (model, cmd_count));"
+    "INSERT INTO snapshots3 SELECT model, cmd_count, doc FROM snapshots"
+    " ORDER BY model, cmd_count;"
+    "DROP TABLE snapshots; ALTER TABLE snapshots3 RENAME TO snapshots;"
+    "CREATE TABLE rules3 ("
+    " model TEXT NOT NULL, from_count INTEGER NOT NULL, ord INTEGER NOT NULL,"
+    " len INTEGER NOT NULL, original BLOB NOT NULL, audit TEXT NOT NULL,"
+    " UNIQUE (model, from_count, ord));"
+    "INSERT INTO rules3 SELECT model, from_count, ord, len, original, audit FROM rules"
+    " ORDER BY model, from_count, ord;"
+    "DROP TABLE rules; ALTER TABLE rules3 RENAME TO rules;",
 };
 
 enum {

@@ -1,6 +1,6 @@
 /* Server-side rules in a real hub over loopback: rejections in the ApplyResult and in the
  * audit (real SQLite), an endless rule stopped while another model is served, SIGHUP
- * reloads, --check-interceptors, replay, and a data dir of schema 1 migrated. */
+ * reloads, --check-interceptors, replay, and a data dir of schema 1 migrated (to 3). */
 #include <jansson.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -402,7 +402,17 @@ Test(hub_rules, schema_1_data_dir_is_migrated)
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(st, 0), 2);
+    cr_assert_eq(sqlite3_column_int(st, 0), 3);
+    sqlite3_finalize(st);
+    /* schema 3: the log and rules are rowid tables; the old row was carried over (the new
+     * flush's only command failed its rule: a rules row, no log row) */
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(rowid) FROM log WHERE model ="
+                                        " 'todos:m' AND from_count = 0), (SELECT count(rowid)"
+                                        " FROM rules WHERE model = 'todos:m')", -1, &st, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(st, 0), 1);
+    cr_assert_eq(sqlite3_column_int(st, 1), 1);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }

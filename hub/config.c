@@ -236,9 +236,10 @@ static const fo_setting rows[] = {
              "(default 20; 0: off)"},
     {.name = "overload-lag-ms", .type = FO_SET_UINT, F(overload_lag_ms), .def = "200",
      .arg = "N",
-     .help = "when a loop turn takes longer than N ms, new flushes get\n"
-             "error overloaded with retryAfterMs for as long as it took;\n"
-             "accepted flushes are still acked (default 200; 0: off)"},
+     .help = "when more than half of the last second (or 3 N ms) went to\n"
+             "loop turns longer than N ms, in two turns or more, new\n"
+             "flushes get error overloaded with retryAfterMs until the loop\n"
+             "keeps up; accepted flushes are still acked (default 200; 0: off)"},
     {.name = "cluster", .type = FO_SET_STRING, F(cluster), .arg = "URLS", .parse = parse_cluster,
      .help = "keep the models' logs in NATS JetStream instead of --store:\n"
              "nats://HOST:PORT[,nats://...] (stream FLUSHOUT, created if\n"

@@ -86,6 +86,7 @@ void fo_limits_init(fo_hub *h)
     fo_strmap_init(&h->lim.addrs);
     h->lim.rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)uv_hrtime();
     h->lim.max_connections = h->cfg.max_connections;
+    fo_lag_window_init(&h->lim.lag, h->cfg.overload_lag_ms);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         room = rl.rlim_cur > FD_RESERVE ? rl.rlim_cur - FD_RESERVE : 1;
         if (room < h->lim.max_connections) {
@@ -199,41 +200,119 @@ void fo_conn_rate_sweep(fo_hub *h)
     free(c.keys);
 }
 
+void fo_lag_window_init(fo_lag_window *w, uint64_t threshold_ms)
+{
+    memset(w, 0, sizeof(*w));
+    w->span_ms = threshold_ms * 3 > 1000 ? threshold_ms * 3 : 1000;
+    w->slot_ms = w->span_ms / FO_LAG_SLOTS;
+    for (int i = 0; i < FO_LAG_SLOTS; i++)
+        w->slot_id[i] = UINT64_MAX; /* empty */
+}
+
+void fo_lag_window_add(fo_lag_window *w, uint64_t now_ms, uint64_t busy_ms, bool slow)
+{
+    uint64_t id = now_ms / w->slot_ms;
+    int i = (int)(id % FO_LAG_SLOTS);
+
+    if (w->slot_id[i] != id) {
+        w->slot_id[i] = id;
+        w->turns[i] = w->slow[i] = 0;
+        w->slow_ms[i] = 0;
+    }
+    w->turns[i]++;
+    if (slow) {
+        w->slow[i]++;
+        w->slow_ms[i] += busy_ms;
+    }
+}
+
+void fo_lag_window_sum(const fo_lag_window *w, uint64_t now_ms, uint32_t *turns,
+                       uint32_t *slow, uint64_t *slow_ms)
+{
+    uint64_t id = now_ms / w->slot_ms;
+
+    *turns = *slow = 0;
+    *slow_ms = 0;
+    for (int i = 0; i < FO_LAG_SLOTS; i++) {
+        if (w->slot_id[i] == UINT64_MAX || w->slot_id[i] > id || id - w->slot_id[i] >= FO_LAG_SLOTS)
+            continue;
+        *turns += w->turns[i];
+        *slow += w->slow[i];
+        *slow_ms += w->slow_ms[i];
+    }
+}
+
+bool fo_lag_window_overloaded(const fo_lag_window *w, uint64_t now_ms)
+{
+    uint32_t turns, slow;
+    uint64_t slow_ms;
+
+    fo_lag_window_sum(w, now_ms, &turns, &slow, &slow_ms);
+    return slow >= 2 && slow_ms * 2 > w->span_ms;
+}
+
+/* Works the overload state out again at `now`; logs and counts a change. */
+static void overload_update(fo_hub *h, uint64_t now)
+{
+    bool over = fo_lag_window_overloaded(&h->lim.lag, now);
+    uint32_t turns, slow;
+    uint64_t slow_ms;
+
+    h->lim.overload_at_ms = now;
+    if (over == h->lim.overloaded)
+        return;
+    h->lim.overloaded = over;
+    if (over) {
+        h->metrics.overloads++;
+        h->lim.overload_since_ms = now;
+        fo_lag_window_sum(&h->lim.lag, now, &turns, &slow, &slow_ms);
+        FO_LOG(FO_LOG_WARN, "overloaded: %u loop turns past --overload-lag-ms %u took %llu ms "
+               "of the last %llu ms; new flushes are refused until the loop keeps up", slow,
+               h->cfg.overload_lag_ms, (unsigned long long)slow_ms,
+               (unsigned long long)h->lim.lag.span_ms);
+    } else {
+        FO_LOG(FO_LOG_INFO, "overload over after %llu ms: new flushes are taken again",
+               (unsigned long long)(now - h->lim.overload_since_ms));
+    }
+}
+
 void fo_overload_turn(fo_hub *h, uint64_t busy_ns)
 {
-    uint64_t lag_ms = busy_ns / 1000000, now;
+    uint64_t busy_ms = busy_ns / 1000000, now;
+    bool slow;
 
-    if (!h->cfg.overload_lag_ms || lag_ms <= h->cfg.overload_lag_ms)
+    if (!h->cfg.overload_lag_ms)
         return;
-    uv_update_time(&h->loop); /* the clock cached when the slow turn began is behind */
+    slow = busy_ms > h->cfg.overload_lag_ms;
+    if (slow)
+        uv_update_time(&h->loop); /* the clock cached when the slow turn began is behind */
     now = fo_hub_now_ms(h);
-    if (now >= h->lim.overload_until_ms) {
-        h->metrics.overloads++;
-        FO_LOG(FO_LOG_WARN, "overloaded: a loop turn took %llu ms (--overload-lag-ms %u); new "
-               "flushes are refused for %llu ms", (unsigned long long)lag_ms,
-               h->cfg.overload_lag_ms, (unsigned long long)lag_ms);
-    }
-    if (now + lag_ms > h->lim.overload_until_ms) {
-        h->lim.overload_until_ms = now + lag_ms;
-        h->lim.overload_lag_ms = lag_ms;
-    }
+    fo_lag_window_add(&h->lim.lag, now, busy_ms, slow);
+    /* Slow turns can start an overload; time passing (a slot) can end one. */
+    if (slow || now - h->lim.overload_at_ms >= h->lim.lag.slot_ms)
+        overload_update(h, now);
 }
 
 bool fo_overloaded(fo_hub *h)
 {
-    return fo_hub_now_ms(h) < h->lim.overload_until_ms;
+    uint64_t now = fo_hub_now_ms(h);
+
+    /* An idle loop works nothing out: look again when a slot has passed since. */
+    if (h->lim.overloaded && now - h->lim.overload_at_ms >= h->lim.lag.slot_ms)
+        overload_update(h, now);
+    return h->lim.overloaded;
 }
 
 uint64_t fo_overload_retry_ms(fo_hub *h)
 {
-    uint64_t now = fo_hub_now_ms(h), x;
+    uint64_t x, lag = h->cfg.overload_lag_ms;
 
-    if (now >= h->lim.overload_until_ms)
+    if (!h->cfg.overload_lag_ms || !fo_overloaded(h))
         return 0;
     x = h->lim.rng; /* xorshift64 */
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     h->lim.rng = x;
-    return h->lim.overload_until_ms - now + x % (h->lim.overload_lag_ms / 2 + 1);
+    return lag + x % (lag / 2 + 1);
 }

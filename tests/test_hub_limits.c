@@ -294,19 +294,38 @@ Test(hub_limits, idle_connection_is_pinged_then_closed)
     cr_assert_geq(ht_metric(h, "flushout_idle_pings_total"), 2);
 }
 
+/* A flush on model `name` whose rule spins for its whole 400 ms budget: one loop turn of
+ * 400 ms once it is read. */
+static void send_slow(ht_client *c, const char *name, uint64_t seq)
+{
+    fo_msg m = {.type = FO_MSG_FLUSH, .seq = seq};
+
+    m.model = name;
+    m.model_len = (uint32_t)strlen(name);
+    m.batch = update_batch(0, 0, 0);
+    ht_send(c, &m);
+}
+
+static void expect_rule_failed(ht_client *c, uint64_t seq)
+{
+    fo_msg r;
+
+    ht_expect(c, FO_MSG_ACK, &r);
+    cr_assert_eq(r.seq, seq);
+    cr_assert_eq(r.result.errors_len, 1);
+}
+
 Test(hub_limits, overload_sheds_new_flushes_then_clears)
 {
-    /* A rule that spins until its 400 ms budget: the loop really is busy that long. */
-    const char *rule = "return { { name = \"spin\", models = \"slow\", intercept = "
+    const char *rule = "return { { name = \"spin\", models = \"slow*\", intercept = "
                        "function(cmd, ctx) while true do end end } }\n";
     const char *args[] = {"--interceptors", rules_path, "--rule-time-ms", "400",
                           "--rule-instructions", "4000000000", "--overload-lag-ms", "100",
                           NULL};
     fo_hubproc *h;
-    ht_client *slow, *other;
-    fo_msg m = {.type = FO_MSG_FLUSH, .model = "slow", .model_len = 4, .seq = 1}, r;
+    ht_client *slow, *slow2, *other;
     FILE *f;
-    int refused, n;
+    int refused, n = 0;
 
     snprintf(rules_path, sizeof(rules_path), "/tmp/fo-limits-rules-%d.lua", getpid());
     cr_assert_not_null(f = fopen(rules_path, "w"));
@@ -314,31 +333,44 @@ Test(hub_limits, overload_sheds_new_flushes_then_clears)
     fclose(f);
     h = ht_hub_start("memory", args);
     slow = ht_connect(h, "slow");
+    slow2 = ht_connect(h, "slow2");
     other = ht_connect(h, "other");
     cr_assert_eq(ht_metric(h, "flushout_overloaded"), 0);
-    m.batch = update_batch(0, 0, 0);
-    ht_send(slow, &m);
+
+    /* One turn of 400 ms (a big model loading, a stall) is no overload: nothing is shed. */
+    send_slow(slow, "slow-a", 1);
     sleep_ms(100); /* the hub is inside the rule now, unless this machine is very busy */
-    /* Sent during the slow turn, read after it: refused, then taken after retryAfterMs. (Had
-     * it been read in the slow turn itself, it is acked after it, and the next one, sent
-     * then, meets the overload.) */
-    for (n = 0, refused = 0; !refused && n < 3; n++) {
-        fo_batch b = update_batch((uint64_t)n, n, 0);
-        refused = flush_retrying(other, "fast", (uint64_t)n + 1, &b, FO_ERR_OVERLOADED);
-    }
-    cr_assert_geq(refused, 1, "no flush was shed after a 400 ms loop turn");
-    /* The flush already accepted is still answered (its command failed its rule). */
-    ht_expect(slow, FO_MSG_ACK, &r);
-    cr_assert_eq(r.seq, 1);
-    cr_assert_eq(r.result.errors_len, 1);
-    cr_assert_geq(ht_metric(h, "flushout_overloads_total"), 1);
-    /* It clears: flushes are taken at once again (one more slow turn of a loaded test
-     * machine may still shed one of them). */
-    for (refused = 0; n < 8; n++) {
+    for (refused = 0; n < 3; n++) {
         fo_batch b = update_batch((uint64_t)n, n, 0);
         refused += flush_retrying(other, "fast", (uint64_t)n + 1, &b, FO_ERR_OVERLOADED);
     }
-    cr_assert_lt(refused, 5, "still shedding: %d refusals of the flushes after", refused);
+    cr_assert_eq(refused, 0, "%d flushes shed after one slow loop turn", refused);
+    expect_rule_failed(slow, 1);
+    cr_assert_eq(ht_metric(h, "flushout_overloads_total"), 0);
+
+    /* Slow turns back to back (800 ms of the last second): new flushes are shed. */
+    sleep_ms(1100); /* the first slow turn leaves the window */
+    send_slow(slow, "slow-a", 2);
+    sleep_ms(100);
+    send_slow(slow2, "slow-b", 1); /* read in the turn after the first one */
+    sleep_ms(150);
+    for (refused = 0; !refused && n < 6; n++) {
+        fo_batch b = update_batch((uint64_t)n, n, 0);
+        refused = flush_retrying(other, "fast", (uint64_t)n + 1, &b, FO_ERR_OVERLOADED);
+    }
+    cr_assert_geq(refused, 1, "no flush was shed after two 400 ms loop turns in a row");
+    /* The flushes already accepted are still answered (their commands failed the rule). */
+    expect_rule_failed(slow, 2);
+    expect_rule_failed(slow2, 1);
+    cr_assert_geq(ht_metric(h, "flushout_overloads_total"), 1);
+    /* It clears once the slow turns leave the window: flushes are taken at once again (one
+     * more slow turn of a loaded test machine may still shed one of them). */
+    sleep_ms(1100);
+    for (refused = 0; n < 11; n++) {
+        fo_batch b = update_batch((uint64_t)n, n, 0);
+        refused += flush_retrying(other, "fast", (uint64_t)n + 1, &b, FO_ERR_OVERLOADED);
+    }
+    cr_assert_lt(refused, 3, "still shedding: %d refusals of the flushes after", refused);
     cr_assert_eq(ht_metric(h, "flushout_overloaded"), 0);
     assert_all_there(other, "fast", n);
 }

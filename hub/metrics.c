@@ -145,6 +145,11 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
                   "SIGHUP.", m->auth_reloads);
     rc |= counter(out, "flushout_auth_reload_errors_total", "Token files or JWT keys that "
                   "failed to reload on SIGHUP (the tokens before stayed).", m->auth_reload_errors);
+    rc |= counter(out, "flushout_tls_reloads_total", "TLS certificates and keys reloaded on "
+                  "SIGHUP.", m->tls_reloads);
+    rc |= counter(out, "flushout_tls_reload_errors_total", "TLS certificates or keys that "
+                  "failed to reload on SIGHUP (the certificate before stayed).",
+                  m->tls_reload_errors);
     rc |= hist(out, "flushout_ack_latency_seconds",
                "Time from a flush frame's arrival to its ack leaving for the socket.",
                &m->ack_latency);

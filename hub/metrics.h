@@ -52,6 +52,8 @@ typedef struct fo_metrics {
     uint64_t rule_reload_errors; /* ... that failed (the old rules stayed) */
     uint64_t auth_reloads;     /* SIGHUP reloads of the token file and JWT keys that took */
     uint64_t auth_reload_errors; /* ... that failed (the old tokens and keys stayed) */
+    uint64_t tls_reloads;      /* SIGHUP reloads of the TLS certificate and key that took */
+    uint64_t tls_reload_errors; /* ... that failed (the certificate before stayed) */
     fo_hist ack_latency;       /* frame received -> ack queued */
     fo_hist commit_latency;    /* store commit submitted -> durable */
     uint64_t errors[FO_ERR_CODES]; /* error replies, by code (WebSocket and HTTP) */

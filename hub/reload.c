@@ -109,6 +109,38 @@ static int reload_rules(fo_hub *h, const fo_hub_config *next)
     return 0;
 }
 
+/* The TLS certificate and key (renewed by certbot or the like): read again on every
+ * SIGHUP. New handshakes use them; connections already open keep theirs (OpenSSL counts
+ * the references to the old context). Turning TLS on or off changes the port's scheme:
+ * that needs a restart. */
+static int reload_tls(fo_hub *h, const fo_hub_config *next)
+{
+    fo_tls_ctx *c;
+    char why[512];
+
+    if (!h->tls && !next->tls_cert[0])
+        return 0;
+    if (!h->tls || !next->tls_cert[0]) {
+        h->metrics.tls_reload_errors++;
+        FO_LOG(FO_LOG_ERROR, "SIGHUP: TLS not reloaded: turning TLS %s needs a restart",
+               h->tls ? "off" : "on");
+        return 1;
+    }
+    if (!(c = fo_tls_ctx_server(next->tls_cert, next->tls_key, why, sizeof(why)))) {
+        h->metrics.tls_reload_errors++;
+        FO_LOG(FO_LOG_ERROR, "SIGHUP: TLS certificate not reloaded, the one loaded before "
+               "stays in force: %s", why);
+        return 1;
+    }
+    fo_tls_ctx_free(h->tls);
+    h->tls = c;
+    memcpy(h->cfg.tls_cert, next->tls_cert, sizeof(h->cfg.tls_cert));
+    memcpy(h->cfg.tls_key, next->tls_key, sizeof(h->cfg.tls_key));
+    h->metrics.tls_reloads++;
+    FO_LOG(FO_LOG_INFO, "SIGHUP: TLS certificate reloaded from %s", h->cfg.tls_cert);
+    return 0;
+}
+
 int fo_hub_reload(fo_hub *h)
 {
     fo_hub_config *next = malloc(sizeof(*next));
@@ -127,6 +159,7 @@ int fo_hub_reload(fo_hub *h)
     failed += reload_auth(h, next);
     failed += reload_origins(h, next);
     failed += reload_rules(h, next);
+    failed += reload_tls(h, next);
     free(next);
     FO_LOG(failed ? FO_LOG_WARN : FO_LOG_INFO, "SIGHUP: reload done%s", failed ?
            ", some sources kept their previous settings (see above)" : "");

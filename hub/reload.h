@@ -2,7 +2,9 @@
  *   - the token file (--auth) and the JWT keys (--jwt-secret-file, --jwt-public-key),
  *   - the allowed origins, as the settings give them (fo_hub_reload_settings: the flags,
  *     the environment and the --config file, read again),
- *   - the rules file (--interceptors).
+ *   - the rules file (--interceptors),
+ *   - the TLS certificate and key (--tls-cert, --tls-key): new handshakes use the new ones,
+ *     connections already open keep theirs; turning TLS on or off needs a restart.
  * Each source is loaded and checked in full before it replaces the one in force; one that
  * does not load (missing, unreadable, a bad line, a bad key) leaves what was in force,
  * says why in the log and counts in /metrics (flushout_*_reload_errors_total). Sources are

@@ -51,20 +51,6 @@ static void put_file(const char *name, const char *text, char *path, size_t cap)
     cr_assert_eq(fclose(f), 0);
 }
 
-/* Sends SIGHUP and waits (bounded) until the log has `min` lines with `needle`. */
-static void hup(fo_hubproc *h, const char *needle, int min)
-{
-    int i;
-
-    cr_assert_eq(fo_hubproc_signal(h, SIGHUP), 0);
-    for (i = 0; i < 500 && fo_hubproc_log_count(h, needle) < min; i++)
-        usleep(10 * 1000);
-    if (fo_hubproc_log_count(h, needle) < min) {
-        ht_hub_dump(h);
-        cr_assert_fail("after SIGHUP the log never had %d lines with '%s'", min, needle);
-    }
-}
-
 /* Connects with `token` as a bearer and says hello as `id`. */
 static ht_client *connect_as(fo_hubproc *h, const char *token, const char *id)
 {
@@ -162,7 +148,7 @@ Test(hub_reload, token_file_reload_keeps_connections_and_a_broken_file_keeps_the
     /* tok-new added, tok-old removed. */
     put_file("tokens", "tok-keep m* rw kim\n"
                        "tok-new  m* rw nina\n", path, sizeof(path));
-    hup(h, "SIGHUP: tokens reloaded", 1);
+    ht_hup(h, "SIGHUP: tokens reloaded", 1);
     fresh = connect_as(h, "tok-new", "fresh");
     ht_sub(fresh, "m1");
     flush_x(fresh, "m1", 1, 2);
@@ -176,7 +162,7 @@ Test(hub_reload, token_file_reload_keeps_connections_and_a_broken_file_keeps_the
     /* A broken file (bad rights on line 2): the tokens before stay in force. */
     put_file("tokens", "tok-keep m* rw kim\n"
                        "tok-broken m* rwx\n", path, sizeof(path));
-    hup(h, "SIGHUP: tokens not reloaded", 1);
+    ht_hup(h, "SIGHUP: tokens not reloaded", 1);
     cr_assert_gt(fo_hubproc_log_count(h, "tokens:2: expected `TOKEN PATTERN r|rw|admin"), 0,
                  "the log does not say which line is wrong");
     kept = connect_as(h, "tok-new", "kept");
@@ -186,7 +172,7 @@ Test(hub_reload, token_file_reload_keeps_connections_and_a_broken_file_keeps_the
 
     /* A missing file: the same. */
     cr_assert_eq(unlink(path), 0);
-    hup(h, "SIGHUP: tokens not reloaded", 2);
+    ht_hup(h, "SIGHUP: tokens not reloaded", 2);
     cr_assert_gt(fo_hubproc_log_count(h, "No such file or directory"), 0);
     ht_close(kept);
     ht_close(connect_as(h, "tok-keep", "keep"));
@@ -195,7 +181,7 @@ Test(hub_reload, token_file_reload_keeps_connections_and_a_broken_file_keeps_the
 
     /* Back in place: reloaded again; the first two connections never closed. */
     put_file("tokens", "tok-new m* rw nina\n", path, sizeof(path));
-    hup(h, "SIGHUP: tokens reloaded", 2);
+    ht_hup(h, "SIGHUP: tokens reloaded", 2);
     assert_refused(h, "tok-keep", "unknown token");
     flush_x(old, "m1", 3, 4);
     expect_push(fresh, "m1");
@@ -248,7 +234,7 @@ Test(hub_reload, jwt_secret_rotation)
     assert_refused(h, t2, "signature");
 
     put_file("secret", S2, path, sizeof(path));
-    hup(h, "SIGHUP: tokens reloaded", 1);
+    ht_hup(h, "SIGHUP: tokens reloaded", 1);
     c2 = connect_as(h, t2, "c2");
     flush_x(c2, "m1", 0, 1);
     expect_push(c1, "m1");        /* open under the old key, still subscribed */
@@ -258,7 +244,7 @@ Test(hub_reload, jwt_secret_rotation)
 
     /* Too short a secret: refused, the second secret stays. */
     put_file("secret", "short", path, sizeof(path));
-    hup(h, "SIGHUP: tokens not reloaded", 1);
+    ht_hup(h, "SIGHUP: tokens not reloaded", 1);
     cr_assert_gt(fo_hubproc_log_count(h, "at least"), 0, "the log does not say why");
     ht_close(connect_as(h, t2, "c3"));
     assert_refused(h, t1, "signature");
@@ -278,7 +264,7 @@ Test(hub_reload, open_hub_stays_open)
     ht_client *c = ht_connect(h, "c");
 
     ht_sub(c, "m1");
-    hup(h, "SIGHUP: reload done", 1);
+    ht_hup(h, "SIGHUP: reload done", 1);
     cr_assert_eq(fo_hubproc_log_count(h, "not reloaded"), 0);
     cr_assert_eq(http_status(h, "anything", "m1"), 200);
     flush_x(c, "m1", 0, 1);
@@ -321,13 +307,13 @@ Test(hub_reload, config_file_read_again)
     cr_assert_eq(upgrade_from(h, "https://b.example.com"), 403);
 
     put_file("hub.ini", "allowed-origins = https://b.example.com\n", path, sizeof(path));
-    hup(h, "SIGHUP: allowed origins now https://b.example.com", 1);
+    ht_hup(h, "SIGHUP: allowed origins now https://b.example.com", 1);
     cr_assert_eq(upgrade_from(h, "https://b.example.com"), 101);
     cr_assert_eq(upgrade_from(h, "https://a.example.com"), 403);
 
     put_file("hub.ini", "allowed-origins = https://c.example.com\nno-such-key = 1\n", path,
              sizeof(path));
-    hup(h, "SIGHUP: nothing reloaded", 1);
+    ht_hup(h, "SIGHUP: nothing reloaded", 1);
     cr_assert_eq(upgrade_from(h, "https://b.example.com"), 101, "a broken file changed the origins");
     flush_x(c, "m1", 0, 1); /* the open connection went on throughout */
     ht_close(c);

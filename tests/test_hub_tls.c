@@ -2,7 +2,8 @@
  * TLS: certificates are made at test time with the openssl command. https and wss on one
  * port (flush, ack, push; a large static file through the relay to lws; the console feed),
  * peer verification (no CA, the wrong CA: a clear error), a plain client on the TLS port
- * (a 400 that says so), bad certificate or key files (exit 2 with a message), and
+ * (a 400 that says so), bad certificate or key files (exit 2 with a message), SIGHUP
+ * reloading a renewed certificate (and refusing a broken one), and
  * handshakes that stall or send garbage while others are served. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -168,6 +169,78 @@ Test(hub_tls, the_console_feed_over_wss)
               m.data);
     cr_assert_gt(fo_ws_close(c, 1000, 5000), 0, "the feed answers a close: %s", fo_ws_error(c));
     fo_ws_free(c);
+}
+
+/* Whether a wss client that trusts only `ca` completes a handshake with the hub now. */
+static bool trusted_by(fo_hubproc *h, const char *ca)
+{
+    fo_ws_options o = {.tls_ca = ca, .port = fo_hubproc_port(h)};
+    fo_ws_result res;
+    fo_ws *c = fo_ws_connect(&o, &res);
+
+    if (!c)
+        return false;
+    fo_ws_free(c);
+    return true;
+}
+
+/* A counter of /metrics over https, trusting `ca`. */
+static uint64_t tls_metric(fo_hubproc *h, const char *ca, const char *name)
+{
+    char *body = NULL, *p, want[128];
+    size_t len = 0;
+    int status = 0;
+    uint64_t v;
+
+    cr_assert_eq(fo_https_get(ca, "127.0.0.1", fo_hubproc_port(h), "/metrics", NULL, 8000,
+                              &status, &body, &len), 0);
+    cr_assert_eq(status, 200);
+    snprintf(want, sizeof(want), "\n%s ", name);
+    p = strstr(body, want);
+    cr_assert_not_null(p, "no %s in /metrics", name);
+    v = strtoull(p + strlen(want), NULL, 10);
+    free(body);
+    return v;
+}
+
+/* A renewed certificate (certbot's deploy hook: new files, then a reload) takes effect on
+ * SIGHUP for new handshakes; connections open keep theirs; files that cannot be used keep
+ * the certificate in force. */
+Test(hub_tls, sighup_reloads_the_certificate_and_keeps_connections)
+{
+    char live_cert[160], live_key[160], cmd[768];
+    const char *args[] = {"--tls-cert", live_cert, "--tls-key", live_key, NULL};
+    fo_hubproc *h;
+    ht_client *a;
+    fo_msg m;
+
+    snprintf(live_cert, sizeof(live_cert), "%s/live.pem", dir);
+    snprintf(live_key, sizeof(live_key), "%s/live-key.pem", dir);
+    snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", cert, live_cert, key, live_key);
+    cr_assert_eq(system(cmd), 0);
+    h = ht_hub_start("memory", args);
+    a = wss(h, "a");
+    cr_assert(trusted_by(h, cert));
+    cr_assert_not(trusted_by(h, other_cert));
+
+    snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", other_cert, live_cert, other_key, live_key);
+    cr_assert_eq(system(cmd), 0);
+    ht_hup(h, "SIGHUP: TLS certificate reloaded", 1);
+    cr_assert(trusted_by(h, other_cert), "a new handshake gets the renewed certificate");
+    cr_assert_not(trusted_by(h, cert));
+    m = ht_update_msg(a, "m", 1, 0, "k", 0); /* the connection opened before still works */
+    cr_assert_eq(ht_flush_reply(a, &m).type, FO_MSG_ACK);
+    cr_assert_eq(tls_metric(h, other_cert, "flushout_tls_reloads_total"), 1);
+
+    /* A key of another certificate: refused, the renewed one stays. */
+    snprintf(cmd, sizeof(cmd), "cp %s %s", key, live_key);
+    cr_assert_eq(system(cmd), 0);
+    ht_hup(h, "SIGHUP: TLS certificate not reloaded", 1);
+    cr_assert_gt(fo_hubproc_log_count(h, "does not belong to the certificate"), 0);
+    cr_assert(trusted_by(h, other_cert));
+    cr_assert_eq(tls_metric(h, other_cert, "flushout_tls_reload_errors_total"), 1);
+    ht_close(a);
+    ht_hub_stop_ok(h, 10000);
 }
 
 Test(hub_tls, a_client_without_the_ca_refuses_the_hub)

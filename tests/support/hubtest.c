@@ -1,11 +1,13 @@
 /* hubtest.c - see hubtest.h. */
 #include "tests/support/hubtest.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proto/json.h"
 #include "tests/support/wsnet.h"
@@ -526,6 +528,19 @@ void ht_assert_result_eq(const fo_apply_result *got, const fo_apply_result *want
 void ht_assert_batch_eq(const fo_batch *got, const fo_batch *want, const char *what)
 {
     assert_json_eq(ht_json_batch(got), ht_json_batch(want), what);
+}
+
+void ht_hup(fo_hubproc *h, const char *needle, int min)
+{
+    int i;
+
+    cr_assert_eq(fo_hubproc_signal(h, SIGHUP), 0);
+    for (i = 0; i < 500 && fo_hubproc_log_count(h, needle) < min; i++)
+        usleep(10 * 1000);
+    if (fo_hubproc_log_count(h, needle) < min) {
+        ht_hub_dump(h);
+        cr_assert_fail("after SIGHUP the log never had %d lines with '%s'", min, needle);
+    }
 }
 
 uint64_t ht_metric(fo_hubproc *h, const char *name)

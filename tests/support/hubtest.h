@@ -37,6 +37,9 @@ void ht_hub_stop_ok(fo_hubproc *h, int timeout_ms);
 /* A counter or gauge of the hub's GET /metrics (the unlabelled sample `name`); asserts that
  * the endpoint answers and has it. */
 uint64_t ht_metric(fo_hubproc *h, const char *name);
+/* Sends SIGHUP and waits (bounded, 5 s) until the hub's log has `min` lines with `needle`;
+ * fails the test with the end of the log otherwise. */
+void ht_hup(fo_hubproc *h, const char *needle, int min);
 /* Fails the test with a message after printing the end of the client's hub's log. */
 #define HT_FAIL(c, ...)                                                                            \
     do {                                                                                           \

@@ -43,8 +43,11 @@ expect_exit() {
     fi
 }
 
-# Starts a hub in the background on $1; sets HUB_PID once it listens.
+# Starts a hub in the background on $1; sets HUB_PID once it listens. The log is emptied
+# here first: the child's own `>` runs after the fork, and until then the grep below would
+# read the previous hub's "listening on" (and a second hub could win the lock race).
 start_hub() {
+    : >"$TMP/bg.log"
     "$HUB" --listen 127.0.0.1:0 --store sqlite --data "$1" >"$TMP/bg.log" 2>&1 &
     HUB_PID=$!
     pids="$pids $HUB_PID"

@@ -50,8 +50,8 @@ static void fail(fo_route *rt, int status, const char *error)
 
 /* Looks up `name` and parses it into *v; false (with the route's 400) when it is there but
  * not a number. */
-static bool num_arg(fo_route *rt, const fo_route_arg *args, size_t n, const char *name,
-                    size_t cap, uint64_t *v, bool *has, const char *error)
+static bool num_arg(fo_route *rt, const fo_route_arg *args, size_t n, const char *name, size_t cap,
+                    uint64_t *v, bool *has, const char *error)
 {
     const char *s = arg_get(args, n, name, cap);
 
@@ -137,8 +137,8 @@ static void file_route(fo_route *rt, fo_route_kind kind, const char *uri)
 
     rt->kind = kind;
     if (uri[0] != '/' || strstr(uri, "..") || strstr(uri, "//") ||
-        (size_t)snprintf(rt->path, sizeof(rt->path), "%s%s", uri + 1,
-                         dir ? "index.html" : "") >= sizeof(rt->path)) {
+        (size_t)snprintf(rt->path, sizeof(rt->path), "%s%s", uri + 1, dir ? "index.html" : "") >=
+            sizeof(rt->path)) {
         rt->path[0] = '\0';
         fail(rt, 404, not_found);
     }

@@ -41,11 +41,11 @@ typedef enum fo_route_kind {
     FO_ROUTE_MODEL_GET,
     FO_ROUTE_MODEL_HISTORY,
     FO_ROUTE_MODEL_AUDIT,
-    FO_ROUTE_MODEL_OTHER,       /* /v1/models/NAME/unknown: always 404 */
-    FO_ROUTE_CONSOLE_FEED,      /* /v1/console/feed over HTTP: always 400 (it is a WebSocket) */
+    FO_ROUTE_MODEL_OTHER,  /* /v1/models/NAME/unknown: always 404 */
+    FO_ROUTE_CONSOLE_FEED, /* /v1/console/feed over HTTP: always 400 (it is a WebSocket) */
     FO_ROUTE_CONSOLE_MODELS,
     FO_ROUTE_CONSOLE_MODEL,
-    FO_ROUTE_CONSOLE_OTHER,     /* /v1/console/unknown: always 404 */
+    FO_ROUTE_CONSOLE_OTHER, /* /v1/console/unknown: always 404 */
     FO_ROUTE_CONSOLE_REDIRECT,
     FO_ROUTE_CONSOLE_FILE,
     FO_ROUTE_STATIC_FILE,

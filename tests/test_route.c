@@ -214,7 +214,8 @@ Test(route, arguments_are_looked_up_as_lws_did)
     route(&rt, "/v1/models/m", ARGS(long_arg, "token=abc", "at=5"));
     cr_assert_str_eq(rt.token, "abc");
     /* at=<63 bytes> fit, at=<64 bytes> did not */
-    route(&rt, "/v1/models/m", ARGS("at=000000000000000000000000000000000000000000000000000000000001"));
+    route(&rt, "/v1/models/m",
+          ARGS("at=000000000000000000000000000000000000000000000000000000000001"));
     cr_assert(rt.has_at);
     cr_assert_eq(rt.at, 1);
     route(&rt, "/v1/models/m",
@@ -231,8 +232,17 @@ Test(route, arguments_are_looked_up_as_lws_did)
 
 Test(route, number_rule)
 {
-    static const char *const bad[] = {"", "-0", "+1", " 1", "1 ", "1\t", "0x1", "1e3", "١",
-                                      "18446744073709551616", "99999999999999999999"};
+    static const char *const bad[] = {"",
+                                      "-0",
+                                      "+1",
+                                      " 1",
+                                      "1 ",
+                                      "1\t",
+                                      "0x1",
+                                      "1e3",
+                                      "١",
+                                      "18446744073709551616",
+                                      "99999999999999999999"};
     uint64_t v = 77;
 
     cr_assert(fo_route_u64("0", &v) && v == 0);
@@ -274,9 +284,23 @@ Test(route, static_and_console_files)
 Test(route, file_paths_never_escape)
 {
     static const char *const bad[] = {
-        "/..", "/../etc/passwd", "/a/../../b", "/a/..", "/...", "/a..b", "/..\\x",
-        "/a\\..\\..\\b", "//etc/passwd", "/a//b", "", "etc/passwd", "a/../b",
-        "/console/..", "/console/../x", "/console//x", "/console/a/../../b",
+        "/..",
+        "/../etc/passwd",
+        "/a/../../b",
+        "/a/..",
+        "/...",
+        "/a..b",
+        "/..\\x",
+        "/a\\..\\..\\b",
+        "//etc/passwd",
+        "/a//b",
+        "",
+        "etc/passwd",
+        "a/../b",
+        "/console/..",
+        "/console/../x",
+        "/console//x",
+        "/console/a/../../b",
     };
     char longp[FO_ROUTE_PATH_MAX + 8];
     fo_route rt;

@@ -44,9 +44,8 @@ static bool same_route(const fo_route *a, const fo_route *b)
     return a->kind == b->kind && a->status == b->status && str_eq(a->error, b->error) &&
            strcmp(a->model, b->model) == 0 && a->at == b->at && a->from == b->from &&
            a->to == b->to && a->limit == b->limit && a->has_at == b->has_at &&
-           a->has_from == b->has_from && a->has_to == b->has_to &&
-           a->has_limit == b->has_limit && str_eq(a->q, b->q) && str_eq(a->token, b->token) &&
-           strcmp(a->path, b->path) == 0;
+           a->has_from == b->has_from && a->has_to == b->has_to && a->has_limit == b->has_limit &&
+           str_eq(a->q, b->q) && str_eq(a->token, b->token) && strcmp(a->path, b->path) == 0;
 }
 
 static bool model_kind(fo_route_kind k)
@@ -146,12 +145,12 @@ static void check_rebuild(const fo_route *rt)
     case FO_ROUTE_STATIC_FILE: snprintf(uri, sizeof(uri), "/%s", rt->path); break;
     default: die("a served route of an unknown kind");
     }
-#define NUM(has, name, v)                                                                   \
-    if (has) {                                                                             \
-        snprintf(nums[n], sizeof(nums[n]), "%s%llu", name, (unsigned long long)(v));      \
-        args[n].s = nums[n];                                                               \
-        args[n].len = strlen(nums[n]);                                                     \
-        n++;                                                                               \
+#define NUM(has, name, v)                                                                          \
+    if (has) {                                                                                     \
+        snprintf(nums[n], sizeof(nums[n]), "%s%llu", name, (unsigned long long)(v));               \
+        args[n].s = nums[n];                                                                       \
+        args[n].len = strlen(nums[n]);                                                             \
+        n++;                                                                                       \
     }
     NUM(rt->has_at, "at=", rt->at)
     NUM(rt->has_from, "from=", rt->from)

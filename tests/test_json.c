@@ -406,6 +406,34 @@ Test(json, text_is_not_nul_terminated)
     cr_assert_eq(v.h.len, 1);
 }
 
+Test(json, raw_nul_bytes_are_refused)
+{
+    /* Found by fuzz_json: jansson's lexer drops a NUL byte that follows a number or a
+     * literal (it takes the NUL it pushed back for its empty-buffer mark), so these
+     * texts, none of them JSON, used to read as 7, [1,2] and true. */
+    static const struct {
+        const char *text;
+        size_t len, pos;
+    } cases[] = {
+        {"7\0", 2, 1},
+        {"[1\0,2]", 6, 2},
+        {"{\"a\":true\0}", 11, 9},
+        {"7\0 ", 3, 1},
+        {"[null\0,1]", 9, 5},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fo_err_info err = parse_fail(cases[i].text, cases[i].len, 8, FO_EPROTO);
+        cr_assert_eq(err.pos, cases[i].pos, "case %zu: pos %zu", i, err.pos);
+    }
+    /* jansson itself refuses a NUL where a token starts, and a raw one in a string. */
+    parse_fail("[\0]", 3, 8, FO_EPROTO);
+    parse_fail("\"a\0\"", 4, 8, FO_EPROTO);
+    /* \u0000 inside a string value is still fine. */
+    parse("[\"\\u0000\",1]");
+}
+
 /* ---- typed structs ------------------------------------------------------------------- */
 
 static void assert_err(int rc, const fo_err_info *err, int code, const char *path, const char *msg)

@@ -389,7 +389,9 @@ static int big_literal(const char *s, size_t n, fo_value *out)
     char *tmp;
     double d;
 
-    if (n == (size_t)neg)
+    /* A leading zero makes it no JSON literal at all: it must stay in the copy, for the
+     * second parse to refuse it (blanked to "0", it would read as a number). */
+    if (n == (size_t)neg || (s[neg] == '0' && n > (size_t)neg + 1))
         return 0;
     for (i = neg; i < n; i++) {
         unsigned dig = (unsigned)(s[i] - '0');

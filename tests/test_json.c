@@ -272,6 +272,20 @@ Test(json, big_integer_errors_keep_positions)
     err = parse_fail(digits, 400, 8, FO_EPROTO);
     cr_assert_eq(err.pos, 0);
     parse_fail("[1e999]", 7, 8, FO_EPROTO);
+    /* Found by fuzz_json: once one literal overflowed int64, every other big one was
+     * blanked for the second parse, a malformed one (leading zero) too, so these read as
+     * two numbers. */
+    {
+        static const char *const bad[] = {
+            "[18446744073709551616,018446744073709551616]",
+            "[9223372036854775808,-09223372036854775809]",
+            "{\"a\":-9223372036854775809,\"b\":099999999999999999999}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            err = parse_fail(bad[i], strlen(bad[i]), 8, FO_EPROTO);
+            cr_assert_geq(err.pos, 21, "%s: pos %zu", bad[i], err.pos);
+        }
+    }
 }
 
 Test(json, floats_keep_their_type_and_value)

@@ -48,6 +48,9 @@ seed("v_syntax", VALUE, '[1,2,]')
 seed("v_leading_zero", VALUE, "[01]")
 seed("v_trailing", VALUE, "{} x")
 seed("v_bigint_then_error", VALUE, "[18446744073709551615, ]")
+# Regressions found by fuzz_json (tests/test_json.c has them as unit tests).
+seed("v_nul_after_number", VALUE, b"[1\0,2]")
+seed("v_bigint_leading_zero", VALUE, "[18446744073709551616,018446744073709551616]")
 # Commands.
 seed("c_all", COMMAND, '{"action":"create","path":["a","12"],"props":{"z":1,"a":"x"},'
      '"parentDefault":{}}')

@@ -65,8 +65,8 @@ typedef struct oracle {
 
 static void skip_ws(oracle *o)
 {
-    while (o->i < o->n && (o->s[o->i] == ' ' || o->s[o->i] == '\t' || o->s[o->i] == '\n' ||
-                           o->s[o->i] == '\r'))
+    while (o->i < o->n &&
+           (o->s[o->i] == ' ' || o->s[o->i] == '\t' || o->s[o->i] == '\n' || o->s[o->i] == '\r'))
         o->i++;
 }
 
@@ -231,7 +231,7 @@ static bool number(oracle *o, fo_value *out)
 {
     size_t start = o->i;
     bool integer = true;
-    char tmp[4200], *end;
+    char *tmp, *end;
 
     if (o->s[o->i] == '-')
         o->i++;
@@ -253,8 +253,8 @@ static bool number(oracle *o, fo_value *out)
         if (!digits(o))
             return false;
     }
-    if (o->i - start >= sizeof(tmp))
-        die("a number longer than the oracle's buffer", NULL);
+    if (!(tmp = malloc(o->i - start + 1)))
+        die("out of memory", NULL);
     memcpy(tmp, o->s + start, o->i - start);
     tmp[o->i - start] = '\0';
     if (integer) {
@@ -264,16 +264,19 @@ static bool number(oracle *o, fo_value *out)
         ll = strtoll(tmp, &end, 10);
         if (errno == 0) {
             *out = fo_value_int(ll);
+            free(tmp);
             return true;
         }
         errno = 0;
         ull = tmp[0] == '-' ? 0 : strtoull(tmp, &end, 10);
         if (tmp[0] != '-' && errno == 0) {
             *out = fo_value_uint(ull);
+            free(tmp);
             return true;
         }
     }
     *out = fo_value_float(strtod(tmp, &end));
+    free(tmp);
     if (!isfinite(out->h.as.f))
         o->refuse = true;
     return true;
@@ -630,7 +633,10 @@ static void check_wire_typed(int m, const typed *t, fo_arena *a)
         msg.type = FO_MSG_SNAP;
         msg.snapshot = t->s;
         break;
-    case M_SYNC: msg.type = FO_MSG_ACK; msg.result.sync = t->y; break;
+    case M_SYNC:
+        msg.type = FO_MSG_ACK;
+        msg.result.sync = t->y;
+        break;
     default: msg.type = FO_MSG_ACK; msg.result = t->r;
     }
     if (fo_wire_encode(&msg, &b) != 0)

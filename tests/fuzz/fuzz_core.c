@@ -125,6 +125,8 @@ typedef struct world {
     bool by_ref, keep_pd, icpt_may_fail, dead;
     int icpt_mode;
     uint32_t icpt_calls, seed, master_depth;
+    fo_key k_tag, k_for; /* intent tags, see intent() */
+    int64_t tags;
     uint64_t seq;
     paths ps;
 } world;
@@ -408,6 +410,52 @@ static fo_wire_part *hist_parts(world *w, uint64_t from, uint64_t to, uint32_t *
     return parts;
 }
 
+/* ---- intent -------------------------------------------------------------------------- */
+
+/* Convergence cannot see a path that was not remapped: the master is the authority, so
+ * every proxy agrees on the command landing on the wrong item. So each create's props get
+ * a unique "tag", and each create in or update of a tagged map says which tag it meant
+ * ("for"; the generated keys never include either). At the master, a command that lands on a map
+ * tagged otherwise while the map it meant is still in the document went astray. (When the
+ * meant item is gone, its ID may legitimately have been reused by a later create.) */
+static bool tag_of(const world *w, const fo_map *m, fo_key k, int64_t *t)
+{
+    const fo_value *v = m ? fo_map_get(m, k) : NULL;
+
+    (void)w;
+    if (!v || fo_value_type(v) != FO_INT)
+        return false;
+    *t = v->h.as.i;
+    return true;
+}
+
+static bool has_tag(const world *w, const fo_map *m, int64_t t)
+{
+    int64_t x;
+
+    if (tag_of(w, m, w->k_tag, &x) && x == t)
+        return true;
+    for (uint32_t i = 0; i < fo_map_len(m); i++) {
+        const fo_entry *e = &fo_map_entries(m)[i];
+        if (e->key && fo_value_type(&e->value) == FO_MAP && has_tag(w, e->value.h.as.map, t))
+            return true;
+    }
+    return false;
+}
+
+static void intent(const world *w, const fo_value *doc, const fo_command *cmd)
+{
+    int64_t meant, got;
+    const fo_map *t;
+
+    if ((cmd->action != FO_UPDATE && cmd->action != FO_CREATE) || !cmd->props ||
+        !tag_of(w, fo_value_as_map(cmd->props), w->k_for, &meant))
+        return;
+    t = walk(doc, cmd->path.seg, cmd->path.len);
+    if (t && tag_of(w, t, w->k_tag, &got) && got != meant && has_tag(w, fo_value_as_map(doc), meant))
+        die("a command landed on another item than the one its proxy meant (a path not remapped)");
+}
+
 /* ---- master -------------------------------------------------------------------------- */
 
 static int interceptor(void *data, const fo_value *doc, const fo_command *cmd, void *context,
@@ -416,8 +464,8 @@ static int interceptor(void *data, const fo_value *doc, const fo_command *cmd, v
     world *w = data;
     uint32_t h = (w->icpt_calls++ + w->seed) * 2654435761u;
 
-    (void)doc;
     (void)context;
+    intent(w, doc, cmd);
     h ^= h >> 15;
     if (w->icpt_may_fail && h % 61 == 0)
         return ICPT_FAIL;
@@ -437,7 +485,6 @@ static int interceptor(void *data, const fo_value *doc, const fo_command *cmd, v
         out->new_props = v;
         out->keep_parent_default = w->keep_pd;
     }
-    (void)cmd;
     return 0;
 }
 
@@ -593,6 +640,17 @@ static void op_apply(world *w, peer *pe, rd *r)
         CHECK((pd = fo_arena_alloc(&w->tmp, sizeof(*pd))), "out of memory");
         gen_map(w, r, &w->tmp, 1 + (c >> 6), pd);
         cmd.parent_default = pd;
+    }
+    if (props && cmd.action == FO_CREATE) {
+        fo_value t = fo_value_int(++w->tags);
+        CHECK(fo_map_set(props->h.as.map, &w->tmp, w->k_tag, &t, NULL) == 0, "out of memory");
+    }
+    if (props) {
+        int64_t meant;
+        if (tag_of(w, walk(fo_proxy_document(p), seg, n), w->k_tag, &meant)) {
+            fo_value t = fo_value_int(meant);
+            CHECK(fo_map_set(props->h.as.map, &w->tmp, w->k_for, &t, NULL) == 0, "oom");
+        }
     }
     want = predict(fo_proxy_document(p), &cmd);
     if (!want) {
@@ -900,8 +958,10 @@ static void setup(world *w, rd *r)
     w->master_depth = (b1 & 1) ? 8 : PROXY_DEPTH;
     w->icpt_may_fail = (b1 & 2) != 0;
     w->seed = b1 >> 2;
-    if (w->icpt_mode || w->icpt_may_fail)
-        mc.interceptor = (fo_interceptor){interceptor, w};
+    mc.interceptor = (fo_interceptor){interceptor, w}; /* intent() at least */
+    CHECK((w->k_tag = fo_key_new_cstr(&w->start_arena, "tag")) &&
+              (w->k_for = fo_key_new_cstr(&w->start_arena, "for")),
+          "out of memory");
     CHECK((doc = fo_arena_alloc(&w->start_arena, sizeof(*doc))), "out of memory");
     if (b2) {
         gen_map(w, r, &w->start_arena, 3, doc);

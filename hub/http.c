@@ -1,6 +1,5 @@
 #include "hub/http.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/model.h"
+#include "hub/route.h"
 #include "hub/session.h"
 #include "proto/json.h"
 
@@ -206,22 +206,22 @@ static void metrics(fo_hub *h, fo_http_req *r)
 }
 
 /* The request's token (Authorization: Bearer, or ?token=); "" when it has none. */
-static void request_token(struct lws *wsi, char *tok, size_t cap)
+static void request_token(struct lws *wsi, const fo_route *rt, char *tok, size_t cap)
 {
     char auth[2048];
-    const char *arg;
 
     tok[0] = '\0';
     if (lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
         strncasecmp(auth, "Bearer ", 7) == 0)
         snprintf(tok, cap, "%s", auth + 7);
-    else if ((arg = lws_get_urlarg_by_name(wsi, "token=", auth, sizeof(auth))))
-        snprintf(tok, cap, "%s", arg);
+    else if (rt->token)
+        snprintf(tok, cap, "%s", rt->token);
 }
 
 /* The request's token checked for reading `model`: 0; or the HTTP status to answer (401:
  * no valid token, 403: no rights on the model) with the reason in `why`. */
-static int authorize(fo_hub *h, struct lws *wsi, const char *model, char *why, size_t whylen)
+static int authorize(fo_hub *h, struct lws *wsi, const fo_route *rt, const char *model,
+                     char *why, size_t whylen)
 {
     char tok[2048];
     fo_rights rights;
@@ -229,7 +229,7 @@ static int authorize(fo_hub *h, struct lws *wsi, const char *model, char *why, s
 
     if (!h->auth)
         return 0;
-    request_token(wsi, tok, sizeof(tok));
+    request_token(wsi, rt, tok, sizeof(tok));
     if (!tok[0]) {
         snprintf(why, whylen, "missing token");
         return 401;
@@ -245,73 +245,36 @@ static int authorize(fo_hub *h, struct lws *wsi, const char *model, char *why, s
     return 0;
 }
 
-static bool parse_u64(const char *s, uint64_t *out);
-
-static void console_serve(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest,
+static void console_serve(fo_hub *h, fo_http_req *r, const fo_route *rt,
                           const fo_rights *rights);
 
 /* /v1/console/models[/NAME] (console.h); the feed is the listener's (listener.h). */
-static void console_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest)
+static void console_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const fo_route *rt)
 {
     fo_rights rights;
     char tok[2048], why[256];
     int status;
 
-    request_token(wsi, tok, sizeof(tok));
+    request_token(wsi, rt, tok, sizeof(tok));
     status = fo_console_access(h, tok, &rights, why, sizeof(why));
     if (status == 0)
-        console_serve(h, r, wsi, rest, &rights);
+        console_serve(h, r, rt, &rights);
     else
         fo_http_respond_error(r, status, why);
     fo_rights_destroy(&rights);
 }
 
-static void console_serve(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest,
+static void console_serve(fo_hub *h, fo_http_req *r, const fo_route *rt,
                           const fo_rights *rights)
 {
-    const char *arg;
-    char q[256], lim[32];
-    uint64_t limit = 50;
-
-    if (strcmp(rest, "feed") == 0) {
-        fo_http_respond_error(r, 400, "the feed is a WebSocket: ws://HOST:PORT/v1/console/feed");
-    } else if (strcmp(rest, "models") == 0) {
-        const char *l = lws_get_urlarg_by_name(wsi, "limit=", lim, sizeof(lim));
-        arg = lws_get_urlarg_by_name(wsi, "q=", q, sizeof(q));
-        if (l && (!parse_u64(l, &limit) || limit == 0 || limit > 1000)) {
-            fo_http_respond_error(r, 400, "limit: 1 to 1000");
-            return;
-        }
-        fo_console_models(h, r, rights, arg, (uint32_t)limit);
-    } else if (strncmp(rest, "models/", 7) == 0) {
-        const char *name = rest + 7;
-        if (!fo_store_model_name_valid(name, strlen(name))) {
-            fo_http_respond_error(r, 400, "model: 1-200 bytes of [A-Za-z0-9._:-]");
-            return;
-        }
-        if (!fo_rights_admin(rights, name)) {
-            fo_http_respond_error(r, 403, "the token's admin right does not cover this model");
-            return;
-        }
-        fo_console_model(h, r, rights, name);
-    } else {
-        fo_http_respond_error(r, 404, "no such endpoint");
-    }
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-
-    if (!s || !*s || *s == '-')
-        return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
+    if (rt->status) /* the feed, an unknown endpoint, a bad limit or name */
+        fo_http_respond_error(r, rt->status, rt->error);
+    else if (rt->kind == FO_ROUTE_CONSOLE_MODELS)
+        fo_console_models(h, r, rights, rt->q, (uint32_t)rt->limit);
+    else if (!fo_rights_admin(rights, rt->model))
+        fo_http_respond_error(r, 403, "the token's admin right does not cover this model");
+    else
+        fo_console_model(h, r, rights, rt->model);
 }
 
 #define AUDIT_PAGE 1000 /* rules rows per answer of /audit */
@@ -363,17 +326,10 @@ static void on_audit_read(fo_store *s, const fo_store_status *st, fo_store_resul
     fo_http_req_unref(r);
 }
 
-static void audit(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *name)
+static void audit(fo_hub *h, fo_http_req *r, const char *name, uint64_t from)
 {
-    char buf[64];
-    const char *arg = lws_get_urlarg_by_name(wsi, "from=", buf, sizeof(buf));
-    uint64_t from = 0;
     int rc;
 
-    if (arg && !parse_u64(arg, &from)) {
-        fo_http_respond_error(r, 400, "from: expected an unsigned integer");
-        return;
-    }
     fo_http_req_ref(r);
     if ((rc = fo_store_read_audit(h->store, name, from, AUDIT_PAGE, on_audit_read, r))) {
         fo_http_req_unref(r);
@@ -381,67 +337,50 @@ static void audit(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *name)
     }
 }
 
-static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const char *rest)
+/* /v1/models/NAME[/history|/audit]: the token's read right first, then the route's own
+ * error (route.h), then the store. */
+static void model_route(fo_hub *h, fo_http_req *r, struct lws *wsi, const fo_route *rt)
 {
-    const char *slash = strchr(rest, '/');
-    size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    size_t nlen = strlen(rt->model);
     fo_arena a;
     fo_msg m;
-    char *name, buf[64], why[256];
-    const char *arg;
+    char *name, why[256];
     int status;
 
-    if (!fo_store_model_name_valid(rest, nlen)) {
-        fo_http_respond_error(r, 400, "model: 1-200 bytes of [A-Za-z0-9._:-]");
-        return;
-    }
     fo_arena_init(&a, 1024);
-    name = fo_arena_strndup(&a, rest, nlen);
-    if ((status = authorize(h, wsi, name, why, sizeof(why)))) {
+    name = fo_arena_strndup(&a, rt->model, nlen);
+    if ((status = authorize(h, wsi, rt, name, why, sizeof(why)))) {
         fo_arena_destroy(&a);
         fo_http_respond_error(r, status, why);
+        return;
+    }
+    if (rt->kind == FO_ROUTE_MODEL_AUDIT) {
+        if (h->phase != FO_HUB_RUNNING)
+            fo_http_respond_error(r, 503, "shutting down");
+        else if (rt->status)
+            fo_http_respond_error(r, rt->status, rt->error);
+        else
+            audit(h, r, name, rt->from);
+        fo_arena_destroy(&a);
+        return;
+    }
+    if (rt->status) { /* a bad at, from or to; an unknown endpoint */
+        fo_arena_destroy(&a);
+        fo_http_respond_error(r, rt->status, rt->error);
         return;
     }
     memset(&m, 0, sizeof(m));
     m.model = name;
     m.model_len = (uint32_t)nlen;
-    if (!slash) {
+    if (rt->kind == FO_ROUTE_MODEL_GET) {
         m.type = FO_MSG_GET;
-        if ((arg = lws_get_urlarg_by_name(wsi, "at=", buf, sizeof(buf)))) {
-            if (!parse_u64(arg, &m.at)) {
-                fo_arena_destroy(&a);
-                fo_http_respond_error(r, 400, "at: expected an unsigned integer");
-                return;
-            }
-            m.has_at = true;
-        }
-    } else if (strcmp(slash, "/history") == 0) {
-        m.type = FO_MSG_HISTORY;
-        arg = lws_get_urlarg_by_name(wsi, "from=", buf, sizeof(buf));
-        if (!parse_u64(arg, &m.from)) {
-            fo_arena_destroy(&a);
-            fo_http_respond_error(r, 400, "from: expected an unsigned integer");
-            return;
-        }
-        if ((arg = lws_get_urlarg_by_name(wsi, "to=", buf, sizeof(buf)))) {
-            if (!parse_u64(arg, &m.to)) {
-                fo_arena_destroy(&a);
-                fo_http_respond_error(r, 400, "to: expected an unsigned integer");
-                return;
-            }
-            m.has_to = true;
-        }
-    } else if (strcmp(slash, "/audit") == 0 || strncmp(slash, "/audit?", 7) == 0) {
-        if (h->phase != FO_HUB_RUNNING)
-            fo_http_respond_error(r, 503, "shutting down");
-        else
-            audit(h, r, wsi, name);
-        fo_arena_destroy(&a);
-        return;
+        m.at = rt->at;
+        m.has_at = rt->has_at;
     } else {
-        fo_arena_destroy(&a);
-        fo_http_respond_error(r, 404, "no such endpoint");
-        return;
+        m.type = FO_MSG_HISTORY;
+        m.from = rt->from;
+        m.to = rt->to;
+        m.has_to = rt->has_to;
     }
     if (h->phase != FO_HUB_RUNNING) {
         fo_arena_destroy(&a);
@@ -469,22 +408,26 @@ static const char *mime(const char *path)
     return "application/octet-stream";
 }
 
-/* Serves a file of `dir` (--static, --console-dir); uri starts with '/'. Returns 1 when
- * lws took over the transaction. */
-static int static_file(const char *dir, fo_http_req *r, struct lws *wsi, const char *uri)
+/* Serves the file rt->path (route.h: relative, no "..") of `dir` (--static, --console-dir).
+ * The resolved path must still be inside `dir`: a symlink may point anywhere. Returns 1
+ * when lws took over the transaction. */
+static int static_file(const char *dir, fo_http_req *r, struct lws *wsi, const fo_route *rt)
 {
     char path[PATH_MAX], real[PATH_MAX], root[PATH_MAX];
     struct stat st;
+    size_t rlen;
     int n;
 
-    if (!dir[0] || strstr(uri, "..") || !realpath(dir, root)) {
+    if (!dir[0] || rt->status || !realpath(dir, root)) {
         fo_http_respond_error(r, 404, "not found");
         return 0;
     }
-    if (snprintf(path, sizeof(path), "%s%s%s", root, uri,
-                 uri[strlen(uri) - 1] == '/' ? "index.html" : "") >= (int)sizeof(path) ||
-        !realpath(path, real) || strncmp(real, root, strlen(root)) != 0 ||
-        stat(real, &st) != 0 || !S_ISREG(st.st_mode)) { /* a folder is not a file */
+    rlen = strlen(root);
+    /* inside: root itself or below it; "/srv/www" must not admit "/srv/www-old/x" */
+    if (snprintf(path, sizeof(path), "%s/%s", root, rt->path) >= (int)sizeof(path) ||
+        !realpath(path, real) || strncmp(real, root, rlen) != 0 ||
+        (rlen > 1 && real[rlen] != '/' && real[rlen] != '\0') || stat(real, &st) != 0 ||
+        !S_ISREG(st.st_mode)) { /* a folder is not a file */
         fo_http_respond_error(r, 404, "not found");
         return 0;
     }
@@ -497,10 +440,75 @@ static int static_file(const char *dir, fo_http_req *r, struct lws *wsi, const c
     return 1;
 }
 
+/* Answers the routed request; -1 closes the connection. */
+static int serve(fo_hub *h, fo_http_req *r, struct lws *wsi, const fo_route *rt)
+{
+    unsigned char hbuf[LWS_PRE + 512], *p = hbuf + LWS_PRE, *end = hbuf + sizeof(hbuf) - 1;
+
+    switch (rt->kind) {
+    case FO_ROUTE_ERROR: fo_http_respond_error(r, rt->status, rt->error); return 0;
+    case FO_ROUTE_HEALTHZ:
+        respond_text(r, h->phase == FO_HUB_RUNNING ? 200 : 503, "text/plain",
+                     h->phase == FO_HUB_RUNNING ? "ok\n" : "shutting down\n");
+        return 0;
+    case FO_ROUTE_METRICS: metrics(h, r); return 0;
+    case FO_ROUTE_MODEL_GET:
+    case FO_ROUTE_MODEL_HISTORY:
+    case FO_ROUTE_MODEL_AUDIT:
+    case FO_ROUTE_MODEL_OTHER: model_route(h, r, wsi, rt); return 0;
+    case FO_ROUTE_CONSOLE_FEED:
+    case FO_ROUTE_CONSOLE_MODELS:
+    case FO_ROUTE_CONSOLE_MODEL:
+    case FO_ROUTE_CONSOLE_OTHER: console_route(h, r, wsi, rt); return 0;
+    case FO_ROUTE_CONSOLE_REDIRECT:
+        if (lws_http_redirect(wsi, HTTP_STATUS_MOVED_PERMANENTLY,
+                              (const unsigned char *)"/console/", 9, &p, end) < 0)
+            return -1;
+        r->ready = r->headers_sent = true; /* lws wrote the redirect itself */
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case FO_ROUTE_CONSOLE_FILE:
+        if (!h->cfg.console_dir[0]) {
+            fo_http_respond_error(r, 404, "the console is not installed: build "
+                                          "clients/console (npm run build) and start the "
+                                          "hub with --console-dir clients/console/dist");
+            return 0;
+        }
+        return static_file(h->cfg.console_dir, r, wsi, rt) < 0 ? -1 : 0;
+    case FO_ROUTE_STATIC_FILE: return static_file(h->cfg.static_dir, r, wsi, rt) < 0 ? -1 : 0;
+    }
+    return -1;
+}
+
+/* The query arguments as lws holds them (route.h), copied into buf (total length + 1
+ * bytes: each fragment and its NUL). Fragment by fragment at most 2048 bytes, the largest
+ * buffer the routes ever used: the first longer one ends the list, as it ended every
+ * lws_get_urlarg_by_name search. lws keeps fewer than WSI_TOKEN_COUNT fragments. */
+static size_t query_args(struct lws *wsi, char *buf, size_t cap, fo_route_arg *args)
+{
+    size_t n = 0, used = 0;
+    int len;
+
+    while (n < WSI_TOKEN_COUNT && cap - used > 1) {
+        size_t room = cap - used < 2048 ? cap - used : 2048;
+        len = lws_hdr_copy_fragment(wsi, buf + used, (int)room, WSI_TOKEN_HTTP_URI_ARGS, (int)n);
+        if (len < 0)
+            break;
+        args[n].s = buf + used;
+        args[n].len = (size_t)len;
+        used += (size_t)len + 1;
+        n++;
+    }
+    return n;
+}
+
 static int on_request(fo_hub *h, struct lws *wsi, fo_http_req **slot, const char *uri)
 {
     fo_http_req *r = calloc(1, sizeof(*r));
-    unsigned char hbuf[LWS_PRE + 512], *p = hbuf + LWS_PRE, *end = hbuf + sizeof(hbuf) - 1;
+    fo_route_arg args[WSI_TOKEN_COUNT];
+    size_t cap;
+    char *buf;
+    fo_route *rt;
+    int rc;
 
     if (!r)
         return -1;
@@ -513,33 +521,20 @@ static int on_request(fo_hub *h, struct lws *wsi, fo_http_req **slot, const char
         fo_http_respond_error(r, 405, "only GET is supported");
         return 0;
     }
-    if (strcmp(uri, "/healthz") == 0) {
-        respond_text(r, h->phase == FO_HUB_RUNNING ? 200 : 503, "text/plain",
-                     h->phase == FO_HUB_RUNNING ? "ok\n" : "shutting down\n");
-    } else if (strcmp(uri, "/metrics") == 0) {
-        metrics(h, r);
-    } else if (strncmp(uri, "/v1/models/", 11) == 0) {
-        model_route(h, r, wsi, uri + 11);
-    } else if (strncmp(uri, "/v1/console/", 12) == 0) {
-        console_route(h, r, wsi, uri + 12);
-    } else if (strcmp(uri, "/console") == 0) {
-        if (lws_http_redirect(wsi, HTTP_STATUS_MOVED_PERMANENTLY,
-                              (const unsigned char *)"/console/", 9, &p, end) < 0)
-            return -1;
-        r->ready = r->headers_sent = true; /* lws wrote the redirect itself */
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    } else if (strncmp(uri, "/console/", 9) == 0) {
-        if (!h->cfg.console_dir[0]) {
-            fo_http_respond_error(r, 404, "the console is not installed: build "
-                                          "clients/console (npm run build) and start the "
-                                          "hub with --console-dir clients/console/dist");
-            return 0;
-        }
-        return static_file(h->cfg.console_dir, r, wsi, uri + 8) < 0 ? -1 : 0;
-    } else {
-        return static_file(h->cfg.static_dir, r, wsi, uri) < 0 ? -1 : 0;
+    cap = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+    buf = malloc(cap);
+    rt = malloc(sizeof(*rt));
+    if (!buf || !rt) {
+        free(buf);
+        free(rt);
+        fo_http_respond_error(r, 500, "out of memory");
+        return 0;
     }
-    return 0;
+    fo_route_parse(uri, args, query_args(wsi, buf, cap, args), rt);
+    rc = serve(h, r, wsi, rt);
+    free(rt);
+    free(buf);
+    return rc;
 }
 
 static int on_writeable(fo_http_req *r, struct lws *wsi)

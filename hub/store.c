@@ -114,15 +114,7 @@ const char *fo_store_kind_name(fo_store_kind k)
 
 bool fo_store_model_name_valid(const char *name, size_t len)
 {
-    if (!name || len == 0 || len > FO_STORE_MODEL_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
+    return fo_model_name_valid(name, len);
 }
 
 void fo_store_options_default(fo_store_options *o)

@@ -48,6 +48,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hub/model_name.h"
 #include "proto/arena.h"
 #include "proto/error.h"
 
@@ -79,9 +80,10 @@ typedef enum fo_store_kind {
 fo_store_kind fo_store_kind_parse(const char *name);
 const char *fo_store_kind_name(fo_store_kind k);
 
-#define FO_STORE_MODEL_MAX 200
+#define FO_STORE_MODEL_MAX FO_MODEL_NAME_MAX
 
-/* True when name[0..len) is a valid model name (1..200 bytes of [A-Za-z0-9._:-]). */
+/* True when name[0..len) is a valid model name (1..200 bytes of [A-Za-z0-9._:-]):
+ * fo_model_name_valid (model_name.h), for the store's users. */
 bool fo_store_model_name_valid(const char *name, size_t len);
 
 typedef struct fo_store_options {

@@ -389,7 +389,9 @@ static int big_literal(const char *s, size_t n, fo_value *out)
     char *tmp;
     double d;
 
-    if (n == (size_t)neg)
+    /* A leading zero makes it no JSON literal at all: it must stay in the copy, for the
+     * second parse to refuse it (blanked to "0", it would read as a number). */
+    if (n == (size_t)neg || (s[neg] == '0' && n > (size_t)neg + 1))
         return 0;
     for (i = neg; i < n; i++) {
         unsigned dig = (unsigned)(s[i] - '0');
@@ -553,6 +555,7 @@ int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_aren
     json_error_t je;
     json_t *root;
     char *copy = NULL;
+    const char *nul;
     importer im;
     int rc = 0;
 
@@ -579,6 +582,13 @@ int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_aren
              : code == json_error_stack_overflow ? FO_ELIMIT
                                                  : FO_EPROTO;
         fo_err_set(err, rc, je.position, "", je.text);
+        goto out;
+    }
+    /* jansson's lexer marks its empty read-ahead buffer with a NUL byte, so a NUL it pushes
+     * back after a number or a literal is lost: "7\0" and "[1\0,2]" would be accepted. A raw
+     * NUL is never valid JSON (strings hold it only as \u0000), so any left is an error. */
+    if ((nul = memchr(text, '\0', len)) != NULL) {
+        rc = fo_err_set(err, FO_EPROTO, (size_t)(nul - text), "", "NUL byte outside a string");
         goto out;
     }
     if (!copy)

@@ -154,6 +154,38 @@ Test(hub_edges, static_files_folders_and_nul)
     free(dir);
 }
 
+/* A file of --static resolves inside the directory (hub/route.h refuses ".." and empty
+ * segments before any lookup; http.c checks the resolved path): a symlink to a sibling
+ * folder whose name merely starts with the directory's is refused, one inside is served. */
+Test(hub_edges, static_files_stay_inside_the_directory)
+{
+    char *dir = make_dir("/tmp/fo-edges-inside-XXXXXX"), path[512], target[512];
+    const char *args[] = {"--static", dir, NULL};
+    fo_hubproc *h;
+
+    snprintf(path, sizeof(path), "%s-x", dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(target, sizeof(target), "%s-x/secret.txt", dir);
+    write_file(target, "secret\n", 0644);
+    snprintf(path, sizeof(path), "%s/sibling.txt", dir);
+    cr_assert_eq(symlink(target, path), 0);
+    snprintf(target, sizeof(target), "%s/a.txt", dir);
+    write_file(target, "a\n", 0644);
+    snprintf(path, sizeof(path), "%s/inside.txt", dir);
+    cr_assert_eq(symlink(target, path), 0);
+    snprintf(path, sizeof(path), "%s/x..y", dir);
+    write_file(path, "dots\n", 0644);
+    h = ht_hub_start("memory", args);
+    cr_assert_eq(get_status(h, "/inside.txt"), 200);
+    cr_assert_eq(get_status(h, "/sibling.txt"), 404, "a symlink out to DIR-x was served");
+    cr_assert_eq(get_status(h, "/x..y"), 404, "a name with '..' is refused, even when it exists");
+    cr_assert_eq(get_status(h, "/a.txt?x=..%2F..%2Fetc"), 200, "the query is not the path");
+    cr_assert_eq(get_status(h, "/healthz"), 200, "the hub stopped answering");
+    snprintf(path, sizeof(path), "rm -rf '%s' '%s-x'", dir, dir);
+    cr_assert_eq(system(path), 0);
+    free(dir);
+}
+
 /* The store fails to write (a file size limit the hub runs under, SIGXFSZ ignored so that
  * write() says EFBIG): the client's error says what failed, and not where the files are; the
  * log says both. */

@@ -272,6 +272,20 @@ Test(json, big_integer_errors_keep_positions)
     err = parse_fail(digits, 400, 8, FO_EPROTO);
     cr_assert_eq(err.pos, 0);
     parse_fail("[1e999]", 7, 8, FO_EPROTO);
+    /* Found by fuzz_json: once one literal overflowed int64, every other big one was
+     * blanked for the second parse, a malformed one (leading zero) too, so these read as
+     * two numbers. */
+    {
+        static const char *const bad[] = {
+            "[18446744073709551616,018446744073709551616]",
+            "[9223372036854775808,-09223372036854775809]",
+            "{\"a\":-9223372036854775809,\"b\":099999999999999999999}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            err = parse_fail(bad[i], strlen(bad[i]), 8, FO_EPROTO);
+            cr_assert_geq(err.pos, 21, "%s: pos %zu", bad[i], err.pos);
+        }
+    }
 }
 
 Test(json, floats_keep_their_type_and_value)
@@ -404,6 +418,34 @@ Test(json, text_is_not_nul_terminated)
     /* Only `len` bytes count. */
     cr_assert_eq(fo_json_read_value("[1]garbage", 3, 8, &arena, &v, &err), 0);
     cr_assert_eq(v.h.len, 1);
+}
+
+Test(json, raw_nul_bytes_are_refused)
+{
+    /* Found by fuzz_json: jansson's lexer drops a NUL byte that follows a number or a
+     * literal (it takes the NUL it pushed back for its empty-buffer mark), so these
+     * texts, none of them JSON, used to read as 7, [1,2] and true. */
+    static const struct {
+        const char *text;
+        size_t len, pos;
+    } cases[] = {
+        {"7\0", 2, 1},             /* read as 7 */
+        {"[1\0,2]", 6, 2},         /* [1,2] */
+        {"{\"a\":true\0}", 11, 9}, /* {"a":true} */
+        {"7\0 ", 3, 1},            /* 7 */
+        {"[null\0,1]", 9, 5},      /* [null,1] */
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fo_err_info err = parse_fail(cases[i].text, cases[i].len, 8, FO_EPROTO);
+        cr_assert_eq(err.pos, cases[i].pos, "case %zu: pos %zu", i, err.pos);
+    }
+    /* jansson itself refuses a NUL where a token starts, and a raw one in a string. */
+    parse_fail("[\0]", 3, 8, FO_EPROTO);
+    parse_fail("\"a\0\"", 4, 8, FO_EPROTO);
+    /* \u0000 inside a string value is still fine. */
+    parse("[\"\\u0000\",1]");
 }
 
 /* ---- typed structs ------------------------------------------------------------------- */

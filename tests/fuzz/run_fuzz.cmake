@@ -1,5 +1,6 @@
-# run_fuzz.cmake - the fuzz_wire ctest: fuzz a fresh copy of the seed corpus for SECONDS.
-# Usage: cmake -DFUZZER=bin -DCORPUS=dir -DWORK=dir -DSECONDS=n -P run_fuzz.cmake
+# run_fuzz.cmake - a fuzz ctest: fuzz a fresh copy of the seed corpus for SECONDS.
+# Usage: cmake -DFUZZER=bin -DCORPUS=dir -DWORK=dir -DSECONDS=n [-DDICT=file] -P run_fuzz.cmake
+# (DICT empty or unset: no dictionary).
 foreach(v FUZZER CORPUS WORK SECONDS)
     if(NOT DEFINED ${v})
         message(FATAL_ERROR "run_fuzz.cmake: ${v} is not set")
@@ -15,8 +16,13 @@ if(NOT seeds)
 endif()
 file(COPY ${seeds} DESTINATION ${WORK}/corpus)
 
+set(dict_arg)
+if(DICT)
+    set(dict_arg -dict=${DICT})
+endif()
+
 execute_process(
-    COMMAND ${FUZZER} -max_total_time=${SECONDS} -max_len=4096 -timeout=10
+    COMMAND ${FUZZER} ${dict_arg} -max_total_time=${SECONDS} -max_len=4096 -timeout=10
             -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
             -artifact_prefix=${WORK}/artifacts/ ${WORK}/corpus
     WORKING_DIRECTORY ${WORK}

@@ -1,5 +1,6 @@
 /* store.c - what both backends share: the job queue, the worker thread, the completion
- * queue back to the loop, group commit, the read logic (gone, contiguity) and stats.
+ * queue back to the loop, group commit and stats; the read logic (gone, contiguity) is
+ * store_read.c.
  *
  * Jobs flow loop -> q (mutex + cond) -> worker -> d (mutex) -> uv_async -> loop. A job is
  * one malloc; a commit job carries a private copy of its writes right behind it. */
@@ -57,8 +58,8 @@ struct fo_store {
     const fo_store_backend *be;
     void *impl;
     uint32_t max_merge;
-    bool inline_jobs;     /* memory: jobs run at submit on the loop thread, no worker */
-    uv_idle_t idle;       /* inline: keeps the loop from sleeping while callbacks wait */
+    bool inline_jobs; /* memory: jobs run at submit on the loop thread, no worker */
+    uv_idle_t idle;   /* inline: keeps the loop from sleeping while callbacks wait */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -136,175 +137,6 @@ int fo_store_fail(int code, char *msg, size_t msglen, const char *fmt, ...)
 
 /* ---- reads (worker thread) ---------------------------------------------------------- */
 
-/* The model's count: end of its last log row, or its newest snapshot's count. */
-static int model_count(fo_store *s, job *j, uint64_t *count, bool *exists)
-{
-    fo_store_span last;
-    bool has_last, has_snap;
-    uint64_t snap_count = 0;
-    int rc;
-
-    rc = s->be->log_last(s->impl, j->model, &has_last, &last, j->msg, sizeof(j->msg));
-    if (!rc)
-        rc = s->be->snapshot_le(s->impl, j->model, UINT64_MAX, NULL, &has_snap, &snap_count, j->msg,
-                                sizeof(j->msg));
-    if (rc)
-        return rc;
-    *count = has_last && last.from + last.len > snap_count ? last.from + last.len : snap_count;
-    *exists = has_last || has_snap;
-    return 0;
-}
-
-static int do_load(fo_store *s, job *j, fo_store_result *r)
-{
-    const fo_store_backend *be = s->be;
-    fo_store_span cov;
-    bool has_cov, has_snap;
-    uint64_t base = 0, lo, start, expect;
-    uint32_t i;
-    int rc;
-
-    rc =
-        be->snapshot_le(s->impl, j->model, UINT64_MAX, r, &has_snap, &base, j->msg, sizeof(j->msg));
-    if (rc)
-        return rc;
-    lo = j->a < base ? j->a : base;
-    rc = be->log_cover(s->impl, j->model, lo, &has_cov, &cov, j->msg, sizeof(j->msg));
-    if (rc)
-        return rc;
-    start = has_cov && cov.from + cov.len > lo ? cov.from : lo;
-    if ((rc = be->log_scan(s->impl, j->model, start, UINT64_MAX, r, j->msg, sizeof(j->msg))) ||
-        (rc = be->clients(s->impl, j->model, r, j->msg, sizeof(j->msg))))
-        return rc;
-    for (i = 0; i < r->n_entries && r->entries[i].from < base; i++)
-        ;
-    r->n_before = i;
-    expect = r->n_entries ? r->entries[0].from : base;
-    for (i = 0; i < r->n_entries; i++) {
-        const fo_store_entry *e = &r->entries[i];
-        if (e->from != expect || (i == r->n_before && e->from != base) ||
-            (i < r->n_before && e->from + e->len > base))
-            return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
-                                 "load %s: log row [%llu, +%u) does not fit the log (expected "
-                                 "%llu, snapshot at %llu)",
-                                 j->model, (unsigned long long)e->from, e->len,
-                                 (unsigned long long)expect, (unsigned long long)base);
-        expect = e->from + e->len;
-    }
-    if (!has_snap && r->n_entries && r->entries[0].from != 0)
-        return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
-                             "load %s: log starts at %llu and there is no snapshot", j->model,
-                             (unsigned long long)r->entries[0].from);
-    r->count = r->n_entries > r->n_before ? expect : base;
-    r->exists = has_snap || r->n_entries > 0 || r->n_clients > 0;
-    return 0;
-}
-
-static void drop_rows(fo_store_result *r)
-{
-    r->n_entries = 0;
-    r->n_before = 0;
-    r->has_snapshot = false;
-    r->snap = NULL;
-    r->snap_size = 0;
-    r->snap_count = 0;
-}
-
-static int do_read_log(fo_store *s, job *j, fo_store_result *r)
-{
-    uint64_t from = j->a, to = j->b, start, expect;
-    fo_store_span cov;
-    bool has_cov;
-    int rc;
-
-    if ((rc = model_count(s, j, &r->count, &r->exists)))
-        return rc;
-    if (to <= from || from >= r->count)
-        return 0;
-    rc = s->be->log_cover(s->impl, j->model, from, &has_cov, &cov, j->msg, sizeof(j->msg));
-    if (rc)
-        return rc;
-    start = has_cov && cov.from + cov.len > from ? cov.from : from;
-    if ((rc = s->be->log_scan(s->impl, j->model, start, to, r, j->msg, sizeof(j->msg))))
-        return rc;
-    if (r->n_entries == 0 || r->entries[0].from > from) {
-        r->gone = true;
-    } else {
-        expect = r->entries[0].from;
-        for (uint32_t i = 0; i < r->n_entries && !r->gone; i++) {
-            r->gone = r->entries[i].from != expect;
-            expect = r->entries[i].from + r->entries[i].len;
-        }
-    }
-    if (r->gone)
-        drop_rows(r);
-    return 0;
-}
-
-static int do_read_at(fo_store *s, job *j, fo_store_result *r)
-{
-    uint64_t base = 0, target, expect;
-    bool has_snap;
-    int rc;
-
-    if ((rc = model_count(s, j, &r->count, &r->exists)))
-        return rc;
-    target = j->a < r->count ? j->a : r->count;
-    rc = s->be->snapshot_le(s->impl, j->model, target, r, &has_snap, &base, j->msg, sizeof(j->msg));
-    if (rc)
-        return rc;
-    if (target > base &&
-        (rc = s->be->log_scan(s->impl, j->model, base, target, r, j->msg, sizeof(j->msg))))
-        return rc;
-    expect = base;
-    for (uint32_t i = 0; i < r->n_entries && !r->gone; i++) {
-        r->gone = r->entries[i].from != expect;
-        expect = r->entries[i].from + r->entries[i].len;
-    }
-    if (expect < target)
-        r->gone = true;
-    if (r->gone)
-        drop_rows(r);
-    return 0;
-}
-
-static int do_read_audit(fo_store *s, job *j, fo_store_result *r)
-{
-    return s->be->rules_scan(s->impl, j->model, j->a, (uint32_t)j->b, r, j->msg, sizeof(j->msg));
-}
-
-static int do_read_replay(fo_store *s, job *j, fo_store_result *r)
-{
-    uint64_t base, expect, snap = 0;
-    bool has_snap;
-    int rc;
-
-    if ((rc = model_count(s, j, &r->count, &r->exists)) ||
-        (rc = s->be->log_scan(s->impl, j->model, 0, UINT64_MAX, r, j->msg, sizeof(j->msg))))
-        return rc;
-    base = r->n_entries ? r->entries[0].from : r->count;
-    if (base > 0) {
-        rc = s->be->snapshot_le(s->impl, j->model, base, r, &has_snap, &snap, j->msg,
-                                sizeof(j->msg));
-        if (rc)
-            return rc;
-        if (!has_snap || snap != base)
-            return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
-                                 "replay %s: the stored log starts at %llu, where no snapshot "
-                                 "is kept", j->model, (unsigned long long)base);
-    }
-    expect = base;
-    for (uint32_t i = 0; i < r->n_entries; i++) {
-        if (r->entries[i].from != expect)
-            return fo_store_fail(FO_STORE_ECORRUPT, j->msg, sizeof(j->msg),
-                                 "replay %s: log row at %llu does not continue %llu", j->model,
-                                 (unsigned long long)r->entries[i].from,
-                                 (unsigned long long)expect);
-        expect = r->entries[i].from + r->entries[i].len;
-    }
-    return s->be->rules_scan(s->impl, j->model, base, 0, r, j->msg, sizeof(j->msg));
-}
-
 static void run_read(fo_store *s, job *j)
 {
     fo_store_result *r = fo_store_result_new();
@@ -318,13 +150,19 @@ static void run_read(fo_store *s, job *j)
     }
     rc = s->be->read_begin(s->impl, j->msg, sizeof(j->msg));
     if (!rc) {
-        switch (j->kind) {
-        case JOB_LOAD: rc = do_load(s, j, r); break;
-        case JOB_READ_LOG: rc = do_read_log(s, j, r); break;
-        case JOB_READ_AUDIT: rc = do_read_audit(s, j, r); break;
-        case JOB_READ_REPLAY: rc = do_read_replay(s, j, r); break;
-        default: rc = do_read_at(s, j, r); break;
-        }
+        fo_store_read_req q = {.be = s->be,
+                               .impl = s->impl,
+                               .model = j->model,
+                               .a = j->a,
+                               .b = j->b,
+                               .msg = j->msg,
+                               .msglen = sizeof(j->msg)};
+        q.kind = j->kind == JOB_LOAD          ? FO_STORE_READ_LOAD
+                 : j->kind == JOB_READ_LOG    ? FO_STORE_READ_LOG
+                 : j->kind == JOB_READ_AUDIT  ? FO_STORE_READ_AUDIT
+                 : j->kind == JOB_READ_REPLAY ? FO_STORE_READ_REPLAY
+                                              : FO_STORE_READ_AT;
+        rc = fo_store_read_run(&q, r);
         s->be->read_end(s->impl);
     }
     if (rc == FO_ENOMEM && !j->msg[0])
@@ -375,7 +213,8 @@ static void run_commits(fo_store *s, job *run)
     for (job *j = run; j; j = j->next) {
         t0 = uv_hrtime();
         j->msg[0] = 0;
-        j->rc = s->be->commit(s->impl, &(fo_store_seg){j->writes, j->n, 0, NULL, 0}, 1, j->msg, sizeof(j->msg));
+        j->rc = s->be->commit(s->impl, &(fo_store_seg){j->writes, j->n, 0, NULL, 0}, 1, j->msg,
+                              sizeof(j->msg));
         j->exec_ns = uv_hrtime() - t0;
         j->transactions++;
     }
@@ -512,8 +351,7 @@ static size_t deliver(fo_store *s, bool *exited)
 
     while (list) {
         job *j = list;
-        fo_store_status st = {j->rc, j->rc ? j->msg : "", j->t_done - j->t_submit, j->exec_ns,
-                              ""};
+        fo_store_status st = {j->rc, j->rc ? j->msg : "", j->t_done - j->t_submit, j->exec_ns, ""};
         char reason[sizeof(j->msg)];
         list = j->next;
         st.reason = j->rc ? public_reason(j->msg, reason, sizeof(reason)) : "";
@@ -662,8 +500,7 @@ int fo_store_commit(fo_store *s, const fo_store_write *w, size_t n, fo_store_com
         size_t mlen = w[i].model ? strnlen(w[i].model, FO_STORE_MODEL_MAX + 1) : 0;
         bool has_client = w[i].client && w[i].client[0];
         if (!fo_store_model_name_valid(w[i].model, mlen) || (w[i].batch && w[i].len == 0) ||
-            (has_client && !w[i].batch) ||
-            (w[i].audit && !w[i].original))
+            (has_client && !w[i].batch) || (w[i].audit && !w[i].original))
             return FO_EINVAL;
         add = mlen + 1 + str_size(w[i].client) + str_size(w[i].identity) + str_size(w[i].audit);
         if ((w[i].batch && w[i].batch_size > SIZE_MAX / 4) ||

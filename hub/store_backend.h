@@ -90,4 +90,27 @@ int fo_store_result_add_client(fo_store_result *r, const char *client, size_t cl
 int fo_store_fail(int code, char *msg, size_t msglen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A read job (store_read.c), run on the worker thread between read_begin and read_end. */
+typedef enum fo_store_read_kind {
+    FO_STORE_READ_LOAD,   /* fo_store_load: a = history_from */
+    FO_STORE_READ_LOG,    /* fo_store_read_log: [a, b) */
+    FO_STORE_READ_AT,     /* fo_store_read_state_at: a = at */
+    FO_STORE_READ_AUDIT,  /* fo_store_read_audit: from a, at most b rows */
+    FO_STORE_READ_REPLAY, /* fo_store_read_replay */
+} fo_store_read_kind;
+
+typedef struct fo_store_read_req {
+    const fo_store_backend *be;
+    void *impl;
+    fo_store_read_kind kind;
+    const char *model;
+    uint64_t a, b;
+    char *msg; /* the reason of a failure */
+    size_t msglen;
+} fo_store_read_req;
+
+/* Fills r as the job's kind asks (store.h says what each answers). 0, or an error code with
+ * the reason in q->msg. */
+int fo_store_read_run(const fo_store_read_req *q, fo_store_result *r);
+
 #endif

@@ -306,10 +306,14 @@ static const char usage_tail[] =
     "connections with 1001, exit 0.\n"
     "\n"
     "Other forms:\n"
-    "  flushout-hub --check-interceptors FILE   load and check a rules file: exit 0 or 2\n"
-    "  flushout-hub replay --data DIR MODEL --interceptors FILE\n"
-    "                         re-run the model's stored batches through FILE's rules and\n"
-    "                         print each command they decide differently (exit 1; 0: none)\n";
+    "  flushout-hub --check-interceptors FILE [FLAGS]\n"
+    "                         load and check a rules file under the settings' rule\n"
+    "                         limits (flags, FLUSHOUT_*, --config): exit 0 or 2\n"
+    "  flushout-hub replay MODEL [FLAGS]\n"
+    "                         re-run the model's stored batches (--data, a SQLite store)\n"
+    "                         through the --interceptors file's rules and print each\n"
+    "                         command they decide differently (exit 1; 0: none); the\n"
+    "                         settings are read as the hub reads them (--config too)\n";
 
 static bool is(const fo_setting *r, const char *name)
 {
@@ -317,6 +321,11 @@ static bool is(const fo_setting *r, const char *name)
 }
 
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
+{
+    return fo_hub_config_parse_rest(c, argc, argv, NULL);
+}
+
+int fo_hub_config_parse_rest(fo_hub_config *c, int argc, char **argv, int *rest)
 {
     static struct option opts[NROWS + 1];
     fo_setting_source src[NROWS] = {0};
@@ -371,7 +380,9 @@ int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv)
         else
             given_row[n] = r, given_val[n++] = r->type == FO_SET_BOOL ? "true" : optarg;
     }
-    if (optind < argc) {
+    if (rest)
+        *rest = optind;
+    else if (optind < argc) {
         fprintf(stderr, "flushout-hub: unexpected argument '%s' (see --help)\n", argv[optind]);
         goto out;
     }

@@ -68,6 +68,10 @@ void fo_hub_config_default(fo_hub_config *c);
  * to stderr (exit 2): an unknown flag, a bad value (naming the flag, the variable, or the
  * file and line), an unreadable file, an unknown key. */
 int fo_hub_config_parse(fo_hub_config *c, int argc, char **argv);
+/* The same for a subcommand that also takes positional arguments (`replay MODEL`): they may
+ * stand anywhere among the flags; getopt moves them to the end of argv and *rest is the
+ * index of the first (argc when there is none). */
+int fo_hub_config_parse_rest(fo_hub_config *c, int argc, char **argv, int *rest);
 /* The hub's table (for tests and tools). */
 const fo_settings *fo_hub_config_settings(void);
 /* True when --listen names a loopback address only (127.0.0.0/8, ::1, localhost): an open

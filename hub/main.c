@@ -13,10 +13,16 @@ int main(int argc, char **argv)
 
     if (argc >= 2 && strcmp(argv[1], "replay") == 0)
         return fo_replay_main(argc - 1, argv + 1);
-    if (argc == 3 && strcmp(argv[1], "--check-interceptors") == 0)
-        return fo_check_interceptors_main(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "--check-interceptors") == 0) {
+        /* --check-interceptors FILE [FLAGS]: FILE as the last --interceptors (it wins) */
+        char *file = argv[2];
+        memmove(argv + 1, argv + 3, (size_t)(argc - 3) * sizeof(*argv));
+        argv[argc - 2] = (char *)"--interceptors";
+        argv[argc - 1] = file;
+        return fo_check_interceptors_main(argc, argv);
+    }
     if (argc >= 2 && strncmp(argv[1], "--check-interceptors", 20) == 0) {
-        fprintf(stderr, "usage: flushout-hub --check-interceptors FILE\n");
+        fprintf(stderr, "usage: flushout-hub --check-interceptors FILE [FLAGS]\n");
         return 2;
     }
     fo_hub_config_default(&cfg);

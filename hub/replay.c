@@ -1,6 +1,5 @@
 #include "hub/replay.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,22 +14,25 @@
 #include "proto/pathmap.h"
 #include "proto/wire.h"
 
-int fo_check_interceptors_main(const char *path)
+int fo_check_interceptors_main(int argc, char **argv)
 {
     fo_hub_config c;
     fo_rules_limits lim;
     fo_rules *r;
     char err[512];
+    int rc;
 
     fo_hub_config_default(&c);
+    if ((rc = fo_hub_config_parse(&c, argc, argv)) != 0)
+        return rc > 0 ? 0 : 2;
     lim.instructions = c.rule_instructions;
     lim.time_ms = c.rule_time_ms;
     lim.memory = c.rule_memory;
-    if (!(r = fo_rules_load(path, &lim, err, sizeof(err)))) {
+    if (!(r = fo_rules_load(c.interceptors, &lim, err, sizeof(err)))) {
         fprintf(stderr, "flushout-hub: %s\n", err);
         return 2;
     }
-    printf("%s: %u rules\n", path, fo_rules_count(r));
+    printf("%s: %u rules\n", c.interceptors, fo_rules_count(r));
     fo_rules_free(r);
     return 0;
 }
@@ -299,59 +301,52 @@ static int run(replay *rp)
 }
 
 static const char usage[] =
-    "usage: flushout-hub replay --data DIR MODEL --interceptors FILE\n"
+    "usage: flushout-hub replay MODEL --interceptors FILE [--data DIR] [--config FILE]\n"
     "                           [--rule-instructions N] [--rule-time-ms N] [--rule-memory SIZE]\n";
 
 int fo_replay_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},
-        {"interceptors", required_argument, NULL, 'i'},
-        {"rule-instructions", required_argument, NULL, 'n'},
-        {"rule-time-ms", required_argument, NULL, 't'},
-        {"rule-memory", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *data = NULL, *file = NULL;
+    const char *data, *file;
     fo_hub_config c;
     fo_rules_limits lim;
     replay rp;
     uv_loop_t loop;
     fo_store *store = NULL;
     fo_err_info err;
-    int o, rc;
+    int rc, rest;
 
+    /* The hub's own settings engine: the same flags, FLUSHOUT_* and --config file, so a
+     * replay reads the data directory and the rule limits the hub runs with. */
     fo_hub_config_default(&c);
+    if ((rc = fo_hub_config_parse_rest(&c, argc, argv, &rest)) != 0) {
+        if (rc < 0)
+            fputs(usage, stderr);
+        return rc > 0 ? 0 : 2;
+    }
+    if (rest != argc - 1) {
+        fprintf(stderr, "flushout-hub replay: %s\n%s",
+                rest == argc ? "which model? (one MODEL argument)" : "one MODEL argument only",
+                usage);
+        return 2;
+    }
+    if (!c.interceptors[0]) {
+        fprintf(stderr, "flushout-hub replay: --interceptors FILE: the rules to replay with\n%s",
+                usage);
+        return 2;
+    }
+    if (c.cluster[0] || strcmp(c.store, "sqlite") != 0) {
+        fprintf(stderr, "flushout-hub replay: replays a SQLite data directory (--data); the "
+                        "settings name %s\n",
+                c.cluster[0] ? "a NATS cluster (--cluster)" : "the memory store");
+        return 2;
+    }
+    data = c.data_dir;
+    file = c.interceptors;
     lim.instructions = c.rule_instructions;
     lim.time_ms = c.rule_time_ms;
     lim.memory = c.rule_memory;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        long long v;
-        switch (o) {
-        case 'd': data = optarg; break;
-        case 'i': file = optarg; break;
-        case 'n': lim.instructions = strtoull(optarg, NULL, 10); break;
-        case 't': lim.time_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'm':
-            if ((v = fo_parse_size(optarg)) > 0)
-                lim.memory = (size_t)v;
-            break;
-        case 'h': fputs(usage, stdout); return 0;
-        default:
-            fprintf(stderr, "flushout-hub replay: unknown or incomplete option '%s'\n%s",
-                    argv[optind - 1], usage);
-            return 2;
-        }
-    }
-    if (!data || !file || optind != argc - 1 || lim.instructions < 1000 || !lim.time_ms) {
-        fputs(usage, stderr);
-        return 2;
-    }
     memset(&rp, 0, sizeof(rp));
-    rp.model = argv[optind];
+    rp.model = argv[rest];
     if (!fo_store_model_name_valid(rp.model, strlen(rp.model))) {
         fprintf(stderr, "flushout-hub replay: bad model name '%s'\n", rp.model);
         return 2;

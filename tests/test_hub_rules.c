@@ -288,6 +288,57 @@ Test(hub_rules, check_interceptors)
     cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
 }
 
+/* --check-interceptors and replay read the settings as the hub does: a --config file's
+ * rule limits and data directory, FLUSHOUT_* variables. */
+Test(hub_rules, check_and_replay_read_the_config_file)
+{
+    /* about 4 MB of Lua strings built while the file loads (the default cap is 32M) */
+    const char *big = rules_file("big.lua", "local t = {} for i = 1, 100000 do t[i] = tostring(i) .. "
+                                            "'-padding-padding' end\n"
+                                            "return {{models='*', intercept=function() end}}\n");
+    const char *file = rules_file("rules.lua", stamp_rules);
+    const char *hub_args[] = {"--interceptors", file, NULL};
+    fo_hubproc *h = ht_hub_start("sqlite", hub_args);
+    ht_client *c = ht_connect(h, "ann");
+    fo_batch b = batch("{\"from\":0,\"completions\":[{\"command\":{\"action\":\"create\","
+                       "\"props\":{\"text\":\"milk\"}},\"createdId\":\"1\"}]}");
+    char ini[512], conf[600], args[1024], out[4096];
+    FILE *f;
+
+    cr_assert_eq(ht_flush(c, "todos:c", &b).applied.len, 1);
+    ht_close(c);
+    ht_hub_stop_ok(h, 10000);
+    snprintf(conf, sizeof(conf), "%s/hub.ini", dir);
+    snprintf(ini, sizeof(ini), "data = %s\ninterceptors = %s\nrule-memory = 1M\n"
+             "rule-time-ms = 5000\n",
+             fo_hubproc_data_dir(h), file);
+    cr_assert_not_null(f = fopen(conf, "w"));
+    fputs(ini, f);
+    fclose(f);
+
+    /* the file's 1M memory cap: the big file does not load; without the file it does */
+    snprintf(args, sizeof(args), "--check-interceptors %s --config %s", big, conf);
+    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
+    cr_assert(strstr(out, "memory"), "%s", out);
+    snprintf(args, sizeof(args), "--check-interceptors %s --rule-time-ms 5000", big);
+    cr_assert_eq(run_hub(args, out, sizeof(out)), 0, "%s", out);
+    /* FLUSHOUT_RULE_MEMORY the same */
+    setenv("FLUSHOUT_RULE_MEMORY", "1M", 1);
+    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
+    unsetenv("FLUSHOUT_RULE_MEMORY");
+
+    /* replay MODEL with only --config: its data directory and rules file */
+    snprintf(args, sizeof(args), "replay --config %s todos:c", conf);
+    cr_assert_eq(run_hub(args, out, sizeof(out)), 0, "%s", out);
+    cr_assert(strstr(out, "1 batches, 1 commands, 0 decided differently"), "%s", out);
+    snprintf(args, sizeof(args), "replay --config %s", conf);
+    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
+    cr_assert(strstr(out, "which model?"), "%s", out);
+    snprintf(args, sizeof(args), "replay --config %s --store memory todos:c", conf);
+    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
+    cr_assert(strstr(out, "replays a SQLite data directory"), "%s", out);
+}
+
 Test(hub_rules, replay_reports_exactly_what_a_changed_rule_decides_differently)
 {
     const char *file = rules_file("rules.lua", stamp_rules);

@@ -8,8 +8,9 @@ reads. The seeds cover every header option and every op: a few written out by ha
 (collisions of created IDs, a stale flush with and without history, pushes, resets), the
 rest drawn from a fixed random stream weighted towards local commands and flushes. Run it
 from anywhere; it rewrites the directory."""
-import os
 import random
+
+from seeds import write_corpus
 
 APPLY, BEGIN, SEND, DELIVER, FLUSH, CANCEL, PUSH, RESET, COMPACT, QUIESCE = (
     0, 5, 6, 7, 8, 9, 10, 12, 13, 14)
@@ -63,11 +64,4 @@ for i in range(20):
         body += op(k, rnd.randrange(3), *(rnd.randrange(256) for _ in range(6 if k == APPLY else 2)))
     seeds[f"random_{i:02d}"] = h + bytes(body)
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_core")
-os.makedirs(out, exist_ok=True)
-for f in os.listdir(out):
-    os.remove(os.path.join(out, f))
-for name, data in sorted(seeds.items()):
-    with open(os.path.join(out, name + ".bin"), "wb") as fh:
-        fh.write(data)
-print(f"{len(seeds)} seeds in {out}")
+write_corpus("corpus_core", seeds)

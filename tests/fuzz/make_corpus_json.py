@@ -7,7 +7,8 @@ max_depth (255: 3000) and where the text is also cut and NUL'd. The seeds cover 
 typed shape, numbers at the int64/uint64/double edges, escapes, surrogate pairs, invalid
 UTF-8, \\u0000, nesting at and past the limits, and a few syntax errors. Run it from
 anywhere; it rewrites the directory."""
-import os
+
+from seeds import write_corpus
 
 VALUE, COMMAND, SNAPSHOT, BATCH, SYNC, RESULT = range(6)
 seeds = {}
@@ -87,11 +88,4 @@ seed("r_nul_message", RESULT, '{"applied":{"from":0,"completions":[]},"errors":[
      '"update","path":[],"errorMessage":"a\\u0000b"}]}')
 seed("r_missing", RESULT, '{"applied":{"from":0},"errors":[]}')
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_json")
-os.makedirs(out, exist_ok=True)
-for f in os.listdir(out):
-    os.remove(os.path.join(out, f))
-for name, data in sorted(seeds.items()):
-    with open(os.path.join(out, name + ".bin"), "wb") as fh:
-        fh.write(data)
-print(f"{len(seeds)} seeds in {out}")
+write_corpus("corpus_json", seeds)

@@ -6,7 +6,8 @@ query argument fragment ("name=value", as lws_hdr_copy_fragment gives it) per li
 cover every route, every error, the argument buffer limits, numbers at and past 2^64, and
 file paths that try to leave their directory. Run it from anywhere; it rewrites the
 directory."""
-import os
+
+from seeds import write_corpus
 
 seeds = {
     "healthz": ["/healthz"],
@@ -50,11 +51,4 @@ seeds = {
     "static_empty": [""],
 }
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_route")
-os.makedirs(out, exist_ok=True)
-for f in os.listdir(out):
-    os.remove(os.path.join(out, f))
-for name, lines in sorted(seeds.items()):
-    with open(os.path.join(out, name), "wb") as f:
-        f.write("\n".join(lines).encode("latin-1"))
-print(f"{len(seeds)} seeds in {out}")
+write_corpus("corpus_route", {name: "\n".join(lines).encode("latin-1") for name, lines in seeds.items()})

@@ -5,8 +5,9 @@ Each seed is one control byte (bit 0: parse as a server, so frames are masked; b
 message limit; bits 3-7: the piece size) and a stream of RFC 6455 frames: the RFC's
 examples, every length encoding, fragments with control frames between, close frames,
 UTF-8 edge cases and a few violations. Run it from anywhere; it rewrites the directory."""
-import os
 import struct
+
+from seeds import write_corpus
 
 KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
 
@@ -49,11 +50,4 @@ seeds["big_64bit_client"] = bytes([0x06]) + frame(2, b"q" * 70000)[:64]  # limit
 seeds["rsv_client"] = bytes([0]) + bytes([0xC2, 0x00])
 seeds["nonminimal_client"] = bytes([0]) + bytes([0x82, 0x7E, 0x00, 0x05]) + b"hello"
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_ws")
-os.makedirs(out, exist_ok=True)
-for f in os.listdir(out):
-    os.remove(os.path.join(out, f))
-for name, data in sorted(seeds.items()):
-    with open(os.path.join(out, name + ".bin"), "wb") as fh:
-        fh.write(data)
-print(f"{len(seeds)} seeds in {out}")
+write_corpus("corpus_ws", seeds)

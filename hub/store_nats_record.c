@@ -216,7 +216,9 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
     char *tail;
 
     memset(out, 0, sizeof(*out));
-    if (size < 8 || memcmp(data, RECORD_MAGIC, 4) != 0)
+    /* A JetStream message is megabytes at most: a size past 4 GiB is not a record (and the
+     * bound keeps the allocation below in range). */
+    if (size < 8 || size > ((size_t)1 << 32) || memcmp(data, RECORD_MAGIC, 4) != 0)
         return FO_STORE_ECORRUPT;
     r.p += 4;
     n = get32(&r);

@@ -14,7 +14,7 @@ TestSuite(route);
 /* Routes `uri` with up to 8 arguments given as "name=value" strings (NULL-terminated list). */
 static void route(fo_route *rt, const char *uri, const char *const *argv)
 {
-    fo_route_arg args[8];
+    fo_route_arg args[8] = {{0}};
     size_t n = 0;
 
     for (; argv && argv[n]; n++) {

@@ -560,6 +560,8 @@ int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_aren
     int rc = 0;
 
     fo_err_clear(err);
+    if (max_depth > FO_JSON_DEPTH_CAP)
+        max_depth = FO_JSON_DEPTH_CAP;
     root = json_loadb(text, len, flags, &je);
     if (!root && json_error_code(&je) == json_error_numeric_overflow) {
         if (!(copy = malloc(len ? len : 1)))
@@ -581,6 +583,13 @@ int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_aren
         rc = code == json_error_out_of_memory    ? FO_ENOMEM
              : code == json_error_stack_overflow ? FO_ELIMIT
                                                  : FO_EPROTO;
+        /* Too deep for jansson means past FO_JSON_DEPTH_CAP: say so where our own rule
+         * does, at the container that opened past the limit. */
+        if (rc == FO_ELIMIT && !copy && scan(text, len, max_depth, NULL, &s) == 0 &&
+            s.deep_pos != SIZE_MAX) {
+            fo_err_set(err, rc, s.deep_pos, "", "nesting deeper than the limit");
+            goto out;
+        }
         fo_err_set(err, rc, je.position, "", je.text);
         goto out;
     }

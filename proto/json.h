@@ -33,6 +33,11 @@ enum {
     FO_JSON_SORT_KEYS = 2, /* keys in byte order, at every level (tests, diffs) */
 };
 
+/* The deepest nesting fo_json_read_value accepts, whatever max_depth says: jansson refuses
+ * values 2048 deep (JSON_PARSER_MAX_DEPTH), counting the innermost scalar, so 2047
+ * containers is the deepest that always parses. */
+#define FO_JSON_DEPTH_CAP 2047
+
 /* Nesting bound of the typed readers below: the wire's depth (a snapshot of a document at
  * FO_DOC_DEFAULT_MAX_DEPTH fits, as does a result carrying it). */
 #define FO_JSON_MAX_DEPTH 32
@@ -57,8 +62,8 @@ int fo_json_write_i64(int64_t i, fo_buf *out);
 
 /* Import. Everything is allocated in `a` (also on failure: destroy or reset the arena).
  * Returns 0; FO_EPROTO for a syntax error (err->msg is jansson's text, err->pos the byte
- * offset where it was noticed); FO_ELIMIT past max_depth (err->pos: the byte that opened
- * the container too deep); FO_EINVAL for a wrong shape (err->path names the field as the
+ * offset where it was noticed); FO_ELIMIT past max_depth or FO_JSON_DEPTH_CAP (err->pos: the
+ * byte that opened the container too deep); FO_EINVAL for a wrong shape (err->path names the field as the
  * wire codec does, `completions[3].command.path[1]`, err->msg says what was expected);
  * FO_ENOMEM. `err` may be NULL. */
 int fo_json_read_value(const char *text, size_t len, uint32_t max_depth, fo_arena *a, fo_value *out,

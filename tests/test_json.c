@@ -364,8 +364,30 @@ Test(json, nesting_limit)
         deep[i] = '[';
         deep[6000 - 1 - i] = ']';
     }
-    parse_fail(deep, 6000, 5000, FO_ELIMIT);
+    err = parse_fail(deep, 6000, 5000, FO_ELIMIT);
+    cr_assert_eq(err.pos, FO_JSON_DEPTH_CAP, "the container past the cap: %zu", err.pos);
     parse_fail(deep, 6000, 32, FO_ELIMIT);
+    /* FO_JSON_DEPTH_CAP is what a max_depth beyond it means: 2047 containers around a
+     * scalar parse; 2048 are refused at the 2048th, as our own limit says, also when the
+     * text after it is not JSON (jansson counts the scalar as a level and said "too deep"
+     * wherever it stopped). */
+    {
+        static char t[5000];
+        size_t n = 0;
+        for (i = 0; i < FO_JSON_DEPTH_CAP; i++)
+            t[n++] = '[';
+        t[n++] = '7';
+        for (i = 0; i < FO_JSON_DEPTH_CAP; i++)
+            t[n++] = ']';
+        cr_assert_eq(fo_json_read_value(t, n, 3000, &arena, &v, &err), 0, "%s", err.msg);
+        cr_assert_eq(fo_value_depth(&v), FO_JSON_DEPTH_CAP);
+        n = 0;
+        for (i = 0; i < FO_JSON_DEPTH_CAP + 1; i++)
+            t[n++] = '[';
+        n += (size_t)sprintf(t + n, "\"createdId\":[]");
+        err = parse_fail(t, n, 3000, FO_ELIMIT);
+        cr_assert_eq(err.pos, FO_JSON_DEPTH_CAP);
+    }
     /* The typed readers use FO_JSON_MAX_DEPTH. */
     {
         fo_command c;

@@ -3,8 +3,8 @@
  *
  * Input: two control bytes, then the JSON text (passed with its length, never
  * NUL-terminated). Byte 0 mod 6 picks the reader: value, command, snapshot, batch, sync,
- * result. Byte 1 is the value reader's max_depth (255 stands for 3000, past jansson's own
- * 2048) and decides where the text is cut and where a NUL is put: every input is also read
+ * result. Byte 1 is the value reader's max_depth (255 stands for 3000, past
+ * FO_JSON_DEPTH_CAP, jansson's own bound) and decides where the text is cut and where a NUL is put: every input is also read
  * truncated and with one byte replaced by NUL. Invariants checked, each aborting so that
  * libFuzzer keeps the input:
  *   - a reader returns 0 or FO_EPROTO / FO_ELIMIT / FO_EINVAL (typed readers only), with
@@ -477,17 +477,18 @@ static void check_value(const unsigned char *s, size_t n, uint32_t max_depth, fo
     fo_value want, got, back;
     fo_err_info err;
     fo_buf t1, t2;
-    bool valid = oracle_parse(&o, s, n, max_depth, a, &want);
+    uint32_t limit = max_depth < FO_JSON_DEPTH_CAP ? max_depth : FO_JSON_DEPTH_CAP;
+    bool valid = oracle_parse(&o, s, n, limit, a, &want);
     int rc = fo_json_read_value((const char *)s, n, max_depth, a, &got, &err);
 
     if (rc != 0) {
         check_err(rc, &err, n, false);
-        if (rc == FO_ELIMIT && o.deepest <= JANSSON_MAX_DEPTH &&
+        if (rc == FO_ELIMIT && o.deepest <= FO_JSON_DEPTH_CAP &&
             (!valid || o.refuse || o.deep_pos == SIZE_MAX))
             die("FO_ELIMIT for text within the depth limits", &err);
         if (valid && !o.refuse && rc != FO_ELIMIT)
             die("valid JSON refused", &err);
-        if (valid && !o.refuse && o.deepest <= JANSSON_MAX_DEPTH && err.pos != o.deep_pos)
+        if (valid && !o.refuse && err.pos != o.deep_pos)
             die("nesting refused at the wrong place", &err);
         return;
     }

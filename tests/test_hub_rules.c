@@ -3,6 +3,7 @@
  * reloads, --check-interceptors, replay, and a data dir of schema 1 migrated (to 3). */
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,23 @@ static int run_hub(const char *args, char *out, size_t cap)
         out[n] = 0;
     st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs the hub binary with the formatted arguments; asserts its exit code and, unless
+ * needle is NULL, that its output says needle. */
+static void expect_run(int code, const char *needle, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void expect_run(int code, const char *needle, const char *fmt, ...)
+{
+    char args[1024], out[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    cr_assert_eq(run_hub(args, out, sizeof(out)), code, "%s: %s", args, out);
+    if (needle)
+        cr_assert(strstr(out, needle), "%s: no '%s' in: %s", args, needle, out);
 }
 
 Test(hub_rules, rejections_in_the_result_and_in_the_audit)
@@ -273,19 +291,12 @@ Test(hub_rules, sighup_reloads_and_a_bad_file_keeps_the_rules)
 
 Test(hub_rules, check_interceptors)
 {
-    char out[2048];
     const char *good = rules_file("good.lua", stamp_rules);
     const char *bad = rules_file("bad.lua", "return {{models='*', intercept=42}}");
-    char args[256];
 
-    snprintf(args, sizeof(args), "--check-interceptors %s", good);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 0, "%s", out);
-    cr_assert(strstr(out, ": 2 rules"), "%s", out);
-    snprintf(args, sizeof(args), "--check-interceptors %s", bad);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
-    cr_assert(strstr(out, "rule 1: 'intercept' must be a function"), "%s", out);
-    snprintf(args, sizeof(args), "--check-interceptors %s/missing.lua", dir);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
+    expect_run(0, ": 2 rules", "--check-interceptors %s", good);
+    expect_run(2, "rule 1: 'intercept' must be a function", "--check-interceptors %s", bad);
+    expect_run(2, NULL, "--check-interceptors %s/missing.lua", dir);
 }
 
 /* --check-interceptors and replay read the settings as the hub does: a --config file's
@@ -302,7 +313,7 @@ Test(hub_rules, check_and_replay_read_the_config_file)
     ht_client *c = ht_connect(h, "ann");
     fo_batch b = batch("{\"from\":0,\"completions\":[{\"command\":{\"action\":\"create\","
                        "\"props\":{\"text\":\"milk\"}},\"createdId\":\"1\"}]}");
-    char ini[512], conf[600], args[1024], out[4096];
+    char ini[512], conf[600];
     FILE *f;
 
     cr_assert_eq(ht_flush(c, "todos:c", &b).applied.len, 1);
@@ -317,26 +328,19 @@ Test(hub_rules, check_and_replay_read_the_config_file)
     fclose(f);
 
     /* the file's 1M memory cap: the big file does not load; without the file it does */
-    snprintf(args, sizeof(args), "--check-interceptors %s --config %s", big, conf);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
-    cr_assert(strstr(out, "memory"), "%s", out);
-    snprintf(args, sizeof(args), "--check-interceptors %s --rule-time-ms 5000", big);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 0, "%s", out);
+    expect_run(2, "memory", "--check-interceptors %s --config %s", big, conf);
+    expect_run(0, NULL, "--check-interceptors %s --rule-time-ms 5000", big);
     /* FLUSHOUT_RULE_MEMORY the same */
     setenv("FLUSHOUT_RULE_MEMORY", "1M", 1);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
+    expect_run(2, "memory", "--check-interceptors %s --rule-time-ms 5000", big);
     unsetenv("FLUSHOUT_RULE_MEMORY");
 
     /* replay MODEL with only --config: its data directory and rules file */
-    snprintf(args, sizeof(args), "replay --config %s todos:c", conf);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 0, "%s", out);
-    cr_assert(strstr(out, "1 batches, 1 commands, 0 decided differently"), "%s", out);
-    snprintf(args, sizeof(args), "replay --config %s", conf);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
-    cr_assert(strstr(out, "which model?"), "%s", out);
-    snprintf(args, sizeof(args), "replay --config %s --store memory todos:c", conf);
-    cr_assert_eq(run_hub(args, out, sizeof(out)), 2, "%s", out);
-    cr_assert(strstr(out, "replays a SQLite data directory"), "%s", out);
+    expect_run(0, "1 batches, 1 commands, 0 decided differently", "replay --config %s todos:c",
+               conf);
+    expect_run(2, "which model?", "replay --config %s", conf);
+    expect_run(2, "replays a SQLite data directory", "replay --config %s --store memory todos:c",
+               conf);
 }
 
 Test(hub_rules, replay_reports_exactly_what_a_changed_rule_decides_differently)

@@ -33,6 +33,16 @@ static void expect_ok(const fo_route *rt, fo_route_kind kind)
     cr_assert_null(rt->error);
 }
 
+/* `uri` routes to a file of `kind` at the relative `path`. */
+static void expect_file(const char *uri, fo_route_kind kind, const char *path)
+{
+    fo_route rt;
+
+    route(&rt, uri, NULL);
+    expect_ok(&rt, kind);
+    cr_assert_str_eq(rt.path, path, "%s", uri);
+}
+
 static void expect_err(const fo_route *rt, fo_route_kind kind, int status, const char *msg)
 {
     cr_assert_eq(rt->kind, kind);
@@ -53,12 +63,8 @@ Test(route, health_metrics_and_console_redirect)
     cr_assert_str_eq(rt.model, "");
     cr_assert_str_eq(rt.path, "");
     /* near misses are files */
-    route(&rt, "/healthz/", NULL);
-    expect_ok(&rt, FO_ROUTE_STATIC_FILE);
-    cr_assert_str_eq(rt.path, "healthz/index.html");
-    route(&rt, "/metricsx", NULL);
-    expect_ok(&rt, FO_ROUTE_STATIC_FILE);
-    cr_assert_str_eq(rt.path, "metricsx");
+    expect_file("/healthz/", FO_ROUTE_STATIC_FILE, "healthz/index.html");
+    expect_file("/metricsx", FO_ROUTE_STATIC_FILE, "metricsx");
 }
 
 Test(route, model_get_with_and_without_at)
@@ -260,9 +266,7 @@ Test(route, static_and_console_files)
 {
     fo_route rt;
 
-    route(&rt, "/", NULL);
-    expect_ok(&rt, FO_ROUTE_STATIC_FILE);
-    cr_assert_str_eq(rt.path, "index.html");
+    expect_file("/", FO_ROUTE_STATIC_FILE, "index.html");
     route(&rt, "/app/main.js", ARGS("v=2"));
     expect_ok(&rt, FO_ROUTE_STATIC_FILE);
     cr_assert_str_eq(rt.path, "app/main.js");
@@ -270,15 +274,9 @@ Test(route, static_and_console_files)
     cr_assert_str_eq(rt.path, "docs/index.html");
     route(&rt, "/.well-known/x", NULL);
     cr_assert_str_eq(rt.path, ".well-known/x");
-    route(&rt, "/console/", NULL);
-    expect_ok(&rt, FO_ROUTE_CONSOLE_FILE);
-    cr_assert_str_eq(rt.path, "index.html");
-    route(&rt, "/console/assets/a.css", NULL);
-    expect_ok(&rt, FO_ROUTE_CONSOLE_FILE);
-    cr_assert_str_eq(rt.path, "assets/a.css");
-    route(&rt, "/consolex", NULL);
-    expect_ok(&rt, FO_ROUTE_STATIC_FILE);
-    cr_assert_str_eq(rt.path, "consolex");
+    expect_file("/console/", FO_ROUTE_CONSOLE_FILE, "index.html");
+    expect_file("/console/assets/a.css", FO_ROUTE_CONSOLE_FILE, "assets/a.css");
+    expect_file("/consolex", FO_ROUTE_STATIC_FILE, "consolex");
 }
 
 Test(route, file_paths_never_escape)
@@ -314,13 +312,9 @@ Test(route, file_paths_never_escape)
         cr_assert_str_eq(rt.path, "", "%s", bad[i]);
     }
     /* a decoded %00 ends the C string lws hands over: what follows is not seen */
-    route(&rt, "/a\0/../../etc/passwd", NULL);
-    expect_ok(&rt, FO_ROUTE_STATIC_FILE);
-    cr_assert_str_eq(rt.path, "a");
+    expect_file("/a\0/../../etc/passwd", FO_ROUTE_STATIC_FILE, "a");
     /* a backslash is an ordinary byte of a file name on POSIX */
-    route(&rt, "/a\\b", NULL);
-    expect_ok(&rt, FO_ROUTE_STATIC_FILE);
-    cr_assert_str_eq(rt.path, "a\\b");
+    expect_file("/a\\b", FO_ROUTE_STATIC_FILE, "a\\b");
     /* too long for a path: 404, not a cut path */
     longp[0] = '/';
     memset(longp + 1, 'a', sizeof(longp) - 2);

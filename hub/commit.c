@@ -24,6 +24,7 @@ static void group_free(fo_group *g)
         g->writes[i].owner->hold(g->writes[i].owner, false);
     }
     free(g->writes);
+    g->hub->commit.snap_bytes -= g->snap_bytes;
     free(g);
 }
 
@@ -89,6 +90,8 @@ int fo_commit_add_write(fo_hub *h, fo_commit_write *w)
         g->cap = ncap;
     }
     g->writes[g->nwrites] = *w;
+    g->snap_bytes += w->snapshot ? w->snapshot_len : 0;
+    h->commit.snap_bytes += w->snapshot ? w->snapshot_len : 0;
     w->owner->hold(w->owner, true);
     if (w->frame)
         fo_frame_ref(w->frame);
@@ -130,6 +133,8 @@ static void on_committed(fo_store *s, const fo_store_status *st, void *data)
     (void)s;
     g->done = true;
     g->rc = st->rc;
+    h->commit.snap_bytes -= g->snap_bytes;
+    g->snap_bytes = 0;
     h->metrics.store_commits++;
     fo_hist_add(&h->metrics.commit_latency, (double)st->latency_ns / 1e9);
     if (st->rc) {
@@ -187,8 +192,14 @@ void fo_commit_turn(fo_hub *h)
      * jobs in order, so its replies cannot overtake the writes of earlier groups. */
     rc = fo_store_commit(h->store, w, g->nwrites, on_committed, g);
     free(w);
-    if (rc == 0)
+    if (rc == 0) {
+        /* The store's job holds its own copy: one copy of each document, not two. */
+        for (i = 0; i < g->nwrites; i++) {
+            free(g->writes[i].snapshot);
+            g->writes[i].snapshot = NULL;
+        }
         return;
+    }
 failed:
     g->done = true;
     g->rc = rc;

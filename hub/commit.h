@@ -65,6 +65,7 @@ typedef struct fo_group {
     size_t nwrites, cap;
     bool submitted;   /* at the store (or, with no writes, waiting for the ones before) */
     bool done;        /* the store answered */
+    size_t snap_bytes; /* its snapshots' bytes, counted in fo_commit.snap_bytes until done */
     int rc;
     char err[256];
 } fo_group;
@@ -75,6 +76,10 @@ typedef struct fo_commit {
     fo_group *last;
     size_t pending;  /* replies waiting in all groups */
     size_t groups;   /* groups not yet released */
+    /* Snapshot bytes not yet written by the store (in open groups or the store's queue):
+     * a burst of models reaching --snapshot-every together would otherwise hold a copy of
+     * every document at once. The runner defers a snapshot while this is past its cap. */
+    size_t snap_bytes;
     /* Called after groups were released (hub.c: the memory budget may evict). */
     void (*released)(fo_hub *h);
 } fo_commit;
@@ -88,7 +93,8 @@ int fo_commit_wait(fo_hub *h, fo_commit_waiter *w);
  * owns the buffers). */
 int fo_commit_add_write(fo_hub *h, fo_commit_write *w);
 /* Called at the end of each loop turn: submits the open group (a commit, or an empty
- * barrier that keeps its place in the order). */
+ * barrier that keeps its place in the order). The store copies the rows, so the group's
+ * snapshot buffers are freed at once. */
 void fo_commit_turn(fo_hub *h);
 /* True when no reply waits and no commit is outstanding. */
 bool fo_commit_idle(const fo_hub *h);

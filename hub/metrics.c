@@ -198,5 +198,11 @@ int fo_metrics_render_mem(const fo_mem_stats *s, fo_buf *out)
                   "Model loads that waited for one of the few load slots.", s->load_waits);
     rc |= gauge(out, "flushout_loads_inflight_peak",
                 "The most model loads in flight at once since the start.", s->loads_peak);
+    rc |= gauge(out, "flushout_snapshot_pending_bytes",
+                "Snapshot bytes encoded and not yet written by the store.", s->snap_pending);
+    rc |= counter(out, "flushout_snapshots_deferred_total",
+                  "Snapshots put off to a later flush while a sixteenth of the budget of "
+                  "snapshots waited for the store.",
+                  s->snap_deferred);
     return rc ? FO_ENOMEM : 0;
 }

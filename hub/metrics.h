@@ -93,6 +93,8 @@ typedef struct fo_mem_stats {
     uint64_t doc_drops;     /* idle subscribed models whose document was dropped */
     uint64_t load_waits;    /* model loads that waited for a slot (model.c, FO_MAX_LOADS) */
     uint64_t loads_peak;    /* the most model loads in flight at once */
+    uint64_t snap_pending;  /* snapshot bytes not yet written (set when rendered) */
+    uint64_t snap_deferred; /* snapshots put off while too many were pending (runner.c) */
     uint64_t trim_ms;       /* private to model.c: when freed memory was last returned */
 } fo_mem_stats;
 

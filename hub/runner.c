@@ -254,6 +254,18 @@ static int add_rules_write(fo_model *m, uint64_t from, batch_meta *mt)
     return 0;
 }
 
+/* Whether a snapshot may be encoded now: at most a sixteenth of --memory-budget (and at
+ * least 1 MB) of snapshots may wait for the store. A snapshot is a copy of the whole
+ * document; when many models reach --snapshot-every together, copies of all of them would
+ * otherwise sit in the commit queue at once, outside the budget. A deferred snapshot is
+ * taken on a later flush; until then a cold load reads a longer log tail. */
+static bool snapshot_room(const fo_hub *h)
+{
+    size_t cap = h->cfg.memory_budget / 16;
+
+    return h->commit.snap_bytes < (cap > (1u << 20) ? cap : (1u << 20));
+}
+
 /* Queues the store row of an applied batch: the bytes of the push frame's `diff`. */
 static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *applied,
                      fo_frame *push, uint32_t off, uint32_t len, batch_meta *mt)
@@ -278,7 +290,9 @@ static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *a
         w.client[cl] = '\0';
     }
     w.seq = seq;
-    if (count - m->snapshot_count >= h->cfg.snapshot_every) {
+    if (count - m->snapshot_count >= h->cfg.snapshot_every && !snapshot_room(h)) {
+        h->mem.snap_deferred++; /* the model's next flush tries again */
+    } else if (count - m->snapshot_count >= h->cfg.snapshot_every) {
         /* A cold load then reads this snapshot and a short log tail. */
         if ((rc = fo_wire_encode_value(fo_master_snapshot(m->master).document, &snap)) != 0) {
             fo_buf_destroy(&snap);

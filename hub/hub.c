@@ -218,6 +218,8 @@ static int open_store(fo_hub *h)
     int rc;
 
     fo_store_options_default(&opt);
+    if (h->cfg.memory_budget / 32 < opt.cache_bytes)
+        opt.cache_bytes = h->cfg.memory_budget / 32; /* the store counts in the budget too */
     memset(&err, 0, sizeof(err));
     if (h->cfg.cluster[0]) {
         rc = fo_store_open(&h->loop, FO_STORE_NATS, h->cfg.cluster, &opt, &h->store, &err);

@@ -1,4 +1,5 @@
 /* flushout-hub: parse the flags, run the hub; or `replay`, or --check-interceptors. */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: flushout-hub --check-interceptors FILE [FLAGS]\n");
         return 2;
     }
+    /* Blocks of 128 KiB and more (snapshots, store rows on their way to disk, big frames
+     * and reads) are mmapped and go back to the kernel when freed. glibc would otherwise
+     * raise this threshold to the largest block freed so far and serve those transients
+     * from the heap, where their pages stay after they are gone (bench/memory.sh: peak RSS
+     * about 10 MB lower). Document arenas grow in 64 KiB chunks and stay in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     fo_hub_config_default(&cfg);
     rc = fo_hub_config_parse(&cfg, argc, argv);
     if (rc != 0)

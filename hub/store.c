@@ -123,6 +123,7 @@ void fo_store_options_default(fo_store_options *o)
     memset(o, 0, sizeof(*o));
     o->busy_timeout_ms = 5000;
     o->max_merge_writes = 65536;
+    o->cache_bytes = 16u << 20;
 }
 
 int fo_store_fail(int code, char *msg, size_t msglen, const char *fmt, ...)

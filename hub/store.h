@@ -95,6 +95,9 @@ typedef struct fo_store_options {
     /* Most writes the worker merges into one transaction; default 65536. 1 disables
      * merging of queued commits (each fo_store_commit is then its own transaction). */
     uint32_t max_merge_writes;
+    /* sqlite: the page cache, in bytes (PRAGMA cache_size); default 16 MiB. The hub gives
+     * it a thirty-second of --memory-budget, at most the default. */
+    uint64_t cache_bytes;
 } fo_store_options;
 
 void fo_store_options_default(fo_store_options *o);

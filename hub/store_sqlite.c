@@ -648,9 +648,12 @@ static int sq_open(const char *dir, const fo_store_options *o, void **impl, fo_e
         return sq_open_fail(q, err, rc == SQLITE_ROW ? SQLITE_CANTOPEN : rc, "setting WAL mode");
     }
     sqlite3_finalize(st);
+    /* cache_size < 0 is in KiB; SQLite's own default is 2 MiB. */
+    snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%llu",
+             (unsigned long long)(o->cache_bytes >= (2u << 20) ? o->cache_bytes >> 10 : 2048));
     if ((rc = exec_pragma(q, "PRAGMA synchronous = FULL", err)) ||
         (rc = exec_pragma(q, "PRAGMA journal_size_limit = 67108864", err)) ||
-        (rc = exec_pragma(q, "PRAGMA cache_size = -16384", err)) || (rc = migrate(q, err)))
+        (rc = exec_pragma(q, sql, err)) || (rc = migrate(q, err)))
         return rc;
     if (o->max_bytes) {
         int page = 4096;

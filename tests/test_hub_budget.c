@@ -168,6 +168,30 @@ Test(hub_budget, old_history_read_back_from_the_store)
     answers_free(&y);
 }
 
+/* Sends round r's flush to `model` without waiting: update [] {"rR": PAD bytes of one
+ * letter} at count r. Returns its rid; *sent is the batch (in c's arena). */
+static uint64_t send_round(ht_client *c, const char *model, int r, int letter, size_t pad,
+                           fo_batch *sent)
+{
+    char *json = malloc(pad + 300), *fill = malloc(pad + 1);
+    fo_msg m;
+    uint64_t rid;
+
+    cr_assert(json && fill);
+    memset(fill, 'a' + letter % 26, pad);
+    fill[pad] = 0;
+    snprintf(json, pad + 300,
+             "{\"from\":%d,\"completions\":[{\"command\":{\"action\":\"update\","
+             "\"props\":{\"r%d\":\"%s\"}}}]}", r, r, fill);
+    ht_client_reset_arena(c);
+    *sent = ht_batch_json(&c->arena, json);
+    m = (fo_msg){.type = FO_MSG_FLUSH, .model = model, .seq = ++c->seq, .batch = *sent};
+    rid = ht_send(c, &m);
+    free(json);
+    free(fill);
+    return rid;
+}
+
 /* A budget smaller than the subscribed models' documents together: every round, each
  * model's document has been dropped (its subscriber stays) and the round's flushes, sent to
  * all models at once, reload them all. Loads go to the store a few at a time (model.c,
@@ -183,10 +207,9 @@ Test(hub_budget, reloads_go_a_few_at_a_time_and_lose_nothing)
     ht_oracle *o[MODELS];
     fo_batch sent[MODELS];
     uint64_t rid[MODELS];
-    char *json = malloc(PAD + 300), pad[PAD + 1], model[32], id[32];
+    char model[32], id[32];
     fo_msg m;
 
-    cr_assert_not_null(json);
     for (int i = 0; i < MODELS; i++) {
         snprintf(model, sizeof(model), "bl.%d", i);
         snprintf(id, sizeof(id), "writer-%d", i);
@@ -197,17 +220,8 @@ Test(hub_budget, reloads_go_a_few_at_a_time_and_lose_nothing)
     }
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < MODELS; i++) { /* every model's flush first, then the acks */
-            memset(pad, 'a' + (r + i) % 26, PAD);
-            pad[PAD] = 0;
-            snprintf(json, PAD + 300,
-                     "{\"from\":%d,\"completions\":[{\"command\":{\"action\":\"update\","
-                     "\"props\":{\"r%d\":\"%s\"}}}]}", r, r, pad);
             snprintf(model, sizeof(model), "bl.%d", i);
-            ht_client_reset_arena(w[i]);
-            sent[i] = ht_batch_json(&w[i]->arena, json);
-            m = (fo_msg){.type = FO_MSG_FLUSH, .model = model, .seq = ++w[i]->seq,
-                         .batch = sent[i]};
-            rid[i] = ht_send(w[i], &m);
+            rid[i] = send_round(w[i], model, r, r + i, PAD, &sent[i]);
         }
         for (int i = 0; i < MODELS; i++) {
             fo_apply_result want = ht_oracle_apply(o[i], &sent[i]);
@@ -232,7 +246,6 @@ Test(hub_budget, reloads_go_a_few_at_a_time_and_lose_nothing)
     cr_assert_gt(ht_metric(h, "flushout_load_waits_total"), 0,
                  "no load ever waited for a slot: the loads did not overlap");
     cr_assert_leq(ht_metric(h, "flushout_loads_inflight_peak"), 4);
-    free(json);
 }
 
 /* The newest snapshot's count of a model in the hub's SQLite file (0: none). */
@@ -269,10 +282,9 @@ Test(hub_budget, snapshots_wait_their_turn)
     ht_oracle *o[MODELS];
     fo_batch sent[MODELS];
     uint64_t rid[MODELS];
-    char *json = malloc(PAD + 300), *pad = malloc(PAD + 1), model[32], id[32];
+    char model[32], id[32];
     fo_msg m;
 
-    cr_assert(json && pad);
     for (int i = 0; i < MODELS; i++) {
         snprintf(id, sizeof(id), "writer-%d", i);
         w[i] = ht_connect(h, id);
@@ -282,17 +294,8 @@ Test(hub_budget, snapshots_wait_their_turn)
         /* Rounds 0..ROUNDS-1: every model's flush first, then the acks. The last round goes
          * one model at a time, so nothing else waits and each takes its snapshot. */
         for (int i = 0; i < MODELS; i++) {
-            memset(pad, 'a' + (r + i) % 26, PAD);
-            pad[PAD] = 0;
-            snprintf(json, PAD + 300,
-                     "{\"from\":%d,\"completions\":[{\"command\":{\"action\":\"update\","
-                     "\"props\":{\"r%d\":\"%s\"}}}]}", r, r, pad);
             snprintf(model, sizeof(model), "snap.%d", i);
-            ht_client_reset_arena(w[i]);
-            sent[i] = ht_batch_json(&w[i]->arena, json);
-            m = (fo_msg){.type = FO_MSG_FLUSH, .model = model, .seq = ++w[i]->seq,
-                         .batch = sent[i]};
-            rid[i] = ht_send(w[i], &m);
+            rid[i] = send_round(w[i], model, r, r + i, PAD, &sent[i]);
             if (r == ROUNDS) {
                 fo_apply_result want = ht_oracle_apply(o[i], &sent[i]);
                 ht_expect_reply(w[i], FO_MSG_ACK, rid[i], &m);
@@ -327,6 +330,4 @@ Test(hub_budget, snapshots_wait_their_turn)
             ht_oracle_free(o[i]);
         }
     }
-    free(json);
-    free(pad);
 }

@@ -4,14 +4,13 @@
  * reopen too. (The store's own read rules are in test_store.c.) */
 #include <criterion/criterion.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "hub/history.h"
 #include "hub/store.h"
 #include "proto/json.h"
 #include "proto/wire.h"
+#include "tests/support/storetest.h"
 
 TestSuite(history);
 
@@ -162,73 +161,20 @@ Test(history, ring_of_encoded_batches)
 
 /* ---- read back from SQLite -------------------------------------------------------------- */
 
-typedef struct waiter {
-    int done, rc;
-    fo_store_result *res;
-} waiter;
-
-static void on_commit(fo_store *s, const fo_store_status *st, void *data)
-{
-    (void)s;
-    ((waiter *)data)->done++;
-    ((waiter *)data)->rc = st->rc;
-}
-
-static void on_read(fo_store *s, const fo_store_status *st, fo_store_result *r, void *data)
-{
-    waiter *w = data;
-
-    (void)s;
-    w->done++;
-    w->rc = st->rc;
-    w->res = r;
-}
-
-static void on_closed(void *data)
-{
-    (*(int *)data)++;
-}
-
-static void close_store(uv_loop_t *loop, fo_store *s)
-{
-    int closed = 0;
-
-    cr_assert_eq(fo_store_close(s, on_closed, &closed), 0);
-    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(closed, 1);
-}
-
-static fo_store_result *read_log(uv_loop_t *loop, fo_store *s, uint64_t from, uint64_t to)
-{
-    waiter w = {0};
-
-    cr_assert_eq(fo_store_read_log(s, "m", from, to, on_read, &w), 0);
-    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(w.done, 1);
-    cr_assert_eq(w.rc, 0);
-    return w.res;
-}
-
 Test(history, old_history_read_back_from_sqlite)
 {
-    uv_loop_t loop;
-    fo_store *s;
+    fo_st t;
     fo_history h;
     fo_arena a;
-    fo_err_info err;
-    char dir[64] = "/tmp/fo-history-test-XXXXXX", path[128];
     uint64_t count = BATCHES * PER;
 
-    cr_assert_eq(uv_loop_init(&loop), 0);
-    cr_assert_not_null(mkdtemp(dir));
-    cr_assert_eq(fo_store_open(&loop, FO_STORE_SQLITE, dir, NULL, &s, &err), 0, "%s", err.msg);
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
     fo_history_init(&h);
     fo_arena_init(&a, 0);
     /* Every batch goes to the store and to the ring, as the hub does; a snapshot at 100 with
      * a retention cut there. */
     for (uint64_t f = 0; f < count; f += PER) {
         fo_buf b;
-        waiter w = {0};
         fo_store_write wr = {.model = "m", .from = f, .len = PER, .client = "c", .seq = f + 1};
         encode(f, &a, &b);
         wr.batch = fo_buf_data(&b);
@@ -240,9 +186,7 @@ Test(history, old_history_read_back_from_sqlite)
         }
         if (f + PER == 200)
             wr.cut = 100;
-        cr_assert_eq(fo_store_commit(s, &wr, 1, on_commit, &w), 0);
-        cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-        cr_assert_eq(w.rc, 0);
+        cr_assert_eq(fo_st_commit(&t, &wr, 1, NULL), 0);
         cr_assert_eq(fo_history_add_copy(&h, f, PER, fo_buf_data(&b), b.len, 1000), 0);
         fo_buf_destroy(&b);
     }
@@ -257,26 +201,23 @@ Test(history, old_history_read_back_from_sqlite)
     }
     cr_assert_not(fo_history_covers(&h, 150, count));
     /* What a sync from 151 needs: the rows before the ring, read back, then the ring. */
-    fo_history_set_disk(&h, read_log(&loop, s, 151, count - 40));
+    fo_history_set_disk(&h, fo_st_read(&t, FO_ST_LOG, "m", 151, count - 40));
     cr_assert(fo_history_covers(&h, 151, count));
     assert_range(&h, 151, count);
     assert_range(&h, 151, 160);
     fo_history_clear_disk(&h);
     cr_assert_not(fo_history_covers(&h, 151, count));
     /* The same after a reopen: the rows are on disk. */
-    close_store(&loop, s);
-    cr_assert_eq(fo_store_open(&loop, FO_STORE_SQLITE, dir, NULL, &s, &err), 0, "%s", err.msg);
-    fo_history_set_disk(&h, read_log(&loop, s, 100, count - 40));
+    fo_st_close(&t);
+    fo_st_open(&t, NULL);
+    fo_history_set_disk(&h, fo_st_read(&t, FO_ST_LOG, "m", 100, count - 40));
     assert_range(&h, 100, count);
     /* Past the retention cut the store has nothing: the request falls back. */
-    fo_history_set_disk(&h, read_log(&loop, s, 10, count - 40));
+    fo_history_set_disk(&h, fo_st_read(&t, FO_ST_LOG, "m", 10, count - 40));
     cr_assert(h.disk->gone);
     cr_assert_not(fo_history_covers(&h, 10, count));
     cr_assert_neq(fo_history_get(&h, 10, count, &a, &(fo_batch){0}), 0);
     fo_history_destroy(&h);
     fo_arena_destroy(&a);
-    close_store(&loop, s);
-    cr_assert_eq(uv_loop_close(&loop), 0);
-    snprintf(path, sizeof(path), "rm -rf %s", dir);
-    cr_assert_eq(system(path), 0);
+    fo_st_finish(&t);
 }

@@ -2,7 +2,6 @@
  * in a fresh temp dir and the memory backend. Every test runs its own uv loop, counts the
  * callbacks, closes the store and asserts uv_loop_close() == 0. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,184 +16,13 @@
 #include "hub/store.h"
 #include "proto/wire.h"
 #include "tests/support.h"
+#include "tests/support/storetest.h"
 
-/* ---- harness ------------------------------------------------------------------------- */
+/* ---- harness: tests/support/storetest.h ---------------------------------------------- */
 
-typedef struct tctx {
-    uv_loop_t loop;
-    fo_store *s;
-    fo_store_kind kind;
-    char dir[64];
-    int order; /* callbacks run so far, any kind */
-    int close_cbs;
-    int close_order;
-} tctx;
-
-/* One request's outcome. */
-typedef struct req {
-    tctx *t;
-    int done;
-    int order;
-    int rc;
-    char msg[512];
-    fo_store_result *res;
-} req;
-
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-
-    if (!d)
-        return;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void store_open(tctx *t, const fo_store_options *o)
-{
-    fo_err_info err;
-    int rc = fo_store_open(&t->loop, t->kind, t->dir, o, &t->s, &err);
-
-    cr_assert_eq(rc, 0, "open %s: %s %s (%s)", t->dir, fo_store_strerror(rc), err.msg, err.path);
-}
-
-static void t_init(tctx *t, fo_store_kind kind)
-{
-    memset(t, 0, sizeof(*t));
-    t->kind = kind;
-    cr_assert_eq(uv_loop_init(&t->loop), 0);
-    strcpy(t->dir, "/tmp/fo-store-test-XXXXXX");
-    cr_assert_neq(mkdtemp(t->dir), NULL);
-    store_open(t, NULL);
-}
-
-static void on_closed(void *data)
-{
-    tctx *t = data;
-
-    t->close_cbs++;
-    t->close_order = ++t->order;
-}
-
-static void store_close(tctx *t)
-{
-    int before = t->close_cbs;
-
-    cr_assert_eq(fo_store_close(t->s, on_closed, t), 0);
-    cr_assert_eq(fo_store_close(t->s, on_closed, t), FO_ESTATE);
-    cr_assert_eq(uv_run(&t->loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(t->close_cbs, before + 1);
-    t->s = NULL;
-}
-
-static void t_finish(tctx *t)
-{
-    if (t->s)
-        store_close(t);
-    cr_assert_eq(uv_loop_close(&t->loop), 0);
-    rm_dir(t->dir);
-}
-
-static void on_commit(fo_store *s, const fo_store_status *st, void *data)
-{
-    req *r = data;
-
-    (void)s;
-    r->done++;
-    r->order = ++r->t->order;
-    r->rc = st->rc;
-    snprintf(r->msg, sizeof(r->msg), "%s", st->msg);
-    cr_assert_eq(st->rc == 0, st->msg[0] == 0, "rc %d msg '%s'", st->rc, st->msg);
-    cr_assert(st->latency_ns >= st->exec_ns);
-}
-
-static void on_read(fo_store *s, const fo_store_status *st, fo_store_result *res, void *data)
-{
-    req *r = data;
-
-    (void)s;
-    r->done++;
-    r->order = ++r->t->order;
-    r->rc = st->rc;
-    r->res = res;
-    snprintf(r->msg, sizeof(r->msg), "%s", st->msg);
-    cr_assert_eq(st->rc == 0, res != NULL);
-}
-
-/* Submits a commit, runs the loop, returns its rc; the message goes to msg (may be NULL). */
-static int commit(tctx *t, const fo_store_write *w, size_t n, char *msg)
-{
-    req r = {.t = t};
-
-    cr_assert_eq(fo_store_commit(t->s, w, n, on_commit, &r), 0);
-    cr_assert_eq(r.done, 0, "a callback ran before fo_store_commit returned");
-    cr_assert_eq(uv_run(&t->loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(r.done, 1);
-    if (msg)
-        strcpy(msg, r.msg);
-    return r.rc;
-}
-
-enum { RD_LOAD, RD_LOG, RD_AT };
-
-static fo_store_result *read_op(tctx *t, int op, const char *model, uint64_t a, uint64_t b)
-{
-    req r = {.t = t};
-    int rc = op == RD_LOAD  ? fo_store_load(t->s, model, a, on_read, &r)
-             : op == RD_LOG ? fo_store_read_log(t->s, model, a, b, on_read, &r)
-                            : fo_store_read_state_at(t->s, model, a, on_read, &r);
-
-    cr_assert_eq(rc, 0);
-    cr_assert_eq(r.done, 0);
-    cr_assert_eq(uv_run(&t->loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(r.done, 1);
-    cr_assert_eq(r.rc, 0, "read %s: %s", model, r.msg);
-    return r.res;
-}
-
-#define LOAD(t, m, h) read_op((t), RD_LOAD, (m), (h), 0)
-#define READ_LOG(t, m, f, to) read_op((t), RD_LOG, (m), (f), (to))
-#define READ_AT(t, m, at) read_op((t), RD_AT, (m), (at), 0)
-
-/* Deterministic batch bytes for (model, from, len). */
-static size_t batch_text(char *buf, size_t cap, const char *model, uint64_t from, uint32_t len)
-{
-    return (size_t)snprintf(buf, cap, "batch %s [%llu,+%u)", model, (unsigned long long)from, len);
-}
-
-/* A write with a log row; `buf` must outlive the fo_store_commit call. */
-static fo_store_write wr(char *buf, const char *model, uint64_t from, uint32_t len,
-                         const char *client, uint64_t seq)
-{
-    fo_store_write w = {.model = model, .from = from, .len = len, .client = client, .seq = seq};
-
-    w.batch = buf;
-    w.batch_size = batch_text(buf, 96, model, from, len);
-    return w;
-}
-
-static void check_entry(const fo_store_entry *e, const char *model, uint64_t from, uint32_t len,
-                        const char *client, uint64_t seq)
-{
-    char buf[96];
-    size_t n = batch_text(buf, sizeof(buf), model, from, len);
-
-    cr_assert_eq(e->from, from, "%s: entry from %llu, expected %llu", model,
-                 (unsigned long long)e->from, (unsigned long long)from);
-    cr_assert_eq(e->len, len);
-    cr_assert_eq(e->seq, seq);
-    cr_assert_str_eq(e->client, client);
-    cr_assert_eq(e->batch_size, n);
-    cr_assert_eq(memcmp(e->batch, buf, n), 0);
-}
+#define LOAD(t, m, h) fo_st_read((t), FO_ST_LOAD, (m), (h), 0)
+#define READ_LOG(t, m, f, to) fo_st_read((t), FO_ST_LOG, (m), (f), (to))
+#define READ_AT(t, m, at) fo_st_read((t), FO_ST_AT, (m), (at), 0)
 
 #define NOSNAP UINT64_MAX
 
@@ -237,7 +65,7 @@ static void check_client(const fo_store_client *c, const char *client, uint64_t 
 
 static void commit_load(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
     char b[4][96];
     fo_store_result *r;
     fo_store_stats st;
@@ -245,7 +73,7 @@ static void commit_load(fo_store_kind kind)
     fo_buf wire;
     fo_batch in, out;
 
-    t_init(&t, kind);
+    fo_st_init(&t, kind, NULL);
     /* a real CompletionBatch in wire form for the last write */
     fo_arena_init(&a, 0);
     fo_buf_init(&wire, 0);
@@ -255,9 +83,9 @@ static void commit_load(fo_store_kind kind)
     cr_assert_eq(fo_wire_encode_batch(&in, &wire), 0);
 
     fo_store_write w[4] = {
-        wr(b[0], "doc.1", 0, 3, "alice", 1),
-        wr(b[1], "doc.1", 3, 2, "bob", 9),
-        wr(b[2], "other:model", 0, 1, NULL, 0),
+        fo_st_row(b[0], "doc.1", 0, 3, "alice", 1),
+        fo_st_row(b[1], "doc.1", 3, 2, "bob", 9),
+        fo_st_row(b[2], "other:model", 0, 1, NULL, 0),
         {.model = "doc.1",
          .from = 5,
          .len = 1,
@@ -266,13 +94,13 @@ static void commit_load(fo_store_kind kind)
          .client = "alice",
          .seq = 2},
     };
-    cr_assert_eq(commit(&t, w, 4, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, w, 4, NULL), 0);
 
     r = shape(LOAD(&t, "doc.1", 0), false, 6, 3, 0, NOSNAP);
     cr_assert(r->exists);
     cr_assert_eq(r->n_before, 0);
-    check_entry(&r->entries[0], "doc.1", 0, 3, "alice", 1);
-    check_entry(&r->entries[1], "doc.1", 3, 2, "bob", 9);
+    fo_st_check_row(&r->entries[0], "doc.1", 0, 3, "alice", 1);
+    fo_st_check_row(&r->entries[1], "doc.1", 3, 2, "bob", 9);
     cr_assert_eq(r->entries[2].batch_size, wire.len);
     cr_assert_eq(
         fo_wire_decode_batch(r->entries[2].batch, r->entries[2].batch_size, NULL, &a, &out, NULL),
@@ -286,7 +114,7 @@ static void commit_load(fo_store_kind kind)
 
     r = shape(LOAD(&t, "other:model", UINT64_MAX), false, 1, 1, 0, NOSNAP);
     cr_assert(r->exists);
-    check_entry(&r->entries[0], "other:model", 0, 1, "", 0);
+    fo_st_check_row(&r->entries[0], "other:model", 0, 1, "", 0);
     cr_assert_eq(r->n_clients, 0);
     fo_store_result_free(r);
 
@@ -310,7 +138,7 @@ static void commit_load(fo_store_kind kind)
     cr_assert_eq(nb, 1);
     fo_buf_destroy(&wire);
     fo_arena_destroy(&a);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(commit_load)
 
@@ -319,27 +147,27 @@ BOTH(commit_load)
 static void many_writes(fo_store_kind kind)
 {
     enum { MODELS = 10, PER = 100, N = MODELS * PER };
-    tctx t;
+    fo_st t;
     char(*bufs)[96] = calloc(N, 96);
     fo_store_write *w = calloc(N, sizeof(*w));
     char names[MODELS][16];
     fo_store_stats st;
 
-    t_init(&t, kind);
+    fo_st_init(&t, kind, NULL);
     for (int m = 0; m < MODELS; m++)
         snprintf(names[m], sizeof(names[m]), "m%d", m);
     /* interleaved models, each contiguous */
     for (int i = 0; i < N; i++) {
         int m = i % MODELS, k = i / MODELS;
-        w[i] = wr(bufs[i], names[m], (uint64_t)k * 2, 2, "c", (uint64_t)k + 1);
+        w[i] = fo_st_row(bufs[i], names[m], (uint64_t)k * 2, 2, "c", (uint64_t)k + 1);
     }
-    cr_assert_eq(commit(&t, w, N, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, w, N, NULL), 0);
     free(w);
     free(bufs);
     for (int m = 0; m < MODELS; m++) {
         fo_store_result *r = shape(LOAD(&t, names[m], 0), false, PER * 2, PER, 0, NOSNAP);
         for (int k = 0; k < PER; k++)
-            check_entry(&r->entries[k], names[m], (uint64_t)k * 2, 2, "c", (uint64_t)k + 1);
+            fo_st_check_row(&r->entries[k], names[m], (uint64_t)k * 2, 2, "c", (uint64_t)k + 1);
         cr_assert_eq(r->n_clients, 1);
         check_client(&r->clients[0], "c", PER, PER * 2);
         fo_store_result_free(r);
@@ -348,7 +176,7 @@ static void many_writes(fo_store_kind kind)
     cr_assert_eq(st.commits, 1);
     cr_assert_eq(st.transactions, 1);
     cr_assert_eq(st.writes, N);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(many_writes)
 
@@ -356,46 +184,46 @@ BOTH(many_writes)
 
 Test(store, reopen_sqlite)
 {
-    tctx t;
+    fo_st t;
     char b[3][96];
     fo_store *second;
     fo_err_info err;
     fo_store_result *r;
 
-    t_init(&t, FO_STORE_SQLITE);
-    fo_store_write w[3] = {wr(b[0], "m", 0, 1, "a", 1), wr(b[1], "m", 1, 4, "a", 2),
-                           wr(b[2], "n", 0, 2, "b", 5)};
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
+    fo_store_write w[3] = {fo_st_row(b[0], "m", 0, 1, "a", 1), fo_st_row(b[1], "m", 1, 4, "a", 2),
+                           fo_st_row(b[2], "n", 0, 2, "b", 5)};
     w[1].snap = "SNAP@5";
     w[1].snap_size = 6;
     w[1].snap_count = 5;
-    cr_assert_eq(commit(&t, w, 3, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, w, 3, NULL), 0);
 
     /* the data dir is locked while the store is open */
     cr_assert_eq(fo_store_open(&t.loop, FO_STORE_SQLITE, t.dir, NULL, &second, &err),
                  FO_STORE_EBUSY);
     cr_assert_neq(strstr(err.msg, "in use"), NULL, "%s", err.msg);
 
-    store_close(&t);
-    store_open(&t, NULL); /* the restart */
+    fo_st_close(&t);
+    fo_st_open(&t, NULL); /* the restart */
     r = shape(LOAD(&t, "m", 0), false, 5, 2, 0, 5);
     cr_assert_eq(r->snap_size, 6);
     cr_assert_eq(memcmp(r->snap, "SNAP@5", 6), 0);
     cr_assert_eq(r->n_before, 2);
-    check_entry(&r->entries[0], "m", 0, 1, "a", 1);
-    check_entry(&r->entries[1], "m", 1, 4, "a", 2);
+    fo_st_check_row(&r->entries[0], "m", 0, 1, "a", 1);
+    fo_st_check_row(&r->entries[1], "m", 1, 4, "a", 2);
     cr_assert_eq(r->n_clients, 1);
     check_client(&r->clients[0], "a", 2, 5);
     fo_store_result_free(r);
     r = shape(LOAD(&t, "n", UINT64_MAX), false, 2, 1, 0, NOSNAP);
-    check_entry(&r->entries[0], "n", 0, 2, "b", 5);
+    fo_st_check_row(&r->entries[0], "n", 0, 2, "b", 5);
     fo_store_result_free(r);
     /* the log continues where it was */
-    fo_store_write more = wr(b[0], "m", 5, 1, "a", 3);
-    cr_assert_eq(commit(&t, &more, 1, NULL), 0);
+    fo_store_write more = fo_st_row(b[0], "m", 5, 1, "a", 3);
+    cr_assert_eq(fo_st_commit(&t, &more, 1, NULL), 0);
     r = shape(LOAD(&t, "m", UINT64_MAX), false, 6, 1, 5, 5);
     cr_assert_eq(r->n_before, 0);
     fo_store_result_free(r);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 
 /* Log rows of a typical batch (ten 100-byte commands, ~1.4 KB) live in the table's pages:
@@ -404,13 +232,13 @@ Test(store, reopen_sqlite)
 Test(store, sqlite_file_is_about_its_rows)
 {
     enum { N = 400, SIZE = 1400 };
-    tctx t;
+    fo_st t;
     char *blob = malloc(SIZE), path[128];
     fo_store_write w[N];
     struct stat sb;
     off_t total = 0;
 
-    t_init(&t, FO_STORE_SQLITE);
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
     for (int i = 0; i < SIZE; i++)
         blob[i] = (char)('a' + i % 26);
     for (int i = 0; i < N; i++) {
@@ -419,15 +247,15 @@ Test(store, sqlite_file_is_about_its_rows)
         w[i].batch = blob;
         w[i].batch_size = SIZE;
     }
-    cr_assert_eq(commit(&t, w, N, NULL), 0);
-    store_close(&t); /* the WAL is checkpointed into the file */
+    cr_assert_eq(fo_st_commit(&t, w, N, NULL), 0);
+    fo_st_close(&t); /* the WAL is checkpointed into the file */
     for (const char *f = "flushout.db"; f; f = strcmp(f, "flushout.db") ? NULL : "flushout.db-wal") {
         snprintf(path, sizeof(path), "%s/%s", t.dir, f);
         if (stat(path, &sb) == 0)
             total += sb.st_size;
     }
     free(blob);
-    t_finish(&t);
+    fo_st_finish(&t);
     /* two such rows fit a 4 KB page: ~1.5x; schema 2 took ~6x */
     cr_assert_lt(total, (off_t)N * SIZE * 2, "%lld bytes on disk for %d rows of %d bytes",
                  (long long)total, N, SIZE);
@@ -435,39 +263,39 @@ Test(store, sqlite_file_is_about_its_rows)
 
 /* ---- retention ----------------------------------------------------------------------- */
 
-static void commit_range(tctx *t, const char *model, uint64_t from, uint64_t to, uint32_t step,
+static void commit_range(fo_st *t, const char *model, uint64_t from, uint64_t to, uint32_t step,
                          uint64_t snap_every)
 {
     for (uint64_t f = from; f < to; f += step) {
         char buf[96], snap[32];
-        fo_store_write w = wr(buf, model, f, step, "c", f / step + 1);
+        fo_store_write w = fo_st_row(buf, model, f, step, "c", f / step + 1);
         if (snap_every && (f + step) % snap_every == 0) {
             w.snap = snap;
             w.snap_size =
                 (size_t)snprintf(snap, sizeof(snap), "doc@%llu", (unsigned long long)(f + step));
             w.snap_count = f + step;
         }
-        cr_assert_eq(commit(t, &w, 1, NULL), 0);
+        cr_assert_eq(fo_st_commit(t, &w, 1, NULL), 0);
     }
 }
 
 static void retention(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
     char buf[96], msg[512];
     fo_store_result *r;
 
-    t_init(&t, kind);
+    fo_st_init(&t, kind, NULL);
     commit_range(&t, "m", 0, 20, 2, 6); /* snapshots at 6, 12, 18 */
     fo_store_write w = {.model = "m", .cut = 10};
-    cr_assert_eq(commit(&t, &w, 1, NULL), 0); /* base: the snapshot at 6 */
+    cr_assert_eq(fo_st_commit(&t, &w, 1, NULL), 0); /* base: the snapshot at 6 */
     r = shape(LOAD(&t, "m", 0), false, 20, 7, 6, 18);
     cr_assert_eq(r->n_before, 6); /* [6, 18) */
     cr_assert_eq(r->entries[6].from, 18);
     fo_store_result_free(r);
     SHAPE(READ_LOG(&t, "m", 5, UINT64_MAX), true, 20, 0, 0, NOSNAP);
     r = shape(READ_LOG(&t, "m", 10, 12), false, 20, 1, 10, NOSNAP);
-    check_entry(&r->entries[0], "m", 10, 2, "c", 6);
+    fo_st_check_row(&r->entries[0], "m", 10, 2, "c", 6);
     fo_store_result_free(r);
     r = shape(READ_AT(&t, "m", 9), false, 20, 2, 6, 6); /* the snapshot at 6 + [6,8) [8,10) */
     cr_assert_eq(memcmp(r->snap, "doc@6", 5), 0);
@@ -475,12 +303,12 @@ static void retention(fo_store_kind kind)
     SHAPE(READ_AT(&t, "m", 5), true, 20, 0, 0, NOSNAP);
 
     /* cut at the newest snapshot, in the same write: every log row goes, the snapshot stays */
-    w = wr(buf, "m", 20, 2, "c", 11);
+    w = fo_st_row(buf, "m", 20, 2, "c", 11);
     w.snap = "doc@22";
     w.snap_size = 6;
     w.snap_count = 22;
     w.cut = 1000;
-    cr_assert_eq(commit(&t, &w, 1, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, &w, 1, NULL), 0);
     r = shape(LOAD(&t, "m", 0), false, 22, 0, 0, 22);
     cr_assert(r->exists);
     cr_assert_eq(r->n_clients, 1);
@@ -491,11 +319,11 @@ static void retention(fo_store_kind kind)
     SHAPE(READ_LOG(&t, "m", 21, UINT64_MAX), true, 22, 0, 0, NOSNAP);
 
     /* an empty log continues at the newest snapshot, nowhere else */
-    w = wr(buf, "m", 23, 1, "c", 12);
-    cr_assert_eq(commit(&t, &w, 1, msg), FO_STORE_ECONFLICT);
+    w = fo_st_row(buf, "m", 23, 1, "c", 12);
+    cr_assert_eq(fo_st_commit(&t, &w, 1, msg), FO_STORE_ECONFLICT);
     cr_assert_neq(strstr(msg, "ends at 22"), NULL, "%s", msg);
-    w = wr(buf, "m", 22, 1, "c", 12);
-    cr_assert_eq(commit(&t, &w, 1, NULL), 0);
+    w = fo_st_row(buf, "m", 22, 1, "c", 12);
+    cr_assert_eq(fo_st_commit(&t, &w, 1, NULL), 0);
     r = shape(LOAD(&t, "m", UINT64_MAX), false, 23, 1, 22, 22);
     cr_assert_eq(r->n_before, 0);
     fo_store_result_free(r);
@@ -503,9 +331,9 @@ static void retention(fo_store_kind kind)
     /* no snapshot at or before the cut: nothing is deleted */
     commit_range(&t, "x", 0, 10, 1, 0);
     w = (fo_store_write){.model = "x", .cut = 8};
-    cr_assert_eq(commit(&t, &w, 1, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, &w, 1, NULL), 0);
     SHAPE(READ_LOG(&t, "x", 0, UINT64_MAX), false, 10, 10, 0, NOSNAP);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(retention)
 
@@ -513,15 +341,15 @@ BOTH(retention)
 
 static void reads(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
     fo_store_result *r;
 
-    t_init(&t, kind);
+    fo_st_init(&t, kind, NULL);
     commit_range(&t, "m", 0, 30, 3, 15); /* snapshots at 15 and 30 */
 
     r = shape(READ_LOG(&t, "m", 4, 10), false, 30, 3, 3, NOSNAP); /* [3,6) [6,9) [9,12) */
-    check_entry(&r->entries[0], "m", 3, 3, "c", 2);
-    check_entry(&r->entries[2], "m", 9, 3, "c", 4);
+    fo_st_check_row(&r->entries[0], "m", 3, 3, "c", 2);
+    fo_st_check_row(&r->entries[2], "m", 9, 3, "c", 4);
     fo_store_result_free(r);
     SHAPE(READ_LOG(&t, "m", 0, UINT64_MAX), false, 30, 10, 0, NOSNAP);
     SHAPE(READ_LOG(&t, "m", 30, UINT64_MAX), false, 30, 0, 0, NOSNAP); /* up to date */
@@ -530,16 +358,16 @@ static void reads(fo_store_kind kind)
 
     r = shape(READ_AT(&t, "m", 16), false, 30, 1, 15, 15); /* snapshot 15 + [15,18) */
     cr_assert_eq(memcmp(r->snap, "doc@15", 6), 0);
-    check_entry(&r->entries[0], "m", 15, 3, "c", 6);
+    fo_st_check_row(&r->entries[0], "m", 15, 3, "c", 6);
     fo_store_result_free(r);
     /* nothing <= 14: the empty document + [0, 15) */
     r = shape(READ_AT(&t, "m", 14), false, 30, 5, 0, NOSNAP);
-    check_entry(&r->entries[4], "m", 12, 3, "c", 5);
+    fo_st_check_row(&r->entries[4], "m", 12, 3, "c", 5);
     fo_store_result_free(r);
     SHAPE(READ_AT(&t, "m", 0), false, 30, 0, 0, NOSNAP);
     /* a snapshot-only write replaces the one at the same count */
     fo_store_write w = {.model = "m", .snap = "doc@30b", .snap_size = 7, .snap_count = 30};
-    cr_assert_eq(commit(&t, &w, 1, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, &w, 1, NULL), 0);
     r = shape(READ_AT(&t, "m", 1000), false, 30, 0, 0, 30); /* beyond the end: at 30 */
     cr_assert_eq(r->snap_size, 7);
     cr_assert_eq(memcmp(r->snap, "doc@30b", 7), 0);
@@ -551,7 +379,7 @@ static void reads(fo_store_kind kind)
     r = shape(READ_AT(&t, "nothing", 5), false, 0, 0, 0, NOSNAP);
     cr_assert_not(r->exists);
     fo_store_result_free(r);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(reads)
 
@@ -559,19 +387,19 @@ BOTH(reads)
 
 static void exactly_once(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
     char b[4][96];
     fo_store_result *r;
 
-    t_init(&t, kind);
-    fo_store_write w1[2] = {wr(b[0], "m", 0, 1, "zed", 1), wr(b[1], "m", 1, 1, "amy", 7)};
-    cr_assert_eq(commit(&t, w1, 2, NULL), 0);
+    fo_st_init(&t, kind, NULL);
+    fo_store_write w1[2] = {fo_st_row(b[0], "m", 0, 1, "zed", 1), fo_st_row(b[1], "m", 1, 1, "amy", 7)};
+    cr_assert_eq(fo_st_commit(&t, w1, 2, NULL), 0);
     /* the same client twice in one commit: the later row wins */
-    fo_store_write w2[3] = {wr(b[0], "m", 2, 2, "zed", 2), wr(b[1], "m", 4, 1, "new", 1),
-                            wr(b[2], "m", 5, 3, "new", 2)};
-    cr_assert_eq(commit(&t, w2, 3, NULL), 0);
-    fo_store_write w3 = wr(b[3], "other", 0, 1, "zed", 40);
-    cr_assert_eq(commit(&t, &w3, 1, NULL), 0);
+    fo_store_write w2[3] = {fo_st_row(b[0], "m", 2, 2, "zed", 2), fo_st_row(b[1], "m", 4, 1, "new", 1),
+                            fo_st_row(b[2], "m", 5, 3, "new", 2)};
+    cr_assert_eq(fo_st_commit(&t, w2, 3, NULL), 0);
+    fo_store_write w3 = fo_st_row(b[3], "other", 0, 1, "zed", 40);
+    cr_assert_eq(fo_st_commit(&t, &w3, 1, NULL), 0);
 
     r = LOAD(&t, "m", UINT64_MAX);
     cr_assert_eq(r->n_clients, 3);
@@ -583,7 +411,7 @@ static void exactly_once(fo_store_kind kind)
     cr_assert_eq(r->n_clients, 1);
     check_client(&r->clients[0], "zed", 40, 1);
     fo_store_result_free(r);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(exactly_once)
 
@@ -591,29 +419,29 @@ BOTH(exactly_once)
 
 static void order_and_drain(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
     char b[3][96];
-    req c[3] = {{.t = &t}, {.t = &t}, {.t = &t}}, l = {.t = &t};
+    fo_st_req c[3] = {{.t = &t}, {.t = &t}, {.t = &t}}, l = {.t = &t};
     fo_store_stats st;
 
-    t_init(&t, kind);
+    fo_st_init(&t, kind, NULL);
     /* A big commit keeps the worker busy, so the next three queue up behind it and are
      * merged into one transaction; it fails, and each is retried on its own. */
     enum { BIG = 3000 };
     char(*bb)[96] = calloc(BIG, 96);
     fo_store_write *big = calloc(BIG, sizeof(*big));
     for (int i = 0; i < BIG; i++)
-        big[i] = wr(bb[i], "big", (uint64_t)i, 1, NULL, 0);
+        big[i] = fo_st_row(bb[i], "big", (uint64_t)i, 1, NULL, 0);
     cr_assert_eq(fo_store_commit(t.s, big, BIG, NULL, NULL), 0); /* cb may be NULL */
     free(big);
     free(bb);
-    fo_store_write w0 = wr(b[0], "m", 0, 1, "a", 1);
-    fo_store_write w1 = wr(b[1], "m", 5, 1, "a", 2); /* gap */
-    fo_store_write w2 = wr(b[2], "n", 0, 1, "a", 3);
-    cr_assert_eq(fo_store_commit(t.s, &w0, 1, on_commit, &c[0]), 0);
-    cr_assert_eq(fo_store_commit(t.s, &w1, 1, on_commit, &c[1]), 0);
-    cr_assert_eq(fo_store_commit(t.s, &w2, 1, on_commit, &c[2]), 0);
-    cr_assert_eq(fo_store_load(t.s, "m", 0, on_read, &l), 0); /* sees the commits before it */
+    fo_store_write w0 = fo_st_row(b[0], "m", 0, 1, "a", 1);
+    fo_store_write w1 = fo_st_row(b[1], "m", 5, 1, "a", 2); /* gap */
+    fo_store_write w2 = fo_st_row(b[2], "n", 0, 1, "a", 3);
+    cr_assert_eq(fo_store_commit(t.s, &w0, 1, fo_st_on_commit, &c[0]), 0);
+    cr_assert_eq(fo_store_commit(t.s, &w1, 1, fo_st_on_commit, &c[1]), 0);
+    cr_assert_eq(fo_store_commit(t.s, &w2, 1, fo_st_on_commit, &c[2]), 0);
+    cr_assert_eq(fo_store_load(t.s, "m", 0, fo_st_on_read, &l), 0); /* sees the commits before it */
     cr_assert_eq(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(c[i].done, 1);
@@ -641,12 +469,12 @@ static void order_and_drain(fo_store_kind kind)
     memset(c, 0, sizeof(c));
     for (int i = 0; i < 3; i++) {
         c[i].t = &t;
-        w0 = wr(b[i], "n", 1 + (uint64_t)i, 1, "a", 4 + (uint64_t)i);
-        cr_assert_eq(fo_store_commit(t.s, &w0, 1, on_commit, &c[i]), 0);
+        w0 = fo_st_row(b[i], "n", 1 + (uint64_t)i, 1, "a", 4 + (uint64_t)i);
+        cr_assert_eq(fo_store_commit(t.s, &w0, 1, fo_st_on_commit, &c[i]), 0);
     }
-    cr_assert_eq(fo_store_close(t.s, on_closed, &t), 0);
-    cr_assert_eq(fo_store_commit(t.s, &w0, 1, on_commit, &c[0]), FO_ESTATE);
-    cr_assert_eq(fo_store_load(t.s, "n", 0, on_read, &l), FO_ESTATE);
+    cr_assert_eq(fo_store_close(t.s, fo_st_on_closed, &t), 0);
+    cr_assert_eq(fo_store_commit(t.s, &w0, 1, fo_st_on_commit, &c[0]), FO_ESTATE);
+    cr_assert_eq(fo_store_load(t.s, "n", 0, fo_st_on_read, &l), FO_ESTATE);
     cr_assert_eq(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(c[i].done, 1);
@@ -657,34 +485,34 @@ static void order_and_drain(fo_store_kind kind)
     t.s = NULL;
     if (kind == FO_STORE_SQLITE) {
         fo_store_result *r;
-        store_open(&t, NULL);
+        fo_st_open(&t, NULL);
         r = LOAD(&t, "n", 0);
         cr_assert_eq(r->count, 4);
         fo_store_result_free(r);
     }
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(order_and_drain)
 
 static void close_from_callback_cb(fo_store *s, const fo_store_status *st, void *data)
 {
-    tctx *t = data;
+    fo_st *t = data;
 
     cr_assert_eq(st->rc, 0);
-    cr_assert_eq(fo_store_close(s, on_closed, t), 0);
+    cr_assert_eq(fo_store_close(s, fo_st_on_closed, t), 0);
     t->order++;
 }
 
 static void close_in_callback(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
 
-    t_init(&t, kind);
+    fo_st_init(&t, kind, NULL);
     cr_assert_eq(fo_store_commit(t.s, NULL, 0, close_from_callback_cb, &t), 0); /* a barrier */
     cr_assert_eq(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
     cr_assert_eq(t.close_cbs, 1);
     t.s = NULL;
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(close_in_callback)
 
@@ -692,33 +520,33 @@ BOTH(close_in_callback)
 
 static void bad_args(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
     char buf[96];
-    req r = {.t = &t};
+    fo_st_req r = {.t = &t};
     char long_name[FO_STORE_MODEL_MAX + 2];
     static const char *const bad[] = {"", "a b", "a/b", "é", "x\n"};
 
-    t_init(&t, kind);
+    fo_st_init(&t, kind, NULL);
     memset(long_name, 'a', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = 0;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        fo_store_write w = wr(buf, "ok", 0, 1, NULL, 0);
+        fo_store_write w = fo_st_row(buf, "ok", 0, 1, NULL, 0);
         w.model = bad[i];
-        cr_assert_eq(fo_store_commit(t.s, &w, 1, on_commit, &r), FO_EINVAL, "%s", bad[i]);
-        cr_assert_eq(fo_store_load(t.s, bad[i], 0, on_read, &r), FO_EINVAL);
-        cr_assert_eq(fo_store_read_log(t.s, bad[i], 0, 1, on_read, &r), FO_EINVAL);
-        cr_assert_eq(fo_store_read_state_at(t.s, bad[i], 0, on_read, &r), FO_EINVAL);
+        cr_assert_eq(fo_store_commit(t.s, &w, 1, fo_st_on_commit, &r), FO_EINVAL, "%s", bad[i]);
+        cr_assert_eq(fo_store_load(t.s, bad[i], 0, fo_st_on_read, &r), FO_EINVAL);
+        cr_assert_eq(fo_store_read_log(t.s, bad[i], 0, 1, fo_st_on_read, &r), FO_EINVAL);
+        cr_assert_eq(fo_store_read_state_at(t.s, bad[i], 0, fo_st_on_read, &r), FO_EINVAL);
     }
-    cr_assert_eq(fo_store_load(t.s, long_name, 0, on_read, &r), FO_EINVAL);
+    cr_assert_eq(fo_store_load(t.s, long_name, 0, fo_st_on_read, &r), FO_EINVAL);
     long_name[FO_STORE_MODEL_MAX] = 0;
     cr_assert(fo_store_model_name_valid(long_name, FO_STORE_MODEL_MAX));
     cr_assert(fo_store_model_name_valid("A-z_0.9:x", 9));
-    cr_assert_eq(fo_store_load(t.s, NULL, 0, on_read, &r), FO_EINVAL);
-    fo_store_write w = wr(buf, "ok", 0, 1, NULL, 0);
+    cr_assert_eq(fo_store_load(t.s, NULL, 0, fo_st_on_read, &r), FO_EINVAL);
+    fo_store_write w = fo_st_row(buf, "ok", 0, 1, NULL, 0);
     w.len = 0;
-    cr_assert_eq(fo_store_commit(t.s, &w, 1, on_commit, &r), FO_EINVAL);
+    cr_assert_eq(fo_store_commit(t.s, &w, 1, fo_st_on_commit, &r), FO_EINVAL);
     w = (fo_store_write){.model = "ok", .client = "c", .seq = 1}; /* client without a batch */
-    cr_assert_eq(fo_store_commit(t.s, &w, 1, on_commit, &r), FO_EINVAL);
+    cr_assert_eq(fo_store_commit(t.s, &w, 1, fo_st_on_commit, &r), FO_EINVAL);
     cr_assert_eq(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
     cr_assert_eq(r.done, 0);
     cr_assert_eq(fo_store_kind_parse("sqlite"), FO_STORE_SQLITE);
@@ -726,7 +554,7 @@ static void bad_args(fo_store_kind kind)
     cr_assert_eq(fo_store_kind_parse("redis"), 0);
     cr_assert_str_eq(fo_store_strerror(FO_STORE_EFULL), "FO_STORE_EFULL");
     cr_assert_str_eq(fo_store_strerror(FO_EINVAL), "FO_EINVAL");
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(bad_args)
 
@@ -734,7 +562,7 @@ BOTH(bad_args)
 
 static void disk_full(fo_store_kind kind)
 {
-    tctx t;
+    fo_st t;
     char b[3][96], msg[512];
     fo_store_options o;
     fo_store_result *r;
@@ -742,19 +570,19 @@ static void disk_full(fo_store_kind kind)
     size_t big_size = 512 * 1024;
     char *big = malloc(big_size);
 
-    t_init(&t, kind);
-    store_close(&t);
+    fo_st_init(&t, kind, NULL);
+    fo_st_close(&t);
     fo_store_options_default(&o);
     o.max_bytes = 256 * 1024; /* sqlite: max_page_count = 64 pages */
-    store_open(&t, &o);
+    fo_st_open(&t, &o);
     commit_range(&t, "m", 0, 20, 1, 0);
     memset(big, 'x', big_size);
     /* one transaction: a small row that fits, and one that cannot */
-    fo_store_write w[3] = {wr(b[0], "m", 20, 1, "c", 21), wr(b[1], "big", 0, 1, "c", 1),
-                           wr(b[2], "m", 21, 1, "c", 22)};
+    fo_store_write w[3] = {fo_st_row(b[0], "m", 20, 1, "c", 21), fo_st_row(b[1], "big", 0, 1, "c", 1),
+                           fo_st_row(b[2], "m", 21, 1, "c", 22)};
     w[1].batch = big;
     w[1].batch_size = big_size;
-    cr_assert_eq(commit(&t, w, 3, msg), FO_STORE_EFULL, "%s", msg);
+    cr_assert_eq(fo_st_commit(&t, w, 3, msg), FO_STORE_EFULL, "%s", msg);
     cr_assert_neq(strstr(msg, "full"), NULL, "%s", msg);
     if (kind == FO_STORE_SQLITE) {
         cr_assert_neq(strstr(msg, "SQLITE_FULL"), NULL, "%s", msg);
@@ -768,14 +596,14 @@ static void disk_full(fo_store_kind kind)
     cr_assert_not(r->exists);
     fo_store_result_free(r);
     /* and the store goes on */
-    cr_assert_eq(commit(&t, &w[0], 1, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, &w[0], 1, NULL), 0);
     r = shape(LOAD(&t, "m", 0), false, 21, 21, 0, NOSNAP);
     check_client(&r->clients[0], "c", 21, 21);
     fo_store_result_free(r);
     fo_store_stats_get(t.s, &st);
     cr_assert_eq(st.commit_errors, 1);
     free(big);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 BOTH(disk_full)
 
@@ -783,7 +611,7 @@ BOTH(disk_full)
 
 Test(store, open_errors_sqlite)
 {
-    tctx t;
+    fo_st t;
     fo_store *s = NULL;
     fo_err_info err;
     char path[128], junk[8192];
@@ -791,8 +619,8 @@ Test(store, open_errors_sqlite)
     struct stat sb;
     int fd;
 
-    t_init(&t, FO_STORE_SQLITE);
-    store_close(&t);
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
+    fo_st_close(&t);
     /* the data dir is a regular file */
     snprintf(path, sizeof(path), "%s/file", t.dir);
     fd = open(path, O_CREAT | O_WRONLY, 0640);
@@ -823,13 +651,13 @@ Test(store, open_errors_sqlite)
     unlink(path);
     snprintf(path, sizeof(path), "%s/a/b", t.dir);
     cr_assert_eq(fo_store_open(&t.loop, FO_STORE_SQLITE, path, NULL, &t.s, &err), 0, "%s", err.msg);
-    store_close(&t);
+    fo_st_close(&t);
     cr_assert_eq(stat(path, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0750);
-    rm_dir(path);
+    fo_st_rm_dir(path);
     snprintf(path, sizeof(path), "%s/a", t.dir);
     rmdir(path);
-    t_finish(&t);
+    fo_st_finish(&t);
 }
 
 /* ---- crash durability ---------------------------------------------------------------- */
@@ -857,8 +685,8 @@ static void crash_submit(crash_child *c)
 {
     char ba[96], bb[96];
     uint32_t i = c->next++, len = crash_len(i);
-    fo_store_write w[2] = {wr(ba, "a", c->from, len, "crash", i + 1),
-                           wr(bb, "b", c->from, len, "crash", i + 1)};
+    fo_store_write w[2] = {fo_st_row(ba, "a", c->from, len, "crash", i + 1),
+                           fo_st_row(bb, "b", c->from, len, "crash", i + 1)};
 
     c->from += len;
     if (fo_store_commit(c->s, w, 2, crash_on_commit, c) != 0)
@@ -910,15 +738,15 @@ static bool read_ack(int fd, uint32_t *ack)
  * (a transaction is all or nothing). */
 Test(store, crash_durability_sqlite)
 {
-    tctx t;
+    fo_st t;
     int p[2], status;
     uint32_t ack, acked = 0;
     pid_t pid;
     fo_store_result *ra, *rb;
     uint64_t from = 0;
 
-    t_init(&t, FO_STORE_SQLITE);
-    store_close(&t); /* the child opens the dir: it must not be locked */
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
+    fo_st_close(&t); /* the child opens the dir: it must not be locked */
     cr_assert_eq(pipe(p), 0);
     pid = fork();
     cr_assert(pid >= 0);
@@ -944,14 +772,14 @@ Test(store, crash_durability_sqlite)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %d", status);
 
-    store_open(&t, NULL);
+    fo_st_open(&t, NULL);
     ra = LOAD(&t, "a", 0);
     rb = LOAD(&t, "b", 0);
     cr_assert_geq(ra->n_entries, acked, "%u rows, %u acked", ra->n_entries, acked);
     cr_assert_eq(ra->n_entries, rb->n_entries);
     for (uint32_t i = 0; i < ra->n_entries; i++) {
-        check_entry(&ra->entries[i], "a", from, crash_len(i), "crash", i + 1);
-        check_entry(&rb->entries[i], "b", from, crash_len(i), "crash", i + 1);
+        fo_st_check_row(&ra->entries[i], "a", from, crash_len(i), "crash", i + 1);
+        fo_st_check_row(&rb->entries[i], "b", from, crash_len(i), "crash", i + 1);
         from += crash_len(i);
     }
     cr_assert_eq(ra->count, from);
@@ -961,5 +789,5 @@ Test(store, crash_durability_sqlite)
     cr_assert_eq(ra->clients[0].count, from);
     fo_store_result_free(ra);
     fo_store_result_free(rb);
-    t_finish(&t);
+    fo_st_finish(&t);
 }

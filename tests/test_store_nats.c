@@ -11,6 +11,7 @@
 #include "hub/store.h"
 #include "hub/store_nats.h"
 #include "tests/support/natsproc.h"
+#include "tests/support/storetest.h"
 
 /* ---- subject tokens ------------------------------------------------------------------- */
 
@@ -140,16 +141,9 @@ Test(store_nats, record_round_trip)
 /* ---- against a real nats-server ------------------------------------------------------- */
 
 typedef struct tctx {
-    uv_loop_t loop;
-    fo_store *s;
+    fo_st st; /* the store under test (tests/support/storetest.h) */
     fo_natsproc *nats;
 } tctx;
-
-typedef struct req {
-    int done, rc;
-    char msg[512];
-    fo_store_result *res;
-} req;
 
 static fo_natsproc *nats_or_skip(void)
 {
@@ -170,147 +164,44 @@ static int open_store(uv_loop_t *loop, const char *urls, fo_store **out, fo_err_
 
 static void t_init(tctx *t)
 {
-    fo_err_info err;
-    int rc;
-
     memset(t, 0, sizeof(*t));
     t->nats = nats_or_skip();
-    cr_assert_eq(uv_loop_init(&t->loop), 0);
-    rc = open_store(&t->loop, fo_natsproc_url(t->nats), &t->s, &err);
-    cr_assert_eq(rc, 0, "open: %s %s", fo_store_strerror(rc), err.msg);
-}
-
-static void on_closed(void *data)
-{
-    (*(int *)data)++;
-}
-
-static void close_store(uv_loop_t *loop, fo_store **s)
-{
-    int closed = 0;
-
-    cr_assert_eq(fo_store_close(*s, on_closed, &closed), 0);
-    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(closed, 1);
-    *s = NULL;
+    fo_st_init(&t->st, FO_STORE_NATS, fo_natsproc_url(t->nats));
 }
 
 static void t_finish(tctx *t)
 {
-    if (t->s)
-        close_store(&t->loop, &t->s);
-    cr_assert_eq(uv_loop_close(&t->loop), 0);
+    fo_st_finish(&t->st);
     fo_natsproc_free(t->nats);
 }
 
-static void on_commit(fo_store *s, const fo_store_status *st, void *data)
-{
-    req *r = data;
-
-    (void)s;
-    r->done++;
-    r->rc = st->rc;
-    snprintf(r->msg, sizeof(r->msg), "%s", st->msg);
-}
-
-static void on_read(fo_store *s, const fo_store_status *st, fo_store_result *res, void *data)
-{
-    req *r = data;
-
-    (void)s;
-    r->done++;
-    r->rc = st->rc;
-    r->res = res;
-    snprintf(r->msg, sizeof(r->msg), "%s", st->msg);
-}
-
-static int commit_on(uv_loop_t *loop, fo_store *s, const fo_store_write *w, size_t n, char *msg)
-{
-    req r = {0};
-
-    cr_assert_eq(fo_store_commit(s, w, n, on_commit, &r), 0);
-    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(r.done, 1);
-    if (msg)
-        strcpy(msg, r.msg);
-    return r.rc;
-}
-
-static fo_store_result *load_on(uv_loop_t *loop, fo_store *s, const char *model)
-{
-    req r = {0};
-
-    cr_assert_eq(fo_store_load(s, model, 0, on_read, &r), 0);
-    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(r.done, 1);
-    cr_assert_eq(r.rc, 0, "load %s: %s", model, r.msg);
-    return r.res;
-}
-
-static fo_store_result *read_at(tctx *t, const char *model, uint64_t at)
-{
-    req r = {0};
-
-    cr_assert_eq(fo_store_read_state_at(t->s, model, at, on_read, &r), 0);
-    cr_assert_eq(uv_run(&t->loop, UV_RUN_DEFAULT), 0);
-    cr_assert_eq(r.rc, 0, "read at: %s", r.msg);
-    return r.res;
-}
-
-static fo_store_write wr(char *buf, const char *model, uint64_t from, uint32_t len,
-                         const char *client, uint64_t seq)
-{
-    fo_store_write w = {.model = model, .from = from, .len = len, .client = client, .seq = seq};
-
-    w.batch = buf;
-    w.batch_size = (size_t)snprintf(buf, 96, "batch %s [%llu,+%u)", model,
-                                    (unsigned long long)from, len);
-    w.now_ms = 1000 + (int64_t)from;
-    return w;
-}
-
-static void check_entry(const fo_store_entry *e, const char *model, uint64_t from, uint32_t len,
-                        const char *client, uint64_t seq)
-{
-    char buf[96];
-    int n = snprintf(buf, sizeof(buf), "batch %s [%llu,+%u)", model, (unsigned long long)from,
-                     len);
-
-    cr_assert_eq(e->from, from, "%s: row at %llu, expected %llu", model,
-                 (unsigned long long)e->from, (unsigned long long)from);
-    cr_assert_eq(e->len, len);
-    cr_assert_eq(e->seq, seq);
-    cr_assert_str_eq(e->client, client);
-    cr_assert_eq(e->batch_size, (size_t)n);
-    cr_assert_eq(memcmp(e->batch, buf, (size_t)n), 0);
-    cr_assert_eq(e->now_ms, 1000 + (int64_t)from);
-}
+#define LOAD(st, m) fo_st_read((st), FO_ST_LOAD, (m), 0, 0)
+#define READ_AT(st, m, at) fo_st_read((st), FO_ST_AT, (m), (at), 0)
 
 Test(store_nats, commit_load_restart)
 {
     tctx t;
     char b[5][96];
     fo_store_result *r;
-    fo_err_info err;
 
     t_init(&t);
     /* Two models with awkward names, interleaved, in one commit: one record each. */
     fo_store_write w[4] = {
-        wr(b[0], "doc.1", 0, 3, "alice", 1),
-        wr(b[1], "doc.1.x", 0, 1, NULL, 0),
-        wr(b[2], "doc.1", 3, 2, "bob", 9),
-        wr(b[3], "doc.1", 5, 1, "alice", 2),
+        fo_st_row(b[0], "doc.1", 0, 3, "alice", 1),
+        fo_st_row(b[1], "doc.1.x", 0, 1, NULL, 0),
+        fo_st_row(b[2], "doc.1", 3, 2, "bob", 9),
+        fo_st_row(b[3], "doc.1", 5, 1, "alice", 2),
     };
     w[2].identity = "{\"sub\":\"bob\"}";
-    cr_assert_eq(commit_on(&t.loop, t.s, w, 4, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t.st, w, 4, NULL), 0);
 
-    r = load_on(&t.loop, t.s, "doc.1");
+    r = LOAD(&t.st, "doc.1");
     cr_assert(r->exists);
     cr_assert_eq(r->count, 6);
     cr_assert_eq(r->n_entries, 3);
-    check_entry(&r->entries[0], "doc.1", 0, 3, "alice", 1);
-    check_entry(&r->entries[1], "doc.1", 3, 2, "bob", 9);
-    check_entry(&r->entries[2], "doc.1", 5, 1, "alice", 2);
+    fo_st_check_row(&r->entries[0], "doc.1", 0, 3, "alice", 1);
+    fo_st_check_row(&r->entries[1], "doc.1", 3, 2, "bob", 9);
+    fo_st_check_row(&r->entries[2], "doc.1", 5, 1, "alice", 2);
     cr_assert_str_eq(r->entries[1].identity, "{\"sub\":\"bob\"}");
     cr_assert_eq(r->n_clients, 2);
     cr_assert_str_eq(r->clients[0].client, "alice");
@@ -319,35 +210,35 @@ Test(store_nats, commit_load_restart)
     cr_assert_eq(r->clients[1].seq, 9);
     fo_store_result_free(r);
 
-    r = load_on(&t.loop, t.s, "doc.1.x");
+    r = LOAD(&t.st, "doc.1.x");
     cr_assert_eq(r->count, 1);
     cr_assert_eq(r->n_entries, 1);
     fo_store_result_free(r);
-    r = load_on(&t.loop, t.s, "missing");
+    r = LOAD(&t.st, "missing");
     cr_assert_not(r->exists);
     cr_assert_eq(r->count, 0);
     fo_store_result_free(r);
 
     /* A new store process-wise (its fences start empty) sees everything and continues. */
-    close_store(&t.loop, &t.s);
-    cr_assert_eq(open_store(&t.loop, fo_natsproc_url(t.nats), &t.s, &err), 0, "%s", err.msg);
+    fo_st_close(&t.st);
+    fo_st_open(&t.st, NULL);
     /* The stream survives a restart of nats-server too. */
-    close_store(&t.loop, &t.s);
+    fo_st_close(&t.st);
     cr_assert_eq(fo_natsproc_stop(t.nats, false), 0);
     cr_assert_eq(fo_natsproc_restart(t.nats), 0);
-    cr_assert_eq(open_store(&t.loop, fo_natsproc_url(t.nats), &t.s, &err), 0, "%s", err.msg);
-    r = load_on(&t.loop, t.s, "doc.1");
+    fo_st_open(&t.st, NULL);
+    r = LOAD(&t.st, "doc.1");
     cr_assert_eq(r->count, 6);
     cr_assert_eq(r->n_clients, 2);
     fo_store_result_free(r);
     {
         char msg[512];
-        fo_store_write again = wr(b[4], "doc.1", 3, 1, "carol", 1);
-        cr_assert_eq(commit_on(&t.loop, t.s, &again, 1, msg), FO_STORE_ECONFLICT, "%s", msg);
-        again = wr(b[4], "doc.1", 6, 2, "carol", 1);
-        cr_assert_eq(commit_on(&t.loop, t.s, &again, 1, msg), 0, "%s", msg);
+        fo_store_write again = fo_st_row(b[4], "doc.1", 3, 1, "carol", 1);
+        cr_assert_eq(fo_st_commit(&t.st, &again, 1, msg), FO_STORE_ECONFLICT, "%s", msg);
+        again = fo_st_row(b[4], "doc.1", 6, 2, "carol", 1);
+        cr_assert_eq(fo_st_commit(&t.st, &again, 1, msg), 0, "%s", msg);
     }
-    r = read_at(&t, "doc.1", 4);
+    r = READ_AT(&t.st, "doc.1", 4);
     cr_assert_not(r->gone);
     cr_assert_eq(r->count, 8);
     cr_assert_eq(r->n_entries, 2); /* [0,3) and [3,5): the last ends after 4 */
@@ -363,16 +254,16 @@ Test(store_nats, snapshots_and_retention_read_like_sqlite)
 
     t_init(&t);
     for (uint64_t i = 0; i < 6; i++) {
-        fo_store_write w = wr(b[i], "s", i * 2, 2, "c", i + 1);
+        fo_store_write w = fo_st_row(b[i], "s", i * 2, 2, "c", i + 1);
         if (i == 2 || i == 4) { /* snapshots at 6 and 10, keeping from 6 at the second */
             w.snap = i == 2 ? "six" : "ten";
             w.snap_size = 3;
             w.snap_count = i * 2 + 2;
             w.cut = i == 4 ? 6 : 0;
         }
-        cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, NULL), 0);
+        cr_assert_eq(fo_st_commit(&t.st, &w, 1, NULL), 0);
     }
-    r = load_on(&t.loop, t.s, "s");
+    r = LOAD(&t.st, "s");
     cr_assert_eq(r->count, 12);
     cr_assert(r->has_snapshot);
     cr_assert_eq(r->snap_count, 10);
@@ -381,10 +272,10 @@ Test(store_nats, snapshots_and_retention_read_like_sqlite)
     cr_assert_eq(r->n_clients, 1);
     cr_assert_eq(r->clients[0].seq, 6);
     fo_store_result_free(r);
-    r = read_at(&t, "s", 2); /* before the cut: gone, as with sqlite */
+    r = READ_AT(&t.st, "s", 2); /* before the cut: gone, as with sqlite */
     cr_assert(r->gone);
     fo_store_result_free(r);
-    r = read_at(&t, "s", 8);
+    r = READ_AT(&t.st, "s", 8);
     cr_assert_not(r->gone);
     cr_assert_eq(r->snap_count, 6);
     fo_store_result_free(r);
@@ -394,64 +285,60 @@ Test(store_nats, snapshots_and_retention_read_like_sqlite)
 Test(store_nats, a_second_writer_fails_the_fence)
 {
     tctx t;
-    uv_loop_t loop2;
-    fo_store *s2;
-    fo_err_info err;
+    fo_st st2;
     char b[6][96], msg[512];
     fo_store_result *r;
     fo_store_stats st;
 
     t_init(&t);
-    cr_assert_eq(uv_loop_init(&loop2), 0);
-    cr_assert_eq(open_store(&loop2, fo_natsproc_url(t.nats), &s2, &err), 0, "%s", err.msg);
+    fo_st_init(&st2, FO_STORE_NATS, fo_natsproc_url(t.nats)); /* a second writer */
 
-    fo_store_write w = wr(b[0], "m", 0, 3, "a", 1);
-    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, NULL), 0);
+    fo_store_write w = fo_st_row(b[0], "m", 0, 3, "a", 1);
+    cr_assert_eq(fo_st_commit(&t.st, &w, 1, NULL), 0);
     /* The second writer catches up and appends behind the first one's back. */
-    r = load_on(&loop2, s2, "m");
+    r = LOAD(&st2, "m");
     cr_assert_eq(r->count, 3);
     fo_store_result_free(r);
-    w = wr(b[1], "m", 3, 2, "b", 1);
-    cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), 0, "%s", msg);
+    w = fo_st_row(b[1], "m", 3, 2, "b", 1);
+    cr_assert_eq(fo_st_commit(&st2, &w, 1, msg), 0, "%s", msg);
 
     /* The first writer's next append continues where it stands: refused by JetStream. A
      * model it did not touch in that commit is stored anyway (atomic per model). */
-    fo_store_write two[2] = {wr(b[2], "m", 3, 1, "a", 2), wr(b[3], "other", 0, 1, "a", 1)};
-    cr_assert_eq(commit_on(&t.loop, t.s, two, 2, msg), FO_STORE_EFENCED, "%s", msg);
+    fo_store_write two[2] = {fo_st_row(b[2], "m", 3, 1, "a", 2), fo_st_row(b[3], "other", 0, 1, "a", 1)};
+    cr_assert_eq(fo_st_commit(&t.st, two, 2, msg), FO_STORE_EFENCED, "%s", msg);
     cr_assert(strstr(msg, "another writer appended to the log of m"), "%s", msg);
-    fo_store_stats_get(t.s, &st);
+    fo_store_stats_get(t.st.s, &st);
     cr_assert_eq(st.commit_errors, 1);
-    r = load_on(&t.loop, t.s, "other");
+    r = LOAD(&t.st, "other");
     cr_assert_eq(r->count, 1);
     fo_store_result_free(r);
 
     /* Until it has read the log again, its stale write does not continue the log... */
-    w = wr(b[2], "m", 3, 1, "a", 2);
-    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), FO_STORE_ECONFLICT, "%s", msg);
+    w = fo_st_row(b[2], "m", 3, 1, "a", 2);
+    cr_assert_eq(fo_st_commit(&t.st, &w, 1, msg), FO_STORE_ECONFLICT, "%s", msg);
     /* ...and after catching up (a load, as the hub's reload does) it appends again. */
-    r = load_on(&t.loop, t.s, "m");
+    r = LOAD(&t.st, "m");
     cr_assert_eq(r->count, 5);
     cr_assert_eq(r->n_entries, 2);
-    check_entry(&r->entries[1], "m", 3, 2, "b", 1);
+    fo_st_check_row(&r->entries[1], "m", 3, 2, "b", 1);
     fo_store_result_free(r);
-    w = wr(b[4], "m", 5, 1, "a", 2);
-    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), 0, "%s", msg);
+    w = fo_st_row(b[4], "m", 5, 1, "a", 2);
+    cr_assert_eq(fo_st_commit(&t.st, &w, 1, msg), 0, "%s", msg);
     /* Now the second writer is the stale one. */
-    w = wr(b[5], "m", 5, 1, "b", 2);
-    cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
+    w = fo_st_row(b[5], "m", 5, 1, "b", 2);
+    cr_assert_eq(fo_st_commit(&st2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
 
     /* A new model is fenced too: the second writer read it empty ("no message yet"), then
      * the first one created it. */
-    r = load_on(&loop2, s2, "fresh");
+    r = LOAD(&st2, "fresh");
     cr_assert_not(r->exists);
     fo_store_result_free(r);
-    w = wr(b[0], "fresh", 0, 1, "a", 1);
-    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), 0, "%s", msg);
-    w = wr(b[1], "fresh", 0, 1, "b", 1);
-    cr_assert_eq(commit_on(&loop2, s2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
+    w = fo_st_row(b[0], "fresh", 0, 1, "a", 1);
+    cr_assert_eq(fo_st_commit(&t.st, &w, 1, msg), 0, "%s", msg);
+    w = fo_st_row(b[1], "fresh", 0, 1, "b", 1);
+    cr_assert_eq(fo_st_commit(&st2, &w, 1, msg), FO_STORE_EFENCED, "%s", msg);
 
-    close_store(&loop2, &s2);
-    cr_assert_eq(uv_loop_close(&loop2), 0);
+    fo_st_finish(&st2);
     t_finish(&t);
 }
 
@@ -471,8 +358,8 @@ Test(store_nats, large_commits_span_several_records)
         w[i] = (fo_store_write){.model = "big", .from = (uint64_t)i, .len = 1, .batch = big[i],
                                 .batch_size = sizeof(big[i]), .client = "c", .seq = (uint64_t)i + 1};
     }
-    cr_assert_eq(commit_on(&t.loop, t.s, w, N, msg), 0, "%s", msg);
-    r = load_on(&t.loop, t.s, "big");
+    cr_assert_eq(fo_st_commit(&t.st, w, N, msg), 0, "%s", msg);
+    r = LOAD(&t.st, "big");
     cr_assert_eq(r->count, N);
     cr_assert_eq(r->n_entries, N);
     for (int i = 0; i < N; i++) {
@@ -486,7 +373,7 @@ Test(store_nats, large_commits_span_several_records)
         char *huge = calloc(1, 2 << 20);
         fo_store_write h = {.model = "big", .from = N, .len = 1, .batch = huge,
                             .batch_size = 2 << 20};
-        cr_assert_eq(commit_on(&t.loop, t.s, &h, 1, msg), FO_STORE_EFULL);
+        cr_assert_eq(fo_st_commit(&t.st, &h, 1, msg), FO_STORE_EFULL);
         cr_assert(strstr(msg, "max_payload"), "%s", msg);
         free(huge);
     }
@@ -554,36 +441,36 @@ Test(store_nats, server_killed_then_back, .timeout = 120)
     int rc = -1;
 
     t_init(&t);
-    fo_store_write w = wr(b[0], "k", 0, 2, "c", 1);
-    cr_assert_eq(commit_on(&t.loop, t.s, &w, 1, msg), 0, "%s", msg);
+    fo_store_write w = fo_st_row(b[0], "k", 0, 2, "c", 1);
+    cr_assert_eq(fo_st_commit(&t.st, &w, 1, msg), 0, "%s", msg);
 
     /* kill -9: the next commit fails within the ack wait, with a clear message. */
     cr_assert_eq(fo_natsproc_stop(t.nats, true), 0);
-    w = wr(b[1], "k", 2, 1, "c", 2);
-    rc = commit_on(&t.loop, t.s, &w, 1, msg);
+    w = fo_st_row(b[1], "k", 2, 1, "c", 2);
+    rc = fo_st_commit(&t.st, &w, 1, msg);
     cr_assert_eq(rc, FO_STORE_EIO, "%s: %s", fo_store_strerror(rc), msg);
     cr_assert(strstr(msg, "JetStream") || strstr(msg, "NATS"), "%s", msg);
 
     /* Back: the store reconnects by itself; what was acknowledged is there. */
     cr_assert_eq(fo_natsproc_restart(t.nats), 0);
     for (int i = 0; i < 100; i++) { /* reconnect wait 250 ms */
-        req q = {0};
-        cr_assert_eq(fo_store_load(t.s, "k", 0, on_read, &q), 0);
-        cr_assert_eq(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+        fo_st_req q = {.t = &t.st};
+        cr_assert_eq(fo_store_load(t.st.s, "k", 0, fo_st_on_read, &q), 0);
+        cr_assert_eq(uv_run(&t.st.loop, UV_RUN_DEFAULT), 0);
         if (q.rc == 0) {
             r = q.res;
             cr_assert(r->count == 2 || r->count == 3, "count %llu", (unsigned long long)r->count);
-            w = wr(b[2], "k", r->count, 1, "c", 3);
+            w = fo_st_row(b[2], "k", r->count, 1, "c", 3);
             fo_store_result_free(r);
-            rc = commit_on(&t.loop, t.s, &w, 1, msg);
+            rc = fo_st_commit(&t.st, &w, 1, msg);
             break;
         }
         uv_sleep(100);
     }
     cr_assert_eq(rc, 0, "writes did not resume: %s", msg);
-    r = load_on(&t.loop, t.s, "k");
+    r = LOAD(&t.st, "k");
     cr_assert(r->count >= 3);
-    check_entry(&r->entries[0], "k", 0, 2, "c", 1);
+    fo_st_check_row(&r->entries[0], "k", 0, 2, "c", 1);
     fo_store_result_free(r);
     t_finish(&t);
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "hub/follow.h"
 #include "hub/http.h"
 #include "hub/log.h"
 #include "hub/model.h"
@@ -58,11 +59,19 @@ static void set_phase(fo_hub *h, fo_hub_phase p)
     h->phase_since_ms = fo_hub_now_ms(h);
 }
 
+/* Stops following the stream (its handle closes with the loop's next run). */
+static void stop_follow(fo_hub *h)
+{
+    fo_follow_stop(h->follow);
+    h->follow = NULL;
+}
+
 static void on_store_closed(void *data)
 {
     fo_hub *h = data;
 
     h->store = NULL;
+    stop_follow(h);
     /* First destroy: lws starts closing its handles on our loop; uv_run then returns
      * once they and ours are closed, and fo_hub_run destroys the context for good. */
     lws_context_destroy(h->lws);
@@ -208,6 +217,41 @@ static void on_check(uv_check_t *c)
         uv_idle_start(&h->kick, fo_hub_kick); /* a group opened by a late callback */
 }
 
+/* --cluster: the JetStream store, and the follower of other hubs' appends. */
+static int open_cluster(fo_hub *h, fo_store_options *opt)
+{
+    fo_err_info err;
+    char why[512];
+    int rc;
+
+    memset(&err, 0, sizeof(err));
+    if (fo_follow_new(h, &h->follow)) {
+        FO_LOG(FO_LOG_ERROR, "--cluster: out of memory");
+        return FO_HUB_EXIT_FAILED;
+    }
+    opt->log_end = fo_follow_log_end;
+    opt->log_end_ctx = h->follow;
+    rc = fo_store_open(&h->loop, FO_STORE_NATS, h->cfg.cluster, opt, &h->store, &err);
+    if (rc) {
+        FO_LOG(FO_LOG_ERROR, "cannot open the nats store (--cluster %s): %s", h->cfg.cluster,
+               err.msg[0] ? err.msg : fo_store_strerror(rc));
+        stop_follow(h);
+        uv_run(&h->loop, UV_RUN_DEFAULT);
+        return FO_HUB_EXIT_FAILED;
+    }
+    if ((rc = fo_follow_start(h->follow, h->cfg.cluster, why, sizeof(why)))) {
+        FO_LOG(FO_LOG_ERROR, "--cluster %s: %s", h->cfg.cluster, why);
+        stop_follow(h);
+        fo_store_close(h->store, NULL, NULL);
+        h->store = NULL;
+        uv_run(&h->loop, UV_RUN_DEFAULT);
+        return FO_HUB_EXIT_FAILED;
+    }
+    FO_LOG(FO_LOG_INFO, "store: nats (JetStream stream FLUSHOUT) at %s, following other hubs' "
+           "appends", h->cfg.cluster);
+    return 0;
+}
+
 /* Opens the store; returns 0 or the exit code (FO_HUB_EXIT_*). */
 static int open_store(fo_hub *h)
 {
@@ -221,16 +265,8 @@ static int open_store(fo_hub *h)
     if (h->cfg.memory_budget / 32 < opt.cache_bytes)
         opt.cache_bytes = h->cfg.memory_budget / 32; /* the store counts in the budget too */
     memset(&err, 0, sizeof(err));
-    if (h->cfg.cluster[0]) {
-        rc = fo_store_open(&h->loop, FO_STORE_NATS, h->cfg.cluster, &opt, &h->store, &err);
-        if (rc) {
-            FO_LOG(FO_LOG_ERROR, "cannot open the nats store (--cluster %s): %s",
-                   h->cfg.cluster, err.msg[0] ? err.msg : fo_store_strerror(rc));
-            return FO_HUB_EXIT_FAILED;
-        }
-        FO_LOG(FO_LOG_INFO, "store: nats (JetStream stream FLUSHOUT) at %s", h->cfg.cluster);
-        return 0;
-    }
+    if (h->cfg.cluster[0])
+        return open_cluster(h, &opt);
     sqlite = strcmp(h->cfg.store, "sqlite") == 0;
     existed = stat(h->cfg.data_dir, &sb) == 0;
     rc = fo_store_open(&h->loop, fo_store_kind_parse(h->cfg.store), h->cfg.data_dir, &opt,
@@ -357,6 +393,7 @@ int fo_hub_run(const fo_hub_config *cfg)
         goto out_loop;
     rc = FO_HUB_EXIT_FAILED;
     if (start_lws(h)) {
+        stop_follow(h);
         fo_store_close(h->store, NULL, NULL);
         uv_run(&h->loop, UV_RUN_DEFAULT);
         goto out_loop;

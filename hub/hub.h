@@ -54,6 +54,7 @@ typedef struct fo_hub {
     fo_relay *relays;   /* HTTP requests over TLS, relayed to lws (relay.h) */
     int port;           /* the port actually listened on */
     fo_store *store;
+    struct fo_follow *follow; /* --cluster: other hubs' appends to hot models (follow.h) */
     fo_auth *auth;      /* NULL: open hub */
     fo_rules *rules;    /* --interceptors (NULL: none); SIGHUP loads it again */
     fo_commit commit;

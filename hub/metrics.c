@@ -125,6 +125,14 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
                   "Pushes dropped because a subscriber could not keep up.", m->dropped_pushes);
     rc |= counter(out, "flushout_catchups_total",
                   "Catch-up pushes or snapshots sent to slow subscribers.", m->catchups);
+    rc |= counter(out, "flushout_follow_records_total",
+                  "Log records of hot models seen by the cluster follower.", m->follow_records);
+    rc |= counter(out, "flushout_follow_commands_total",
+                  "Commands other hubs appended, applied to hot models and pushed.",
+                  m->follow_commands);
+    rc |= counter(out, "flushout_follow_gaps_total",
+                  "Followed records that did not continue their model (it reloaded).",
+                  m->follow_gaps);
     rc |= counter(out, "flushout_evictions_total", "Models evicted from memory.", m->evictions);
     rc |= counter(out, "flushout_loads_total", "Models loaded from the store.", m->loads);
     rc |= counter(out, "flushout_store_commits_total", "Store transactions committed.",

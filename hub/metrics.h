@@ -41,6 +41,9 @@ typedef struct fo_metrics {
     uint64_t pushes;           /* push frames queued to subscribers */
     uint64_t dropped_pushes;   /* pushes dropped for slow subscribers */
     uint64_t catchups;         /* catch-up pushes or snaps sent after a drain */
+    uint64_t follow_records;   /* --cluster: log records of hot models seen by the follower */
+    uint64_t follow_commands;  /* ... commands in them applied (appended by other hubs) */
+    uint64_t follow_gaps;      /* ... records that did not continue a model (reloaded) */
     uint64_t evictions;
     uint64_t loads;
     uint64_t store_commits;

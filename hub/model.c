@@ -267,8 +267,9 @@ static void fail_tasks(fo_model *m, const char *why)
     m->tasks_tail = NULL;
 }
 
-static int replay(fo_model *m, const fo_store_entry *e, bool apply, const fo_wire_limits *l)
+int fo_model_replay(fo_model *m, const fo_store_entry *e, bool apply)
 {
+    fo_wire_limits l;
     fo_arena a;
     fo_batch b;
     fo_err_info err;
@@ -278,8 +279,9 @@ static int replay(fo_model *m, const fo_store_entry *e, bool apply, const fo_wir
         fo_pathmap pm;
         fo_batch_outcome o;
 
+        store_limits(&l);
         fo_arena_init(&a, e->batch_size * 2 + 256);
-        if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, l, &a, &b, &err)) != 0 ||
+        if ((rc = fo_wire_decode_batch(e->batch, e->batch_size, &l, &a, &b, &err)) != 0 ||
             b.from != e->from || b.len != e->len) {
             FO_LOG(FO_LOG_ERROR, "model=%s log row at %llu does not decode: %s", m->name,
                    (unsigned long long)e->from, rc ? err.msg : "wrong from or length");
@@ -337,7 +339,7 @@ static int build(fo_model *m, const fo_store_result *r)
         return FO_ENOMEM;
     fo_strmap_init(&m->dedup);
     for (i = 0; i < r->n_entries && !rc; i++)
-        rc = replay(m, &r->entries[i], i >= r->n_before, &l);
+        rc = fo_model_replay(m, &r->entries[i], i >= r->n_before);
     for (i = 0; i < r->n_clients && !rc; i++) {
         uint64_t *seq = malloc(sizeof(*seq));
         if (!seq)
@@ -473,12 +475,21 @@ void fo_model_mark_broken(fo_model *m)
         m->state = FO_MODEL_LOADING;
 }
 
-/* Once the broken model's replies are all answered, start over from the store. */
+void fo_model_mark_stale(fo_model *m)
+{
+    if (m->stale || m->broken)
+        return;
+    m->stale = true;
+    if (m->state == FO_MODEL_READY || m->state == FO_MODEL_READING)
+        m->state = FO_MODEL_LOADING;
+}
+
+/* Once the broken (or stale) model's replies are all answered, start over from the store. */
 void fo_model_maybe_reload(fo_model *m)
 {
-    if (!m->broken || m->npending)
+    if ((!m->broken && !m->stale) || m->npending)
         return;
-    m->broken = false;
+    m->broken = m->stale = false;
     unload(m);
     start_load(m);
 }
@@ -539,6 +550,7 @@ void fo_model_run(fo_model *m)
         fo_model_unref(m);
     }
     m->running = false;
+    fo_model_maybe_reload(m); /* a task found the model broken, and nothing is in flight */
 }
 
 /* ---- history read back from the store ------------------------------------------------ */

@@ -68,6 +68,9 @@ typedef struct fo_task {
     fo_arena arena;
     uint64_t t_recv;     /* ns */
     json_t *identity;    /* flush: the session's claims when it was queued (a reference) */
+    bool reread;         /* --cluster: the model was read again from the log for it */
+    void *record;        /* a log record another hub appended (follow.h; malloc'd), or NULL */
+    size_t record_len;
 } fo_task;
 
 struct fo_model {
@@ -79,6 +82,7 @@ struct fo_model {
     uint32_t npending;    /* replies waiting in commit groups */
     fo_model_state state;
     bool broken;          /* a commit failed: reload from the store once drained */
+    bool stale;           /* --cluster: behind the log; reload once drained (nothing failed) */
     fo_master *master;
     fo_history hist;      /* recent batches as encoded bytes (hub/history.h) */
     fo_strmap dedup;      /* client -> uint64_t * (last seq applied) */
@@ -127,6 +131,18 @@ void fo_model_run(fo_model *m);
 void fo_model_maybe_reload(fo_model *m);
 /* A commit that contained writes of this model failed. */
 void fo_model_mark_broken(fo_model *m);
+/* --cluster: the log holds more than the master (a followed record that does not continue
+ * it, a client that saw more through another hub): requests wait, and once nothing of the
+ * model is in flight it loads again from the log. */
+void fo_model_mark_stale(fo_model *m);
+
+/* Applies a stored log row to the master (apply) and adds it to the history; 0 or an
+ * error (a row that does not decode or replay). */
+int fo_model_replay(fo_model *m, const fo_store_entry *e, bool apply);
+/* Sends the push of [from, from + len), applied and durable, to the model's subscribers but
+ * `except`'s (the flusher, who gets the ack; NULL: none); those behind it catch up. */
+void fo_model_fan_out(fo_model *m, fo_frame *push, uint64_t from, uint64_t len,
+                      const fo_session *except);
 
 fo_model *fo_model_ref(fo_model *m);
 void fo_model_unref(fo_model *m);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/follow.h"
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "proto/json.h"
@@ -12,6 +13,7 @@ void fo_runner_task_free(fo_task *t)
     fo_arena_destroy(&t->arena);
     fo_reply_unref(t->sink);
     json_decref(t->identity);
+    free(t->record);
     free(t);
 }
 
@@ -408,10 +410,24 @@ static bool exec_flush(fo_model *m, fo_task *t)
         dup = true;
         b = &empty;
     }
-    /* A proxy behind the count gets the commands since its `from` in the sync: when they
-     * are older than the history in memory, the store reads them first. */
-    if (!fo_model_need_history(m, b->from, fo_master_snapshot(m->master).command_count))
+    /* --cluster: a proxy ahead of the master saw more of the log through another hub; the
+     * model reads the log again first (once), and the flush runs on that. */
+    if (h->follow && !t->reread && b->from > fo_master_snapshot(m->master).command_count) {
+        t->reread = true;
+        fo_model_mark_stale(m);
         return false;
+    }
+    /* A proxy behind the count gets the commands since its `from` in the sync, and a
+     * lagging flusher (pushes dropped, or a reload moved the model on) its catch-up before
+     * this flush runs, so that its ack follows the pushes it missed: when either is older
+     * than the history in memory, the store reads both at once first (one read a task). */
+    {
+        fo_sub *fs = fo_session_find_sub(s, m);
+        uint64_t lo = fs && fs->lagging && fs->next_from < b->from ? fs->next_from : b->from;
+        if (!fo_model_need_history(m, lo, fo_master_snapshot(m->master).command_count) ||
+            !fo_model_exec_catch_up(m, t))
+            return false;
+    }
     if (dup)
         h->metrics.duplicates++;
     memset(&meta, 0, sizeof(meta));
@@ -668,6 +684,8 @@ static bool exec_history(fo_model *m, fo_task *t)
 
 bool fo_runner_exec(fo_model *m, fo_task *t)
 {
+    if (t->record)
+        return fo_model_exec_follow(m, t);
     switch (t->msg.type) {
     case FO_MSG_SUB: return exec_sub(m, t);
     case FO_MSG_UNSUB: exec_unsub(m, t); break;

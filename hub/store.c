@@ -644,6 +644,10 @@ int fo_store_open(uv_loop_t *loop, fo_store_kind kind, const char *dir, const fo
             o.busy_timeout_ms = opt->busy_timeout_ms;
         if (opt->max_merge_writes)
             o.max_merge_writes = opt->max_merge_writes;
+        if (opt->cache_bytes)
+            o.cache_bytes = opt->cache_bytes;
+        o.log_end = opt->log_end;
+        o.log_end_ctx = opt->log_end_ctx;
     }
     if (!loop || !out ||
         (kind != FO_STORE_SQLITE && kind != FO_STORE_MEMORY && kind != FO_STORE_NATS)) {

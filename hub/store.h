@@ -98,6 +98,13 @@ typedef struct fo_store_options {
     /* sqlite: the page cache, in bytes (PRAGMA cache_size); default 16 MiB. The hub gives
      * it a thirty-second of --memory-budget, at most the default. */
     uint64_t cache_bytes;
+    /* nats: where the model's log ends as someone following the stream saw it (the hub's
+     * follow.h: other hubs' appends); true and *seq (stream sequence) and *count (the
+     * model's command count after that record) when known. Called on the worker thread
+     * before each append: when newer than what this store saw, the append is fenced on it
+     * (and a batch that does not continue its count fails with ECONFLICT). NULL: none. */
+    bool (*log_end)(void *ctx, const char *model, uint64_t *seq, uint64_t *count);
+    void *log_end_ctx;
 } fo_store_options;
 
 void fo_store_options_default(fo_store_options *o);

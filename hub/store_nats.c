@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/nats_conn.h"
 #include "hub/store_backend.h"
 #include "hub/strmap.h"
 
 #define WAIT_MS 5000        /* an API request, a publish ack, the next message of a read */
-#define CONNECT_MS 2000     /* connecting at open */
 #define MAX_STATES 100000   /* fences kept; past it they are dropped and read again */
 
 /* ---- the backend ---------------------------------------------------------------------- */
@@ -33,6 +33,10 @@
 typedef struct fence {
     uint64_t seq;   /* stream sequence of the model's last record; 0: none yet */
     uint64_t count; /* the model's command count after it */
+    /* An append of the model failed: the commits queued behind it were applied on top of
+     * it, so none is appended (even one that happens to continue the log's real end) until
+     * a read of the model (the hub's reload) sets the fence again. */
+    bool failed;
 } fence;
 
 static void free_fence(void *ctx, const char *key, void *value)
@@ -63,6 +67,9 @@ typedef struct nats_be {
     pthread_mutex_t mu;
     pub_slot *slots;
     size_t nslots;
+    /* fo_store_options.log_end: where a follower of the stream saw a model's log end */
+    bool (*log_end)(void *ctx, const char *model, uint64_t *seq, uint64_t *count);
+    void *log_end_ctx;
 } nats_be;
 
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
@@ -90,13 +97,6 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     natsMsg_Destroy(msg);
 }
 
-static const char *last_error(natsStatus s)
-{
-    natsStatus ls;
-    const char *t = nats_GetLastError(&ls);
-
-    return t && t[0] ? t : natsStatus_GetText(s);
-}
 
 static int subject_of(const char *model, char *out, size_t cap)
 {
@@ -126,13 +126,13 @@ static int read_last(nats_be *nb, const char *model, const char *subject, uint64
     if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
         *seq = 0;
         if (f)
-            *f = (fence){0, 0};
+            *f = (fence){0, 0, false};
         return 0;
     }
     if (s != NATS_OK)
         return fo_store_fail(FO_STORE_EIO, msg, ml,
                              "reading the end of the log of %s from JetStream: %s [%s]", model,
-                             last_error(s), nb->where);
+                             fo_nats_last_error(s), nb->where);
     *seq = natsMsg_GetSequence(m);
     if (f) {
         rc = fo_nats_record_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), model,
@@ -143,7 +143,7 @@ static int read_last(nats_be *nb, const char *model, const char *subject, uint64
                                  model, (unsigned long long)*seq,
                                  rc == FO_ENOMEM ? "does not fit in memory" : "is not a record");
         }
-        *f = (fence){*seq, fo_nats_record_count(&rec)};
+        *f = (fence){*seq, fo_nats_record_count(&rec), false};
         fo_nats_record_free(&rec);
     }
     natsMsg_Destroy(m);
@@ -176,7 +176,7 @@ static void set_fence(nats_be *nb, const char *model, uint64_t seq, uint64_t cou
             return;
         }
     }
-    *f = (fence){seq, count};
+    *f = (fence){seq, count, false};
 }
 
 /* Replays the model's subject into a fresh memory backend (the read view). */
@@ -213,7 +213,7 @@ static int load_view(nats_be *nb, const char *model, char *msg, size_t ml)
     s = js_SubscribeSync(&sub, nb->js, subject, &jo, &so, &jerr);
     if (s != NATS_OK) {
         rc = fo_store_fail(FO_STORE_EIO, msg, ml, "reading the log of %s from JetStream: %s [%s]",
-                           model, last_error(s), nb->where);
+                           model, fo_nats_last_error(s), nb->where);
         goto out;
     }
     while (!rc && seq < last) {
@@ -229,7 +229,7 @@ static int load_view(nats_be *nb, const char *model, char *msg, size_t ml)
                                "reading the log of %s from JetStream (at stream sequence %llu of "
                                "%llu): %s [%s]",
                                model, (unsigned long long)seq, (unsigned long long)last,
-                               last_error(s), nb->where);
+                               fo_nats_last_error(s), nb->where);
             break;
         }
         seq = meta->Sequence.Stream;
@@ -275,14 +275,33 @@ typedef struct group {
     char msg[384];
 } group;
 
+/* A newer end of the log than the fence, seen by the hub's follower (another hub's append
+ * the master has applied, or is about to): the append is fenced on it. A master that has
+ * not applied it fails check_group instead (ECONFLICT), as JetStream would refuse it. */
+static fence *adopt_log_end(nats_be *nb, const char *model, fence *f)
+{
+    uint64_t seq, count;
+
+    if (nb->log_end && nb->log_end(nb->log_end_ctx, model, &seq, &count) && seq > f->seq)
+        *f = (fence){seq, count, false};
+    return f;
+}
+
 static fence *get_fence(nats_be *nb, group *g)
 {
     size_t len = strlen(g->model);
     fence *f = fo_strmap_get(&nb->fences, g->model, len);
     uint64_t seq;
 
+    if (f && f->failed) {
+        g->rc = fo_store_fail(FO_STORE_ECONFLICT, g->msg, sizeof(g->msg),
+                              "commit: an earlier append to the log of %s failed; nothing "
+                              "more is appended until the model is read again",
+                              g->model);
+        return NULL;
+    }
     if (f)
-        return f;
+        return adopt_log_end(nb, g->model, f);
     if (nb->fences.len >= MAX_STATES) {
         fo_strmap_each(&nb->fences, free_fence, NULL);
         fo_strmap_destroy(&nb->fences);
@@ -298,12 +317,17 @@ static fence *get_fence(nats_be *nb, group *g)
         free(fo_strmap_del(&nb->fences, g->model, len));
         return NULL;
     }
-    return f;
+    return adopt_log_end(nb, g->model, f);
 }
 
-static void forget_fence(nats_be *nb, const char *model)
+/* An append failed: see fence.failed. Without an entry (out of memory) the next append reads
+ * the log's end again. */
+static void fence_failed(nats_be *nb, const char *model)
 {
-    free(fo_strmap_del(&nb->fences, model, strlen(model)));
+    fence *f = fo_strmap_get(&nb->fences, model, strlen(model));
+
+    if (f)
+        *f = (fence){0, 0, true};
 }
 
 /* Checks that the group's writes continue its log (as the memory backend does). */
@@ -385,7 +409,7 @@ static void publish_next(nats_be *nb, group *g, const fo_store_write *ws, pub_sl
         pthread_mutex_unlock(&nb->mu);
         natsMsg_Destroy(m);
         g->rc = fo_store_fail(FO_STORE_EIO, g->msg, sizeof(g->msg),
-                              "commit: cannot publish to JetStream: %s [%s]", last_error(s),
+                              "commit: cannot publish to JetStream: %s [%s]", fo_nats_last_error(s),
                               nb->where);
         return;
     }
@@ -516,7 +540,7 @@ static int nats_commit(void *impl, const fo_store_seg *cs, size_t nsegs, char *m
         ;
     for (size_t g = 0; g < ng; g++)
         if (gs[g].rc)
-            forget_fence(nb, gs[g].model); /* read the log's end again before the next append */
+            fence_failed(nb, gs[g].model);
     /* Each segment fails with the first of its models that failed. */
     k = 0;
     for (size_t i = 0; i < nsegs; i++) {
@@ -679,10 +703,10 @@ static int ensure_stream(nats_be *nb, fo_err_info *err)
         return open_fail(err, FO_STORE_EIO,
                          "NATS at %s does not answer JetStream requests (%s): start nats-server "
                          "with JetStream enabled (-js)",
-                         nb->where, last_error(s));
+                         nb->where, fo_nats_last_error(s));
     if (s != NATS_OK)
         return open_fail(err, FO_STORE_EIO, "NATS at %s: cannot create or read the stream "
-                         "FLUSHOUT: %s", nb->where, last_error(s));
+                         "FLUSHOUT: %s", nb->where, fo_nats_last_error(s));
     for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++)
         ok |= strcmp(si->Config->Subjects[i], subjects[0]) == 0;
     if (!ok || si->Config->Storage != js_FileStorage)
@@ -714,53 +738,23 @@ static void nats_close(void *impl)
 
 static int nats_open(const char *urls, const fo_store_options *o, void **impl, fo_err_info *err)
 {
-    char *copy = NULL, *save = NULL, *tok;
-    const char *list[16];
-    natsOptions *opts = NULL;
+    char why[sizeof(err->msg)];
     jsOptions jo;
     nats_be *nb;
     natsStatus s;
-    int n = 0, rc = 0;
+    int rc;
 
-    (void)o;
-    if (!urls || !urls[0])
-        return open_fail(err, FO_EINVAL, "nats: no server URL%s%s", "", "");
-    if (!(nb = calloc(1, sizeof(*nb))) || !(copy = strdup(urls))) {
-        free(nb);
+    if (!(nb = calloc(1, sizeof(*nb))))
         return open_fail(err, FO_ENOMEM, "nats: out of memory%s%s", "", "");
-    }
     pthread_mutex_init(&nb->mu, NULL);
     fo_strmap_init(&nb->fences);
-    snprintf(nb->where, sizeof(nb->where), "%s", urls);
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        if (!*tok)
-            continue;
-        if (n == 16 || (strncmp(tok, "nats://", 7) && strncmp(tok, "tls://", 6))) {
-            rc = open_fail(err, FO_EINVAL,
-                           "nats: bad server URL '%s' (want nats://HOST:PORT, at most 16, "
-                           "comma-separated)%s",
-                           tok, "");
-            goto out;
-        }
-        list[n++] = tok;
+    snprintf(nb->where, sizeof(nb->where), "%s", urls ? urls : "");
+    if (o) {
+        nb->log_end = o->log_end;
+        nb->log_end_ctx = o->log_end_ctx;
     }
-    if (n == 0) {
-        rc = open_fail(err, FO_EINVAL, "nats: no server URL in '%s'%s", urls, "");
-        goto out;
-    }
-    if ((s = natsOptions_Create(&opts)) != NATS_OK ||
-        (s = natsOptions_SetServers(opts, list, n)) != NATS_OK ||
-        (s = natsOptions_SetName(opts, "flushout-hub")) != NATS_OK ||
-        (s = natsOptions_SetTimeout(opts, CONNECT_MS)) != NATS_OK ||
-        (s = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
-        (s = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK) {
-        rc = open_fail(err, FO_STORE_EIO, "nats: %s%s", natsStatus_GetText(s), "");
-        goto out;
-    }
-    if ((s = natsConnection_Connect(&nb->nc, opts)) != NATS_OK) {
-        rc = open_fail(err, FO_STORE_EIO, "cannot connect to NATS at %s: %s", urls, last_error(s));
+    if ((rc = fo_nats_connect(urls, "flushout-hub", &nb->nc, why, sizeof(why)))) {
+        rc = open_fail(err, rc, "%s%s", why, "");
         goto out;
     }
     jsOptions_Init(&jo);
@@ -769,13 +763,11 @@ static int nats_open(const char *urls, const fo_store_options *o, void **impl, f
     jo.PublishAsync.AckHandlerClosure = nb;
     if ((s = natsConnection_JetStream(&nb->js, nb->nc, &jo)) != NATS_OK) {
         rc = open_fail(err, FO_STORE_EIO, "NATS at %s: no JetStream context: %s", urls,
-                       last_error(s));
+                       fo_nats_last_error(s));
         goto out;
     }
     rc = ensure_stream(nb, err);
 out:
-    natsOptions_Destroy(opts);
-    free(copy);
     if (rc) {
         err->code = rc;
         nats_close(nb);

@@ -149,6 +149,40 @@ static void send_presence_of_others(fo_model *m, fo_sub *sub)
             fo_session_send(sub->session, o->presence);
 }
 
+void fo_model_fan_out(fo_model *m, fo_frame *push, uint64_t from, uint64_t len,
+                      const fo_session *except)
+{
+    fo_sub *sub;
+
+    for (sub = m->subs; sub; sub = sub->mnext) {
+        if (sub->session == except)
+            continue;
+        if (sub->next_from == from) {
+            fo_session_send_push(sub->session, sub, push, from);
+            if (!sub->lagging)
+                sub->next_from = from + len;
+        } else if (sub->next_from < from && !sub->lagging) {
+            /* A gap (a batch of another hub that overtook one of ours): never send one. */
+            sub->lagging = true;
+            if (fo_session_backlog(sub->session) == 0)
+                fo_model_catch_up(sub);
+        }
+    }
+    if (from + len > m->released)
+        m->released = from + len;
+    /* Lagging subscribers with an empty queue waited for this release. */
+    for (sub = m->subs; sub; sub = sub->mnext)
+        if (sub->lagging && fo_session_backlog(sub->session) == 0)
+            fo_model_catch_up(sub);
+}
+
+/* The model's last reply has settled: a task that waited for it (a followed record) runs. */
+static void run_waiting(fo_model *m)
+{
+    if (!m->npending && m->state == FO_MODEL_READY && m->tasks)
+        fo_model_run(m);
+}
+
 static void release(fo_pending *p)
 {
     fo_model *m = p->model;
@@ -162,26 +196,8 @@ static void release(fo_pending *p)
         /* The flusher waits on its ack (closed loop): it leaves first in this turn. */
         if (ps)
             fo_session_write_early(ps);
-        if (p->push) {
-            for (sub = m->subs; sub; sub = sub->mnext) {
-                if (sub->session == ps)
-                    continue;
-                if (sub->next_from == p->from) {
-                    fo_session_send_push(sub->session, sub, p->push, p->from);
-                    if (!sub->lagging)
-                        sub->next_from = p->from + p->len;
-                } else if (sub->next_from < p->from && !sub->lagging) {
-                    sub->lagging = true; /* a gap: cannot happen, but never send one */
-                    if (fo_session_backlog(sub->session) == 0)
-                        fo_model_catch_up(sub);
-                }
-            }
-            m->released = p->from + p->len;
-            /* Lagging subscribers with an empty queue waited for this release. */
-            for (sub = m->subs; sub; sub = sub->mnext)
-                if (sub->lagging && fo_session_backlog(sub->session) == 0)
-                    fo_model_catch_up(sub);
-        }
+        if (p->push)
+            fo_model_fan_out(m, p->push, p->from, p->len, ps);
         if (ps) {
             sub = fo_session_find_sub(ps, m);
             /* A lagging flusher gets its catch-up first: pushes of earlier batches, then
@@ -208,6 +224,7 @@ static void release(fo_pending *p)
     fo_runner_pending_free(p);
     m->npending--;
     fo_model_maybe_reload(m);
+    run_waiting(m);
 }
 
 static void fail(fo_pending *p, const char *why)
@@ -231,6 +248,7 @@ static void fail(fo_pending *p, const char *why)
     fo_runner_pending_free(p);
     m->npending--;
     fo_model_maybe_reload(m);
+    run_waiting(m);
 }
 
 /* The commit group of p is settled (commit.h). */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "proto/json.h"
+#include "tests/support/natsproc.h"
 #include "tests/support/wsnet.h"
 
 /* Registry for ht_cleanup: tests end early on a failed assertion. */
@@ -628,4 +629,22 @@ const char *ht_update_key(const fo_completion *c, char *out, size_t n)
         snprintf(out, n, "%.*s", (int)len, k);
     }
     return out;
+}
+
+static void free_nats(void *n)
+{
+    fo_natsproc_free(n);
+}
+
+struct fo_natsproc *ht_nats_start(void)
+{
+    fo_natsproc *n;
+
+    if (!fo_natsproc_bin())
+        cr_skip_test("no nats-server binary (install Debian's nats-server, or set "
+                     "FO_NATS_SERVER): --cluster is not tested");
+    n = fo_natsproc_start();
+    cr_assert_not_null(n, "nats-server did not start");
+    ht_defer(free_nats, n);
+    return n;
 }

@@ -27,6 +27,9 @@
 int64_t ht_now_ms(void);
 
 /* Starts a hub (store "memory" or "sqlite"; args NULL-terminated or NULL); asserts it is up. */
+/* A real nats-server (natsproc.h) freed at the test's end, or the test is skipped, saying
+ * why, when there is no nats-server binary. */
+struct fo_natsproc *ht_nats_start(void);
 fo_hubproc *ht_hub_start(const char *store, const char *const *args);
 /* Same with full options (env, bin). */
 fo_hubproc *ht_hub_start_opts(const fo_hubproc_options *o);
@@ -189,6 +192,12 @@ typedef struct ht_peer {
     uint64_t own_batches;  /* non-empty batches this peer flushed */
     ht_flush_log *log;     /* NULL, or where flushes and acks are recorded */
     size_t flight_rec;
+    /* Several hubs on one log: a flush another hub's append overtook is answered `internal`
+     * (the hub reloads the model); such a peer sends it again with the same seq, as the
+     * error says. Off: any error fails the test. */
+    bool retry_internal;
+    uint64_t retries;
+    fo_batch flight_batch;
 } ht_peer;
 
 /* Connects as client_id, subscribes to model, builds a sequential-ID proxy on the snap. */

@@ -70,6 +70,7 @@ bool ht_peer_flush(ht_peer *p)
     m.model_len = (uint32_t)strlen(p->model);
     m.seq = ++p->c->seq;
     p->flight_seq = m.seq;
+    p->flight_batch = m.batch; /* the proxy keeps it until the ack */
     if (p->log)
         p->flight_rec = ht_flush_log_add(p->log, &m.batch);
     p->flight_rid = ht_send(p->c, &m);
@@ -87,6 +88,15 @@ void ht_peer_handle(ht_peer *p, const fo_msg *m)
     int rc;
 
     fo_ws_describe(m, d, sizeof(d));
+    if (m->type == FO_MSG_ERROR && p->retry_internal && p->in_flight && m->has_rid &&
+        m->rid == p->flight_rid && m->code == FO_ERR_INTERNAL) {
+        fo_msg f = {.type = FO_MSG_FLUSH, .seq = p->flight_seq, .batch = p->flight_batch};
+        f.model = p->model;
+        f.model_len = (uint32_t)strlen(p->model);
+        p->flight_rid = ht_send(c, &f);
+        p->retries++;
+        return;
+    }
     if (m->type != FO_MSG_PUSH && m->type != FO_MSG_ACK && m->type != FO_MSG_SNAP)
         HT_FAIL(c, "[%s] unexpected %s", c->id, d);
     if (!m->model || strcmp(m->model, p->model) != 0)

@@ -23,6 +23,10 @@ struct fo_natsproc {
     char url[64];
     int port;
     pid_t pid;
+    /* a node of a cluster: its name, route port and the routes to every node */
+    char name[16];
+    int cport;
+    char routes[512];
 };
 
 const char *fo_natsproc_bin(void)
@@ -124,7 +128,14 @@ static int launch(fo_natsproc *n)
             dup2(fd, 2);
             close(fd);
         }
-        execl(bin, bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", sd, (char *)NULL);
+        if (n->cport) {
+            char cl[64];
+            snprintf(cl, sizeof(cl), "nats://127.0.0.1:%d", n->cport);
+            execl(bin, bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", sd, "-n", n->name,
+                  "--cluster_name", "fo", "--cluster", cl, "--routes", n->routes, (char *)NULL);
+        } else {
+            execl(bin, bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", sd, (char *)NULL);
+        }
         _exit(127);
     }
     for (int i = 0; i < 1000; i++) { /* 10 s */
@@ -140,7 +151,7 @@ static int launch(fo_natsproc *n)
     return -1;
 }
 
-fo_natsproc *fo_natsproc_start(void)
+static fo_natsproc *make_dir(void)
 {
     const char *tmp = getenv("TMPDIR");
     fo_natsproc *n = calloc(1, sizeof(*n));
@@ -153,6 +164,76 @@ fo_natsproc *fo_natsproc_start(void)
         free(n);
         return NULL;
     }
+    return n;
+}
+
+static bool log_has(const fo_natsproc *n, const char *needle)
+{
+    char path[PATH_MAX + 16], line[1024];
+    FILE *f;
+    bool found = false;
+
+    snprintf(path, sizeof(path), "%s/nats.log", n->dir);
+    if (!(f = fopen(path, "r")))
+        return false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+int fo_natsproc_start_cluster(fo_natsproc **nodes, int count, char *urls, size_t cap)
+{
+    char routes[512] = "";
+    size_t ul = 0, rl = 0;
+    int i;
+
+    if (count < 1 || count > 5)
+        return -1;
+    urls[0] = '\0';
+    for (i = 0; i < count; i++) {
+        nodes[i] = make_dir();
+        if (!nodes[i] || (nodes[i]->port = free_port()) < 0 ||
+            (nodes[i]->cport = free_port()) < 0)
+            goto fail;
+        snprintf(nodes[i]->name, sizeof(nodes[i]->name), "n%d", i);
+        snprintf(nodes[i]->url, sizeof(nodes[i]->url), "nats://127.0.0.1:%d", nodes[i]->port);
+        rl += (size_t)snprintf(routes + rl, sizeof(routes) - rl, "%snats://127.0.0.1:%d",
+                               i ? "," : "", nodes[i]->cport);
+        ul += (size_t)snprintf(urls + ul, cap > ul ? cap - ul : 0, "%s%s", i ? "," : "",
+                               nodes[i]->url);
+    }
+    if (ul >= cap)
+        goto fail;
+    for (i = 0; i < count; i++) {
+        snprintf(nodes[i]->routes, sizeof(nodes[i]->routes), "%s", routes);
+        if (launch(nodes[i]) != 0)
+            goto fail;
+    }
+    /* JetStream answers once the nodes have elected a meta leader. */
+    for (int t = 0; t < 2000; t++) { /* 20 s */
+        for (i = 0; i < count; i++)
+            if (log_has(nodes[i], "JetStream cluster new metadata leader") ||
+                log_has(nodes[i], "Self is new JetStream cluster metadata leader"))
+                return 0;
+        sleep_ms(10);
+    }
+    fprintf(stderr, "natsproc: the cluster elected no JetStream leader (see %s/nats.log)\n",
+            nodes[0]->dir);
+fail:
+    for (i = 0; i < count; i++) {
+        fo_natsproc_free(nodes[i]);
+        nodes[i] = NULL;
+    }
+    return -1;
+}
+
+fo_natsproc *fo_natsproc_start(void)
+{
+    fo_natsproc *n = make_dir();
+
+    if (!n)
+        return NULL;
     for (int attempt = 0; attempt < 5; attempt++) { /* the port may be taken meanwhile */
         if ((n->port = free_port()) < 0)
             continue;

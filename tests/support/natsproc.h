@@ -10,6 +10,7 @@
 #define FO_TEST_NATSPROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct fo_natsproc fo_natsproc;
 
@@ -19,6 +20,11 @@ const char *fo_natsproc_bin(void);
 /* Makes the folder, picks a free port and starts the server; NULL when it could not (the
  * reason is printed to stderr). */
 fo_natsproc *fo_natsproc_start(void);
+/* Starts `count` (1..5) nodes forming one JetStream cluster on loopback (each its own folder,
+ * client and route ports, routes to every node), and waits until one of them logs that the
+ * cluster has a JetStream meta leader (20 s at most). Writes their client URLs,
+ * comma-separated, into urls[0..cap). 0, or -1 with every node stopped and freed. */
+int fo_natsproc_start_cluster(fo_natsproc **nodes, int count, char *urls, size_t cap);
 /* SIGTERM (kill = false) or SIGKILL, then reaps it. 0, or -1 when it was not running. */
 int fo_natsproc_stop(fo_natsproc *n, bool kill);
 /* Starts it again on the same port and storage. 0 or -1. */

@@ -1,0 +1,20 @@
+/* nats_conn.h - connecting to NATS the way every part of the hub does (the JetStream store,
+ * the log follower): a comma-separated URL list, reconnecting forever, with messages that
+ * say which servers and why. */
+#ifndef FO_NATS_CONN_H
+#define FO_NATS_CONN_H
+
+#include <nats/nats.h>
+#include <stddef.h>
+
+/* Connects to `urls` ("nats://HOST:PORT[,nats://...]", at most 16; tls:// too) as client
+ * `name`, with a 2 s connect timeout and endless reconnects 250 ms apart. 0 and *nc, or
+ * FO_EINVAL (a bad list), FO_ENOMEM or FO_STORE_EIO (no server answered) with the reason in
+ * msg[0..ml). */
+int fo_nats_connect(const char *urls, const char *name, natsConnection **nc, char *msg,
+                    size_t ml);
+
+/* nats.c's last error text for this thread, or the status's text. Static. */
+const char *fo_nats_last_error(natsStatus s);
+
+#endif

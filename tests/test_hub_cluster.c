@@ -1,0 +1,364 @@
+/* Several hubs on one JetStream log (--cluster, hub/follow.h), each a real process, over real
+ * WebSockets, on a real nats-server each test starts and stops by its pid. Clients spread
+ * over three hubs edit the same model and converge, every ack checked against a local master
+ * (the oracle) replaying the flushes in the order the log holds them; pushes cross hubs;
+ * a retried (client, seq) gets its first outcome on another hub, hot or cold there; a hub
+ * restarted while the others wrote answers from the log's end; a hub killed with SIGKILL
+ * under write load loses nothing it acknowledged, and its clients carry on through another.
+ * Skipped, saying why, without a nats-server binary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/json.h"
+#include "proto/wire.h"
+#include "tests/support/hubtest.h"
+#include "tests/support/natsproc.h"
+
+#ifndef FO_HUB_BIN
+#define FO_HUB_BIN ""
+#endif
+
+static void setup(void)
+{
+    setenv("FO_HUB_BIN", FO_HUB_BIN, 0);
+}
+
+TestSuite(hub_cluster, .init = setup, .fini = ht_cleanup, .timeout = 240);
+
+enum { HUBS = 3 };
+
+static void free_nats_node(void *n)
+{
+    fo_natsproc_free(n);
+}
+
+/* HUBS hubs on the nats-server n, keeping all history (the oracle does). */
+static void start_hubs(fo_natsproc *n, fo_hubproc **h)
+{
+    const char *args[] = {"--cluster", fo_natsproc_url(n), "--history", "100000000", NULL};
+
+    for (int i = 0; i < HUBS; i++)
+        h[i] = ht_hub_start("memory", args); /* --cluster replaces --store */
+}
+
+/* Waits until `c`'s hub answers `get` with `count` commands (it follows the log); returns
+ * that snapshot. */
+static fo_snapshot get_when(ht_client *c, const char *model, uint64_t count)
+{
+    int64_t deadline = ht_now_ms() + 20000;
+    fo_snapshot s;
+
+    for (;;) {
+        ht_client_reset_arena(c);
+        s = ht_get(c, model);
+        if (s.command_count == count || ht_now_ms() > deadline)
+            break;
+        usleep(20000);
+    }
+    cr_assert_eq(s.command_count, count, "[%s] the hub stands at %llu, the log at %llu", c->id,
+                 (unsigned long long)s.command_count, (unsigned long long)count);
+    return s;
+}
+
+/* Two peers per hub on one model: random edits and flushes, overlapping; conflicts between
+ * hubs are retried with the same seq. Every peer ends level with every hub, every ack is the
+ * oracle's, and pushes crossed hubs (each peer saw batches it did not flush). */
+Test(hub_cluster, clients_on_three_hubs_converge)
+{
+    fo_natsproc *n = ht_nats_start();
+    fo_hubproc *h[HUBS];
+    ht_flush_log *log = ht_flush_log_new();
+    ht_peer *ps[2 * HUBS];
+    ht_rng r = ht_rng_seeded(7);
+    ht_client *obs[HUBS];
+    fo_snapshot s;
+    uint64_t retries = 0, pushes = 0;
+    size_t replayed;
+    const int np = 2 * HUBS;
+
+    start_hubs(n, h);
+    for (int i = 0; i < np; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "peer-%d", i);
+        ps[i] = ht_peer_new(h[i % HUBS], id, "shared.doc");
+        ps[i]->log = log;
+        ps[i]->retry_internal = true;
+    }
+    for (int k = 0; k < 120; k++) {
+        for (int i = 0; i < np; i++) {
+            if (ht_rand_below(&r, 4))
+                ht_peer_random_edits(ps[i], &r, 1 + (int)ht_rand_below(&r, 4));
+            if (ht_rand_below(&r, 3))
+                ht_peer_flush(ps[i]);
+        }
+        while (ht_peer_pump(ps, np, ht_rand_below(&r, 3) ? 0 : 3))
+            ;
+    }
+    ht_peers_settle(ps, np, UINT64_MAX, 60000);
+    obs[0] = ht_connect(h[0], "observer-0");
+    s = ht_get(obs[0], "shared.doc");
+    ht_peers_settle(ps, np, s.command_count, 60000);
+    for (int i = 1; i < HUBS; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "observer-%d", i);
+        obs[i] = ht_connect(h[i], id);
+        fo_snapshot o = get_when(obs[i], "shared.doc", s.command_count);
+        ht_assert_value_eq(o.document, s.document, "another hub's document vs the first's");
+    }
+    for (int i = 0; i < np; i++) {
+        char what[128];
+        snprintf(what, sizeof(what), "%s's document", ps[i]->c->id);
+        ht_assert_value_eq(fo_proxy_document(ps[i]->p), s.document, what);
+        cr_assert_gt(ps[i]->pushes + ps[i]->dropped, 0, "%s saw no push from the others",
+                     ps[i]->c->id);
+        retries += ps[i]->retries;
+        pushes += ps[i]->pushes;
+    }
+    replayed = ht_flush_log_check(log, &s);
+    cr_log_info("%d peers on %d hubs: %llu commands, %zu flushes replayed, %llu retried after a "
+                "conflict, %llu pushes",
+                np, HUBS, (unsigned long long)s.command_count, replayed,
+                (unsigned long long)retries, (unsigned long long)pushes);
+    cr_assert_gt(ht_metric(h[1], "flushout_follow_commands_total"), 0);
+    ht_flush_log_free(log);
+    (void)n;
+}
+
+static fo_batch update(fo_arena *a, uint64_t from, const char *key, int v)
+{
+    char json[200];
+
+    snprintf(json, sizeof(json),
+             "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
+             "\"props\":{\"%s\":%d}}}]}",
+             (unsigned long long)from, key, v);
+    return ht_batch_json(a, json);
+}
+
+/* A flush acknowledged by hub 0, retried with the same (client, seq) on hub 1 (holding the
+ * model, so following it) and on hub 2 (cold): each answers with the batch as applied once
+ * (an empty batch whose sync carries it), and the count does not move. */
+Test(hub_cluster, a_retry_gets_its_first_outcome_on_any_hub)
+{
+    fo_natsproc *n = ht_nats_start();
+    fo_hubproc *h[HUBS];
+    fo_arena a;
+    ht_client *w, *hot, *again;
+    fo_apply_result first, r;
+
+    start_hubs(n, h);
+    fo_arena_init(&a, 0);
+    hot = ht_connect(h[1], "reader");
+    cr_assert_eq(ht_get(hot, "once").command_count, 0); /* hub 1 holds the model */
+    w = ht_connect(h[0], "writer");
+    first = ht_flush_seq(w, "once", 1, (fo_batch[]){update(&a, 0, "k", 1)});
+    cr_assert_eq(first.applied.from, 0);
+    cr_assert_eq(first.applied.len, 1);
+    ht_close(w);
+    get_when(hot, "once", 1);
+    for (int i = 1; i < HUBS; i++) {
+        char what[64];
+        again = ht_connect(h[i], "writer");
+        r = ht_flush_seq(again, "once", 1, (fo_batch[]){update(&a, 0, "k", 1)});
+        snprintf(what, sizeof(what), "the retry on hub %d", i);
+        cr_assert_eq(r.applied.len, 0, "%s applied again", what);
+        cr_assert_eq(get_when(again, "once", 1).command_count, 1);
+        ht_close(again);
+    }
+    fo_arena_destroy(&a);
+}
+
+/* Hub 2 stops; the others write (hub 1 once it has followed hub 0's flushes: a client
+ * ahead of its hub makes it read the log again, also checked here by a client of hub 0
+ * flushing through hub 1 at once); restarted, hub 2's first answer is the log's end. */
+Test(hub_cluster, a_restarted_hub_answers_from_the_logs_end)
+{
+    fo_natsproc *n = ht_nats_start();
+    fo_hubproc *h[HUBS];
+    ht_oracle *o = ht_oracle_new();
+    ht_client *w[2], *c;
+    fo_snapshot s;
+
+    start_hubs(n, h);
+    c = ht_connect(h[2], "late");
+    cr_assert_eq(ht_get(c, "later").command_count, 0);
+    ht_close(c);
+    ht_hub_stop_ok(h[2], 15000);
+    w[0] = ht_connect(h[0], "w0");
+    w[1] = ht_connect(h[1], "w1");
+    for (int i = 0; i < 20; i++)
+        ht_flush_update(w[i < 10 ? 0 : 1], o, "later", i);
+    ht_hub_restart(h[2]);
+    c = ht_connect(h[2], "late");
+    s = ht_get(c, "later");
+    ht_assert_oracle_snapshot(&s, o, "the restarted hub's first answer");
+    ht_oracle_free(o);
+}
+
+/* ---- faults under write load ------------------------------------------------------------ */
+
+/* A writer of distinct keys through one hub: every flush sent until acknowledged (the same
+ * seq each time: an error or a lost hub is retried, through `next` hubs in turn when its own
+ * is gone), and every acknowledged key remembered. */
+typedef struct writer {
+    ht_client *c;
+    char id[32];
+    int hub;          /* index into the hubs it may use */
+    int acked[400];   /* keys acknowledged, in order */
+    int nacked;
+    uint64_t errors, moves;
+} writer;
+
+/* The next message, or false when the connection closed or nothing came in 10 s. */
+static bool recv_or_closed(ht_client *c, fo_msg *m)
+{
+    return fo_ws_recv_msg(c->ws, 10000, &c->arena, m) == 0;
+}
+
+/* Flushes {key: key} with seq = key + 1 until acknowledged (at most 60 s). */
+static void write_key(writer *w, fo_hubproc **h, int nh, const char *model, int key)
+{
+    int64_t deadline = ht_now_ms() + 60000;
+    char json[200];
+    fo_arena a;
+
+    fo_arena_init(&a, 0);
+    snprintf(json, sizeof(json),
+             "{\"from\":0,\"completions\":[{\"command\":{\"action\":\"update\",\"props\":"
+             "{\"k%d\":%d}}}]}",
+             key, key);
+    for (;;) {
+        fo_msg m = {.type = FO_MSG_FLUSH, .model = model, .model_len = strlen(model),
+                    .seq = (uint64_t)key + 1, .batch = ht_batch_json(&a, json)};
+        uint64_t rid;
+        cr_assert(ht_now_ms() < deadline, "[%s] key %d: no ack within 60 s", w->id, key);
+        if (!fo_hubproc_running(h[w->hub])) { /* its hub is gone: the next one */
+            ht_drop(w->c);
+            w->hub = (w->hub + 1) % nh;
+            w->c = ht_connect(h[w->hub], w->id);
+            w->moves++;
+        }
+        rid = ht_send(w->c, &m);
+        if (recv_or_closed(w->c, &m)) {
+            if (m.type == FO_MSG_ACK && m.rid == rid) {
+                w->acked[w->nacked++] = key;
+                break;
+            }
+            cr_assert_eq(m.type, FO_MSG_ERROR, "[%s] key %d: neither ack nor error", w->id, key);
+            w->errors++;
+        }
+        usleep(50000);
+    }
+    fo_arena_destroy(&a);
+}
+
+/* Every acknowledged key is in the document each hub answers with, once the hubs stand at
+ * the log's end (the count: one command per key acknowledged, nothing applied twice). */
+static void check_keys(fo_hubproc **h, int nh, const char *model, writer *ws, int nw)
+{
+    int total = 0;
+
+    for (int i = 0; i < nw; i++)
+        total += ws[i].nacked;
+    for (int i = 0; i < nh; i++) {
+        ht_client *c;
+        fo_snapshot s;
+        char id[32];
+        if (!fo_hubproc_running(h[i]))
+            continue;
+        snprintf(id, sizeof(id), "checker-%d", i);
+        c = ht_connect(h[i], id);
+        s = get_when(c, model, (uint64_t)total);
+        for (int k = 0; k < nw; k++)
+            for (int j = 0; j < ws[k].nacked; j++) {
+                char key[16];
+                const fo_value *v;
+                fo_arena ka;
+                fo_arena_init(&ka, 64);
+                snprintf(key, sizeof(key), "k%d", ws[k].acked[j]);
+                v = fo_map_get(fo_value_as_map(s.document), fo_key_new_cstr(&ka, key));
+                cr_assert(v && fo_value_type(v) == FO_INT && v->h.as.i == ws[k].acked[j],
+                          "hub %d lost the acknowledged key %s", i, key);
+                fo_arena_destroy(&ka);
+            }
+        ht_close(c);
+    }
+}
+
+/* Three NATS nodes (replicas 3), two hubs, two writers: one node is killed with SIGKILL a
+ * third of the way; writes go on (an append in flight may fail and is retried with its seq),
+ * and every acknowledged command is in the log, once. */
+Test(hub_cluster, a_nats_node_killed_under_load_loses_nothing)
+{
+    enum { KEYS = 90 };
+    fo_natsproc *nodes[3];
+    char urls[256];
+    const char *args[] = {"--cluster", urls, NULL};
+    fo_hubproc *h[2];
+    writer ws[2];
+
+    if (!fo_natsproc_bin())
+        cr_skip_test("no nats-server binary: the NATS cluster is not tested");
+    cr_assert_eq(fo_natsproc_start_cluster(nodes, 3, urls, sizeof(urls)), 0);
+    for (int i = 0; i < 3; i++)
+        ht_defer(free_nats_node, nodes[i]);
+    for (int i = 0; i < 2; i++) {
+        h[i] = ht_hub_start("memory", args);
+        memset(&ws[i], 0, sizeof(ws[i]));
+        snprintf(ws[i].id, sizeof(ws[i].id), "writer-%d", i);
+        ws[i].hub = i;
+        ws[i].c = ht_connect(h[i], ws[i].id);
+    }
+    for (int k = 0; k < KEYS; k++) {
+        if (k == KEYS / 3)
+            cr_assert_eq(fo_natsproc_stop(nodes[0], true), 0);
+        write_key(&ws[k % 2], h, 2, "busy", k);
+    }
+    cr_log_info("after killing a NATS node: %llu + %llu flushes retried",
+                (unsigned long long)ws[0].errors, (unsigned long long)ws[1].errors);
+    check_keys(h, 2, "busy", ws, 2);
+}
+
+/* Three hubs on one NATS, writers on hubs 0 and 1; hub 0 is killed with SIGKILL halfway:
+ * its writer moves to the next hub and retries its flush there with the same seq; every
+ * acknowledged command is in the log once, and the surviving hubs agree. */
+Test(hub_cluster, a_hub_killed_under_load_loses_nothing)
+{
+    enum { KEYS = 80 };
+    fo_natsproc *n = ht_nats_start();
+    fo_hubproc *h[HUBS];
+    writer ws[2];
+
+    start_hubs(n, h);
+    for (int i = 0; i < 2; i++) {
+        memset(&ws[i], 0, sizeof(ws[i]));
+        snprintf(ws[i].id, sizeof(ws[i].id), "writer-%d", i);
+        ws[i].hub = i;
+        ws[i].c = ht_connect(h[i], ws[i].id);
+    }
+    for (int k = 0; k < KEYS; k++) {
+        if (k == KEYS / 2) {
+            /* The flush in flight at the kill: sent, never answered. */
+            fo_arena a;
+            fo_msg m = {.type = FO_MSG_FLUSH, .model = "busy", .model_len = 4,
+                        .seq = (uint64_t)k + 1};
+            char json[160];
+            fo_arena_init(&a, 0);
+            snprintf(json, sizeof(json),
+                     "{\"from\":0,\"completions\":[{\"command\":{\"action\":\"update\","
+                     "\"props\":{\"k%d\":%d}}}]}",
+                     k, k);
+            m.batch = ht_batch_json(&a, json);
+            ht_send(ws[0].c, &m);
+            cr_assert_eq(fo_hubproc_kill(h[0]), 0);
+            fo_arena_destroy(&a);
+            write_key(&ws[0], h, HUBS, "busy", k); /* the retry, through hub 1 */
+            cr_assert_eq(ws[0].moves, 1);
+            continue;
+        }
+        write_key(&ws[k % 2], h, HUBS, "busy", k);
+    }
+    check_keys(h, HUBS, "busy", ws, 2);
+}

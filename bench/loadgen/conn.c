@@ -35,7 +35,11 @@ void fo_lg_error(fo_lg *lg, const fo_lg_conn *c, fo_lg_err_kind k, const char *f
     if (lg->errors_printed >= lg->o.print_errors)
         return;
     lg->errors_printed++;
-    if (c)
+    if (c && lg->o.nurls > 1) /* which hub, when there are several */
+        fprintf(stderr, "flushout-bench: error [%s]: conn %u (%s, model %s, %s): ",
+                fo_lg_err_name(k), c->idx, c->writer ? "writer" : "subscriber",
+                lg->model_names[c->model], lg->o.urls[c->url].url);
+    else if (c)
         fprintf(stderr, "flushout-bench: error [%s]: conn %u (%s, model %s): ", fo_lg_err_name(k),
                 c->idx, c->writer ? "writer" : "subscriber", lg->model_names[c->model]);
     else
@@ -651,16 +655,19 @@ static void on_close(fo_ws *ws, int status)
 int fo_lg_conn_start(fo_lg *lg, fo_lg_conn *c)
 {
     const struct sockaddr *src = NULL;
+    const fo_lg_url *u;
     int rc;
 
     c->lg = lg;
     if (lg->o.nsources)
         src = (const struct sockaddr *)&lg->o.sources[c->idx % lg->o.nsources];
-    rc = fo_ws_connect(&lg->ws, &c->ws, (const struct sockaddr *)&lg->dst, src, lg->o.host,
-                       lg->o.path, "flushout.v1", on_open, on_message, on_close);
+    u = &lg->o.urls[c->url];
+    rc = fo_ws_connect(&lg->ws, &c->ws, (const struct sockaddr *)&lg->dst[c->url], src, u->host,
+                       u->path, "flushout.v1", on_open, on_message, on_close);
     if (rc)
         return rc;
     c->ws.data = c;
+    c->ws.tls_name = u->hostname; /* read when TCP connects, on a later iteration */
     c->state = FO_LGC_CONNECTING;
     return 0;
 }

@@ -25,14 +25,24 @@
 #define FO_LG_MAX_IDS 256 /* IDs a writer remembers for its updates and deletes */
 #define FO_LG_OWN_RING 8  /* applied.from of a writer's latest acks */
 
-typedef struct fo_lg_opts {
-    char url[512];
+#define FO_LG_MAX_URLS 16 /* hubs of one --url list */
+
+/* One hub of --url. */
+typedef struct fo_lg_url {
+    char url[512];      /* this item of the list, as given */
     char host[256];     /* Host header: host[:port] as in the URL */
     char hostname[256]; /* host without port or brackets */
     char path[512];     /* path and query */
     int port;
-    bool tls;           /* wss:// */
-    char ca[1024];      /* --ca FILE; empty: $FLUSHOUT_CA, else the system's CAs */
+} fo_lg_url;
+
+typedef struct fo_lg_opts {
+    char url[FO_LG_MAX_URLS * 512]; /* --url as given: one URL or a comma-separated list */
+    fo_lg_url urls[FO_LG_MAX_URLS]; /* its items; urls[0] is the hub of --hub-pid's lookup
+                                       and of the /metrics scrape */
+    uint32_t nurls;                 /* 1..FO_LG_MAX_URLS */
+    bool tls;                       /* wss:// (every item: schemes may not mix) */
+    char ca[1024];                  /* --ca FILE; empty: $FLUSHOUT_CA, else the system's CAs */
     uint32_t connections, models, writers, subscribers;
     bool has_connections, has_writers, has_subscribers;
     uint32_t commands; /* per flush */
@@ -42,7 +52,7 @@ typedef struct fo_lg_opts {
     double warmup, duration, drain;
     struct sockaddr_in sources[FO_LG_MAX_SOURCES];
     uint32_t nsources;
-    int hub_pid; /* 0: look it up from the port */
+    int hub_pid; /* 0: look it up from the first URL's port */
     bool json, idle, progress;
     bool pipeline;        /* open loop: no limit of one flush in flight per writer */
     bool no_hello;        /* --idle without hello */
@@ -104,6 +114,7 @@ typedef struct fo_lg_conn {
     fo_ws ws;
     fo_lg *lg;
     uint32_t idx, model;
+    uint32_t url; /* index into o.urls and lg->dst: the hub it talks to */
     bool writer;
     bool was_ready;  /* reached FO_LGC_READY once */
     bool quota_done; /* --flushes: all sent and acked */
@@ -147,7 +158,8 @@ struct fo_lg {
     uv_poll_t tpoll; /* the open-loop schedule's timerfd */
     int tfd;
     uv_signal_t sigint, sigterm;
-    struct sockaddr_storage dst;
+    struct sockaddr_storage dst[FO_LG_MAX_URLS]; /* o.urls resolved */
+    uint32_t url_conns[FO_LG_MAX_URLS];          /* connections assigned to each URL */
     fo_lg_phase phase;
     int exit_code;
 
@@ -200,6 +212,11 @@ struct fo_lg {
 /* opts.c: parses argv into *o (defaults first). 0 ok, 1 after --help, -1 bad usage
  * (already reported on stderr). */
 int fo_lg_opts_parse(fo_lg_opts *o, int argc, char **argv);
+/* The index into o->urls of connection i (model i % models, rank i / models within its
+ * model): (model + rank) % nurls. Round-robin over the URLs like i % nurls, but a model's
+ * writers and subscribers land on different hubs even when nurls divides --models (with
+ * i % nurls every connection of a model would share one hub). One URL: always 0. */
+uint32_t fo_lg_url_of(const fo_lg_opts *o, uint32_t i);
 
 /* conn.c */
 /* Starts connection c (connect, upgrade, hello, sub). 0 or a UV_E* code. */

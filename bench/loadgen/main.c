@@ -59,8 +59,8 @@ static void scrape(fo_lg *lg, int slot)
     if (lg->scrape_busy)
         return;
     lg->scraping = slot;
-    if (fo_scrape_start(&lg->loop, &lg->scrape, (const struct sockaddr *)&lg->dst, lg->o.host,
-                        "/metrics", 2000, on_scraped, lg) == 0)
+    if (fo_scrape_start(&lg->loop, &lg->scrape, (const struct sockaddr *)&lg->dst[0],
+                        lg->o.urls[0].host, "/metrics", 2000, on_scraped, lg) == 0)
         lg->scrape_busy = true;
 }
 
@@ -332,30 +332,35 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- setup ----------------------------------------------------------------------------- */
 
+/* Every URL's address, once: lg->dst[j] for o.urls[j]. */
 static int resolve(fo_lg *lg)
 {
-    struct addrinfo hints, *res = NULL;
-    char port[16];
+    for (uint32_t j = 0; j < lg->o.nurls; j++) {
+        const fo_lg_url *u = &lg->o.urls[j];
+        struct addrinfo hints, *res = NULL;
+        char port[16];
 
-    snprintf(port, sizeof(port), "%d", lg->o.port);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(lg->o.hostname, port, &hints, &res) != 0 || !res) {
-        fprintf(stderr, "flushout-bench: cannot resolve '%s'\n", lg->o.hostname);
-        return -1;
+        snprintf(port, sizeof(port), "%d", u->port);
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(u->hostname, port, &hints, &res) != 0 || !res) {
+            fprintf(stderr, "flushout-bench: cannot resolve '%s'\n", u->hostname);
+            return -1;
+        }
+        memcpy(&lg->dst[j], res->ai_addr, res->ai_addrlen);
+        freeaddrinfo(res);
     }
-    memcpy(&lg->dst, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
     return 0;
 }
 
+/* Whether the first URL's hub runs on this machine (its pid can be looked up). */
 static bool local_dst(const fo_lg *lg)
 {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)&lg->dst;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&lg->dst[0];
 
-    if (lg->dst.ss_family == AF_INET)
+    if (lg->dst[0].ss_family == AF_INET)
         return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    return lg->dst.ss_family == AF_INET6; /* ::1 mostly; /proc decides */
+    return lg->dst[0].ss_family == AF_INET6; /* ::1 mostly; /proc decides */
 }
 
 static int setup(fo_lg *lg)
@@ -376,7 +381,7 @@ static int setup(fo_lg *lg)
     if (resolve(lg))
         return -1;
     lg->hub_pid = lg->o.hub_pid   ? lg->o.hub_pid
-                  : local_dst(lg) ? (int)fo_proc_find_listener(lg->o.port)
+                  : local_dst(lg) ? (int)fo_proc_find_listener(lg->o.urls[0].port)
                                   : 0;
     fo_proc_sample_read(lg->hub_pid, &lg->p_base);
     lg->nconns = lg->o.connections;
@@ -400,6 +405,8 @@ static int setup(fo_lg *lg)
         c->lg = lg;
         c->idx = i;
         c->model = i % lg->o.models;
+        c->url = fo_lg_url_of(&lg->o, i);
+        lg->url_conns[c->url]++;
         c->writer = !lg->o.idle && i / lg->o.models < per;
         if (c->writer)
             lg->writers[lg->nwriters++] = i;
@@ -491,7 +498,7 @@ int main(int argc, char **argv)
             teardown(&lg);
             return 2;
         }
-        lg.ws.tls_name = lg.o.hostname;
+        lg.ws.tls_name = lg.o.urls[0].hostname; /* each connection names its own */
     }
     if (!lg.o.json || lg.o.progress)
         fprintf(stderr,

@@ -15,8 +15,12 @@ static const char usage[] =
     "table (or, with --json, one JSON object) on stdout. Exit status 0 when no failure was\n"
     "seen, 1 when some were, 2 on bad usage.\n"
     "\n"
-    "  --url URL              ws[s]://HOST:PORT/v1/ws[?token=T]\n"
-    "                         (default ws://127.0.0.1:7420/v1/ws)\n"
+    "  --url URL[,URL...]     ws[s]://HOST:PORT/v1/ws[?token=T] (default\n"
+    "                         ws://127.0.0.1:7420/v1/ws). Several hubs: up to 16 URLs,\n"
+    "                         comma-separated, all ws:// or all wss://; connections go\n"
+    "                         round-robin over them, the k-th connection of model m to\n"
+    "                         URL (m + k) % n, so a model's writers and subscribers land\n"
+    "                         on different hubs\n"
     "  --ca FILE              wss://: trust the CAs of this PEM file (default $FLUSHOUT_CA,\n"
     "                         else the system's); the hub is always verified\n"
     "  --connections N        connections (default 100)\n"
@@ -49,7 +53,8 @@ static const char usage[] =
     "  --drain SECONDS        wait for outstanding acks after the window (default 5)\n"
     "  --source-ips A,B,...   local addresses to bind, round-robin (e.g. 127.0.0.1,127.0.0.2)\n"
     "  --hub-pid PID          hub process for CPU% and RSS (default: the local process\n"
-    "                         listening on the URL's port, found through /proc)\n"
+    "                         listening on the first URL's port, found through /proc);\n"
+    "                         the /metrics deltas are the first URL's hub's too\n"
     "  --idle                 connections only upgrade and say hello: no sub, no flush; for\n"
     "                         hub memory per idle connection (waits --duration, reads RSS)\n"
     "  --no-hello             with --idle: not even hello (the bare WebSocket's cost)\n"
@@ -98,46 +103,104 @@ static int parse_secs(const char *flag, const char *v, double *out)
     return 0;
 }
 
-static int parse_url(fo_lg_opts *o, const char *url)
+/* One hub URL into *u and *tls. NULL, or why it is bad (static). */
+static const char *parse_one(fo_lg_url *u, bool *tls, const char *url)
 {
     const char *hs, *he, *slash, *port = NULL;
     size_t hl;
 
-    o->tls = strncmp(url, "wss://", 6) == 0;
-    if (strlen(url) >= sizeof(o->url) || (strncmp(url, "ws://", 5) != 0 && !o->tls))
-        return bad("--url", url);
-    strcpy(o->url, url);
-    hs = url + (o->tls ? 6 : 5);
+    *tls = strncmp(url, "wss://", 6) == 0;
+    if (!*url)
+        return "empty";
+    if (strncmp(url, "ws://", 5) != 0 && !*tls)
+        return "not ws:// or wss://";
+    if (strlen(url) >= sizeof(u->url))
+        return "too long";
+    strcpy(u->url, url);
+    hs = url + (*tls ? 6 : 5);
     slash = strpbrk(hs, "/?");
     he = slash ? slash : hs + strlen(hs);
     hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= sizeof(o->host))
-        return bad("--url", url);
-    memcpy(o->host, hs, hl);
-    o->host[hl] = '\0';
-    snprintf(o->path, sizeof(o->path), "%s%s", slash && *slash == '?' ? "/" : "",
+    if (hl == 0 || hl >= sizeof(u->host))
+        return "bad host";
+    memcpy(u->host, hs, hl);
+    u->host[hl] = '\0';
+    snprintf(u->path, sizeof(u->path), "%s%s", slash && *slash == '?' ? "/" : "",
              slash ? slash : "/");
-    if (o->host[0] == '[') { /* [v6]:port */
-        const char *rb = strchr(o->host, ']');
+    if (u->host[0] == '[') { /* [v6]:port */
+        const char *rb = strchr(u->host, ']');
         if (!rb)
-            return bad("--url", url);
-        snprintf(o->hostname, sizeof(o->hostname), "%.*s", (int)(rb - o->host - 1), o->host + 1);
+            return "bad host";
+        snprintf(u->hostname, sizeof(u->hostname), "%.*s", (int)(rb - u->host - 1), u->host + 1);
         port = rb[1] == ':' ? rb + 2 : NULL;
     } else {
-        const char *colon = strrchr(o->host, ':');
-        hl = colon ? (size_t)(colon - o->host) : strlen(o->host);
-        snprintf(o->hostname, sizeof(o->hostname), "%.*s", (int)hl, o->host);
+        const char *colon = strrchr(u->host, ':');
+        hl = colon ? (size_t)(colon - u->host) : strlen(u->host);
+        snprintf(u->hostname, sizeof(u->hostname), "%.*s", (int)hl, u->host);
         port = colon ? colon + 1 : NULL;
     }
-    o->port = o->tls ? 443 : 80;
+    u->port = *tls ? 443 : 80;
     if (port) {
         char *end;
         long p = strtol(port, &end, 10);
         if (*end || end == port || p <= 0 || p > 65535)
-            return bad("--url", url);
-        o->port = (int)p;
+            return "bad port";
+        u->port = (int)p;
     }
+    return NULL;
+}
+
+static int bad_item(uint32_t n, const char *item, const char *why)
+{
+    fprintf(stderr, "flushout-bench: bad value for --url: item %u '%s': %s (see --help)\n", n, item,
+            why);
+    return -1;
+}
+
+/* --url: one URL, or up to FO_LG_MAX_URLS separated by commas, all ws:// or all wss://. A
+ * single URL's error reads as before the lists; a list's names the bad item. */
+static int parse_url(fo_lg_opts *o, const char *v)
+{
+    char item[sizeof(o->urls[0].url) + 1];
+    const char *p = v, *why;
+    bool tls;
+
+    if (strlen(v) >= sizeof(o->url))
+        return bad("--url", v);
+    o->nurls = 0;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        bool list = comma || o->nurls;
+
+        snprintf(item, sizeof(item), "%.*s", (int)len, p); /* a longer one is "too long" */
+        if (o->nurls == FO_LG_MAX_URLS) {
+            fprintf(stderr,
+                    "flushout-bench: bad value for --url: more than %d URLs (item %u '%s')\n",
+                    FO_LG_MAX_URLS, o->nurls + 1, item);
+            return -1;
+        }
+        why =
+            len >= sizeof(o->urls[0].url) ? "too long" : parse_one(&o->urls[o->nurls], &tls, item);
+        if (why)
+            return list ? bad_item(o->nurls + 1, item, why) : bad("--url", v);
+        if (o->nurls && tls != o->tls)
+            return bad_item(o->nurls + 1, item, "ws:// and wss:// mixed");
+        o->tls = tls;
+        o->nurls++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    strcpy(o->url, v);
     return 0;
+}
+
+uint32_t fo_lg_url_of(const fo_lg_opts *o, uint32_t i)
+{
+    if (o->nurls <= 1 || o->models == 0)
+        return 0;
+    return (i % o->models + i / o->models) % o->nurls;
 }
 
 static int parse_mix(fo_lg_opts *o, const char *v)

@@ -135,6 +135,12 @@ void fo_lg_report_table(const fo_lg *lg, FILE *f)
     fprintf(f, "  %-20s %u ready of %u (%u models; %u writers + %u subscribers per model)\n",
             "connections", lg->ready_max, lg->nconns, lg->o.models, lg->o.writers,
             lg->o.subscribers);
+    if (lg->o.nurls > 1) {
+        fprintf(f, "  %-20s %u hubs, connections", "hubs", lg->o.nurls);
+        for (uint32_t j = 0; j < lg->o.nurls; j++)
+            fprintf(f, " %s%u", j ? "/ " : "", lg->url_conns[j]);
+        fprintf(f, " (hub process and /metrics: the first, %s)\n", lg->o.urls[0].url);
+    }
     fprintf(f, "  %-20s %.1f\n", "flushes/s (acked)", r.flushes);
     fprintf(f, "  %-20s %.1f\n", "commands/s", r.commands);
     fprintf(f, "  %-20s %.1f\n", "pushes delivered/s", r.pushes);
@@ -188,6 +194,40 @@ static void jdelta(FILE *f, const char *k, const fo_lg *lg, uint32_t bit, uint64
 {
     if (lg->m0.have & lg->m1.have & bit)
         jnum(f, k, (double)d, first);
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void jstr_value(FILE *f, const char *v)
+{
+    fputc('"', f);
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* --url: "url" as given (the whole list), "urls" its items, "connections_by_url". */
+static void jurls(FILE *f, const fo_lg *lg)
+{
+    uint32_t j;
+
+    fprintf(f, ", \"url\": ");
+    jstr_value(f, lg->o.url);
+    fprintf(f, ", \"urls\": [");
+    for (j = 0; j < lg->o.nurls; j++) {
+        fputs(j ? ", " : "", f);
+        jstr_value(f, lg->o.urls[j].url);
+    }
+    fprintf(f, "], \"connections_by_url\": [");
+    for (j = 0; j < lg->o.nurls; j++)
+        fprintf(f, "%s%u", j ? ", " : "", lg->url_conns[j]);
+    fputc(']', f);
 }
 
 static void jlat(FILE *f, const char *prefix, const fo_hist *h, bool *first)
@@ -295,6 +335,7 @@ void fo_lg_report_json(const fo_lg *lg, FILE *f)
     if (lg->o.max_flushes)
         jnum(f, "writers_done", lg->writers_done, &first);
     fo_lg_storm_report(lg, f);
+    jurls(f, lg);
     fprintf(f, ", \"errors_by_kind\": {");
     for (k = 0, first = true; k < FO_LGE_NKINDS; k++)
         jnum(f, fo_lg_err_name((fo_lg_err_kind)k), (double)lg->errs[k], &first);

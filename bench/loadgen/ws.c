@@ -568,7 +568,8 @@ static void on_connect(uv_connect_t *req, int status)
     ws->state = FO_WS_HANDSHAKE;
     if (ws->ctx->tls) { /* wss: TLS first; the upgrade request waits in tx */
         ws->state = FO_WS_TLS;
-        if (!(ws->tls = fo_tls_new(ws->ctx->tls, ws->ctx->tls_name))) {
+        if (!(ws->tls =
+                  fo_tls_new(ws->ctx->tls, ws->tls_name ? ws->tls_name : ws->ctx->tls_name))) {
             fail(ws, UV_ENOMEM);
             return;
         }

@@ -107,6 +107,9 @@ struct fo_ws {
     bool writing, dirty, open_fired;
     fo_ws *dirty_next, *dirty_prev;
     fo_tls *tls;           /* wss */
+    const char *tls_name;  /* wss: the name the hub's certificate must carry when it is
+                              not ctx->tls_name (borrowed; set after fo_ws_connect, which
+                              clears it, before the loop runs again) */
     char tls_why[160];     /* why TLS failed (FO_WS_ETLS) */
 };
 

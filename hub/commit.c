@@ -147,6 +147,108 @@ static void on_committed(fo_store *s, const fo_store_status *st, void *data)
     release_ready(h);
 }
 
+/* One model's part of a group on a per-model store. */
+typedef struct part {
+    fo_group *g;
+    size_t first, n; /* g->writes[order[first .. first + n)] */
+    size_t *order;   /* shared by the group's parts; freed by the last answer */
+} part;
+
+static void on_part(fo_store *s, const fo_store_status *st, void *data)
+{
+    part *pt = data;
+    fo_group *g = pt->g;
+    fo_hub *h = g->hub;
+
+    (void)s;
+    fo_hist_add(&h->metrics.commit_latency, (double)st->latency_ns / 1e9);
+    if (st->rc) {
+        /* Only this model's replies fail (its owner is broken: subs.c settles them so). */
+        h->metrics.store_errors++;
+        FO_LOG(FO_LOG_ERROR, "commit of %zu batches of %s failed: %s", pt->n,
+               g->writes[pt->order[pt->first]].owner->name, st->msg);
+        for (size_t i = 0; i < pt->n; i++)
+            g->writes[pt->order[pt->first + i]].owner->failed(
+                g->writes[pt->order[pt->first + i]].owner);
+    }
+    if (--g->parts == 0) {
+        free(pt->order);
+        g->done = true;
+        h->commit.snap_bytes -= g->snap_bytes;
+        g->snap_bytes = 0;
+        h->metrics.store_commits++;
+        release_ready(h);
+    }
+    free(pt);
+}
+
+/* A write's place in its group, sorted by owner (then place). */
+typedef struct slot {
+    uintptr_t owner;
+    size_t i;
+} slot;
+
+static int by_owner(const void *a, const void *b)
+{
+    const slot *x = a, *y = b;
+
+    if (x->owner != y->owner)
+        return x->owner < y->owner ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Submits the group as one commit per model (writes kept in order within each). 0, or an
+ * error when not even the first could be submitted; a later refusal fails that model. */
+static int submit_parts(fo_hub *h, fo_group *g, const fo_store_write *w)
+{
+    size_t *order = malloc(g->nwrites * sizeof(*order)), i, start;
+    slot *sl = malloc(g->nwrites * sizeof(*sl));
+    fo_store_write *run = malloc(g->nwrites * sizeof(*run));
+    int rc = 0;
+
+    if (!order || !sl || !run) {
+        free(order);
+        free(sl);
+        free(run);
+        return FO_ENOMEM;
+    }
+    for (i = 0; i < g->nwrites; i++)
+        sl[i] = (slot){(uintptr_t)g->writes[i].owner, i};
+    qsort(sl, g->nwrites, sizeof(*sl), by_owner);
+    for (i = 0; i < g->nwrites; i++)
+        order[i] = sl[i].i;
+    free(sl);
+    g->parts = 1; /* held until every part is submitted */
+    for (start = 0; start < g->nwrites; start = i) {
+        part *pt;
+        for (i = start; i < g->nwrites && g->writes[order[i]].owner == g->writes[order[start]].owner; i++)
+            run[i - start] = w[order[i]];
+        if (!(pt = malloc(sizeof(*pt))) ||
+            (rc = fo_store_commit(h->store, run, i - start, on_part, pt)) != 0) {
+            free(pt);
+            rc = rc ? rc : FO_ENOMEM;
+            for (size_t k = start; k < i; k++)
+                g->writes[order[k]].owner->failed(g->writes[order[k]].owner);
+            continue;
+        }
+        *pt = (part){g, start, i - start, order};
+        g->parts++;
+    }
+    free(run);
+    if (start == 0 && g->parts == 1) { /* nothing to submit (no writes) */
+        free(order);
+        g->parts = 0;
+        return rc ? rc : FO_EINVAL;
+    }
+    /* Drop the hold: answered parts may all be in already (never: callbacks run later). */
+    g->parts--;
+    if (g->parts == 0) { /* every part was refused at submission */
+        free(order);
+        return rc ? rc : FO_EINVAL;
+    }
+    return 0;
+}
+
 void fo_commit_turn(fo_hub *h)
 {
     fo_commit *c = &h->commit;
@@ -190,7 +292,10 @@ void fo_commit_turn(fo_hub *h)
     }
     /* A group without writes still goes through the store as a barrier: the store runs
      * jobs in order, so its replies cannot overtake the writes of earlier groups. */
-    rc = fo_store_commit(h->store, w, g->nwrites, on_committed, g);
+    if (g->nwrites > 1 && fo_store_per_model(h->store))
+        rc = submit_parts(h, g, w);
+    else
+        rc = fo_store_commit(h->store, w, g->nwrites, on_committed, g);
     free(w);
     if (rc == 0) {
         /* The store's job holds its own copy: one copy of each document, not two. */

@@ -5,7 +5,9 @@
  * jobs in order, so groups are released strictly in order and a reply never overtakes
  * the data it shows. A group that failed fails its replies; later writes of the same
  * models fail too (the store refuses a log that does not continue), and those models are
- * reloaded from the store once their pending replies are gone. */
+ * reloaded from the store once their pending replies are gone. On a store atomic per model
+ * only (nats), a group goes as one commit per model (one round trip still), and a model
+ * whose append failed fails its own replies, not the group's. */
 #ifndef FO_COMMIT_H
 #define FO_COMMIT_H
 
@@ -66,6 +68,7 @@ typedef struct fo_group {
     bool submitted;   /* at the store (or, with no writes, waiting for the ones before) */
     bool done;        /* the store answered */
     size_t snap_bytes; /* its snapshots' bytes, counted in fo_commit.snap_bytes until done */
+    size_t parts;      /* per-model store (nats): one commit per model, answers outstanding */
     int rc;
     char err[256];
 } fo_group;

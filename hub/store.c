@@ -113,6 +113,11 @@ const char *fo_store_kind_name(fo_store_kind k)
     }
 }
 
+bool fo_store_per_model(const fo_store *s)
+{
+    return s->be->per_segment;
+}
+
 bool fo_store_model_name_valid(const char *name, size_t len)
 {
     return fo_model_name_valid(name, len);

@@ -181,6 +181,11 @@ typedef struct fo_store_write {
 
 typedef void (*fo_store_commit_cb)(fo_store *s, const fo_store_status *st, void *data);
 
+/* True when the backend's commits are atomic per model only (nats: one append per model).
+ * A caller that wants one model's failure (another hub appended first) not to fail the
+ * others submits one commit per model: queued together they still go out as one round. */
+bool fo_store_per_model(const fo_store *s);
+
 /* Writes `writes[0..n)` in ONE transaction, in array order (a model may appear several
  * times). Everything needed is copied before returning (one allocation per call): the
  * caller may free its buffers at once. `cb` runs once the transaction is durable (rc 0)

@@ -257,7 +257,7 @@ static void settle(fo_commit_waiter *w, const char *failed)
     fo_pending *p = (fo_pending *)w;
 
     if (!failed && p->model->broken)
-        failed = "an earlier commit of this model failed";
+        failed = "a commit of this model failed (on --cluster: another hub appended first); the model reloads";
     if (failed)
         fail(p, failed);
     else

@@ -243,7 +243,12 @@ static const fo_setting rows[] = {
     {.name = "cluster", .type = FO_SET_STRING, F(cluster), .arg = "URLS", .parse = parse_cluster,
      .help = "keep the models' logs in NATS JetStream instead of --store:\n"
              "nats://HOST:PORT[,nats://...] (stream FLUSHOUT, created if\n"
-             "absent; one hub per NATS for now: see the README)"},
+             "absent); hubs on the same NATS share the models, each model's\n"
+             "flushes forwarded to the hub that owns it"},
+    {.name = "optimistic", .type = FO_SET_BOOL, F(optimistic), .def = "false",
+     .help = "with --cluster: every hub applies every flush itself instead\n"
+             "of forwarding it to the model's owner (conflicting appends are\n"
+             "refused and retried: to measure that contention)"},
     {.name = "tls-cert", .type = FO_SET_STRING, F(tls_cert), .arg = "FILE",
      .help = "serve TLS on the port (wss:// and https://) with this PEM\n"
              "certificate chain; needs --tls-key"},

@@ -13,6 +13,7 @@
 #include "hub/log.h"
 #include "hub/model.h"
 #include "hub/nats_conn.h"
+#include "hub/peers.h"
 #include "hub/runner.h"
 #include "hub/store_nats.h"
 #include "proto/wire.h"
@@ -282,8 +283,9 @@ void fo_follow_stop(fo_follow *f)
 
 /* ---- in the model's runner --------------------------------------------------------------- */
 
-/* Applies one stored batch that the master does not have yet, and pushes it. */
-static int apply_row(fo_model *m, const fo_store_write *w)
+/* Applies one stored batch that the master does not have yet, and pushes it (not to
+ * `flusher`, whose forwarded flush it is: its ack takes the batch's place). */
+static int apply_row(fo_model *m, const fo_store_write *w, fo_session *flusher)
 {
     fo_store_entry e = {w->from, w->len, w->seq, w->client ? w->client : "", w->batch,
                         w->batch_size, w->now_ms, w->identity};
@@ -315,7 +317,7 @@ static int apply_row(fo_model *m, const fo_store_write *w)
     push.raw_batch_len = w->batch_size;
     if (!(fr = fo_frame_encode(&push)))
         return FO_ENOMEM;
-    fo_model_fan_out(m, fr, w->from, w->len, NULL);
+    fo_model_fan_out(m, fr, w->from, w->len, flusher);
     fo_frame_unref(fr);
     m->hub->metrics.follow_commands += w->len;
     m->hub->metrics.commands += w->len;
@@ -357,6 +359,7 @@ bool fo_model_exec_follow(fo_model *m, fo_task *t)
     }
     for (size_t i = 0; i < rec.n && !rc; i++) {
         const fo_store_write *w = &rec.writes[i];
+        fo_session *flusher = NULL;
         uint64_t count = fo_master_snapshot(m->master).command_count;
         if (w->snap && w->snap_count <= count && w->snap_count > m->snapshot_count)
             m->snapshot_count = w->snap_count; /* another hub took it: not due here */
@@ -368,9 +371,17 @@ bool fo_model_exec_follow(fo_model *m, fo_task *t)
                    (unsigned long long)count);
             m->hub->metrics.follow_gaps++;
             rc = FO_EGAP;
-        } else if ((rc = apply_row(m, w)) != 0) {
+        } else if (!fo_peers_row_ready(m->hub, m, w->client, w->seq, &flusher)) {
+            /* Its flush was forwarded from here and the ack is not back yet: the batch
+             * waits for it (peers.h); the rows before it are applied, the task runs again. */
+            fo_nats_record_free(&rec);
+            fo_model_account(m);
+            return false;
+        } else if ((rc = apply_row(m, w, flusher)) != 0) {
             FO_LOG(FO_LOG_ERROR, "model=%s a followed batch at %llu: %s: reloading the model",
                    m->name, (unsigned long long)w->from, fo_strerror(rc));
+        } else if (flusher) {
+            fo_peers_row_done(m->hub, m, w->client, w->seq, w->from, w->len);
         }
     }
     fo_nats_record_free(&rec);

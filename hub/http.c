@@ -1,4 +1,5 @@
 #include "hub/http.h"
+#include "hub/peers.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -192,6 +193,7 @@ static void metrics(fo_hub *h, fo_http_req *r)
     memset(&g, 0, sizeof(g));
     g.connections = h->nsessions;
     g.hot_models = h->models.len;
+    g.cluster_hubs = h->peers ? fo_peers_alive(h->peers) : 0;
     g.hot_bytes = h->hot_bytes;
     g.pending_acks = h->commit.pending;
     fo_model_gauges(h, &g.runner_queued, &g.runner_max_depth);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "hub/follow.h"
+#include "hub/peers.h"
 #include "hub/http.h"
 #include "hub/log.h"
 #include "hub/model.h"
@@ -93,6 +94,8 @@ static void stop(fo_hub *h)
     while (h->sessions) /* those that did not finish their close handshake in time */
         fo_session_end(h->sessions);
     FO_LOG(FO_LOG_INFO, "stopping: closing the store");
+    fo_peers_stop(h->peers); /* before the models: forwarded flushes hold them */
+    h->peers = NULL;
     fo_model_free_all(h);
     fo_commit_destroy(&h->commit);
     fo_arena_destroy(&h->flush_arena);
@@ -247,6 +250,16 @@ static int open_cluster(fo_hub *h, fo_store_options *opt)
         uv_run(&h->loop, UV_RUN_DEFAULT);
         return FO_HUB_EXIT_FAILED;
     }
+    if ((rc = fo_peers_start(h, h->cfg.cluster, &h->peers, why, sizeof(why)))) {
+        FO_LOG(FO_LOG_ERROR, "--cluster %s: %s", h->cfg.cluster, why);
+        fo_peers_stop(h->peers);
+        h->peers = NULL;
+        stop_follow(h);
+        fo_store_close(h->store, NULL, NULL);
+        h->store = NULL;
+        uv_run(&h->loop, UV_RUN_DEFAULT);
+        return FO_HUB_EXIT_FAILED;
+    }
     FO_LOG(FO_LOG_INFO, "store: nats (JetStream stream FLUSHOUT) at %s, following other hubs' "
            "appends", h->cfg.cluster);
     return 0;
@@ -351,7 +364,7 @@ int fo_hub_run(const fo_hub_config *cfg)
     fo_arena_init(&h->flush_arena, 16384);
     fo_buf_init(&h->flush_buf, 0);
     h->commit.released = on_released;
-    h->session_port = (fo_session_port){fo_model_submit, fo_model_catch_up, on_sub_closed};
+    h->session_port = (fo_session_port){fo_peers_request, fo_model_catch_up, on_sub_closed};
     if (uv_loop_init(&h->loop)) {
         free(h);
         return 1;
@@ -393,6 +406,8 @@ int fo_hub_run(const fo_hub_config *cfg)
         goto out_loop;
     rc = FO_HUB_EXIT_FAILED;
     if (start_lws(h)) {
+        fo_peers_stop(h->peers);
+        h->peers = NULL;
         stop_follow(h);
         fo_store_close(h->store, NULL, NULL);
         uv_run(&h->loop, UV_RUN_DEFAULT);

@@ -55,6 +55,7 @@ typedef struct fo_hub {
     int port;           /* the port actually listened on */
     fo_store *store;
     struct fo_follow *follow; /* --cluster: other hubs' appends to hot models (follow.h) */
+    struct fo_peers *peers;   /* --cluster: membership, owners, forwarding (peers.h) */
     fo_auth *auth;      /* NULL: open hub */
     fo_rules *rules;    /* --interceptors (NULL: none); SIGHUP loads it again */
     fo_commit commit;

@@ -89,6 +89,9 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
     rc |= counter(out, "flushout_connections_total", "WebSocket connections accepted.",
                   m->connections_total);
     rc |= gauge(out, "flushout_hot_models", "Models held in memory.", g->hot_models);
+    rc |= gauge(out, "flushout_cluster_hubs",
+                "Hubs alive on the cluster, this one included (0: not on --cluster).",
+                g->cluster_hubs);
     rc |= gauge(out, "flushout_hot_model_bytes", "Estimated bytes of hot models.",
                 g->hot_bytes);
     rc |= gauge(out, "flushout_runner_queued", "Tasks waiting in model runners.",
@@ -133,6 +136,8 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
     rc |= counter(out, "flushout_follow_gaps_total",
                   "Followed records that did not continue their model (it reloaded).",
                   m->follow_gaps);
+    rc |= counter(out, "flushout_forwarded_total",
+                  "Flushes sent to the hub that owns their model (--cluster).", m->forwarded);
     rc |= counter(out, "flushout_evictions_total", "Models evicted from memory.", m->evictions);
     rc |= counter(out, "flushout_loads_total", "Models loaded from the store.", m->loads);
     rc |= counter(out, "flushout_store_commits_total", "Store transactions committed.",

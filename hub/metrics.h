@@ -44,6 +44,7 @@ typedef struct fo_metrics {
     uint64_t follow_records;   /* --cluster: log records of hot models seen by the follower */
     uint64_t follow_commands;  /* ... commands in them applied (appended by other hubs) */
     uint64_t follow_gaps;      /* ... records that did not continue a model (reloaded) */
+    uint64_t forwarded;        /* flushes sent to the hub that owns their model */
     uint64_t evictions;
     uint64_t loads;
     uint64_t store_commits;
@@ -83,6 +84,7 @@ typedef struct fo_gauges {
     uint64_t pending_acks;     /* replies waiting for a durable commit */
     uint64_t outbound_bytes;   /* bytes queued to connections */
     uint64_t overloaded;       /* 1 while new flushes are shed (limits.h) */
+    uint64_t cluster_hubs;     /* --cluster: hubs alive, this one included (0: no cluster) */
 } fo_gauges;
 
 /* Appends the Prometheus text. 0 or FO_ENOMEM. */

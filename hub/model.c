@@ -661,9 +661,33 @@ void fo_model_submit(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *aren
     }
     t->sink = fo_reply_ref(&s->sink);
     t->session = s;
+    t->client = s->client;
     t->t_recv = t_recv;
     if (msg->type == FO_MSG_FLUSH && s->rights.claims)
         t->identity = json_incref(s->rights.claims);
+    enqueue(h, t, msg, arena);
+}
+
+void fo_model_submit_forwarded(fo_hub *h, fo_reply_sink *sink, const char *client,
+                               json_t *identity, const fo_msg *msg, fo_arena *arena,
+                               uint64_t t_recv)
+{
+    fo_task *t = calloc(1, sizeof(*t));
+    size_t cl = strlen(client);
+    char *c = fo_arena_alloc(arena, cl + 1);
+
+    if (!t || !c) {
+        free(t);
+        fo_reply_error(sink, msg, FO_ERR_INTERNAL, "out of memory");
+        json_decref(identity);
+        fo_arena_destroy(arena);
+        return;
+    }
+    memcpy(c, client, cl + 1);
+    t->sink = fo_reply_ref(sink);
+    t->client = c;
+    t->identity = identity;
+    t->t_recv = t_recv;
     enqueue(h, t, msg, arena);
 }
 

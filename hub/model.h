@@ -63,7 +63,8 @@ typedef struct fo_task {
     struct fo_task *next;
     fo_reply_sink *sink; /* where the answer goes (reference held): a session or HTTP */
     fo_session *session; /* the same session for requests from one (sub, flush, ...);
-                          * NULL for HTTP */
+                          * NULL for HTTP and for flushes another hub forwarded */
+    const char *client;  /* flush: the flusher's client id (the session's, or in arena) */
     fo_msg msg;          /* lives in arena */
     fo_arena arena;
     uint64_t t_recv;     /* ns */
@@ -107,6 +108,12 @@ struct fo_model {
  * Takes over `arena`, in which `msg` lives. */
 void fo_model_submit(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *arena,
                      uint64_t t_recv);
+/* Queues a flush another hub forwarded (peers.h): answered through `sink`, run as client
+ * `client` with the claims `identity` (a reference taken over; may be NULL). Takes over
+ * `arena`, in which `msg` lives. */
+void fo_model_submit_forwarded(fo_hub *h, fo_reply_sink *sink, const char *client,
+                               json_t *identity, const fo_msg *msg, fo_arena *arena,
+                               uint64_t t_recv);
 /* Queues a read (a `get` or `history` message) from elsewhere than a session (HTTP),
  * answered through `sink`. */
 void fo_model_submit_read(fo_hub *h, fo_reply_sink *sink, const fo_msg *msg, fo_arena *arena);

@@ -1,5 +1,7 @@
 #include "hub/runner.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,7 +230,7 @@ static int build_meta(fo_model *m, fo_task *t, const fo_batch *b, const fo_rules
              fo_buf_append(&buf, ",\"now\":", 7) || fo_json_write_i64(mt->now_ms, &buf) ||
              fo_buf_append(&buf, ",\"seq\":", 7) || fo_json_write_u64(t->msg.seq, &buf) ||
              fo_buf_append(&buf, ",\"client\":", 10) ||
-             fo_json_write_str(t->session->client, strlen(t->session->client), &buf) ||
+             fo_json_write_str(t->client, strlen(t->client), &buf) ||
              fo_buf_append(&buf, ",\"identity\":", 12) || fo_buf_append(&buf, id, strlen(id)) ||
              fo_buf_append(&buf, ",\"actions\":", 11) || fo_rules_write_actions(rb, &buf) ||
              fo_buf_append(&buf, "}", 2);
@@ -269,7 +271,7 @@ static bool snapshot_room(const fo_hub *h)
 }
 
 /* Queues the store row of an applied batch: the bytes of the push frame's `diff`. */
-static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *applied,
+static int add_write(fo_model *m, const char *client, uint64_t seq, const fo_batch *applied,
                      fo_frame *push, uint32_t off, uint32_t len, batch_meta *mt)
 {
     fo_hub *h = m->hub;
@@ -287,8 +289,8 @@ static int add_write(fo_model *m, fo_session *s, uint64_t seq, const fo_batch *a
     w.batch_off = off;
     w.batch_len = len;
     {
-        size_t cl = strnlen(s->client, sizeof(w.client) - 1);
-        memcpy(w.client, s->client, cl);
+        size_t cl = strnlen(client, sizeof(w.client) - 1);
+        memcpy(w.client, client, cl);
         w.client[cl] = '\0';
     }
     w.seq = seq;
@@ -376,12 +378,28 @@ static int splice_history(fo_model *m, fo_apply_result *res, fo_arena *a,
     return 0;
 }
 
+/* An error answering the flush, through its sink (a session, or the hub it was forwarded
+ * from). */
+static void flush_error(fo_task *t, fo_error_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void flush_error(fo_task *t, fo_error_code code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    fo_reply_error(t->sink, &t->msg, code, text);
+}
+
 static bool exec_flush(fo_model *m, fo_task *t)
 {
     fo_hub *h = m->hub;
-    fo_session *s = t->session;
+    fo_session *s = t->session; /* NULL: forwarded by another hub */
     const fo_msg *q = &t->msg;
-    uint64_t *last = fo_strmap_get(&m->dedup, s->client, strlen(s->client));
+    uint64_t *last = fo_strmap_get(&m->dedup, t->client, strlen(t->client));
     fo_batch empty = {q->batch.from, 0, NULL};
     const fo_batch *b = &q->batch;
     fo_apply_result res;
@@ -398,11 +416,10 @@ static bool exec_flush(fo_model *m, fo_task *t)
 
     if (last && q->seq <= *last) {
         if (q->seq < *last) {
-            fo_session_send_error(s, q, FO_ERR_BAD_REQUEST,
-                                  "seq: %llu is below %llu, the last seq applied for client "
-                                  "%s on this model",
-                                  (unsigned long long)q->seq, (unsigned long long)*last,
-                                  s->client);
+            flush_error(t, FO_ERR_BAD_REQUEST,
+                        "seq: %llu is below %llu, the last seq applied for client %s on this "
+                        "model",
+                        (unsigned long long)q->seq, (unsigned long long)*last, t->client);
             return true;
         }
         /* A retry of the last flush: answer as an empty batch from the same `from`, whose
@@ -422,7 +439,7 @@ static bool exec_flush(fo_model *m, fo_task *t)
      * this flush runs, so that its ack follows the pushes it missed: when either is older
      * than the history in memory, the store reads both at once first (one read a task). */
     {
-        fo_sub *fs = fo_session_find_sub(s, m);
+        fo_sub *fs = s ? fo_session_find_sub(s, m) : NULL;
         uint64_t lo = fs && fs->lagging && fs->next_from < b->from ? fs->next_from : b->from;
         if (!fo_model_need_history(m, lo, fo_master_snapshot(m->master).command_count) ||
             !fo_model_exec_catch_up(m, t))
@@ -436,9 +453,9 @@ static bool exec_flush(fo_model *m, fo_task *t)
     fo_rules_batch_init(&rb, h->rules, m->name, t->identity, fo_rules_now_ms());
     rc = fo_master_apply(m->master, b, &rb, ra, &res);
     if (rc) {
-        FO_LOG(FO_LOG_ERROR, "model=%s sid=%s apply failed: %s", m->name, s->sid,
+        FO_LOG(FO_LOG_ERROR, "model=%s client=%s apply failed: %s", m->name, t->client,
                fo_strerror(rc));
-        fo_session_send_error(s, q, FO_ERR_INTERNAL, "apply failed: %s", fo_strerror(rc));
+        flush_error(t, FO_ERR_INTERNAL, "apply failed: %s", fo_strerror(rc));
         fo_arena_reset(ra);
         fo_model_mark_broken(m);
         return true;
@@ -452,7 +469,7 @@ static bool exec_flush(fo_model *m, fo_task *t)
     }
     if (res.sync.external && (rc = splice_history(m, &res, ra, &xp, &nxp)) != 0) {
         FO_LOG(FO_LOG_ERROR, "model=%s history for a sync: %s", m->name, fo_strerror(rc));
-        fo_session_send_error(s, q, FO_ERR_INTERNAL, "history unreadable: %s", fo_strerror(rc));
+        flush_error(t, FO_ERR_INTERNAL, "history unreadable: %s", fo_strerror(rc));
         fo_arena_reset(ra);
         fo_model_mark_broken(m);
         return true;
@@ -481,7 +498,7 @@ static bool exec_flush(fo_model *m, fo_task *t)
     if (!dup && res.applied.len) {
         uint32_t off, len;
         if (encode_applied(m, q, &res.applied, &p->push, &off, &len, raw) ||
-            add_write(m, s, q->seq, &res.applied, p->push, off, len, &meta))
+            add_write(m, t->client, q->seq, &res.applied, p->push, off, len, &meta))
             goto oom;
         ack.raw_batch = fo_buf_data(raw);
         ack.raw_batch_len = raw->len;
@@ -501,7 +518,7 @@ static bool exec_flush(fo_model *m, fo_task *t)
     if (!dup) {
         if (!last) {
             if (!(last = malloc(sizeof(*last))) ||
-                fo_strmap_put(&m->dedup, s->client, strlen(s->client), last)) {
+                fo_strmap_put(&m->dedup, t->client, strlen(t->client), last)) {
                 free(last);
                 goto oom;
             }
@@ -516,7 +533,7 @@ oom:
     /* The batch may be applied in memory without its write: the model must reload. */
     meta_free(&meta);
     fo_arena_reset(ra);
-    fo_session_send_error(s, q, FO_ERR_INTERNAL, "out of memory");
+    flush_error(t, FO_ERR_INTERNAL, "out of memory");
     fo_model_mark_broken(m);
     return true;
 }

@@ -281,7 +281,7 @@ static void sink_error(fo_reply_sink *k, const fo_msg *req, fo_error_code code, 
     fo_session_send_error(fo_session_of(k), req, code, "%s", why);
 }
 
-static const fo_reply_ops session_sink = {sink_ref, sink_unref, sink_encode, sink_deliver,
+const fo_reply_ops fo_session_sink_ops = {sink_ref, sink_unref, sink_encode, sink_deliver,
                                           sink_error};
 
 /* ---- connection events --------------------------------------------------------------- */
@@ -344,7 +344,7 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_tls *tls, fo_
         return NULL;
     }
     s->tls = tls;
-    s->sink.ops = &session_sink;
+    s->sink.ops = &fo_session_sink_ops;
     s->hub = h;
     s->fd = fd;
     s->poll = poll;

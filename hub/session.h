@@ -156,10 +156,13 @@ void fo_session_too_large(fo_session *s, const unsigned char *start, size_t len)
  * unlink, close the socket, drop the connection's reference. */
 void fo_session_end(fo_session *s);
 
-/* The session behind a sink of a session's request. */
+extern const fo_reply_ops fo_session_sink_ops;
+
+/* The session behind a sink of a session's request; NULL for another sink (HTTP, a flush
+ * another hub forwarded). */
 static inline fo_session *fo_session_of(fo_reply_sink *sink)
 {
-    return (fo_session *)sink;
+    return sink && sink->ops == &fo_session_sink_ops ? (fo_session *)sink : NULL;
 }
 
 fo_session *fo_session_ref(fo_session *s);

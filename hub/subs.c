@@ -132,7 +132,7 @@ void fo_model_catch_up(fo_sub *sub)
 
 bool fo_model_exec_catch_up(fo_model *m, fo_task *t)
 {
-    fo_sub *sub = fo_session_find_sub(t->session, m);
+    fo_sub *sub = t->session ? fo_session_find_sub(t->session, m) : NULL;
 
     if (!sub || !sub->lagging)
         return true;
@@ -198,6 +198,8 @@ static void release(fo_pending *p)
             fo_session_write_early(ps);
         if (p->push)
             fo_model_fan_out(m, p->push, p->from, p->len, ps);
+        if (!ps) /* a flush another hub forwarded: the ack goes back to it */
+            p->sink->ops->deliver(p->sink, p->reply);
         if (ps) {
             sub = fo_session_find_sub(ps, m);
             /* A lagging flusher gets its catch-up first: pushes of earlier batches, then

@@ -36,13 +36,24 @@ static void free_nats_node(void *n)
     fo_natsproc_free(n);
 }
 
-/* HUBS hubs on the nats-server n, keeping all history (the oracle does). */
-static void start_hubs(fo_natsproc *n, fo_hubproc **h)
+/* HUBS hubs on the nats-server n, keeping all history (the oracle does); `optimistic`:
+ * no forwarding to owners. */
+static void start_hubs_opt(fo_natsproc *n, fo_hubproc **h, bool optimistic)
 {
-    const char *args[] = {"--cluster", fo_natsproc_url(n), "--history", "100000000", NULL};
+    const char *args[] = {"--cluster", fo_natsproc_url(n), "--history", "100000000",
+                          optimistic ? "--optimistic" : NULL, NULL};
 
     for (int i = 0; i < HUBS; i++)
         h[i] = ht_hub_start("memory", args); /* --cluster replaces --store */
+    /* Every hub hears the others' announcements (every 500 ms) before the test writes. */
+    for (int i = 0; i < HUBS && !optimistic; i++)
+        for (int k = 0; k < 40 && ht_metric(h[i], "flushout_cluster_hubs") < HUBS; k++)
+            usleep(50000);
+}
+
+static void start_hubs(fo_natsproc *n, fo_hubproc **h)
+{
+    start_hubs_opt(n, h, false);
 }
 
 /* Waits until `c`'s hub answers `get` with `count` commands (it follows the log); returns
@@ -64,10 +75,12 @@ static fo_snapshot get_when(ht_client *c, const char *model, uint64_t count)
     return s;
 }
 
-/* Two peers per hub on one model: random edits and flushes, overlapping; conflicts between
- * hubs are retried with the same seq. Every peer ends level with every hub, every ack is the
- * oracle's, and pushes crossed hubs (each peer saw batches it did not flush). */
-Test(hub_cluster, clients_on_three_hubs_converge)
+/* Two peers per hub on one model: random edits and flushes, overlapping. Every peer ends
+ * level with every hub, every ack is the oracle's, and pushes crossed hubs (each peer saw
+ * batches it did not flush). Flushes go to the model's owner (forwarded from the two other
+ * hubs: no conflict), or with --optimistic every hub appends and conflicts are retried with
+ * the same seq. */
+static void converge(bool optimistic)
 {
     fo_natsproc *n = ht_nats_start();
     fo_hubproc *h[HUBS];
@@ -80,7 +93,7 @@ Test(hub_cluster, clients_on_three_hubs_converge)
     size_t replayed;
     const int np = 2 * HUBS;
 
-    start_hubs(n, h);
+    start_hubs_opt(n, h, optimistic);
     for (int i = 0; i < np; i++) {
         char id[32];
         snprintf(id, sizeof(id), "peer-%d", i);
@@ -123,9 +136,31 @@ Test(hub_cluster, clients_on_three_hubs_converge)
                 "conflict, %llu pushes",
                 np, HUBS, (unsigned long long)s.command_count, replayed,
                 (unsigned long long)retries, (unsigned long long)pushes);
-    cr_assert_gt(ht_metric(h[1], "flushout_follow_commands_total"), 0);
+    {
+        uint64_t fwd = 0, follow = 0;
+        for (int i = 0; i < HUBS; i++) {
+            fwd += ht_metric(h[i], "flushout_forwarded_total");
+            follow += ht_metric(h[i], "flushout_follow_commands_total");
+        }
+        cr_assert_gt(follow, 0, "no hub applied another hub's batches");
+        if (optimistic)
+            cr_assert_eq(fwd, 0);
+        else
+            cr_assert_gt(fwd, 0, "nothing was forwarded to the owner");
+        cr_log_info("forwarded %llu flushes", (unsigned long long)fwd);
+    }
     ht_flush_log_free(log);
     (void)n;
+}
+
+Test(hub_cluster, clients_on_three_hubs_converge)
+{
+    converge(false);
+}
+
+Test(hub_cluster, clients_on_three_hubs_converge_optimistic)
+{
+    converge(true);
 }
 
 static fo_batch update(fo_arena *a, uint64_t from, const char *key, int v)

@@ -131,12 +131,19 @@ static const char *parse_one(fo_lg_url *u, bool *tls, const char *url)
         const char *rb = strchr(u->host, ']');
         if (!rb)
             return "bad host";
-        snprintf(u->hostname, sizeof(u->hostname), "%.*s", (int)(rb - u->host - 1), u->host + 1);
+        hl = (size_t)(rb - u->host - 1);
+        if (hl >= sizeof(u->hostname))
+            return "bad host";
+        memcpy(u->hostname, u->host + 1, hl); /* not snprintf: gcc sees an overlap in u */
+        u->hostname[hl] = '\0';
         port = rb[1] == ':' ? rb + 2 : NULL;
     } else {
         const char *colon = strrchr(u->host, ':');
         hl = colon ? (size_t)(colon - u->host) : strlen(u->host);
-        snprintf(u->hostname, sizeof(u->hostname), "%.*s", (int)hl, u->host);
+        if (hl >= sizeof(u->hostname))
+            return "bad host";
+        memcpy(u->hostname, u->host, hl);
+        u->hostname[hl] = '\0';
         port = colon ? colon + 1 : NULL;
     }
     u->port = *tls ? 443 : 80;

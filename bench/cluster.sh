@@ -7,9 +7,10 @@
 #
 #   a  100 connections, 10 models, K=1 (closed loop), spread over 1, 2 and 3 hubs
 #   c  1000 connections over 1000 models, K=1, spread over 1, 2 and 3 hubs
-#   x  contention (the seed's case): one model, 30 writers, through 1 hub and through 3
-#      (every hub appends optimistically: JetStream takes one append per position, the other
-#      hubs' flushes are refused, `internal`, and counted as conflicts)
+#   x  contention (the seed's case): one model, 30 writers, through 1 hub, through 3 hubs
+#      forwarding to the model's owner, and through 3 hubs with --optimistic (every hub
+#      appends: JetStream takes one append per position, the other hubs' flushes are
+#      refused, `internal`, and counted as errors: the conflicts)
 #   s  one hub, scenario a: on JetStream, on SQLite (fsync per commit), on memory
 #
 # Hubs are pinned to --hub-cpus, nats-server and flushout-bench to --other-cpus (a 2-core
@@ -116,14 +117,16 @@ bench() {
         echo "  ($(basename "$tag"): failures, see $tag.err)" >&2
 }
 
-# run SCN VARIANT HUBS STORE BENCH-ARGS...: STORE nats, sqlite or memory
+# run SCN VARIANT HUBS STORE BENCH-ARGS...: STORE nats, nats-opt (--optimistic), sqlite
+# or memory
 run() {
     local scn=$1 variant=$2 hubs=$3 store=$4 r
     shift 4
     for r in $(seq "$RUNS"); do
         local tag=$OUT/runs/$scn-$variant-$r
         case $store in
-        nats) start_nats; start_hubs "$hubs" "$tag" --cluster "$NATS_URL" ;;
+        nats) start_nats; start_hubs "$hubs" "$tag" --cluster "$NATS_URL"; sleep 1 ;;
+        nats-opt) start_nats; start_hubs "$hubs" "$tag" --cluster "$NATS_URL" --optimistic ;;
         sqlite) start_hubs "$hubs" "$tag" --store sqlite ;;
         memory) start_hubs "$hubs" "$tag" --store memory ;;
         esac
@@ -138,7 +141,11 @@ C=(--connections 1000 --models 1000 --commands 1)
 X=(--connections 30 --models 1 --writers 30 --subscribers 0 --commands 1)
 if want a; then for h in 1 2 3; do echo "a: $h hub(s) on one nats-server" >&2; run a "${h}hub" "$h" nats "${A[@]}"; done; fi
 if want c; then for h in 1 2 3; do echo "c: $h hub(s) on one nats-server" >&2; run c "${h}hub" "$h" nats "${C[@]}"; done; fi
-if want x; then for h in 1 3; do echo "x: one model, 30 writers, $h hub(s)" >&2; run x "${h}hub" "$h" nats "${X[@]}"; done; fi
+if want x; then
+    echo "x: one model, 30 writers, 1 hub" >&2; run x 1hub 1 nats "${X[@]}"
+    echo "x: one model, 30 writers, 3 hubs forwarding to the owner" >&2; run x 3hub 3 nats "${X[@]}"
+    echo "x: one model, 30 writers, 3 hubs, --optimistic" >&2; run x 3hub-opt 3 nats-opt "${X[@]}"
+fi
 if want s; then for s in nats sqlite memory; do echo "s: one hub on $s" >&2; run s "$s" 1 "$s" "${A[@]}"; done; fi
 
 python3 - "$OUT" <<'EOF' | tee "$OUT/summary.txt"

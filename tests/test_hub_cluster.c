@@ -163,17 +163,6 @@ Test(hub_cluster, clients_on_three_hubs_converge_optimistic)
     converge(true);
 }
 
-static fo_batch update(fo_arena *a, uint64_t from, const char *key, int v)
-{
-    char json[200];
-
-    snprintf(json, sizeof(json),
-             "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
-             "\"props\":{\"%s\":%d}}}]}",
-             (unsigned long long)from, key, v);
-    return ht_batch_json(a, json);
-}
-
 /* A flush acknowledged by hub 0, retried with the same (client, seq) on hub 1 (holding the
  * model, so following it) and on hub 2 (cold): each answers with the batch as applied once
  * (an empty batch whose sync carries it), and the count does not move. */
@@ -190,7 +179,7 @@ Test(hub_cluster, a_retry_gets_its_first_outcome_on_any_hub)
     hot = ht_connect(h[1], "reader");
     cr_assert_eq(ht_get(hot, "once").command_count, 0); /* hub 1 holds the model */
     w = ht_connect(h[0], "writer");
-    first = ht_flush_seq(w, "once", 1, (fo_batch[]){update(&a, 0, "k", 1)});
+    first = ht_flush_seq(w, "once", 1, (fo_batch[]){ht_update_batch(&a, 0, "k", 1)});
     cr_assert_eq(first.applied.from, 0);
     cr_assert_eq(first.applied.len, 1);
     ht_close(w);
@@ -198,7 +187,7 @@ Test(hub_cluster, a_retry_gets_its_first_outcome_on_any_hub)
     for (int i = 1; i < HUBS; i++) {
         char what[64];
         again = ht_connect(h[i], "writer");
-        r = ht_flush_seq(again, "once", 1, (fo_batch[]){update(&a, 0, "k", 1)});
+        r = ht_flush_seq(again, "once", 1, (fo_batch[]){ht_update_batch(&a, 0, "k", 1)});
         snprintf(what, sizeof(what), "the retry on hub %d", i);
         cr_assert_eq(r.applied.len, 0, "%s applied again", what);
         cr_assert_eq(get_when(again, "once", 1).command_count, 1);
@@ -258,17 +247,14 @@ static bool recv_or_closed(ht_client *c, fo_msg *m)
 static void write_key(writer *w, fo_hubproc **h, int nh, const char *model, int key)
 {
     int64_t deadline = ht_now_ms() + 60000;
-    char json[200];
+    char name[16];
     fo_arena a;
 
     fo_arena_init(&a, 0);
-    snprintf(json, sizeof(json),
-             "{\"from\":0,\"completions\":[{\"command\":{\"action\":\"update\",\"props\":"
-             "{\"k%d\":%d}}}]}",
-             key, key);
+    snprintf(name, sizeof(name), "k%d", key);
     for (;;) {
         fo_msg m = {.type = FO_MSG_FLUSH, .model = model, .model_len = strlen(model),
-                    .seq = (uint64_t)key + 1, .batch = ht_batch_json(&a, json)};
+                    .seq = (uint64_t)key + 1, .batch = ht_update_batch(&a, 0, name, key)};
         uint64_t rid;
         cr_assert(ht_now_ms() < deadline, "[%s] key %d: no ack within 60 s", w->id, key);
         if (!fo_hubproc_running(h[w->hub])) { /* its hub is gone: the next one */
@@ -391,13 +377,10 @@ Test(hub_cluster, the_owner_killed_under_load_loses_nothing)
         fo_arena a;
         fo_msg m = {.type = FO_MSG_FLUSH, .model = "busy", .model_len = 4,
                     .seq = (uint64_t)k + 1};
-        char json[160];
+        char name[16];
         fo_arena_init(&a, 0);
-        snprintf(json, sizeof(json),
-                 "{\"from\":0,\"completions\":[{\"command\":{\"action\":\"update\","
-                 "\"props\":{\"k%d\":%d}}}]}",
-                 k, k);
-        m.batch = ht_batch_json(&a, json);
+        snprintf(name, sizeof(name), "k%d", k);
+        m.batch = ht_update_batch(&a, 0, name, k);
         ht_send(w->c, &m);
         cr_assert_eq(fo_hubproc_kill(h[owner]), 0);
         fo_arena_destroy(&a);

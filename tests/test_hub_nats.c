@@ -36,17 +36,6 @@ static fo_hubproc *hub_on(fo_natsproc *n)
     return ht_hub_start("memory", args); /* --cluster replaces --store */
 }
 
-static fo_batch update_batch(fo_arena *a, uint64_t from, const char *key, int v)
-{
-    char json[200];
-
-    snprintf(json, sizeof(json),
-             "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
-             "\"props\":{\"%s\":%d}}}]}",
-             (unsigned long long)from, key, v);
-    return ht_batch_json(a, json);
-}
-
 /* Sends a flush and returns the reply's type: FO_MSG_ACK (result in *r) or FO_MSG_ERROR
  * (its text in why). */
 static fo_msg_type flush_once(ht_client *c, const char *model, uint64_t seq, const fo_batch *b,
@@ -87,7 +76,7 @@ Test(hub_nats, flush_ack_push_and_restart)
         cr_assert_eq(m.batch.from, (uint64_t)i);
     }
     /* An ack that is "lost": the client will retry this (client, seq) later. */
-    b = update_batch(&a, 10, "once", 1);
+    b = ht_update_batch(&a, 10, "once", 1);
     r = ht_flush_seq(w, "doc.x", 500, &b);
     want = ht_oracle_apply(o, &b);
     ht_assert_result_eq(&r, &want, "first ack");
@@ -143,7 +132,7 @@ static void second_writer_append(fo_natsproc *n, const char *model, const char *
 
     fo_arena_init(&a, 0);
     fo_buf_init(&wire, 0);
-    b = update_batch(&a, ht_oracle_snapshot(o).command_count, key, v);
+    b = ht_update_batch(&a, ht_oracle_snapshot(o).command_count, key, v);
     cr_assert_eq(fo_wire_encode_batch(&b, &wire), 0);
     ht_oracle_apply(o, &b);
     cr_assert_eq(uv_loop_init(&loop), 0);
@@ -184,7 +173,7 @@ Test(hub_nats, a_second_writers_append_is_followed_or_fenced)
         ht_flush_update(c, o, "fenced", i);
     second_writer_append(n, "fenced", "behind", 7, o); /* now at 4; the hub thinks 3 */
 
-    b = update_batch(&a, 3, "mine", 1);
+    b = ht_update_batch(&a, 3, "mine", 1);
     ++c->seq;
     for (int i = 0;; i++) {
         fo_msg_type t = flush_once(c, "fenced", c->seq, &b, &r, why, sizeof(why));
@@ -247,7 +236,7 @@ Test(hub_nats, nats_killed_while_running)
     for (int i = 0; i < 5; i++)
         ht_flush_update(c, o, "k", i);
     cr_assert_eq(fo_natsproc_stop(n, true), 0);
-    b = update_batch(&a, 5, "during", 1);
+    b = ht_update_batch(&a, 5, "during", 1);
     seq = ++c->seq;
     cr_assert_eq(flush_once(c, "k", seq, &b, &r, why, sizeof(why)), FO_MSG_ERROR,
                  "a flush was acknowledged with NATS down");

@@ -648,3 +648,14 @@ struct fo_natsproc *ht_nats_start(void)
     ht_defer(free_nats, n);
     return n;
 }
+
+fo_batch ht_update_batch(fo_arena *a, uint64_t from, const char *key, int v)
+{
+    char json[200];
+
+    snprintf(json, sizeof(json),
+             "{\"from\":%llu,\"completions\":[{\"command\":{\"action\":\"update\","
+             "\"props\":{\"%s\":%d}}}]}",
+             (unsigned long long)from, key, v);
+    return ht_batch_json(a, json);
+}

@@ -141,6 +141,8 @@ void ht_log_diff(const char *what, const char *got, const char *want);
 /* Parses JSON text into `a` (asserts). */
 fo_value ht_val(fo_arena *a, const char *json);
 fo_batch ht_batch_json(fo_arena *a, const char *json);
+/* {from, completions: [update {key: v}]} in `a`. */
+fo_batch ht_update_batch(fo_arena *a, uint64_t from, const char *key, int v);
 
 /* ---- the oracle: a local master with sequential IDs and full history ------------------------ */
 

@@ -14,6 +14,14 @@
 int fo_nats_connect(const char *urls, const char *name, natsConnection **nc, char *msg,
                     size_t ml);
 
+/* Makes sure of the stream FLUSHOUT (store_nats.h): created when absent (file storage,
+ * subjects fo.log.>, replicas min(3, servers known)), asked again for up to 15 s while a
+ * starting cluster cannot place it yet. 0; FO_STORE_EIO (no JetStream, or no stream in
+ * time) or FO_STORE_ECORRUPT (a stream of that name that is not the hub's), the reason
+ * in msg[0..ml). `where` names the servers in messages. */
+int fo_nats_ensure_stream(natsConnection *nc, jsCtx *js, const char *where, char *msg,
+                          size_t ml);
+
 /* nats.c's last error text for this thread, or the status's text. Static. */
 const char *fo_nats_last_error(natsStatus s);
 

@@ -664,60 +664,6 @@ static int open_fail(fo_err_info *err, int code, const char *fmt, const char *a,
 }
 
 /* Creates the stream, or checks the one there. */
-static int ensure_stream(nats_be *nb, fo_err_info *err)
-{
-    static const char *subjects[] = {FO_NATS_SUBJECT_PREFIX ">"};
-    jsStreamInfo *si = NULL;
-    jsStreamConfig sc;
-    jsErrCode jerr = 0;
-    jsOptions jo;
-    char **servers = NULL;
-    int nservers = 0, rc = 0;
-    natsStatus s;
-    bool ok = false;
-
-    jsOptions_Init(&jo);
-    jo.Wait = WAIT_MS;
-    s = js_GetStreamInfo(&si, nb->js, FO_NATS_STREAM, &jo, &jerr);
-    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
-        if (natsConnection_GetServers(nb->nc, &servers, &nservers) != NATS_OK)
-            nservers = 1;
-        for (int i = 0; i < nservers; i++)
-            free(servers[i]);
-        free(servers);
-        jsStreamConfig_Init(&sc);
-        sc.Name = FO_NATS_STREAM;
-        sc.Description = "flushout-hub: each model's log on its own subject";
-        sc.Subjects = subjects;
-        sc.SubjectsLen = 1;
-        sc.Storage = js_FileStorage;
-        sc.Retention = js_LimitsPolicy;
-        sc.Replicas = nservers < 1 ? 1 : nservers > 3 ? 3 : nservers;
-        sc.AllowDirect = true;
-        jerr = 0;
-        s = js_AddStream(&si, nb->js, &sc, &jo, &jerr);
-        if (s != NATS_OK && jerr == JSStreamNameExistErr) /* another hub created it first */
-            s = js_GetStreamInfo(&si, nb->js, FO_NATS_STREAM, &jo, &jerr);
-    }
-    if (s == NATS_NO_RESPONDERS || (s == NATS_TIMEOUT && !jerr))
-        return open_fail(err, FO_STORE_EIO,
-                         "NATS at %s does not answer JetStream requests (%s): start nats-server "
-                         "with JetStream enabled (-js)",
-                         nb->where, fo_nats_last_error(s));
-    if (s != NATS_OK)
-        return open_fail(err, FO_STORE_EIO, "NATS at %s: cannot create or read the stream "
-                         "FLUSHOUT: %s", nb->where, fo_nats_last_error(s));
-    for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++)
-        ok |= strcmp(si->Config->Subjects[i], subjects[0]) == 0;
-    if (!ok || si->Config->Storage != js_FileStorage)
-        rc = open_fail(err, FO_STORE_ECORRUPT,
-                       "NATS at %s: the stream FLUSHOUT exists but is not the hub's (%s); delete "
-                       "it or point --cluster at another NATS",
-                       nb->where,
-                       !ok ? "its subjects are not fo.log.>" : "it does not use file storage");
-    jsStreamInfo_Destroy(si);
-    return rc;
-}
 
 static void nats_close(void *impl)
 {
@@ -766,7 +712,8 @@ static int nats_open(const char *urls, const fo_store_options *o, void **impl, f
                        fo_nats_last_error(s));
         goto out;
     }
-    rc = ensure_stream(nb, err);
+    if ((rc = fo_nats_ensure_stream(nb->nc, nb->js, urls, why, sizeof(why))))
+        rc = open_fail(err, rc, "%s%s", why, "");
 out:
     if (rc) {
         err->code = rc;

@@ -57,18 +57,27 @@ static void start_hubs(fo_natsproc *n, fo_hubproc **h)
 }
 
 /* Waits until `c`'s hub answers `get` with `count` commands (it follows the log); returns
- * that snapshot. */
+ * that snapshot. An error answer (a load that timed out while NATS elects a new stream
+ * leader) is asked again, within the same 20 s. */
 static fo_snapshot get_when(ht_client *c, const char *model, uint64_t count)
 {
     int64_t deadline = ht_now_ms() + 20000;
-    fo_snapshot s;
+    fo_snapshot s = {0, NULL};
 
     for (;;) {
+        fo_msg m = {.type = FO_MSG_GET, .model = model, .model_len = (uint32_t)strlen(model)};
+        uint64_t rid;
         ht_client_reset_arena(c);
-        s = ht_get(c, model);
-        if (s.command_count == count || ht_now_ms() > deadline)
+        rid = ht_send(c, &m);
+        ht_recv(c, &m);
+        cr_assert_eq(m.rid, rid);
+        cr_assert(m.type == FO_MSG_SNAP || (m.type == FO_MSG_ERROR && ht_now_ms() < deadline),
+                  "[%s] get %s: %s", c->id, model, m.message ? m.message : "not a snap");
+        if (m.type == FO_MSG_SNAP)
+            s = m.snapshot;
+        if ((m.type == FO_MSG_SNAP && s.command_count == count) || ht_now_ms() > deadline)
             break;
-        usleep(20000);
+        usleep(m.type == FO_MSG_SNAP ? 20000 : 200000);
     }
     cr_assert_eq(s.command_count, count, "[%s] the hub stands at %llu, the log at %llu", c->id,
                  (unsigned long long)s.command_count, (unsigned long long)count);

@@ -463,6 +463,18 @@ Test(json, raw_nul_bytes_are_refused)
         fo_err_info err = parse_fail(cases[i].text, cases[i].len, 8, FO_EPROTO);
         cr_assert_eq(err.pos, cases[i].pos, "case %zu: pos %zu", i, err.pos);
     }
+    /* Found by an hour of fuzz_json: a NUL jansson reads past, in a text that goes on
+     * nesting past jansson's own limit, is still the error (not the depth). */
+    {
+        size_t n = 3 + 2100;
+        char *t = malloc(n);
+        fo_err_info err;
+        memcpy(t, "[1\0", 3);
+        memset(t + 3, '[', 2100);
+        err = parse_fail(t, n, 64, FO_EPROTO);
+        cr_assert_eq(err.pos, 2, "pos %zu: %s", err.pos, err.msg);
+        free(t);
+    }
     /* jansson itself refuses a NUL where a token starts, and a raw one in a string. */
     parse_fail("[\0]", 3, 8, FO_EPROTO);
     parse_fail("\"a\0\"", 4, 8, FO_EPROTO);

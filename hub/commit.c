@@ -115,7 +115,7 @@ static void release_ready(fo_hub *h)
         while (w) {
             fo_commit_waiter *next = w->next;
             c->pending--;
-            w->settle(w, g->rc ? g->err : NULL);
+            w->settle(w, g->rc, g->rc ? g->err : NULL);
             w = next;
         }
         group_free(g);
@@ -142,7 +142,7 @@ static void on_committed(fo_store *s, const fo_store_status *st, void *data)
         h->metrics.store_errors++;
         FO_LOG(FO_LOG_ERROR, "commit of %zu batches failed: %s", g->nwrites, st->msg);
         for (i = 0; i < g->nwrites; i++)
-            g->writes[i].owner->failed(g->writes[i].owner);
+            g->writes[i].owner->failed(g->writes[i].owner, st->rc);
     }
     release_ready(h);
 }
@@ -169,7 +169,7 @@ static void on_part(fo_store *s, const fo_store_status *st, void *data)
                g->writes[pt->order[pt->first]].owner->name, st->msg);
         for (size_t i = 0; i < pt->n; i++)
             g->writes[pt->order[pt->first + i]].owner->failed(
-                g->writes[pt->order[pt->first + i]].owner);
+                g->writes[pt->order[pt->first + i]].owner, st->rc);
     }
     if (--g->parts == 0) {
         free(pt->order);
@@ -228,7 +228,7 @@ static int submit_parts(fo_hub *h, fo_group *g, const fo_store_write *w)
             free(pt);
             rc = rc ? rc : FO_ENOMEM;
             for (size_t k = start; k < i; k++)
-                g->writes[order[k]].owner->failed(g->writes[order[k]].owner);
+                g->writes[order[k]].owner->failed(g->writes[order[k]].owner, rc);
             continue;
         }
         *pt = (part){g, start, i - start, order};
@@ -310,7 +310,7 @@ failed:
     g->rc = rc;
     snprintf(g->err, sizeof(g->err), "store refused the commit: %s", fo_store_strerror(rc));
     for (i = 0; i < g->nwrites; i++)
-        g->writes[i].owner->failed(g->writes[i].owner);
+        g->writes[i].owner->failed(g->writes[i].owner, rc);
     release_ready(h);
 }
 

@@ -20,20 +20,21 @@
 typedef struct fo_hub fo_hub;
 
 /* A reply waiting for its group to be durable, embedded in its owner's struct (the models'
- * fo_pending): `settle` is called once, in group order, with NULL once the group is durable
- * or with why it failed. This module knows nothing else of it. */
+ * fo_pending): `settle` is called once, in group order, with rc 0 and NULL once the group
+ * is durable, or with the store's error code (store.h) and why it failed. This module
+ * knows nothing else of it. */
 typedef struct fo_commit_waiter {
     struct fo_commit_waiter *next;
-    void (*settle)(struct fo_commit_waiter *w, const char *failed);
+    void (*settle)(struct fo_commit_waiter *w, int rc, const char *failed);
 } fo_commit_waiter;
 
 /* Whose log a write extends (a model), embedded in the owner: its name is the store's key;
  * the group holds it (hold true, then false) until the write is committed, and tells it
- * when a commit with its write failed. */
+ * when a commit with its write failed, with the store's error code. */
 typedef struct fo_commit_owner {
     const char *name;
     void (*hold)(struct fo_commit_owner *o, bool take);
-    void (*failed)(struct fo_commit_owner *o);
+    void (*failed)(struct fo_commit_owner *o, int rc);
 } fo_commit_owner;
 
 /* One row for the store: an applied batch, with an optional snapshot and rules row. The

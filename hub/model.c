@@ -507,9 +507,13 @@ static void owner_hold(fo_commit_owner *o, bool take)
         fo_model_unref(m);
 }
 
-static void owner_failed(fo_commit_owner *o)
+static void owner_failed(fo_commit_owner *o, int rc)
 {
-    fo_model_mark_broken((fo_model *)((char *)o - offsetof(fo_model, owner)));
+    fo_model *m = (fo_model *)((char *)o - offsetof(fo_model, owner));
+
+    if (!m->broken)
+        m->broken_rc = rc;
+    fo_model_mark_broken(m);
 }
 
 static fo_model *get_model(fo_hub *h, const char *name, uint32_t len)

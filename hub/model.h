@@ -84,6 +84,7 @@ struct fo_model {
     fo_model_state state;
     bool broken;          /* a commit failed: reload from the store once drained */
     bool stale;           /* --cluster: behind the log; reload once drained (nothing failed) */
+    int broken_rc;        /* the store's error code of the commit that broke it */
     fo_master *master;
     fo_history hist;      /* recent batches as encoded bytes (hub/history.h) */
     fo_strmap dedup;      /* client -> uint64_t * (last seq applied) */

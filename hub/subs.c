@@ -229,11 +229,17 @@ static void release(fo_pending *p)
     run_waiting(m);
 }
 
-static void fail(fo_pending *p, const char *why)
+/* The reply's commit failed. On --cluster a store that cannot reach NATS (FO_STORE_EIO: no
+ * quorum, no server) is a passing state: `overloaded`, retry in a second; anything else is
+ * `internal`. Either way the flush may be retried with its seq. */
+static void fail(fo_pending *p, int rc, const char *why)
 {
     fo_model *m = p->model;
+    fo_session *s = fo_session_of(p->sink);
 
     if (p->sink) {
+        bool transient = m->hub->cfg.cluster[0] && rc == FO_STORE_EIO;
+        fo_error_code code = transient ? FO_ERR_OVERLOADED : FO_ERR_INTERNAL;
         fo_msg req;
         char text[400];
         memset(&req, 0, sizeof(req));
@@ -243,7 +249,10 @@ static void fail(fo_pending *p, const char *why)
         req.model_len = m->name_len;
         snprintf(text, sizeof(text), "%s%s", why,
                  p->kind == FO_PEND_ACK ? "; the flush may not be stored: retry it with the same seq (it applies once)" : "");
-        fo_reply_error(p->sink, &req, FO_ERR_INTERNAL, text);
+        if (transient && s)
+            fo_session_send_retry(s, &req, code, 1000, "%s", text);
+        else
+            fo_reply_error(p->sink, &req, code, text);
         if (p->kind == FO_PEND_ACK)
             m->hub->metrics.flush_errors++;
     }
@@ -254,14 +263,17 @@ static void fail(fo_pending *p, const char *why)
 }
 
 /* The commit group of p is settled (commit.h). */
-static void settle(fo_commit_waiter *w, const char *failed)
+static void settle(fo_commit_waiter *w, int rc, const char *failed)
 {
     fo_pending *p = (fo_pending *)w;
 
-    if (!failed && p->model->broken)
-        failed = "a commit of this model failed (on --cluster: another hub appended first); the model reloads";
+    if (!failed && p->model->broken) {
+        failed = "a commit of this model failed (on --cluster: another hub appended first, or "
+                 "NATS is unreachable); the model reloads";
+        rc = p->model->broken_rc;
+    }
     if (failed)
-        fail(p, failed);
+        fail(p, rc, failed);
     else
         release(p);
 }

@@ -3,8 +3,9 @@
  * stops by its pid. Flush, ack and push; a restarted hub keeps documents, history and the
  * exactly-once outcome of a retried (client, seq); a second writer appending to a model the
  * hub holds: the hub follows it (hub/follow.h), and a flush racing it is refused (the
- * fence) with a clear error, never stored on a stale state; NATS down at start: a clear message and exit 1; NATS killed while running:
- * flushes fail with a clear error, nothing acknowledged is lost, writes resume. Skipped,
+ * fence) with a clear error, never stored on a stale state; NATS down at start: a clear
+ * message and exit 1; NATS killed while running: flushes fail with `overloaded`,
+ * retryAfterMs and a clear message, nothing acknowledged is lost, writes resume. Skipped,
  * saying why, without a nats-server binary. */
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +39,10 @@ static fo_hubproc *hub_on(fo_natsproc *n)
 
 /* Sends a flush and returns the reply's type: FO_MSG_ACK (result in *r) or FO_MSG_ERROR
  * (its text in why). */
+/* The last error's code and retryAfterMs (0: none), as flush_once received them. */
+static fo_error_code last_code;
+static uint64_t last_retry_ms;
+
 static fo_msg_type flush_once(ht_client *c, const char *model, uint64_t seq, const fo_batch *b,
                               fo_apply_result *r, char *why, size_t cap)
 {
@@ -51,6 +56,8 @@ static fo_msg_type flush_once(ht_client *c, const char *model, uint64_t seq, con
         *r = m.result;
     else
         snprintf(why, cap, "%s", m.message ? m.message : "");
+    last_code = m.code;
+    last_retry_ms = m.has_retry_after ? m.retry_after_ms : 0;
     return m.type;
 }
 
@@ -241,6 +248,9 @@ Test(hub_nats, nats_killed_while_running)
     cr_assert_eq(flush_once(c, "k", seq, &b, &r, why, sizeof(why)), FO_MSG_ERROR,
                  "a flush was acknowledged with NATS down");
     cr_assert(strstr(why, "JetStream did not acknowledge"), "error: %s", why);
+    cr_assert_eq(last_code, FO_ERR_OVERLOADED, "NATS down is a passing state: %s",
+                 fo_error_code_name(last_code));
+    cr_assert_eq(last_retry_ms, 1000);
 
     /* NATS is back: the same (client, seq) is retried until the hub takes writes again;
      * applied once whatever happened to the first attempt. */

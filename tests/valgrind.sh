@@ -178,5 +178,47 @@ else
     echo "skip test_store_nats: no nats-server (scripts/install-deps.sh test installs it)"
 fi
 
+# Two hubs on one nats-server (--cluster: hub/follow.c, hub/peers.c), both under valgrind:
+# writes through each (one of them forwarded to the model's owner), the other hub follows;
+# both stop cleanly.
+hub_cluster_session() {
+    local nats=${FO_NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+    local np nats_pid logs=() pids=() ports=() port i cli=$build/clients/flushout url got
+    np=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$nats" -js -a 127.0.0.1 -p "$np" -sd "$tmp/js" >"$tmp/nats.log" 2>&1 &
+    nats_pid=$!
+    for _ in $(seq 1 100); do grep -q "Server is ready" "$tmp/nats.log" && break; sleep 0.1; done
+    for i in 0 1; do
+        start_hub "$tmp/hub-cl$i.log" --sequential-ids --cluster "nats://127.0.0.1:$np" ||
+            { kill "$nats_pid"; return 1; }
+        pids[i]=$hub_pid
+        ports[i]=$port
+    done
+    sleep 1.5 # the hubs hear each other (announcements every 500 ms)
+    for i in 0 1; do
+        url=ws://127.0.0.1:${ports[i]}/v1/ws
+        "$cli" --url "$url" --timeout 30 apply vc "{\"action\":\"update\",\"props\":{\"h$i\":$i}}" \
+            >/dev/null || { kill "$nats_pid"; return 1; }
+    done
+    for _ in $(seq 1 50); do
+        got=$("$cli" --url "ws://127.0.0.1:${ports[0]}/v1/ws" --timeout 20 get vc)
+        [ "$got" = '{"commandCount":2,"document":{"h0":0,"h1":1}}' ] && break
+        sleep 0.2
+    done
+    [ "$got" = '{"commandCount":2,"document":{"h0":0,"h1":1}}' ] || { echo "got $got"; kill "$nats_pid"; return 1; }
+    for i in 0 1; do
+        hub_pid=${pids[i]}
+        stop_hub "$tmp/hub-cl$i.log" || { kill "$nats_pid"; return 1; }
+    done
+    kill "$nats_pid"
+    wait "$nats_pid" 2>/dev/null
+    return 0
+}
+if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then
+    check hub_cluster_session hub_cluster_session
+else
+    echo "skip hub_cluster_session: no nats-server"
+fi
+
 echo "valgrind: $pass passed, $fail failed"
 [ $fail -eq 0 ]

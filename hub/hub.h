@@ -56,6 +56,8 @@ typedef struct fo_hub {
     fo_store *store;
     struct fo_follow *follow; /* --cluster: other hubs' appends to hot models (follow.h) */
     struct fo_peers *peers;   /* --cluster: membership, owners, forwarding (peers.h) */
+    struct fo_presence *presence; /* --cluster: other hubs' presence (presence.h) */
+    char sid_prefix[12];      /* --cluster: "<8 hex>-" before session numbers; else "" */
     fo_auth *auth;      /* NULL: open hub */
     fo_rules *rules;    /* --interceptors (NULL: none); SIGHUP loads it again */
     fo_commit commit;

@@ -16,7 +16,9 @@
 #include "hub/log.h"
 #include "hub/model.h"
 #include "hub/nats_conn.h"
+#include "hub/presence.h"
 #include "hub/session.h"
+#include "hub/store_nats.h"
 
 #define BEAT_MS 500
 #define ALIVE_MS 2000
@@ -29,11 +31,13 @@
 typedef struct member {
     char id[17];
     uint64_t seen_ms;
+    bool gone; /* counted dead and its sessions' presence cleared (loop only) */
 } member;
 
-/* A message for the loop: a flush to run here (REQ), the answer to one sent (ANS), or
- * NATS saying nobody listens where it was sent (NORESP: the owner is gone). */
-enum { REQ = 1, ANS, NORESP };
+/* A message for the loop: a flush to run here (REQ), the answer to one sent (ANS), NATS
+ * saying nobody listens where it was sent (NORESP: the owner is gone), or another hub's
+ * presence event (PRES). */
+enum { REQ = 1, ANS, NORESP, PRES };
 typedef struct item {
     struct item *next;
     int kind;
@@ -67,7 +71,7 @@ struct fo_peers {
     char id[17];
     char fwd_subject[64];
     natsConnection *nc;
-    natsSubscription *subs[3];
+    natsSubscription *subs[4];
     uv_async_t async;
     uv_timer_t timer;
     pthread_mutex_t mu; /* members, the inbox, subs_done */
@@ -168,6 +172,23 @@ static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     if (dot && (it = calloc(1, sizeof(*it) + n))) {
         it->kind = natsMsg_IsNoResponders(msg) ? NORESP : ANS;
         it->id = strtoull(dot + 1, NULL, 10);
+        it->n = n;
+        memcpy(it->data, natsMsg_GetData(msg), n);
+        push_item(p, it);
+    }
+    natsMsg_Destroy(msg);
+}
+
+static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    fo_peers *p = closure;
+    size_t n = (size_t)natsMsg_GetDataLength(msg);
+    item *it;
+
+    (void)nc;
+    (void)sub;
+    if ((it = calloc(1, sizeof(*it) + n))) {
+        it->kind = PRES;
         it->n = n;
         memcpy(it->data, natsMsg_GetData(msg), n);
         push_item(p, it);
@@ -605,6 +626,8 @@ static void on_async(uv_async_t *a)
         if (!p->stopping) {
             if (it->kind == REQ)
                 run_request(p, it);
+            else if (it->kind == PRES)
+                fo_presence_take(p->h->presence, it->data, it->n);
             else
                 take_answer(p, it);
         }
@@ -619,6 +642,20 @@ static void on_timer(uv_timer_t *t)
     fwd *f, *next;
 
     natsConnection_Publish(p->nc, BEATS, p->id, 16); /* NATS down: nats.c buffers it */
+    {
+        char gone[MAX_MEMBERS][17];
+        uint32_t ngone = 0;
+        pthread_mutex_lock(&p->mu);
+        for (uint32_t i = 0; i < p->nmembers; i++) {
+            bool dead = now - p->members[i].seen_ms > ALIVE_MS;
+            if (dead && !p->members[i].gone)
+                memcpy(gone[ngone++], p->members[i].id, 17);
+            p->members[i].gone = dead;
+        }
+        pthread_mutex_unlock(&p->mu);
+        for (uint32_t i = 0; i < ngone; i++)
+            fo_presence_hub_gone(p->h->presence, gone[i]);
+    }
     for (f = p->list; f; f = next) {
         next = f->next;
         if (now >= f->deadline_ms)
@@ -638,9 +675,11 @@ static void on_closed(uv_handle_t *hd)
         next = it->next;
         free(it);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         natsSubscription_Destroy(p->subs[i]);
     natsConnection_Destroy(p->nc); /* closed by fo_peers_stop; sinks used it till now */
+    fo_presence_free(p->h->presence);
+    p->h->presence = NULL;
     fo_strmap_destroy(&p->by_id);
     fo_strmap_destroy(&p->by_row);
     pthread_cond_destroy(&p->cond);
@@ -665,6 +704,10 @@ int fo_peers_start(fo_hub *h, const char *urls, fo_peers **out, char *msg, size_
     pthread_cond_init(&p->cond, NULL);
     fo_strmap_init(&p->by_id);
     fo_strmap_init(&p->by_row);
+    if (!(h->presence = fo_presence_new(h))) {
+        snprintf(msg, ml, "out of memory");
+        return FO_ENOMEM;
+    }
     if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0) {
         uint64_t t = uv_hrtime() ^ ((uint64_t)getpid() << 32);
         memcpy(rnd, &t, sizeof(rnd));
@@ -683,12 +726,16 @@ int fo_peers_start(fo_hub *h, const char *urls, fo_peers **out, char *msg, size_
     if ((s = natsConnection_Subscribe(&p->subs[0], p->nc, BEATS, on_beat, p)) != NATS_OK ||
         (s = natsConnection_Subscribe(&p->subs[1], p->nc, p->fwd_subject, on_request, p)) !=
             NATS_OK ||
-        (s = natsConnection_Subscribe(&p->subs[2], p->nc, ans, on_answer, p)) != NATS_OK) {
+        (s = natsConnection_Subscribe(&p->subs[2], p->nc, ans, on_answer, p)) != NATS_OK ||
+        (s = natsConnection_Subscribe(&p->subs[3], p->nc, FO_PRESENCE_SUBJECTS, on_presence, p)) !=
+            NATS_OK) {
         snprintf(msg, ml, "subscribing at %s: %s", urls, fo_nats_last_error(s));
         return FO_STORE_EIO;
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         natsSubscription_SetOnCompleteCB(p->subs[i], on_sub_done, p);
+    snprintf(h->sid_prefix, sizeof(h->sid_prefix), "%.8s-", p->id);
+    fo_presence_connect(h->presence, p->nc);
     natsConnection_Publish(p->nc, BEATS, p->id, 16);
     uv_timer_start(&p->timer, on_timer, BEAT_MS, BEAT_MS);
     FO_LOG(FO_LOG_INFO, "cluster: this hub is %s; flushes go to their model's owner%s", p->id,
@@ -705,8 +752,9 @@ void fo_peers_stop(fo_peers *p)
     while (p->list)
         fail_fwd(p, p->list, FO_ERR_SHUTTING_DOWN, "the hub is stopping: retry on another");
     p->stopping = true;
+    fo_presence_connect(p->h->presence, NULL);
     uv_timer_stop(&p->timer);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         subs += p->subs[i] != NULL;
     /* Closed, not destroyed: answers of forwarded flushes still settling are dropped
      * (publishing on a closed connection fails cleanly); destroyed with the handles. */

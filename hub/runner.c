@@ -7,6 +7,7 @@
 
 #include "hub/follow.h"
 #include "hub/hub.h"
+#include "hub/presence.h"
 #include "hub/log.h"
 #include "proto/json.h"
 
@@ -159,6 +160,7 @@ static void exec_presence(fo_model *m, fo_task *t)
     for (fo_sub *o = m->subs; o; o = o->mnext)
         if (o != sub && o->active)
             fo_session_send(o->session, f);
+    fo_presence_publish(m->hub, m, f);
     fo_frame_unref(sub->presence);
     sub->presence = t->msg.state ? f : NULL;
     if (!t->msg.state)

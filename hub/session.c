@@ -351,7 +351,7 @@ fo_session *fo_session_open(fo_hub *h, int fd, uv_poll_t *poll, fo_tls *tls, fo_
     poll->data = s;
     s->refs = 1;
     s->id = ++h->next_session_id;
-    snprintf(s->sid, sizeof(s->sid), "%llu", (unsigned long long)s->id);
+    snprintf(s->sid, sizeof(s->sid), "%s%llu", h->sid_prefix, (unsigned long long)s->id);
     s->rights = *rights;
     memset(rights, 0, sizeof(*rights));
     s->last_rx_ms = fo_hub_now_ms(h);

@@ -10,6 +10,7 @@
 #include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/model.h"
+#include "hub/presence.h"
 #include "hub/runner.h"
 
 /* ---- subscriptions and replies ------------------------------------------------------- */
@@ -32,6 +33,7 @@ void fo_model_unsubscribe(fo_sub *sub, bool announce)
             for (fo_sub *o = m->subs; o; o = o->mnext)
                 if (o != sub && o->active)
                     fo_session_send(o->session, f);
+            fo_presence_publish(m->hub, m, f);
             fo_frame_unref(f);
         }
     }
@@ -147,6 +149,7 @@ static void send_presence_of_others(fo_model *m, fo_sub *sub)
     for (fo_sub *o = m->subs; o; o = o->mnext)
         if (o != sub && o->presence)
             fo_session_send(sub->session, o->presence);
+    fo_presence_send(m->hub, m, sub->session);
 }
 
 void fo_model_fan_out(fo_model *m, fo_frame *push, uint64_t from, uint64_t len,

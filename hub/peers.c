@@ -141,58 +141,56 @@ static void on_beat(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     natsMsg_Destroy(msg);
 }
 
+/* The message's bytes as an item of `kind` (NULL: out of memory). */
+static item *item_of(natsMsg *msg, int kind)
+{
+    size_t n = (size_t)natsMsg_GetDataLength(msg);
+    item *it = calloc(1, sizeof(*it) + n);
+
+    if (it) {
+        it->kind = kind;
+        it->n = n;
+        memcpy(it->data, natsMsg_GetData(msg), n);
+    }
+    return it;
+}
+
 static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    fo_peers *p = closure;
     const char *reply = natsMsg_GetReply(msg);
-    size_t n = (size_t)natsMsg_GetDataLength(msg);
     item *it;
 
     (void)nc;
     (void)sub;
-    if (reply && strlen(reply) < sizeof(it->reply) && (it = calloc(1, sizeof(*it) + n))) {
-        it->kind = REQ;
+    if (reply && strlen(reply) < sizeof(it->reply) && (it = item_of(msg, REQ))) {
         snprintf(it->reply, sizeof(it->reply), "%s", reply);
-        it->n = n;
-        memcpy(it->data, natsMsg_GetData(msg), n);
-        push_item(p, it);
+        push_item(closure, it);
     }
     natsMsg_Destroy(msg);
 }
 
 static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    fo_peers *p = closure;
-    const char *subject = natsMsg_GetSubject(msg), *dot = strrchr(subject, '.');
-    size_t n = (size_t)natsMsg_GetDataLength(msg);
+    const char *dot = strrchr(natsMsg_GetSubject(msg), '.');
     item *it;
 
     (void)nc;
     (void)sub;
-    if (dot && (it = calloc(1, sizeof(*it) + n))) {
-        it->kind = natsMsg_IsNoResponders(msg) ? NORESP : ANS;
+    if (dot && (it = item_of(msg, natsMsg_IsNoResponders(msg) ? NORESP : ANS))) {
         it->id = strtoull(dot + 1, NULL, 10);
-        it->n = n;
-        memcpy(it->data, natsMsg_GetData(msg), n);
-        push_item(p, it);
+        push_item(closure, it);
     }
     natsMsg_Destroy(msg);
 }
 
 static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    fo_peers *p = closure;
-    size_t n = (size_t)natsMsg_GetDataLength(msg);
     item *it;
 
     (void)nc;
     (void)sub;
-    if ((it = calloc(1, sizeof(*it) + n))) {
-        it->kind = PRES;
-        it->n = n;
-        memcpy(it->data, natsMsg_GetData(msg), n);
-        push_item(p, it);
-    }
+    if ((it = item_of(msg, PRES)))
+        push_item(closure, it);
     natsMsg_Destroy(msg);
 }
 

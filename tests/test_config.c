@@ -395,6 +395,7 @@ Test(config, print_reads_back)
                         "0",
                         "--cluster",
                         "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
+                        "--optimistic",
                         "--tls-cert",
                         "/cert.pem",
                         "--tls-key",

@@ -371,7 +371,7 @@ bool fo_model_exec_follow(fo_model *m, fo_task *t)
                    (unsigned long long)count);
             m->hub->metrics.follow_gaps++;
             rc = FO_EGAP;
-        } else if (!fo_peers_row_ready(m->hub, m, w->client, w->seq, &flusher)) {
+        } else if (!fo_peers_row_ready(m->hub, m, w->client, w->seq, w->from, &flusher)) {
             /* Its flush was forwarded from here and the ack is not back yet: the batch
              * waits for it (peers.h); the rows before it are applied, the task runs again. */
             fo_nats_record_free(&rec);

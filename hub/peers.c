@@ -451,7 +451,7 @@ static void take_answer(fo_peers *p, const item *it)
         fail_fwd(p, f, FO_ERR_INTERNAL, "the owner's answer does not decode");
         return;
     }
-    if (m.type == FO_MSG_ERROR || !f->m || m.result.applied.len == 0) {
+    if (m.type == FO_MSG_ERROR || !f->m) {
         fo_frame *fr = fo_frame_new(it->data, it->n);
         fo_arena_destroy(&a);
         if (fr)
@@ -472,32 +472,47 @@ static void take_answer(fo_peers *p, const item *it)
         fail_fwd(p, f, FO_ERR_INTERNAL, "out of memory");
         return;
     }
-    /* The follower has the batch already (a reload read it): the ack goes now; else the
-     * follower waiting for it runs again and sends it in the batch's place. */
-    if (f->m->state == FO_MODEL_READY && f->m->master &&
-        fo_master_snapshot(f->m->master).command_count >= f->from + f->len) {
-        deliver_ack(p, f);
-        return;
+    /* The follower has the batch already (a reload read it), or the ack applies nothing and
+     * the follower stands at its `from`: the ack goes now; else the follower waiting for it
+     * runs again and sends it in the batch's place (or before the first row past `from`). */
+    {
+        fo_model *mm = fo_model_ref(f->m);
+        if (mm->state == FO_MODEL_READY && mm->master &&
+            fo_master_snapshot(mm->master).command_count >= f->from + f->len)
+            deliver_ack(p, f);
+        fo_model_run(mm); /* a follower waiting for this answer goes on */
+        fo_model_unref(mm);
     }
-    fo_model_run(f->m);
 }
 
 bool fo_peers_row_ready(fo_hub *h, fo_model *m, const char *client, uint64_t seq,
-                        fo_session **flusher)
+                        uint64_t from, fo_session **flusher)
 {
+    fo_peers *p = h->peers;
     char key[300];
-    fwd *f;
+    fwd *f, *next;
 
-    (void)m;
     *flusher = NULL;
-    if (!h->peers || !client || !client[0])
+    if (!p)
+        return true;
+    /* A forwarded flush of a subscribed flusher not answered yet: where its ack goes in the
+     * stream is not known (an ack that applies nothing has no row), so the rows wait. */
+    for (f = p->list; f; f = f->next)
+        if (f->m == m && !f->ack)
+            return false;
+    /* Acks that applied nothing at or before this row go out first. */
+    for (f = p->list; f; f = next) {
+        next = f->next;
+        if (f->m == m && f->len == 0 && f->from <= from) {
+            deliver_ack(p, f);
+            next = p->list;
+        }
+    }
+    if (!client || !client[0])
         return true;
     snprintf(key, sizeof(key), "%s\x1f%llu\x1f%s", client, (unsigned long long)seq, m->name);
-    if (!(f = fo_strmap_get(&h->peers->by_row, key, strlen(key))))
-        return true;
-    if (!f->ack)
-        return false;
-    *flusher = f->s;
+    if ((f = fo_strmap_get(&p->by_row, key, strlen(key))))
+        *flusher = f->s;
     return true;
 }
 

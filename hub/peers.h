@@ -17,7 +17,8 @@
  * sends that to the client. When the flusher is subscribed here, the ack waits for this
  * hub's follower to apply the batch it acknowledges, and takes that batch's place in the
  * flusher's stream (the batch is not pushed to it): pushes before, ack, pushes after, as
- * the contract orders them. An owner that does not answer within 5 s: the flush gets
+ * the contract orders them (while such a flush waits for its answer, the follower does not
+ * apply that model's rows). An owner that does not answer within 5 s: the flush gets
  * `overloaded` with retryAfterMs (the client sends it again with the same seq, and
  * exactly-once makes that safe whatever happened to the first). */
 #ifndef FO_PEERS_H
@@ -51,12 +52,14 @@ uint32_t fo_peers_alive(fo_peers *p);
 void fo_peers_request(fo_hub *h, fo_session *s, const fo_msg *msg, fo_arena *arena,
                       uint64_t t_recv);
 
-/* For the follower (follow.c), before it applies the row (client, seq) of model m: false
- * when a forwarded flush of that row waits for its ack here (the follower waits; the ack's
- * arrival runs the model again); else true, and *flusher is the session to leave out of the
- * row's push (NULL: none). */
+/* For the follower (follow.c), before it applies the row (client, seq) at `from` of model
+ * m: false while a flush forwarded from a subscriber of m here has no answer yet (where its
+ * ack goes in the stream is not known: the follower waits, the answer runs the model
+ * again); else sends the acks that applied nothing at or before `from`, and returns true
+ * with *flusher the session to leave out of the row's push (its ack takes the row's
+ * place; NULL: none). */
 bool fo_peers_row_ready(fo_hub *h, fo_model *m, const char *client, uint64_t seq,
-                        fo_session **flusher);
+                        uint64_t from, fo_session **flusher);
 /* After the follower pushed the row: the flusher's ack goes out in the batch's place. */
 void fo_peers_row_done(fo_hub *h, fo_model *m, const char *client, uint64_t seq, uint64_t from,
                        uint64_t len);

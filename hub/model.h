@@ -85,6 +85,8 @@ struct fo_model {
     bool broken;          /* a commit failed: reload from the store once drained */
     bool stale;           /* --cluster: behind the log; reload once drained (nothing failed) */
     int broken_rc;        /* the store's error code of the commit that broke it */
+    uint32_t fwd_unanswered; /* --cluster: flushes of its subscribers forwarded, no answer yet */
+    uint32_t fwd_empty;      /* ... answered with an ack that applied nothing, not sent yet */
     fo_master *master;
     fo_history hist;      /* recent batches as encoded bytes (hub/history.h) */
     fo_strmap dedup;      /* client -> uint64_t * (last seq applied) */

@@ -355,8 +355,13 @@ static void fwd_free(fo_peers *p, fwd *f)
 
     snprintf(key, sizeof(key), "%llu", (unsigned long long)f->id);
     fo_strmap_del(&p->by_id, key, strlen(key));
-    if (f->m)
+    if (f->m) {
         fo_strmap_del(&p->by_row, f->row, strlen(f->row));
+        if (!f->ack)
+            f->m->fwd_unanswered--;
+        else if (f->len == 0)
+            f->m->fwd_empty--;
+    }
     if (f->prev)
         f->prev->next = f->next;
     else
@@ -472,6 +477,8 @@ static void take_answer(fo_peers *p, const item *it)
         fail_fwd(p, f, FO_ERR_INTERNAL, "out of memory");
         return;
     }
+    f->m->fwd_unanswered--;
+    f->m->fwd_empty += f->len == 0;
     /* The follower has the batch already (a reload read it), or the ack applies nothing and
      * the follower stands at its `from`: the ack goes now; else the follower waiting for it
      * runs again and sends it in the batch's place (or before the first row past `from`). */
@@ -497,15 +504,14 @@ bool fo_peers_row_ready(fo_hub *h, fo_model *m, const char *client, uint64_t seq
         return true;
     /* A forwarded flush of a subscribed flusher not answered yet: where its ack goes in the
      * stream is not known (an ack that applies nothing has no row), so the rows wait. */
-    for (f = p->list; f; f = f->next)
-        if (f->m == m && !f->ack)
-            return false;
+    if (m->fwd_unanswered)
+        return false;
     /* Acks that applied nothing at or before this row go out first. */
-    for (f = p->list; f; f = next) {
+    for (f = m->fwd_empty ? p->list : NULL; f; f = next) {
         next = f->next;
-        if (f->m == m && f->len == 0 && f->from <= from) {
+        if (f->m == m && f->ack && f->len == 0 && f->from <= from) {
             deliver_ack(p, f);
-            next = p->list;
+            next = m->fwd_empty ? p->list : NULL;
         }
     }
     if (!client || !client[0])
@@ -573,6 +579,7 @@ static bool forward(fo_peers *p, fo_session *s, const fo_msg *msg, const char *o
     m = fo_strmap_get(&h->models, msg->model, msg->model_len);
     if (m && fo_session_find_sub(s, m)) {
         f->m = fo_model_ref(m);
+        m->fwd_unanswered++;
         snprintf(f->row, sizeof(f->row), "%s\x1f%llu\x1f%s", s->client,
                  (unsigned long long)msg->seq, f->model);
     }

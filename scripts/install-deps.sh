@@ -10,7 +10,8 @@ if [ "${1:-build}" = bench ]; then
     want+=(gnuplot-nox python3)
 fi
 if [ "${1:-build}" = test ]; then
-    want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium curl openssl nats-server systemd man-db)
+    want+=(libcriterion-dev clang libclang-rt-14-dev valgrind chromium curl openssl nats-server systemd man-db
+           python3)
 fi
 
 missing=()

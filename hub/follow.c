@@ -21,13 +21,23 @@
 #define MAX_ENDS 100000 /* log ends kept; past it they are forgotten (the next append reads) */
 #define WAIT_MS 5000
 
-/* A record on its way to the loop. */
+/* A record on its way to the loop, decoded once (on the NATS thread: it gives the log's
+ * end too); a task of the model's runner then holds it (fo_task.record). */
 typedef struct item {
     struct item *next;
-    size_t n;
-    char model[FO_STORE_MODEL_MAX + 1];
-    unsigned char data[];
+    char model[FO_STORE_MODEL_MAX + 1]; /* rec.writes[i].model points here */
+    fo_nats_record rec;
 } item;
+
+void fo_follow_record_free(void *record)
+{
+    item *it = record;
+
+    if (it) {
+        fo_nats_record_free(&it->rec);
+        free(it);
+    }
+}
 
 /* Where a model's log ends, as the consumer saw it. */
 typedef struct log_end {
@@ -100,7 +110,6 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     const char *subject = natsMsg_GetSubject(msg);
     size_t pl = sizeof(FO_NATS_SUBJECT_PREFIX) - 1, n = (size_t)natsMsg_GetDataLength(msg);
     jsMsgMetaData *meta = NULL;
-    fo_nats_record rec;
     char model[FO_STORE_MODEL_MAX + 1];
     item *it;
 
@@ -112,26 +121,23 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         natsMsg_Destroy(msg);
         return; /* not a model's log */
     }
-    if (fo_nats_record_decode(natsMsg_GetData(msg), n, model, &rec) == 0) {
-        uint64_t count = fo_nats_record_count(&rec);
-        fo_nats_record_free(&rec);
-        it = malloc(sizeof(*it) + n);
-        pthread_mutex_lock(&f->mu);
-        note_end(f, model, meta->Sequence.Stream, count);
-        if (it) {
-            it->next = NULL;
-            it->n = n;
-            memcpy(it->model, model, strlen(model) + 1);
-            memcpy(it->data, natsMsg_GetData(msg), n);
-            if (f->tail)
-                f->tail->next = it;
-            else
-                f->head = it;
-            f->tail = it;
+    if ((it = calloc(1, sizeof(*it)))) {
+        memcpy(it->model, model, strlen(model) + 1);
+        if (fo_nats_record_decode(natsMsg_GetData(msg), n, it->model, &it->rec) != 0) {
+            free(it);
+            it = NULL; /* not a record: nothing to note or apply */
         }
+    }
+    if (it) {
+        pthread_mutex_lock(&f->mu);
+        note_end(f, model, meta->Sequence.Stream, fo_nats_record_count(&it->rec));
+        if (f->tail)
+            f->tail->next = it;
+        else
+            f->head = it;
+        f->tail = it;
         pthread_mutex_unlock(&f->mu);
-        if (it)
-            uv_async_send(&f->async);
+        uv_async_send(&f->async);
     }
     jsMsgMetaData_Destroy(meta);
     natsMsg_Destroy(msg);
@@ -160,7 +166,7 @@ static void dispatch(fo_follow *f, item *it)
      * are owed the batch. */
     if (!m || (m->state == FO_MODEL_COLD && !m->subs) || h->phase == FO_HUB_STOPPING ||
         !(t = calloc(1, sizeof(*t)))) {
-        free(it);
+        fo_follow_record_free(it);
         return;
     }
     fo_arena_init(&t->arena, 64);
@@ -168,8 +174,6 @@ static void dispatch(fo_follow *f, item *it)
     t->msg.model = m->name;
     t->msg.model_len = m->name_len;
     t->t_recv = fo_now_ns();
-    t->record_len = it->n;
-    memmove(it, it->data, it->n); /* the item's memory becomes the record */
     t->record = it;
     h->metrics.follow_records++;
     fo_model_queue(m, t);
@@ -197,7 +201,7 @@ static void on_closed(uv_handle_t *hd)
 
     for (it = f->head; it; it = next) {
         next = it->next;
-        free(it);
+        fo_follow_record_free(it);
     }
     fo_strmap_each(&f->ends, free_end, NULL);
     fo_strmap_destroy(&f->ends);
@@ -344,21 +348,16 @@ static void level_subscribers(fo_model *m)
 
 bool fo_model_exec_follow(fo_model *m, fo_task *t)
 {
-    fo_nats_record rec;
-    int rc;
+    const fo_nats_record *rec = &((item *)t->record)->rec;
+    int rc = 0;
 
     /* This hub's own batches still waiting for their acks come first: a batch another hub
      * appended after them can reach the loop before the store's answer does, and its push
      * must not overtake theirs. The last settled reply runs the model again (subs.c). */
     if (m->npending)
         return false;
-    if ((rc = fo_nats_record_decode(t->record, t->record_len, m->name, &rec)) != 0) {
-        FO_LOG(FO_LOG_WARN, "model=%s a followed record does not decode: %s", m->name,
-               fo_strerror(rc));
-        return true;
-    }
-    for (size_t i = 0; i < rec.n && !rc; i++) {
-        const fo_store_write *w = &rec.writes[i];
+    for (size_t i = 0; i < rec->n && !rc; i++) {
+        const fo_store_write *w = &rec->writes[i];
         fo_session *flusher = NULL;
         uint64_t count = fo_master_snapshot(m->master).command_count;
         if (w->snap && w->snap_count <= count && w->snap_count > m->snapshot_count)
@@ -374,7 +373,6 @@ bool fo_model_exec_follow(fo_model *m, fo_task *t)
         } else if (!fo_peers_row_ready(m->hub, m, w->client, w->seq, w->from, &flusher)) {
             /* Its flush was forwarded from here and the ack is not back yet: the batch
              * waits for it (peers.h); the rows before it are applied, the task runs again. */
-            fo_nats_record_free(&rec);
             fo_model_account(m);
             return false;
         } else if ((rc = apply_row(m, w, flusher)) != 0) {
@@ -384,7 +382,6 @@ bool fo_model_exec_follow(fo_model *m, fo_task *t)
             fo_peers_row_done(m->hub, m, w->client, w->seq, w->from, w->len);
         }
     }
-    fo_nats_record_free(&rec);
     if (rc)
         fo_model_mark_stale(m);
     else

@@ -40,7 +40,10 @@ void fo_follow_stop(fo_follow *f);
 /* The store's log_end (store.h): thread-safe. */
 bool fo_follow_log_end(void *f, const char *model, uint64_t *seq, uint64_t *count);
 
-/* Runs a followed record's task (t->record) in the model's runner; always true. */
+/* Frees a followed record (fo_task.record). NULL is a no-op. */
+void fo_follow_record_free(void *record);
+/* Runs a followed record's task (t->record) in the model's runner: true when done, false
+ * while it waits (replies of this hub in flight, or a forwarded flush's answer). */
 bool fo_model_exec_follow(fo_model *m, fo_task *t);
 
 #endif

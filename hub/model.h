@@ -70,8 +70,7 @@ typedef struct fo_task {
     uint64_t t_recv;     /* ns */
     json_t *identity;    /* flush: the session's claims when it was queued (a reference) */
     bool reread;         /* --cluster: the model was read again from the log for it */
-    void *record;        /* a log record another hub appended (follow.h; malloc'd), or NULL */
-    size_t record_len;
+    void *record;        /* a record another hub appended, decoded (follow.h), or NULL */
 } fo_task;
 
 struct fo_model {

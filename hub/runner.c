@@ -16,7 +16,7 @@ void fo_runner_task_free(fo_task *t)
     fo_arena_destroy(&t->arena);
     fo_reply_unref(t->sink);
     json_decref(t->identity);
-    free(t->record);
+    fo_follow_record_free(t->record);
     free(t);
 }
 

@@ -51,10 +51,9 @@ struct fo_follow {
     jsCtx *js;
     natsSubscription *sub;
     pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t cond;
     item *head, *tail;
     fo_strmap ends;
-    bool sub_done; /* the subscription's last callback has returned */
+    fo_nats_done done; /* the subscription's last callback has returned */
 };
 
 static void free_end(void *ctx, const char *key, void *value)
@@ -143,16 +142,6 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
 }
 
-static void on_sub_done(void *closure)
-{
-    fo_follow *f = closure;
-
-    pthread_mutex_lock(&f->mu);
-    f->sub_done = true;
-    pthread_cond_broadcast(&f->cond);
-    pthread_mutex_unlock(&f->mu);
-}
-
 /* ---- on the loop ------------------------------------------------------------------------ */
 
 /* A record of a model in memory becomes a task of its runner; others are dropped. */
@@ -205,7 +194,7 @@ static void on_closed(uv_handle_t *hd)
     }
     fo_strmap_each(&f->ends, free_end, NULL);
     fo_strmap_destroy(&f->ends);
-    pthread_cond_destroy(&f->cond);
+    fo_nats_done_destroy(&f->done);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -218,7 +207,7 @@ int fo_follow_new(fo_hub *h, fo_follow **out)
         return FO_ENOMEM;
     f->h = h;
     pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cond, NULL);
+    fo_nats_done_init(&f->done);
     fo_strmap_init(&f->ends);
     uv_async_init(&h->loop, &f->async, on_async);
     f->async.data = f;
@@ -248,7 +237,7 @@ int fo_follow_start(fo_follow *f, const char *urls, char *msg, size_t ml)
     so.Config.DeliverPolicy = js_DeliverNew;
     s = js_Subscribe(&f->sub, f->js, FO_NATS_SUBJECT_PREFIX ">", on_msg, f, &jo, &so, &jerr);
     if (s == NATS_OK)
-        s = natsSubscription_SetOnCompleteCB(f->sub, on_sub_done, f);
+        s = natsSubscription_SetOnCompleteCB(f->sub, fo_nats_done_cb, &f->done);
     if (s != NATS_OK) {
         snprintf(msg, ml, "following the stream %s at %s: %s", FO_NATS_STREAM, urls,
                  fo_nats_last_error(s));
@@ -266,16 +255,8 @@ void fo_follow_stop(fo_follow *f)
      * ordered consumer once it is inactive. */
     if (f->nc)
         natsConnection_Close(f->nc);
-    if (f->sub) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 2; /* the callback running now returns; none starts after it */
-        pthread_mutex_lock(&f->mu);
-        while (!f->sub_done)
-            if (pthread_cond_timedwait(&f->cond, &f->mu, &until))
-                break;
-        pthread_mutex_unlock(&f->mu);
-    }
+    if (f->sub) /* the callback running now returns; none starts after it */
+        fo_nats_done_wait(&f->done, 1, 2000);
     natsSubscription_Destroy(f->sub);
     jsCtx_Destroy(f->js);
     natsConnection_Destroy(f->nc);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hub/store.h"
 #include "hub/store_nats.h"
@@ -165,4 +166,45 @@ int fo_nats_ensure_stream(natsConnection *nc, jsCtx *js, const char *where, char
                   where, !ok ? "its subjects are not fo.log.>" : "it does not use file storage");
     jsStreamInfo_Destroy(si);
     return rc;
+}
+
+void fo_nats_done_init(fo_nats_done *d)
+{
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    d->done = 0;
+}
+
+void fo_nats_done_destroy(fo_nats_done *d)
+{
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->mu);
+}
+
+void fo_nats_done_cb(void *closure)
+{
+    fo_nats_done *d = closure;
+
+    pthread_mutex_lock(&d->mu);
+    d->done++;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void fo_nats_done_wait(fo_nats_done *d, int want, int ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->mu);
+    while (d->done < want)
+        if (pthread_cond_timedwait(&d->cond, &d->mu, &until))
+            break;
+    pthread_mutex_unlock(&d->mu);
 }

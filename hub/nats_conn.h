@@ -5,6 +5,7 @@
 #define FO_NATS_CONN_H
 
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stddef.h>
 
 /* Connects to `urls` ("nats://HOST:PORT[,nats://...]", at most 16; tls:// too) as client
@@ -21,6 +22,21 @@ int fo_nats_connect(const char *urls, const char *name, natsConnection **nc, cha
  * in msg[0..ml). `where` names the servers in messages. */
 int fo_nats_ensure_stream(natsConnection *nc, jsCtx *js, const char *where, char *msg,
                           size_t ml);
+
+/* Subscriptions whose last message callback has returned: give fo_nats_done_cb and the
+ * struct to natsSubscription_SetOnCompleteCB, and before freeing what the callbacks use,
+ * close the connection and fo_nats_done_wait for them (nats.c does not wait itself). */
+typedef struct fo_nats_done {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done;
+} fo_nats_done;
+
+void fo_nats_done_init(fo_nats_done *d);
+void fo_nats_done_destroy(fo_nats_done *d);
+void fo_nats_done_cb(void *d);
+/* Waits until `want` subscriptions are done, at most ms milliseconds. */
+void fo_nats_done_wait(fo_nats_done *d, int want, int ms);
 
 /* nats.c's last error text for this thread, or the status's text. Static. */
 const char *fo_nats_last_error(natsStatus s);

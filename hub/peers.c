@@ -74,9 +74,8 @@ struct fo_peers {
     natsSubscription *subs[4];
     uv_async_t async;
     uv_timer_t timer;
-    pthread_mutex_t mu; /* members, the inbox, subs_done */
-    pthread_cond_t cond;
-    int subs_done;
+    pthread_mutex_t mu; /* members, the inbox */
+    fo_nats_done done;  /* subscriptions whose last callback has returned */
     member members[MAX_MEMBERS];
     uint32_t nmembers;
     item *head, *tail;
@@ -192,16 +191,6 @@ static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     if ((it = item_of(msg, PRES)))
         push_item(closure, it);
     natsMsg_Destroy(msg);
-}
-
-static void on_sub_done(void *closure)
-{
-    fo_peers *p = closure;
-
-    pthread_mutex_lock(&p->mu);
-    p->subs_done++;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- membership and ownership ---------------------------------------------------------- */
@@ -387,10 +376,21 @@ static void deliver_ack(fo_peers *p, fwd *f)
     fwd_free(p, f);
 }
 
+/* Frees f, then runs its model (a follower waiting for f's answer goes on). */
+static void fwd_done(fo_peers *p, fwd *f)
+{
+    fo_model *m = f->m ? fo_model_ref(f->m) : NULL;
+
+    fwd_free(p, f);
+    if (m) {
+        fo_model_run(m);
+        fo_model_unref(m);
+    }
+}
+
 static void fail_fwd(fo_peers *p, fwd *f, fo_error_code code, const char *why)
 {
     fo_msg req;
-    fo_model *m = f->m ? fo_model_ref(f->m) : NULL;
 
     memset(&req, 0, sizeof(req));
     req.has_rid = f->has_rid;
@@ -398,11 +398,7 @@ static void fail_fwd(fo_peers *p, fwd *f, fo_error_code code, const char *why)
     req.model = f->model;
     req.model_len = (uint32_t)strlen(f->model);
     fo_session_send_retry(f->s, &req, code, 200, "%s", why);
-    fwd_free(p, f);
-    if (m) { /* a follower waiting for this row goes on without it */
-        fo_model_run(m);
-        fo_model_unref(m);
-    }
+    fwd_done(p, f); /* a follower waiting for this row goes on without it */
 }
 
 /* The owner has no subscriber (it stopped or died; membership has not noticed yet): it is
@@ -462,12 +458,7 @@ static void take_answer(fo_peers *p, const item *it)
         if (fr)
             fo_session_send(f->s, fr);
         fo_frame_unref(fr);
-        fo_model *mm = f->m ? fo_model_ref(f->m) : NULL;
-        fwd_free(p, f);
-        if (mm) {
-            fo_model_run(mm);
-            fo_model_unref(mm);
-        }
+        fwd_done(p, f);
         return;
     }
     f->from = m.result.applied.from;
@@ -702,7 +693,7 @@ static void on_closed(uv_handle_t *hd)
     p->h->presence = NULL;
     fo_strmap_destroy(&p->by_id);
     fo_strmap_destroy(&p->by_row);
-    pthread_cond_destroy(&p->cond);
+    fo_nats_done_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -721,7 +712,7 @@ int fo_peers_start(fo_hub *h, const char *urls, fo_peers **out, char *msg, size_
     }
     p->h = h;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    fo_nats_done_init(&p->done);
     fo_strmap_init(&p->by_id);
     fo_strmap_init(&p->by_row);
     if (!(h->presence = fo_presence_new(h))) {
@@ -753,7 +744,7 @@ int fo_peers_start(fo_hub *h, const char *urls, fo_peers **out, char *msg, size_
         return FO_STORE_EIO;
     }
     for (int i = 0; i < 4; i++)
-        natsSubscription_SetOnCompleteCB(p->subs[i], on_sub_done, p);
+        natsSubscription_SetOnCompleteCB(p->subs[i], fo_nats_done_cb, &p->done);
     snprintf(h->sid_prefix, sizeof(h->sid_prefix), "%.8s-", p->id);
     fo_presence_connect(h->presence, p->nc);
     natsConnection_Publish(p->nc, BEATS, p->id, 16);
@@ -780,16 +771,7 @@ void fo_peers_stop(fo_peers *p)
      * (publishing on a closed connection fails cleanly); destroyed with the handles. */
     if (p->nc)
         natsConnection_Close(p->nc);
-    if (subs) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 2;
-        pthread_mutex_lock(&p->mu);
-        while (p->subs_done < subs)
-            if (pthread_cond_timedwait(&p->cond, &p->mu, &until))
-                break;
-        pthread_mutex_unlock(&p->mu);
-    }
+    fo_nats_done_wait(&p->done, subs, 2000);
     uv_close((uv_handle_t *)&p->async, on_closed);
     uv_close((uv_handle_t *)&p->timer, on_closed);
 }

@@ -18,6 +18,7 @@ static void group_free(fo_group *g)
     for (i = 0; i < g->nwrites; i++) {
         fo_frame_unref(g->writes[i].frame);
         free(g->writes[i].snapshot);
+        free(g->writes[i].clients);
         free(g->writes[i].identity);
         free(g->writes[i].original);
         free(g->writes[i].audit);
@@ -90,8 +91,8 @@ int fo_commit_add_write(fo_hub *h, fo_commit_write *w)
         g->cap = ncap;
     }
     g->writes[g->nwrites] = *w;
-    g->snap_bytes += w->snapshot ? w->snapshot_len : 0;
-    h->commit.snap_bytes += w->snapshot ? w->snapshot_len : 0;
+    g->snap_bytes += w->snapshot ? w->snapshot_len + w->clients_len : 0;
+    h->commit.snap_bytes += w->snapshot ? w->snapshot_len + w->clients_len : 0;
     w->owner->hold(w->owner, true);
     if (w->frame)
         fo_frame_ref(w->frame);
@@ -283,6 +284,8 @@ void fo_commit_turn(fo_hub *h)
         w[i].snap = cw->snapshot;
         w[i].snap_size = cw->snapshot_len;
         w[i].snap_count = cw->from + cw->len;
+        w[i].clients = cw->snapshot ? cw->clients : NULL;
+        w[i].clients_size = cw->snapshot ? cw->clients_len : 0;
         w[i].cut = cw->drop_before;
         w[i].now_ms = cw->now_ms;
         w[i].identity = cw->identity;
@@ -301,7 +304,8 @@ void fo_commit_turn(fo_hub *h)
         /* The store's job holds its own copy: one copy of each document, not two. */
         for (i = 0; i < g->nwrites; i++) {
             free(g->writes[i].snapshot);
-            g->writes[i].snapshot = NULL;
+            free(g->writes[i].clients);
+            g->writes[i].snapshot = g->writes[i].clients = NULL;
         }
         return;
     }

@@ -52,6 +52,9 @@ typedef struct fo_commit_write {
     uint64_t seq;
     char *snapshot;      /* MessagePack document at from + len, or NULL (malloc'd) */
     size_t snapshot_len;
+    char *clients;       /* with a snapshot: the exactly-once table then (fo_store_write.clients,
+                          * malloc'd), or NULL */
+    size_t clients_len;
     uint64_t drop_before; /* retention: log and snapshots older than this may go; 0 keeps */
     int64_t now_ms;       /* the batch's `now` */
     char *identity;       /* JSON of the flusher's claims, or NULL (malloc'd) */

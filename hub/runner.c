@@ -272,6 +272,43 @@ static bool snapshot_room(const fo_hub *h)
     return h->commit.snap_bytes < (cap > (1u << 20) ? cap : (1u << 20));
 }
 
+typedef struct table_ctx {
+    char *p;
+    size_t len;
+    const char *skip; /* the flusher: its row is the batch's, added last */
+} table_ctx;
+
+static void table_size(void *ctx, const char *key, void *value)
+{
+    (void)value;
+    ((table_ctx *)ctx)->len += FO_STORE_CLIENT_ROW(strlen(key));
+}
+
+static void table_row(void *ctx, const char *key, void *value)
+{
+    table_ctx *t = ctx;
+
+    if (key[0] && strcmp(key, t->skip) != 0)
+        t->len += fo_store_clients_put(t->p + t->len, key, strlen(key), *(uint64_t *)value);
+}
+
+/* The model's exactly-once table once this batch (client, seq) is applied, for a snapshot
+ * the store keeps it with (fo_store_wants_clients). NULL when out of memory. */
+static char *encode_table(fo_model *m, const char *client, uint64_t seq, size_t *len)
+{
+    table_ctx t = {NULL, FO_STORE_CLIENT_ROW(strlen(client)), client};
+
+    fo_strmap_each(&m->dedup, table_size, &t);
+    if (!(t.p = malloc(t.len + 1)))
+        return NULL;
+    t.len = 0;
+    fo_strmap_each(&m->dedup, table_row, &t);
+    if (client[0])
+        t.len += fo_store_clients_put(t.p + t.len, client, strlen(client), seq);
+    *len = t.len;
+    return t.p;
+}
+
 /* Queues the store row of an applied batch: the bytes of the push frame's `diff`. */
 static int add_write(fo_model *m, const char *client, uint64_t seq, const fo_batch *applied,
                      fo_frame *push, uint32_t off, uint32_t len, batch_meta *mt)
@@ -305,6 +342,11 @@ static int add_write(fo_model *m, const char *client, uint64_t seq, const fo_bat
             return rc;
         }
         w.snapshot_len = snap.len;
+        if (fo_store_wants_clients(h->store) &&
+            !(w.clients = encode_table(m, client, seq, &w.clients_len))) {
+            fo_buf_destroy(&snap);
+            return FO_ENOMEM;
+        }
         /* Keep what --history needs for diffs, and at least this snapshot. */
         w.drop_before = count > h->cfg.history ? count - h->cfg.history : 0;
     }
@@ -312,6 +354,7 @@ static int add_write(fo_model *m, const char *client, uint64_t seq, const fo_bat
     meta_move(mt, &w);
     if ((rc = fo_commit_add_write(h, &w)) != 0) {
         free(w.snapshot);
+        free(w.clients);
         return rc;
     }
     meta_taken(mt);

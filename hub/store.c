@@ -118,6 +118,11 @@ bool fo_store_per_model(const fo_store *s)
     return s->be->per_segment;
 }
 
+bool fo_store_wants_clients(const fo_store *s)
+{
+    return s->be == &fo_store_backend_nats;
+}
+
 bool fo_store_model_name_valid(const char *name, size_t len)
 {
     return fo_model_name_valid(name, len);
@@ -513,8 +518,10 @@ int fo_store_commit(fo_store *s, const fo_store_write *w, size_t n, fo_store_com
             (w[i].snap && w[i].snap_size > SIZE_MAX / 4) ||
             (w[i].original && w[i].original_size > SIZE_MAX / 4))
             return FO_EINVAL;
+        if (w[i].clients && (!w[i].snap || w[i].clients_size > SIZE_MAX / 4))
+            return FO_EINVAL;
         add += (w[i].batch ? w[i].batch_size : 0) + (w[i].snap ? w[i].snap_size : 0) +
-               (w[i].audit ? w[i].original_size : 0);
+               (w[i].audit ? w[i].original_size : 0) + (w[i].clients ? w[i].clients_size : 0);
         if (add > SIZE_MAX / 2 - extra)
             return FO_EINVAL;
         extra += add;
@@ -552,6 +559,9 @@ int fo_store_commit(fo_store *s, const fo_store_write *w, size_t n, fo_store_com
         d->identity = copy_in(&tail, w[i].identity, str_size(w[i].identity));
         d->audit = copy_in(&tail, w[i].audit, str_size(w[i].audit));
         d->original = w[i].audit ? copy_in(&tail, w[i].original, w[i].original_size) : NULL;
+        d->clients = copy_in(&tail, w[i].clients, w[i].clients_size);
+        if (!d->clients)
+            d->clients_size = 0;
         if (!d->original)
             d->original_size = 0;
         if (!d->batch)

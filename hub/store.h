@@ -177,7 +177,28 @@ typedef struct fo_store_write {
     const void *original;
     size_t original_size;
     const char *audit;
+    /* With a snapshot: the model's exactly-once table at snap_count (fo_store_clients_put
+     * rows; non-NULL with size 0: an empty table). The nats backend keeps it in the record
+     * so that its retention can drop the log before that snapshot without dropping the
+     * exactly-once rows those batches carried (fo_store_wants_clients); the others keep
+     * their own table and ignore it. */
+    const void *clients;
+    size_t clients_size;
 } fo_store_write;
+
+/* True when the backend wants fo_store_write.clients with each snapshot (nats): without
+ * it, its retention keeps the whole log. */
+bool fo_store_wants_clients(const fo_store *s);
+
+/* One exactly-once row of a fo_store_write.clients table: a 4-byte length, the client's
+ * bytes, an 8-byte seq (little-endian). fo_store_clients_put writes it at out (room for
+ * FO_STORE_CLIENT_ROW(len) bytes) and returns the bytes written. fo_store_clients_next
+ * reads the row at *off of p[0..n), advancing *off: true with *client (not NUL-terminated),
+ * *len and *seq; false at the end or on a truncated row (*off == n tells which). */
+#define FO_STORE_CLIENT_ROW(len) (4 + (size_t)(len) + 8)
+size_t fo_store_clients_put(void *out, const char *client, size_t len, uint64_t seq);
+bool fo_store_clients_next(const void *p, size_t n, size_t *off, const char **client,
+                           size_t *len, uint64_t *seq);
 
 typedef void (*fo_store_commit_cb)(fo_store *s, const fo_store_status *st, void *data);
 

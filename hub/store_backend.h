@@ -69,6 +69,13 @@ extern const fo_store_backend fo_store_backend_sqlite;
 extern const fo_store_backend fo_store_backend_memory;
 extern const fo_store_backend fo_store_backend_nats;
 
+/* Memory backend only: sets the model's exactly-once rows from a snapshot's table
+ * (fo_store_write.clients, rows[0..n)), each with `count`, as if written before anything
+ * else (the nats backend's read view, when the log starts at that snapshot). 0, FO_ENOMEM,
+ * or FO_STORE_ECORRUPT for a truncated table. */
+int fo_store_mem_seed_clients(void *impl, const char *model, const void *rows, size_t n,
+                              uint64_t count);
+
 /* A new, empty result (NULL on out-of-memory). */
 fo_store_result *fo_store_result_new(void);
 /* Result builders (store_result.c). Each copies its bytes into the result; 0 or FO_ENOMEM. */

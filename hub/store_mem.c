@@ -383,6 +383,37 @@ static int mem_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *
 
 /* ---- reads -------------------------------------------------------------------------- */
 
+int fo_store_mem_seed_clients(void *impl, const char *model, const void *rows, size_t n,
+                              uint64_t count)
+{
+    mem *m = impl;
+    mem_model *mod = model_get(m, model);
+    size_t off = 0, len;
+    const char *name;
+    uint64_t seq;
+
+    if (!mod)
+        return FO_ENOMEM;
+    while (fo_store_clients_next(rows, n, &off, &name, &len, &seq)) {
+        mem_client *c;
+        if (len == 0)
+            continue; /* a batch without a client has no row */
+        if (!(c = strmap_get(&mod->clients, name, len))) {
+            if (strmap_reserve(&mod->clients, mod->clients.count + 1) ||
+                !(c = malloc(sizeof(*c) + len + 1)))
+                return FO_ENOMEM;
+            c->len = len;
+            memcpy(c->name, name, len);
+            c->name[len] = '\0';
+            strmap_put(&mod->clients, c->name, len, c);
+            m->bytes += len;
+        }
+        c->seq = seq;
+        c->count = count;
+    }
+    return off == n ? 0 : FO_STORE_ECORRUPT;
+}
+
 static int mem_read_begin(void *impl, char *msg, size_t ml)
 {
     (void)impl;

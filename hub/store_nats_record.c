@@ -76,7 +76,11 @@ int fo_nats_subject_name(const char *token, size_t len, char *out, size_t cap)
 
 /* ---- records -------------------------------------------------------------------------- */
 
-enum { HAS_BATCH = 1, HAS_CLIENT = 2, HAS_SNAP = 4, HAS_IDENTITY = 8, HAS_RULES = 16 };
+/* A write: its flags, the fixed fields, six length-prefixed parts, and a seventh (the
+ * snapshot's exactly-once table) only with HAS_CLIENTS, so records written before it read
+ * the same. */
+enum { HAS_BATCH = 1, HAS_CLIENT = 2, HAS_SNAP = 4, HAS_IDENTITY = 8, HAS_RULES = 16,
+       HAS_CLIENTS = 32 };
 
 
 static unsigned char *put64(unsigned char *p, uint64_t v)
@@ -110,7 +114,8 @@ size_t fo_nats_write_size(const fo_store_write *w)
 {
     return FO_NATS_WRITE_FIXED + (w->batch ? w->batch_size : 0) + slen(w->client) +
            (w->snap ? w->snap_size : 0) + slen(w->identity) +
-           (w->audit ? w->original_size + strlen(w->audit) : 0);
+           (w->audit ? w->original_size + strlen(w->audit) : 0) +
+           (w->snap && w->clients ? 4 + w->clients_size : 0);
 }
 
 void *fo_nats_record_encode(const fo_store_write *w, size_t n, size_t *size)
@@ -125,6 +130,11 @@ void *fo_nats_record_encode(const fo_store_write *w, size_t n, size_t *size)
                            w[i].snap ? w[i].snap_size : 0, slen(w[i].identity),
                            w[i].audit ? w[i].original_size : 0, slen(w[i].audit)};
         total += FO_NATS_WRITE_FIXED - 24;
+        if (w[i].snap && w[i].clients) {
+            if (w[i].clients_size > UINT32_MAX)
+                return NULL;
+            total += 4 + w[i].clients_size;
+        }
         for (int k = 0; k < 6; k++) {
             if (parts[k] > UINT32_MAX)
                 return NULL;
@@ -139,7 +149,8 @@ void *fo_nats_record_encode(const fo_store_write *w, size_t n, size_t *size)
         const fo_store_write *x = &w[i];
         *p++ = (unsigned char)((x->batch ? HAS_BATCH : 0) | (x->client && x->client[0] ? HAS_CLIENT : 0) |
                                (x->snap ? HAS_SNAP : 0) | (x->identity ? HAS_IDENTITY : 0) |
-                               (x->audit ? HAS_RULES : 0));
+                               (x->audit ? HAS_RULES : 0) |
+                               (x->snap && x->clients ? HAS_CLIENTS : 0));
         p = put64(p, x->from);
         p = put32(p, x->len);
         p = put64(p, x->seq);
@@ -152,6 +163,8 @@ void *fo_nats_record_encode(const fo_store_write *w, size_t n, size_t *size)
         p = put_bytes(p, x->identity, slen(x->identity));
         p = put_bytes(p, x->original, x->audit ? x->original_size : 0);
         p = put_bytes(p, x->audit, slen(x->audit));
+        if (x->snap && x->clients)
+            p = put_bytes(p, x->clients, x->clients_size);
     }
     *size = (size_t)(p - buf);
     return buf;
@@ -225,8 +238,8 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
     /* Every write takes at least FO_NATS_WRITE_FIXED bytes: bounds n before allocating. */
     if (n > size / FO_NATS_WRITE_FIXED)
         return FO_STORE_ECORRUPT;
-    /* Parts are copied with a NUL each: at most size + 6 * n bytes of strings. */
-    if (!(w = calloc(1, n * sizeof(*w) + size + 6 * (size_t)n + 1)))
+    /* Parts are copied with a NUL each: at most size + 7 * n bytes of strings. */
+    if (!(w = calloc(1, n * sizeof(*w) + size + 7 * (size_t)n + 1)))
         return FO_ENOMEM;
     tail = (char *)(w + n);
     for (uint32_t i = 0; i < n && !r.bad; i++) {
@@ -252,8 +265,15 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
         identity = get_part(&r, &tail, &len);
         orig = get_part(&r, &tail, &olen);
         audit = get_part(&r, &tail, &len);
-        if (r.bad || flags & ~31u)
+        if (r.bad || flags & ~63u)
             break;
+        if (flags & HAS_CLIENTS) {
+            x->clients = get_part(&r, &tail, &x->clients_size);
+            if (r.bad || !(flags & HAS_SNAP)) {
+                r.bad = true;
+                break;
+            }
+        }
         x->batch = flags & HAS_BATCH ? batch : NULL;
         x->client = flags & HAS_CLIENT ? client : NULL;
         x->snap = flags & HAS_SNAP ? snap : NULL;

@@ -1,5 +1,6 @@
 /* store_result.c - building and freeing fo_store_result (store.h): what backends append
- * while a read job runs on the worker thread. */
+ * while a read job runs on the worker thread; and the rows of a snapshot's exactly-once
+ * table (fo_store_clients_put / _next). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,3 +128,39 @@ int fo_store_result_add_client(fo_store_result *r, const char *client, size_t cl
     return 0;
 }
 
+/* ---- exactly-once tables of snapshots (fo_store_write.clients) ---------------------- */
+
+size_t fo_store_clients_put(void *out, const char *client, size_t len, uint64_t seq)
+{
+    unsigned char *p = out;
+
+    for (int i = 0; i < 4; i++)
+        *p++ = (unsigned char)((uint32_t)len >> (8 * i));
+    memcpy(p, client, len);
+    p += len;
+    for (int i = 0; i < 8; i++)
+        *p++ = (unsigned char)(seq >> (8 * i));
+    return FO_STORE_CLIENT_ROW(len);
+}
+
+bool fo_store_clients_next(const void *data, size_t n, size_t *off, const char **client,
+                           size_t *len, uint64_t *seq)
+{
+    const unsigned char *p = (const unsigned char *)data + *off;
+    size_t left = n - *off, l = 0;
+    uint64_t v = 0;
+
+    if (*off >= n || left < 4)
+        return false;
+    for (int i = 0; i < 4; i++)
+        l |= (size_t)p[i] << (8 * i);
+    if (left - 4 < l || left - 4 - l < 8)
+        return false;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[4 + l + i] << (8 * i);
+    *client = (const char *)p + 4;
+    *len = l;
+    *seq = v;
+    *off += FO_STORE_CLIENT_ROW(l);
+    return true;
+}

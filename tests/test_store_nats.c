@@ -87,17 +87,25 @@ Test(store_nats, subject_token_errors)
 Test(store_nats, record_round_trip)
 {
     static const char orig[] = {1, 0, 2};
+    char table[64];
+    size_t tsize = fo_store_clients_put(table, "alice", 5, 41);
     fo_store_write w[3] = {
         {.model = "m", .from = 0, .len = 3, .batch = "abc\0def", .batch_size = 7,
          .client = "alice", .seq = 41, .now_ms = -5, .identity = "{\"sub\":\"a\"}"},
         {.model = "m", .from = 3, .len = 0, .original = orig, .original_size = 3,
          .audit = "{\"rejected\":1}"},
         {.model = "m", .from = 3, .len = 2, .batch = "xy", .batch_size = 2, .snap = "S",
-         .snap_size = 1, .snap_count = 5, .cut = 1, .now_ms = 1700000000000},
+         .snap_size = 1, .snap_count = 5, .cut = 1, .now_ms = 1700000000000, .clients = table},
     };
     fo_nats_record r;
-    size_t size;
-    void *p = fo_nats_record_encode(w, 3, &size);
+    size_t size, off = 0, clen;
+    const char *cname;
+    uint64_t cseq;
+    void *p;
+
+    tsize += fo_store_clients_put(table + tsize, "", 0, UINT64_MAX);
+    w[2].clients_size = tsize;
+    p = fo_nats_record_encode(w, 3, &size);
 
     cr_assert_not_null(p);
     cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), 0);
@@ -120,6 +128,18 @@ Test(store_nats, record_round_trip)
     cr_assert_eq(r.writes[2].cut, 1);
     cr_assert_null(r.writes[2].identity);
     cr_assert_str_eq(r.writes[2].model, "m");
+    cr_assert_null(r.writes[0].clients);
+    /* The snapshot's exactly-once table, row by row. */
+    cr_assert_eq(r.writes[2].clients_size, tsize);
+    cr_assert(fo_store_clients_next(r.writes[2].clients, tsize, &off, &cname, &clen, &cseq));
+    cr_assert(clen == 5 && memcmp(cname, "alice", 5) == 0 && cseq == 41);
+    cr_assert(fo_store_clients_next(r.writes[2].clients, tsize, &off, &cname, &clen, &cseq));
+    cr_assert(clen == 0 && cseq == UINT64_MAX);
+    cr_assert_not(fo_store_clients_next(r.writes[2].clients, tsize, &off, &cname, &clen, &cseq));
+    cr_assert_eq(off, tsize);
+    off = 0; /* a truncated row is not read */
+    cr_assert_not(fo_store_clients_next(r.writes[2].clients, 16, &off, &cname, &clen, &cseq));
+    cr_assert_eq(off, 0);
     cr_assert_eq(fo_nats_record_count(&r), 5);
     fo_nats_record_free(&r);
 
@@ -283,6 +303,93 @@ Test(store_nats, snapshots_and_retention_read_like_sqlite)
     r = READ_AT(&t.st, "s", 8);
     cr_assert_not(r->gone);
     cr_assert_eq(r->snap_count, 6);
+    fo_store_result_free(r);
+    t_finish(&t);
+}
+
+/* Commits the single-command row [i, i+1) of model "p": client alice at 0 only, bob after;
+ * every 4 commands a snapshot with its exactly-once table and a cut keeping 4 commands. */
+static void purge_row(tctx *t, uint64_t i)
+{
+    char b[96], table[64], doc[32];
+    size_t tl = 0;
+    fo_store_write w = fo_st_row(b, "p", i, 1, i == 0 ? "alice" : "bob", i + 1);
+
+    if ((i + 1) % 4 == 0) {
+        tl += fo_store_clients_put(table, "alice", 5, 1);
+        tl += fo_store_clients_put(table + tl, "bob", 3, i + 1);
+        snprintf(doc, sizeof(doc), "doc@%llu", (unsigned long long)(i + 1));
+        w.snap = doc;
+        w.snap_size = strlen(doc);
+        w.snap_count = i + 1;
+        w.clients = table;
+        w.clients_size = tl;
+        w.cut = i + 1 > 4 ? i + 1 - 4 : 0;
+    }
+    cr_assert_eq(fo_st_commit(&t->st, &w, 1, NULL), 0);
+}
+
+/* Retention purges the subject below its base snapshot: the log starts there, a cold load
+ * reads that snapshot and the tail, the exactly-once row of a client whose batches are all
+ * gone survives in the snapshot's table, and reads answer as sqlite's do. */
+Test(store_nats, retention_purges_the_log_below_its_base_snapshot)
+{
+    const char *url;
+    fo_store_result *r;
+    tctx t;
+
+    t_init(&t);
+    url = fo_natsproc_url(t.nats);
+    for (uint64_t i = 0; i < 8; i++)
+        purge_row(&t, i);
+    /* Cut 4 at count 8: the base is the snapshot at 4, in the record of [3, 4). */
+    cr_assert_eq(fo_st_nats_records(url, "p"), 5);
+    for (uint64_t i = 8; i < 14; i++)
+        purge_row(&t, i);
+    /* Cut 8 at count 12: base 8, records [7, 8) .. [13, 14). */
+    cr_assert_eq(fo_st_nats_records(url, "p"), 7);
+
+    /* A store that never saw the model (fences empty) loads it from the base. */
+    fo_st_close(&t.st);
+    fo_st_open(&t.st, NULL);
+    r = LOAD(&t.st, "p");
+    cr_assert(r->exists);
+    cr_assert_eq(r->count, 14);
+    cr_assert(r->has_snapshot);
+    cr_assert_eq(r->snap_count, 12);
+    cr_assert_eq(r->snap_size, 6);
+    cr_assert_eq(memcmp(r->snap, "doc@12", 6), 0);
+    cr_assert_eq(r->n_entries - r->n_before, 2); /* [12, 13), [13, 14) to replay */
+    fo_st_check_row(&r->entries[r->n_before], "p", 12, 1, "bob", 13);
+    cr_assert_eq(r->n_clients, 2);
+    cr_assert_str_eq(r->clients[0].client, "alice"); /* only in the snapshot's table now */
+    cr_assert_eq(r->clients[0].seq, 1);
+    cr_assert_str_eq(r->clients[1].client, "bob");
+    cr_assert_eq(r->clients[1].seq, 14);
+    fo_store_result_free(r);
+    r = READ_AT(&t.st, "p", 6); /* before the base: gone, as with sqlite */
+    cr_assert(r->gone);
+    fo_store_result_free(r);
+    r = READ_AT(&t.st, "p", 10);
+    cr_assert_not(r->gone);
+    cr_assert_eq(r->snap_count, 8);
+    cr_assert_eq(memcmp(r->snap, "doc@8", 5), 0);
+    cr_assert_eq(r->n_entries, 2); /* [8, 9), [9, 10) */
+    fo_st_check_row(&r->entries[0], "p", 8, 1, "bob", 9);
+    fo_store_result_free(r);
+    r = fo_st_read(&t.st, FO_ST_LOG, "p", 8, UINT64_MAX);
+    cr_assert_not(r->gone);
+    cr_assert_eq(r->n_entries, 6);
+    fo_store_result_free(r);
+
+    /* The new store read the marks: its next cut purges again. */
+    for (uint64_t i = 14; i < 16; i++)
+        purge_row(&t, i);
+    cr_assert_eq(fo_st_nats_records(url, "p"), 5); /* base 12: [11, 12) .. [15, 16) */
+    r = LOAD(&t.st, "p");
+    cr_assert_eq(r->count, 16);
+    cr_assert_eq(r->snap_count, 16);
+    cr_assert_eq(r->n_clients, 2);
     fo_store_result_free(r);
     t_finish(&t);
 }

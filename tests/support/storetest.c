@@ -2,10 +2,13 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "hub/store_nats.h"
 
 void fo_st_rm_dir(const char *dir)
 {
@@ -158,4 +161,38 @@ void fo_st_check_row(const fo_store_entry *e, const char *model, uint64_t from, 
     cr_assert_eq(e->batch_size, n);
     cr_assert_eq(memcmp(e->batch, buf, n), 0);
     cr_assert_eq(e->now_ms, 1000 + (int64_t)from);
+}
+
+int64_t fo_st_nats_records(const char *urls, const char *model)
+{
+    char subject[sizeof(FO_NATS_SUBJECT_PREFIX) + FO_NATS_TOKEN_MAX];
+    size_t pl = sizeof(FO_NATS_SUBJECT_PREFIX) - 1;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    jsOptions jo;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    int64_t n = -1;
+
+    memcpy(subject, FO_NATS_SUBJECT_PREFIX, pl);
+    if (fo_nats_subject_token(model, strlen(model), subject + pl, sizeof(subject) - pl) < 0)
+        return -1;
+    jsOptions_Init(&jo);
+    jo.Stream.Info.SubjectsFilter = subject;
+    if ((s = natsConnection_ConnectTo(&nc, urls)) == NATS_OK &&
+        (s = natsConnection_JetStream(&js, nc, NULL)) == NATS_OK &&
+        (s = js_GetStreamInfo(&si, js, FO_NATS_STREAM, &jo, &jerr)) == NATS_OK) {
+        n = 0;
+        for (int i = 0; si->State.Subjects && i < si->State.Subjects->Count; i++)
+            if (strcmp(si->State.Subjects->List[i].Subject, subject) == 0)
+                n = (int64_t)si->State.Subjects->List[i].Msgs;
+    } else {
+        fprintf(stderr, "stream info of %s at %s: %s (%d)\n", subject, urls, natsStatus_GetText(s),
+                (int)jerr);
+    }
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return n;
 }

@@ -68,4 +68,8 @@ fo_store_write fo_st_row(char *buf, const char *model, uint64_t from, uint32_t l
 void fo_st_check_row(const fo_store_entry *e, const char *model, uint64_t from, uint32_t len,
                      const char *client, uint64_t seq);
 
+/* nats: how many records the model's subject holds now (JetStream's stream info, filtered
+ * by the subject), or -1 when it cannot be asked (printed to stderr). */
+int64_t fo_st_nats_records(const char *urls, const char *model);
+
 #endif

@@ -10,7 +10,7 @@
 #   x  contention (the seed's case): one model, 30 writers, through 1 hub, through 3 hubs
 #      forwarding to the model's owner, and through 3 hubs with --optimistic (every hub
 #      appends: JetStream takes one append per position, the other hubs' flushes are
-#      refused, `internal`, and counted as errors: the conflicts)
+#      refused, `overloaded` with retryAfterMs, and counted as errors: the conflicts)
 #   s  one hub, scenario a: on JetStream, on SQLite (fsync per commit), on memory
 #
 # Hubs are pinned to --hub-cpus, nats-server and flushout-bench to --other-cpus (a 2-core

@@ -232,16 +232,19 @@ static void release(fo_pending *p)
     run_waiting(m);
 }
 
-/* The reply's commit failed. On --cluster a store that cannot reach NATS (FO_STORE_EIO: no
- * quorum, no server) is a passing state: `overloaded`, retry in a second; anything else is
- * `internal`. Either way the flush may be retried with its seq. */
+/* The reply's commit failed. On --cluster these are passing states, answered `overloaded`
+ * with retryAfterMs: a store that cannot reach NATS (FO_STORE_EIO: no quorum, no server;
+ * retry in a second), another hub that appended to the model first (FO_STORE_EFENCED, or
+ * ECONFLICT when the follower had seen its append; the model reloads: retry at once).
+ * Anything else is `internal`. Either way the flush may be retried with its seq. */
 static void fail(fo_pending *p, int rc, const char *why)
 {
     fo_model *m = p->model;
     fo_session *s = fo_session_of(p->sink);
 
     if (p->sink) {
-        bool transient = m->hub->cfg.cluster[0] && rc == FO_STORE_EIO;
+        bool raced = rc == FO_STORE_EFENCED || rc == FO_STORE_ECONFLICT;
+        bool transient = m->hub->cfg.cluster[0] && (rc == FO_STORE_EIO || raced);
         fo_error_code code = transient ? FO_ERR_OVERLOADED : FO_ERR_INTERNAL;
         fo_msg req;
         char text[400];
@@ -253,7 +256,7 @@ static void fail(fo_pending *p, int rc, const char *why)
         snprintf(text, sizeof(text), "%s%s", why,
                  p->kind == FO_PEND_ACK ? "; the flush may not be stored: retry it with the same seq (it applies once)" : "");
         if (transient && s)
-            fo_session_send_retry(s, &req, code, 1000, "%s", text);
+            fo_session_send_retry(s, &req, code, raced ? 20 : 1000, "%s", text);
         else
             fo_reply_error(p->sink, &req, code, text);
         if (p->kind == FO_PEND_ACK)

@@ -110,7 +110,7 @@ static void converge(bool optimistic)
         snprintf(id, sizeof(id), "peer-%d", i);
         ps[i] = ht_peer_new(h[i % HUBS], id, "shared.doc");
         ps[i]->log = log;
-        ps[i]->retry_internal = true;
+        ps[i]->retry_refused = true;
     }
     for (int k = 0; k < 120; k++) {
         for (int i = 0; i < np; i++) {
@@ -435,6 +435,9 @@ static void flush_until_acked(ht_client *c, ht_oracle *o, const char *model, int
             break;
         cr_assert(m.type == FO_MSG_ERROR && ht_now_ms() < deadline, "[%s] %s: no ack in 30 s: %s",
                   c->id, model, m.message ? m.message : "?");
+        /* A refused append, an owner paused or gone: passing states, never `internal`. */
+        cr_assert(m.code == FO_ERR_OVERLOADED && m.has_retry_after, "[%s] %s: code %d: %s",
+                  c->id, model, (int)m.code, m.message ? m.message : "?");
         usleep(200000);
     }
     {

@@ -190,6 +190,10 @@ Test(hub_nats, a_second_writers_append_is_followed_or_fenced)
         cr_assert(strstr(why, "another writer appended to the log of fenced") ||
                       strstr(why, "the log of fenced ends at 4, a batch starts at 3"),
                   "error: %s", why);
+        /* Another writer first is a passing state: retry soon, with the same seq. */
+        cr_assert_eq(last_code, FO_ERR_OVERLOADED, "error code %d: %s", (int)last_code, why);
+        cr_assert(last_retry_ms > 0 && last_retry_ms <= 1000, "retryAfterMs %llu",
+                  (unsigned long long)last_retry_ms);
         cr_assert(i < 20, "the hub did not catch up: %s", why);
         uv_sleep(100);
     }

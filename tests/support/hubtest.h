@@ -194,10 +194,11 @@ typedef struct ht_peer {
     uint64_t own_batches;  /* non-empty batches this peer flushed */
     ht_flush_log *log;     /* NULL, or where flushes and acks are recorded */
     size_t flight_rec;
-    /* Several hubs on one log: a flush another hub's append overtook is answered `internal`
-     * (the hub reloads the model); such a peer sends it again with the same seq, as the
-     * error says. Off: any error fails the test. */
-    bool retry_internal;
+    /* Several hubs on one log: a flush another hub's append overtook is answered
+     * `overloaded` with retryAfterMs (`internal` when it failed otherwise; the hub reloads
+     * the model); such a peer sends it again with the same seq, as the error says. Off:
+     * any error fails the test. */
+    bool retry_refused;
     uint64_t retries;
     fo_batch flight_batch;
 } ht_peer;

@@ -88,8 +88,9 @@ void ht_peer_handle(ht_peer *p, const fo_msg *m)
     int rc;
 
     fo_ws_describe(m, d, sizeof(d));
-    if (m->type == FO_MSG_ERROR && p->retry_internal && p->in_flight && m->has_rid &&
-        m->rid == p->flight_rid && m->code == FO_ERR_INTERNAL) {
+    if (m->type == FO_MSG_ERROR && p->retry_refused && p->in_flight && m->has_rid &&
+        m->rid == p->flight_rid &&
+        (m->code == FO_ERR_INTERNAL || m->code == FO_ERR_OVERLOADED)) {
         fo_msg f = {.type = FO_MSG_FLUSH, .seq = p->flight_seq, .batch = p->flight_batch};
         f.model = p->model;
         f.model_len = (uint32_t)strlen(p->model);

@@ -7,7 +7,9 @@
  * fo_nats_subject_token(model). Every message on a model's subject is a record: the
  * fo_store_write rows of one commit for that model, in order (log rows, snapshots,
  * retention cuts, rules rows), so replaying a subject's records through the memory backend
- * rebuilds exactly what the sqlite backend would hold. Each append carries
+ * rebuilds exactly what the sqlite backend would hold. A snapshot write may carry the
+ * model's exactly-once table (fo_store_write.clients): the subject may then be purged below
+ * its record, and a reader starts there (store_nats_impl.h). Each append carries
  * Nats-Expected-Last-Subject-Sequence (the fence): the stream sequence of the last record
  * this store appended or read for the model, or "no message yet" for a new model. */
 #ifndef FO_STORE_NATS_H

@@ -2,8 +2,9 @@
 # cluster.sh - the hub on NATS JetStream (--cluster) with one, two and three hubs on one
 # nats-server, side by side in one run, and the stores against each other:
 #
-#   bench/cluster.sh [--out DIR] [--runs N] [--duration S] [--only a,c,x,s]
+#   bench/cluster.sh [--out DIR] [--runs N] [--duration S] [--only a,c,x,s,l]
 #                    [--build build/release] [--hub-cpus 0] [--other-cpus 1]
+#                    [--load-flushes 5000]
 #
 #   a  100 connections, 10 models, K=1 (closed loop), spread over 1, 2 and 3 hubs
 #   c  1000 connections over 1000 models, K=1, spread over 1, 2 and 3 hubs
@@ -12,6 +13,11 @@
 #      appends: JetStream takes one append per position, the other hubs' flushes are
 #      refused, `overloaded` with retryAfterMs, and counted as errors: the conflicts)
 #   s  one hub, scenario a: on JetStream, on SQLite (fsync per commit), on memory
+#   l  cold loads: one model written by 10 writers (--load-flushes each), then the hub
+#      restarted --runs times, each time timing its first `get` (flushout CLI): with the
+#      default retention (a snapshot every 1000 commands, 1000 of history: the subject is
+#      purged below its base snapshot) against --snapshot-every past the log (no snapshot,
+#      nothing purged: the load reads the whole subject). Not in the default set.
 #
 # Hubs are pinned to --hub-cpus, nats-server and flushout-bench to --other-cpus (a 2-core
 # machine has one core for all hubs: what grows with hubs here is the work per hub, not the
@@ -29,6 +35,7 @@ WARMUP=1
 ONLY=a,c,x,s
 HUB_CPUS=0
 OTHER_CPUS=1
+LOAD_FLUSHES=5000
 while [ $# -gt 0 ]; do
     case $1 in
     --out) OUT=$2; shift 2 ;;
@@ -38,7 +45,8 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$(cd "$2" && pwd); shift 2 ;;
     --hub-cpus) HUB_CPUS=$2; shift 2 ;;
     --other-cpus) OTHER_CPUS=$2; shift 2 ;;
-    *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    --load-flushes) LOAD_FLUSHES=$2; shift 2 ;;
+    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 HUB=$BUILD/hub/flushout-hub
@@ -148,6 +156,44 @@ if want x; then
 fi
 if want s; then for s in nats sqlite memory; do echo "s: one hub on $s" >&2; run s "$s" 1 "$s" "${A[@]}"; done; fi
 
+# cold LABEL HUB-ARGS...: scenario l for one setting; appends a line to $OUT/coldload.txt.
+cold() {
+    local label=$1 r t0 t1 hub count ms=()
+    shift
+    start_nats
+    start_hubs 1 "$OUT/runs/l-$label" --cluster "$NATS_URL" "$@"
+    bash -c 'ulimit -n 20000; exec taskset -c "$0" "$@"' "$OTHER_CPUS" "$BENCH" --url "$URLS" \
+        --no-progress --print-errors 5 --warmup 0 --duration 600 --connections 10 --models 1 \
+        --writers 10 --subscribers 0 --flushes "$LOAD_FLUSHES" >"$OUT/runs/l-$label-write.txt" 2>&1 ||
+        echo "  (l-$label: the writes failed, see $OUT/runs/l-$label-write.txt)" >&2
+    for r in $(seq "$RUNS"); do
+        hub=${PIDS[${#PIDS[@]} - 1]}
+        kill -TERM "$hub"
+        wait "$hub" 2>/dev/null || true
+        unset 'PIDS[${#PIDS[@]}-1]'
+        start_hubs 1 "$OUT/runs/l-$label-$r" --cluster "$NATS_URL" "$@"
+        t0=$(date +%s%N)
+        "$CLI" --url "$URLS" --timeout 60 get bench-0 >"$TMP/get.json"
+        t1=$(date +%s%N)
+        ms+=($(((t1 - t0) / 1000000)))
+    done
+    count=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["commandCount"])' "$TMP/get.json")
+    python3 - "$label" "$count" "${ms[@]}" >>"$OUT/coldload.txt" <<'PY'
+import statistics, sys
+label, count, ms = sys.argv[1], sys.argv[2], [int(x) for x in sys.argv[3:]]
+print(f"l  {label:<10} {count:>7} commands  first get after a restart: median {statistics.median(ms)} ms  (runs: {' '.join(map(str, ms))})")
+PY
+    stop_all
+}
+if want l; then
+    CLI=$BUILD/clients/flushout
+    [ -x "$CLI" ] || { echo "cluster.sh: $CLI not built" >&2; exit 2; }
+    rm -f "$OUT/coldload.txt"
+    echo "l: cold loads, default retention" >&2; cold retained
+    echo "l: cold loads, nothing purged (--snapshot-every 1000000000)" >&2
+    cold whole --snapshot-every 1000000000
+fi
+
 python3 - "$OUT" <<'EOF' | tee "$OUT/summary.txt"
 import glob, json, os, statistics, sys
 out = sys.argv[1]
@@ -170,4 +216,6 @@ for key, js in rows.items():
         return "-" if v is None else f"{v:.{d}f}"
     print(f"{key:<14} {len(js):>2} {fmt('flushes_per_sec'):>10} {fmt('pushes_per_sec'):>10} "
           f"{fmt('ack_p50_ms', 2):>8} {fmt('ack_p99_ms', 2):>8} {fmt('errors'):>7}")
+if os.path.exists(f"{out}/coldload.txt"):
+    print(open(f"{out}/coldload.txt").read(), end="")
 EOF

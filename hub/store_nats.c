@@ -305,6 +305,7 @@ static int nats_commit(void *impl, const fo_store_seg *cs, size_t nsegs, char *m
 
     for (size_t i = 0; i < nsegs; i++)
         total += segs[i].n;
+    fo_nats_fences_trim(nb); /* before any group holds a fence */
     fo_strmap_init(&idx);
     if (!(ws = malloc((total ? total : 1) * sizeof(*ws))) ||
         !(gof = malloc((total ? total : 1) * sizeof(*gof))) ||

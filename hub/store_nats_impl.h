@@ -77,10 +77,13 @@ int fo_nats_read_last(fo_nats_be *nb, const char *model, const char *subject, ui
                       fo_nats_fence *f, char *msg, size_t ml);
 
 /* The model's fence, NULL when none is kept. fo_nats_fence_put makes one (zeroed) when
- * missing: NULL when out of memory or when too many are kept. */
+ * missing: NULL when out of memory. */
 fo_nats_fence *fo_nats_fence_get(fo_nats_be *nb, const char *model);
 fo_nats_fence *fo_nats_fence_put(fo_nats_be *nb, const char *model);
 void fo_nats_fences_free(fo_nats_be *nb);
+/* Past 100,000 fences, drops all but the failed ones (the others are read again when
+ * needed). Only between jobs' uses of fence pointers: at the start of a commit or read. */
+void fo_nats_fences_trim(fo_nats_be *nb);
 
 /* Appends a mark (count, seq) to f, dropping the oldest past FO_NATS_MAX_MARKS and any
  * with a count not below a newer one's. Out of memory: not kept (a purge then waits). */

@@ -82,6 +82,29 @@ void fo_nats_fences_free(fo_nats_be *nb)
     fo_strmap_init(&nb->fences);
 }
 
+static void keep_failed(void *ctx, const char *key, void *value)
+{
+    fo_nats_fence *f = value;
+
+    /* A failed fence must stay until its model is read again (fo_nats_fence.failed); out
+     * of memory it is dropped like the others (the next append then reads the end). */
+    if (f->failed && fo_strmap_put(ctx, key, strlen(key), f) == 0)
+        return;
+    free_fence(NULL, key, value);
+}
+
+void fo_nats_fences_trim(fo_nats_be *nb)
+{
+    fo_strmap kept;
+
+    if (nb->fences.len < MAX_FENCES)
+        return;
+    fo_strmap_init(&kept);
+    fo_strmap_each(&nb->fences, keep_failed, &kept);
+    fo_strmap_destroy(&nb->fences);
+    nb->fences = kept;
+}
+
 fo_nats_fence *fo_nats_fence_get(fo_nats_be *nb, const char *model)
 {
     return fo_strmap_get(&nb->fences, model, strlen(model));
@@ -94,8 +117,6 @@ fo_nats_fence *fo_nats_fence_put(fo_nats_be *nb, const char *model)
 
     if (f)
         return f;
-    if (nb->fences.len >= MAX_FENCES)
-        fo_nats_fences_free(nb); /* all are read again when needed */
     if (!(f = calloc(1, sizeof(*f))))
         return NULL;
     if (fo_strmap_put(&nb->fences, model, len, f)) {
@@ -241,6 +262,7 @@ static int load_view(fo_nats_be *nb, const char *model, char *msg, size_t ml)
         return fo_store_fail(FO_EINVAL, msg, ml, "read: bad model name");
     if (!(rp = calloc(1, sizeof(*rp))))
         return fo_store_fail(FO_ENOMEM, msg, ml, "read %s: out of memory", model);
+    fo_nats_fences_trim(nb);
     if ((rc = new_view(nb, model, msg, ml)) ||
         (rc = fo_nats_read_last(nb, model, subject, &last, NULL, msg, ml)) || last == 0)
         goto out;

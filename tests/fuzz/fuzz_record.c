@@ -87,8 +87,7 @@ static void walk_clients(const fo_store_write *w, size_t i)
         return;
     while (fo_store_clients_next(w->clients, w->clients_size, &off, &name, &len, &seq)) {
         const char *base = w->clients;
-        if (off <= prev || off > w->clients_size ||
-            off - prev != FO_STORE_CLIENT_ROW(len))
+        if (off <= prev || off > w->clients_size || off - prev != FO_STORE_CLIENT_ROW(len))
             die("clients: *off went backwards, past the size or by the wrong step", i);
         if (name != base + prev + 4)
             die("clients: a name outside its row", i);
@@ -125,8 +124,8 @@ static void compare(const fo_nats_record *a, const fo_nats_record *b)
         die("the round trip changed the number of writes", a->n);
     for (size_t i = 0; i < a->n; i++) {
         const fo_store_write *x = &a->writes[i], *y = &b->writes[i];
-        if (x->from != y->from || x->len != y->len || x->seq != y->seq ||
-            x->now_ms != y->now_ms || x->snap_count != y->snap_count || x->cut != y->cut)
+        if (x->from != y->from || x->len != y->len || x->seq != y->seq || x->now_ms != y->now_ms ||
+            x->snap_count != y->snap_count || x->cut != y->cut)
             die("the round trip changed a number", i);
         if (!same_part(x->batch, x->batch_size, y->batch, y->batch_size))
             die("the round trip changed the batch", i);

@@ -52,7 +52,8 @@ typedef struct fo_nats_record {
 } fo_nats_record;
 
 /* Decodes p[0..size). 0, FO_ENOMEM or FO_STORE_ECORRUPT (not a record, truncated, trailing
- * bytes). On success free it with fo_nats_record_free. */
+ * bytes, an unknown flag, flags the encoder never writes). On success free it with
+ * fo_nats_record_free. */
 int fo_nats_record_decode(const void *p, size_t size, const char *model, fo_nats_record *out);
 void fo_nats_record_free(fo_nats_record *r);
 

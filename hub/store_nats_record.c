@@ -265,8 +265,10 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
         identity = get_part(&r, &tail, &len);
         orig = get_part(&r, &tail, &olen);
         audit = get_part(&r, &tail, &len);
-        if (r.bad || flags & ~63u)
+        if (r.bad || flags & ~63u) { /* a later version's flag is not ours to drop */
+            r.bad = true;
             break;
+        }
         if (flags & HAS_CLIENTS) {
             x->clients = get_part(&r, &tail, &x->clients_size);
             if (r.bad || !(flags & HAS_SNAP)) {
@@ -285,7 +287,8 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
             x->batch_size = 0;
         if (!x->snap)
             x->snap_size = 0;
-        if ((x->batch && x->len == 0) || (x->client && !x->batch))
+        /* The encoder flags a client only when it is not "" (NULL and "" mean the same). */
+        if ((x->batch && x->len == 0) || (x->client && (!x->batch || !x->client[0])))
             r.bad = true;
     }
     if (r.bad || r.p != r.end) {

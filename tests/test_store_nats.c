@@ -158,6 +158,36 @@ Test(store_nats, record_round_trip)
     free(p);
 }
 
+/* Found by fuzz_record: a write with a flag bit above HAS_CLIENTS ended the decoding loop
+ * without marking the record bad, so a last write of that kind was handed out (with a NULL
+ * batch of batch_size bytes); a client flag over an empty client decoded to "", which the
+ * encoder writes back as no client. Both are refused now. */
+Test(store_nats, record_refuses_what_no_encoder_writes)
+{
+    fo_store_write w = {.model = "m", .from = 0, .len = 1, .batch = "x", .batch_size = 1,
+                        .client = "c", .seq = 1};
+    fo_nats_record r;
+    unsigned char *p;
+    size_t size;
+
+    p = fo_nats_record_encode(&w, 1, &size);
+    cr_assert_not_null(p);
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), 0);
+    fo_nats_record_free(&r);
+    p[8] |= 64; /* the first write's flags */
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), FO_STORE_ECORRUPT);
+    cr_assert_null(r.writes);
+    free(p);
+
+    w.client = "";
+    p = fo_nats_record_encode(&w, 1, &size);
+    cr_assert_not_null(p);
+    cr_assert_eq(p[8], 1); /* HAS_BATCH only */
+    p[8] |= 2;             /* HAS_CLIENT over the empty client part */
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), FO_STORE_ECORRUPT);
+    free(p);
+}
+
 /* ---- against a real nats-server ------------------------------------------------------- */
 
 typedef struct tctx {

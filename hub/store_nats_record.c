@@ -245,7 +245,7 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
     for (uint32_t i = 0; i < n && !r.bad; i++) {
         fo_store_write *x = &w[i];
         unsigned flags;
-        size_t len, olen = 0;
+        size_t clen = 0, ilen = 0, alen = 0, olen = 0;
         const char *batch, *client, *snap, *identity, *orig, *audit;
         if (r.p >= r.end) {
             r.bad = true;
@@ -260,11 +260,11 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
         x->snap_count = get64(&r);
         x->cut = get64(&r);
         batch = get_part(&r, &tail, &x->batch_size);
-        client = get_part(&r, &tail, &len);
+        client = get_part(&r, &tail, &clen);
         snap = get_part(&r, &tail, &x->snap_size);
-        identity = get_part(&r, &tail, &len);
+        identity = get_part(&r, &tail, &ilen);
         orig = get_part(&r, &tail, &olen);
-        audit = get_part(&r, &tail, &len);
+        audit = get_part(&r, &tail, &alen);
         if (r.bad || flags & ~63u) { /* a later version's flag is not ours to drop */
             r.bad = true;
             break;
@@ -290,6 +290,20 @@ int fo_nats_record_decode(const void *data, size_t size, const char *model, fo_n
         /* The encoder flags a client only when it is not "" (NULL and "" mean the same). */
         if ((x->batch && x->len == 0) || (x->client && (!x->batch || !x->client[0])))
             r.bad = true;
+        /* Nor does it write what no reader could use: strings with a NUL inside (they
+         * would be read cut short), a batch ending past 2^64, a truncated table. */
+        if ((x->client && strlen(x->client) != clen) ||
+            (x->identity && strlen(x->identity) != ilen) ||
+            (x->audit && strlen(x->audit) != alen) || (x->batch && x->from + x->len < x->from))
+            r.bad = true;
+        if (x->clients) {
+            size_t off = 0, cl;
+            const char *c;
+            uint64_t seq;
+            while (fo_store_clients_next(x->clients, x->clients_size, &off, &c, &cl, &seq))
+                ;
+            r.bad |= off != x->clients_size;
+        }
     }
     if (r.bad || r.p != r.end) {
         free(w);

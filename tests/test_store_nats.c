@@ -186,6 +186,40 @@ Test(store_nats, record_refuses_what_no_encoder_writes)
     p[8] |= 2;             /* HAS_CLIENT over the empty client part */
     cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), FO_STORE_ECORRUPT);
     free(p);
+
+    /* A NUL inside the client would read as a shorter client: refused. */
+    w.client = "abc";
+    p = fo_nats_record_encode(&w, 1, &size);
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), 0);
+    fo_nats_record_free(&r);
+    for (size_t i = 0; i + 3 <= size; i++)
+        if (memcmp(p + i, "abc", 3) == 0)
+            p[i + 1] = 0;
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), FO_STORE_ECORRUPT);
+    free(p);
+
+    /* A batch ending past 2^64. */
+    w.from = UINT64_MAX;
+    p = fo_nats_record_encode(&w, 1, &size);
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), FO_STORE_ECORRUPT);
+    free(p);
+
+    /* A snapshot whose exactly-once table ends inside a row. */
+    w.from = 0;
+    w.snap = "S";
+    w.snap_size = 1;
+    w.snap_count = 1;
+    w.clients = "\5\0\0\0ab";
+    w.clients_size = 6;
+    p = fo_nats_record_encode(&w, 1, &size);
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), FO_STORE_ECORRUPT);
+    free(p);
+    w.clients_size = 0; /* an empty table is a table */
+    p = fo_nats_record_encode(&w, 1, &size);
+    cr_assert_eq(fo_nats_record_decode(p, size, "m", &r), 0);
+    cr_assert_not_null(r.writes[0].clients);
+    fo_nats_record_free(&r);
+    free(p);
 }
 
 /* ---- against a real nats-server ------------------------------------------------------- */

@@ -18,10 +18,11 @@
 #include <unistd.h>
 
 #include "hub/store_backend.h"
+#include "hub/strmap.h"
 
 #define DB_FILE "flushout.db"
 #define LOCK_FILE "flushout.lock"
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* migrations[v] takes a database from user_version v to v + 1, inside one transaction. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -68,6 +69,12 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "INSERT INTO rules3 SELECT model, from_count, ord, len, original, audit FROM rules"
     " ORDER BY model, from_count, ord;"
     "DROP TABLE rules; ALTER TABLE rules3 RENAME TO rules;",
+    /* 4: no table changes. A flush no longer upserts its client's row: the log holds the
+     * newest (client, seq) of every batch it keeps, and a retention cut moves the rows it
+     * deletes into `clients` first (ST_CLIENTS_KEEP); reads merge both (ST_CLIENTS). The
+     * version is raised so that a build reading `clients` alone refuses this database
+     * rather than answer a retried flush as new. */
+    "SELECT 1;",
 };
 
 enum {
@@ -79,7 +86,7 @@ enum {
     ST_LOG_INSERT,
     ST_LOG_SCAN,
     ST_LOG_CUT,
-    ST_CLIENT_UPSERT,
+    ST_CLIENTS_KEEP,
     ST_CLIENTS,
     ST_SNAP_INSERT,
     ST_SNAP_LE,
@@ -106,11 +113,19 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " ORDER BY from_count",
     [ST_LOG_CUT] = "DELETE FROM log WHERE model = ?1 AND from_count < ?2"
                    " AND from_count + len <= ?2",
-    [ST_CLIENT_UPSERT] = "INSERT INTO clients (model, client, seq, cmd_count)"
-                         " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (model, client)"
-                         " DO UPDATE SET seq = excluded.seq, cmd_count = excluded.cmd_count",
-    [ST_CLIENTS] = "SELECT client, seq, cmd_count FROM clients WHERE model = ?1"
-                   " ORDER BY client",
+    /* Before a retention cut deletes log rows: each client's newest of them, unless the
+     * row it has is newer. (max() makes the bare `seq` come from the same row.) */
+    [ST_CLIENTS_KEEP] = "INSERT INTO clients (model, client, seq, cmd_count)"
+                        " SELECT model, client, seq, max(from_count + len) FROM log"
+                        " WHERE model = ?1 AND from_count < ?2 AND from_count + len <= ?2"
+                        " AND client <> '' GROUP BY client"
+                        " ON CONFLICT (model, client) DO UPDATE SET seq = excluded.seq,"
+                        " cmd_count = excluded.cmd_count WHERE excluded.cmd_count > cmd_count",
+    /* A client's row: its newest batch in the log, or the one a cut kept. */
+    [ST_CLIENTS] = "SELECT client, seq, max(cmd_count) FROM ("
+                   " SELECT client, seq, cmd_count FROM clients WHERE model = ?1"
+                   " UNION ALL SELECT client, seq, from_count + len FROM log"
+                   " WHERE model = ?1 AND client <> '') GROUP BY client ORDER BY client",
     [ST_SNAP_INSERT] = "INSERT OR REPLACE INTO snapshots (model, cmd_count, doc)"
                        " VALUES (?1, ?2, ?3)",
     [ST_SNAP_LE] = "SELECT cmd_count, doc FROM snapshots WHERE model = ?1 AND cmd_count <= ?2"
@@ -126,10 +141,27 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_RULES_CUT] = "DELETE FROM rules WHERE model = ?1 AND from_count < ?2",
 };
 
+/* Where a model's log ends (its count), so that a batch is checked against it without
+ * reading the log's tail. Only this process writes the database (the lock file), so the
+ * committed value stays true until this process changes it. */
+typedef struct sq_end {
+    uint64_t end;  /* committed, when `known` */
+    uint64_t pend; /* after the writes of transaction `txn` */
+    uint64_t txn;
+    bool known;
+} sq_end;
+
+#define SQ_ENDS_MAX 100000 /* more models than this: the table starts over */
+
 typedef struct sq {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     int lock_fd;
+    fo_strmap ends;   /* model -> sq_end */
+    uint64_t txn;     /* the current write transaction's number */
+    sq_end **touched; /* entries with `pend` set by this transaction */
+    size_t ntouched, touched_cap;
+    bool ends_reset;  /* a count changed other than by a batch: start over after this one */
     char path[4096];
 } sq;
 
@@ -228,6 +260,65 @@ static int query2(sqlite3_stmt *st, const char *model, bool with_x, uint64_t x, 
 
 /* ---- commit ------------------------------------------------------------------------- */
 
+/* ---- log ends ------------------------------------------------------------------------ */
+
+static void end_free(void *ctx, const char *key, void *value)
+{
+    (void)ctx;
+    (void)key;
+    free(value);
+}
+
+static void ends_clear(sq *q)
+{
+    fo_strmap_each(&q->ends, end_free, NULL);
+    fo_strmap_destroy(&q->ends);
+    fo_strmap_init(&q->ends);
+}
+
+/* After a transaction: its counts become the committed ones, or (rolled back) are
+ * forgotten, the committed ones standing. */
+static void ends_settle(sq *q, bool committed)
+{
+    for (size_t i = 0; committed && i < q->ntouched; i++) {
+        q->touched[i]->end = q->touched[i]->pend;
+        q->touched[i]->known = true;
+    }
+    q->ntouched = 0;
+    q->txn++;
+    if (q->ends_reset || q->ends.len > SQ_ENDS_MAX)
+        ends_clear(q);
+    q->ends_reset = false;
+}
+
+/* Records that this transaction's writes take the model's count to `end`. Without memory,
+ * the model is forgotten (its count is read from the log next time). */
+static void end_set(sq *q, sq_end *e, const char *model, uint64_t end)
+{
+    size_t len = strlen(model);
+
+    if (!e && (e = calloc(1, sizeof(*e))) && fo_strmap_put(&q->ends, model, len, e)) {
+        free(e);
+        e = NULL;
+    }
+    if (e && e->txn != q->txn) {
+        if (q->ntouched == q->touched_cap) {
+            size_t cap = q->touched_cap ? q->touched_cap * 2 : 64;
+            sq_end **t = realloc(q->touched, cap * sizeof(*t));
+            if (!t) {
+                free(fo_strmap_del(&q->ends, model, len));
+                return;
+            }
+            q->touched = t;
+            q->touched_cap = cap;
+        }
+        q->touched[q->ntouched++] = e;
+        e->txn = q->txn;
+    }
+    if (e)
+        e->pend = end;
+}
+
 static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
 {
     sqlite3_stmt *st;
@@ -235,18 +326,27 @@ static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
     bool found;
     int rc;
 
+    if (w->snap && !w->batch)
+        q->ends_reset = true; /* never written so (the snapshot comes with its batch) */
     if (w->batch) {
         /* The batch must start at the model's count: the end of its log or, when the
          * log is empty, its newest snapshot's count (0 for a new model). */
-        if ((rc = query2(q->st[ST_LOG_LAST], w->model, false, 0, &found, &from, &len)))
-            return sq_fail(q, rc, msg, ml, "commit: reading the log tail");
-        if (found)
-            from += len;
-        else if ((rc = query2(q->st[ST_SNAP_LE_COUNT], w->model, true, UINT64_MAX, &found, &from,
-                              NULL)))
-            return sq_fail(q, rc, msg, ml, "commit: reading the newest snapshot");
-        else if (!found)
-            from = 0;
+        sq_end *e = fo_strmap_get(&q->ends, w->model, strlen(w->model));
+        if (e && e->txn == q->txn) {
+            from = e->pend;
+        } else if (e && e->known) {
+            from = e->end;
+        } else {
+            if ((rc = query2(q->st[ST_LOG_LAST], w->model, false, 0, &found, &from, &len)))
+                return sq_fail(q, rc, msg, ml, "commit: reading the log tail");
+            if (found)
+                from += len;
+            else if ((rc = query2(q->st[ST_SNAP_LE_COUNT], w->model, true, UINT64_MAX, &found,
+                                  &from, NULL)))
+                return sq_fail(q, rc, msg, ml, "commit: reading the newest snapshot");
+            else if (!found)
+                from = 0;
+        }
         if (from != w->from)
             return fo_store_fail(FO_STORE_ECONFLICT, msg, ml,
                                  "commit: the log of %s ends at %llu, a batch starts at %llu",
@@ -268,6 +368,7 @@ static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
             sqlite3_bind_null(st, 8);
         if ((rc = run(st)))
             return sq_fail(q, rc, msg, ml, "commit: inserting a log row");
+        end_set(q, e, w->model, w->from + w->len);
     }
     if (w->audit) {
         st = q->st[ST_RULES_INSERT];
@@ -278,15 +379,6 @@ static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
         bind_text(st, 5, w->audit);
         if ((rc = run(st)))
             return sq_fail(q, rc, msg, ml, "commit: inserting a rules row");
-    }
-    if (w->client && w->client[0]) {
-        st = q->st[ST_CLIENT_UPSERT];
-        bind_text(st, 1, w->model);
-        bind_text(st, 2, w->client);
-        bind_u64(st, 3, w->seq);
-        bind_u64(st, 4, w->from + w->len);
-        if ((rc = run(st)))
-            return sq_fail(q, rc, msg, ml, "commit: updating an exactly-once row");
     }
     if (w->snap) {
         st = q->st[ST_SNAP_INSERT];
@@ -299,8 +391,9 @@ static int write_one(sq *q, const fo_store_write *w, char *msg, size_t ml)
     if (w->cut) {
         if ((rc = query2(q->st[ST_SNAP_LE_COUNT], w->model, true, w->cut, &found, &base, NULL)))
             return sq_fail(q, rc, msg, ml, "commit: finding the retention base");
-        for (int k = 0; found && k < 3; k++) {
-            st = q->st[k == 0 ? ST_SNAP_CUT : k == 1 ? ST_LOG_CUT : ST_RULES_CUT];
+        static const int cut[] = {ST_SNAP_CUT, ST_CLIENTS_KEEP, ST_LOG_CUT, ST_RULES_CUT};
+        for (size_t k = 0; found && k < sizeof(cut) / sizeof(cut[0]); k++) {
+            st = q->st[cut[k]];
             bind_text(st, 1, w->model);
             bind_u64(st, 2, base);
             if ((rc = run(st)))
@@ -330,6 +423,7 @@ static int sq_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *m
         for (size_t k = 0; k < segs[i].n; k++) {
             if ((rc = write_one(q, &segs[i].w[k], msg, ml))) {
                 rollback(q);
+                ends_settle(q, false);
                 return rc;
             }
         }
@@ -337,8 +431,10 @@ static int sq_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *m
     if ((rc = run(q->st[ST_COMMIT]))) {
         rc = sq_fail(q, rc, msg, ml, "commit failed");
         rollback(q);
+        ends_settle(q, false);
         return rc;
     }
+    ends_settle(q, true);
     return 0;
 }
 
@@ -497,6 +593,9 @@ static void sq_close(void *impl)
     sqlite3_close(q->db);
     if (q->lock_fd >= 0)
         close(q->lock_fd); /* releases the flock */
+    ends_clear(q);
+    fo_strmap_destroy(&q->ends);
+    free(q->touched);
     free(q);
 }
 
@@ -607,6 +706,8 @@ static int sq_open(const char *dir, const fo_store_options *o, void **impl, fo_e
         return rc;
     if (!(q = calloc(1, sizeof(*q))))
         return open_fail(err, FO_ENOMEM, dir, "store: out of memory");
+    fo_strmap_init(&q->ends);
+    q->txn = 1; /* a new entry's txn (0) is never the current one */
     snprintf(q->path, sizeof(q->path), "%s/%s", dir, LOCK_FILE);
     q->lock_fd = open(q->path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (q->lock_fd < 0 || flock(q->lock_fd, LOCK_EX | LOCK_NB) != 0) {

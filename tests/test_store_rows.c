@@ -1,0 +1,162 @@
+/* test_store_rows.c - the store's exactly-once rows and log ends under retention and failed
+ * commits (hub/store.h), against a real SQLite file and the memory backend. SQLite keeps a
+ * client's newest batch in the log only, moves it to its `clients` table when a retention
+ * cut deletes it, and checks each batch against a model's log end it remembers between
+ * commits: these tests fail if a cut loses a row, if an older row wins, or if a rolled-back
+ * commit leaves the remembered end ahead of the log. */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hub/store.h"
+#include "tests/support/storetest.h"
+
+#define LOAD(t, m) fo_st_read((t), FO_ST_LOAD, (m), UINT64_MAX, 0)
+
+static void check_client(const fo_store_client *c, const char *client, uint64_t seq, uint64_t count)
+{
+    cr_assert_str_eq(c->client, client);
+    cr_assert_eq(c->seq, seq, "%s: seq %llu", client, (unsigned long long)c->seq);
+    cr_assert_eq(c->count, count, "%s: count %llu", client, (unsigned long long)c->count);
+}
+
+#define BOTH(fn)                                                                                   \
+    Test(store_rows, fn##_sqlite)                                                                  \
+    {                                                                                              \
+        fn(FO_STORE_SQLITE);                                                                       \
+    }                                                                                              \
+    Test(store_rows, fn##_memory)                                                                  \
+    {                                                                                              \
+        fn(FO_STORE_MEMORY);                                                                       \
+    }
+
+/* After the cut at 6: a's rows are all gone (its newest, seq 2, ends at 6), b keeps a newer
+ * row above the cut, c's only row is above it. */
+static void check_after_first_cut(fo_st *t)
+{
+    fo_store_result *r = LOAD(t, "m");
+
+    cr_assert_eq(r->count, 9);
+    cr_assert_eq(r->n_entries, 2);
+    cr_assert_eq(r->entries[0].from, 6);
+    cr_assert_eq(r->n_clients, 3);
+    check_client(&r->clients[0], "a", 2, 6);
+    check_client(&r->clients[1], "b", 2, 9);
+    check_client(&r->clients[2], "c", 5, 8);
+    fo_store_result_free(r);
+}
+
+static void rows_outlive_their_log_rows(fo_store_kind kind)
+{
+    fo_st t;
+    char b[8][96];
+    fo_store_result *r;
+
+    fo_st_init(&t, kind, NULL);
+    fo_store_write w[5] = {fo_st_row(b[0], "m", 0, 2, "a", 1), fo_st_row(b[1], "m", 2, 2, "b", 1),
+                           fo_st_row(b[2], "m", 4, 2, "a", 2), fo_st_row(b[3], "m", 6, 2, "c", 5),
+                           fo_st_row(b[4], "m", 8, 1, "b", 2)};
+    w[2].snap = "doc@6";
+    w[2].snap_size = 5;
+    w[2].snap_count = 6;
+    cr_assert_eq(fo_st_commit(&t, w, 2, NULL), 0);
+    cr_assert_eq(fo_st_commit(&t, w + 2, 3, NULL), 0);
+    fo_store_write cut = {.model = "m", .cut = 6};
+    cr_assert_eq(fo_st_commit(&t, &cut, 1, NULL), 0);
+    check_after_first_cut(&t);
+    if (kind == FO_STORE_SQLITE) {
+        fo_st_close(&t);
+        fo_st_open(&t, NULL);
+        check_after_first_cut(&t);
+    }
+
+    /* a writes again and a second cut takes that row too: the kept row moves forward */
+    fo_store_write more = fo_st_row(b[5], "m", 9, 1, "a", 3);
+    more.snap = "doc@10";
+    more.snap_size = 6;
+    more.snap_count = 10;
+    more.cut = 10;
+    cr_assert_eq(fo_st_commit(&t, &more, 1, NULL), 0);
+    r = LOAD(&t, "m");
+    cr_assert_eq(r->count, 10);
+    cr_assert_eq(r->n_entries, 0);
+    cr_assert_eq(r->n_clients, 3);
+    check_client(&r->clients[0], "a", 3, 10);
+    check_client(&r->clients[1], "b", 2, 9);
+    check_client(&r->clients[2], "c", 5, 8);
+    fo_store_result_free(r);
+    /* a batch without a client leaves no row */
+    fo_store_write anon = fo_st_row(b[6], "m", 10, 1, "", 0);
+    cr_assert_eq(fo_st_commit(&t, &anon, 1, NULL), 0);
+    r = LOAD(&t, "m");
+    cr_assert_eq(r->n_clients, 3);
+    fo_store_result_free(r);
+    fo_st_finish(&t);
+}
+BOTH(rows_outlive_their_log_rows)
+
+/* A commit that fails part-way is rolled back whole, and the log ends are where they were:
+ * a model it wrote first (new, and one already known) takes its next batch at its old end. */
+static void a_failed_commit_leaves_the_log_ends(fo_store_kind kind)
+{
+    fo_st t;
+    char b[6][96], msg[512];
+    fo_store_result *r;
+
+    fo_st_init(&t, kind, NULL);
+    fo_store_write n0 = fo_st_row(b[0], "n", 0, 1, "x", 1);
+    cr_assert_eq(fo_st_commit(&t, &n0, 1, NULL), 0);
+    /* n (known end 1) and m (new) are written, then a gap fails the commit */
+    fo_store_write bad[3] = {fo_st_row(b[1], "n", 1, 1, "x", 2), fo_st_row(b[2], "m", 0, 1, "y", 1),
+                             fo_st_row(b[3], "m", 5, 1, "y", 2)};
+    cr_assert_eq(fo_st_commit(&t, bad, 3, msg), FO_STORE_ECONFLICT);
+    cr_assert_neq(strstr(msg, "ends at 1, a batch starts at 5"), NULL, "%s", msg);
+    r = LOAD(&t, "m");
+    cr_assert_eq(r->count, 0);
+    cr_assert_eq(r->n_entries, 0);
+    fo_store_result_free(r);
+    /* m continues at 0 (not at 1), n at 1 (not at 2) */
+    fo_store_write m1 = fo_st_row(b[4], "m", 1, 1, "y", 1);
+    cr_assert_eq(fo_st_commit(&t, &m1, 1, msg), FO_STORE_ECONFLICT);
+    cr_assert_neq(strstr(msg, "ends at 0"), NULL, "%s", msg);
+    fo_store_write n2 = fo_st_row(b[5], "n", 2, 1, "x", 3);
+    cr_assert_eq(fo_st_commit(&t, &n2, 1, msg), FO_STORE_ECONFLICT);
+    cr_assert_neq(strstr(msg, "ends at 1"), NULL, "%s", msg);
+    cr_assert_eq(fo_st_commit(&t, bad, 2, NULL), 0);
+    /* two batches of one model in one commit: the second continues the first */
+    fo_store_write two[2] = {fo_st_row(b[1], "n", 2, 3, "x", 3), fo_st_row(b[2], "n", 5, 1, "x", 4)};
+    cr_assert_eq(fo_st_commit(&t, two, 2, NULL), 0);
+    r = LOAD(&t, "n");
+    cr_assert_eq(r->count, 6);
+    cr_assert_eq(r->n_entries, 4);
+    cr_assert_eq(r->n_clients, 1);
+    check_client(&r->clients[0], "x", 4, 6);
+    fo_store_result_free(r);
+    r = LOAD(&t, "m");
+    cr_assert_eq(r->count, 1);
+    fo_store_result_free(r);
+    fo_st_finish(&t);
+}
+BOTH(a_failed_commit_leaves_the_log_ends)
+
+/* Schema 4 (a client's newest batch lives in the log): a build that reads `clients` alone
+ * must refuse the file, so the version says so. */
+Test(store_rows, sqlite_schema_is_version_4)
+{
+    fo_st t;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char path[128];
+
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
+    fo_st_close(&t);
+    snprintf(path, sizeof(path), "%s/flushout.db", t.dir);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(st, 0), 4);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    fo_st_finish(&t);
+}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/support/hubtest.h"
 
@@ -287,10 +288,34 @@ static uint64_t newest_snapshot(fo_hubproc *h, const char *model)
     return n;
 }
 
+/* The hub's SQLite file opened by the test with its write lock taken (BEGIN IMMEDIATE):
+ * the store's commits wait for it (busy timeout 5 s), as they would for a slow disk. */
+static sqlite3 *lock_store(fo_hubproc *h)
+{
+    char path[4096];
+    sqlite3 *db;
+
+    snprintf(path, sizeof(path), "%s/flushout.db", fo_hubproc_data_dir(h));
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
+    return db;
+}
+
+static void unlock_store(sqlite3 *db)
+{
+    cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
 /* Models reaching --snapshot-every together: the snapshots waiting for the store stay
  * within a sixteenth of the budget (here 1 MB of a 16M budget, for documents that grow by
  * 60 KB a flush and eight models flushing at once), the others are deferred and taken by a
- * later flush, and nothing of the documents is lost (a restart loads them all). */
+ * later flush, and nothing of the documents is lost (a restart loads them all). The store
+ * is held up (its write lock taken) while one round's flushes come in: on a fast disk the
+ * snapshots may be written as fast as they come, and the cap would not bind. */
 Test(hub_budget, snapshots_wait_their_turn)
 {
     enum { MODELS = 8, ROUNDS = 6, PAD = 60000 };
@@ -307,6 +332,7 @@ Test(hub_budget, snapshots_wait_their_turn)
     for (int r = 0; r <= ROUNDS; r++) {
         /* Rounds 0..ROUNDS-1: every model's flush first, then the acks. The last round goes
          * one model at a time, so nothing else waits and each takes its snapshot. */
+        sqlite3 *held = r == 3 ? lock_store(h) : NULL; /* 8 x 240 KB of documents */
         for (int i = 0; i < MODELS; i++) {
             snprintf(model, sizeof(model), "snap.%d", i);
             rid[i] = send_round(w[i], model, r, r + i, PAD, &sent[i]);
@@ -315,6 +341,12 @@ Test(hub_budget, snapshots_wait_their_turn)
                 ht_expect_reply(w[i], FO_MSG_ACK, rid[i], &m);
                 ht_assert_result_eq(&m.result, &want, "the last round");
             }
+        }
+        if (held) { /* until the hub has had every flush of the round (at most 3 s) */
+            int64_t until = ht_now_ms() + 3000;
+            while (ht_metric(h, "flushout_snapshots_deferred_total") == 0 && ht_now_ms() < until)
+                usleep(10000);
+            unlock_store(held);
         }
         if (r < ROUNDS)
             expect_round(w, o, sent, rid, MODELS, r, "snap");

@@ -107,7 +107,9 @@ bool fo_key_is_num(fo_key k, uint64_t *n)
     return true;
 }
 
-bool fo_key_eq(fo_key a, fo_key b)
+/* Map lookups compare a key per probe: inlined there, with the common answers first (the
+ * same key, or a numeric key against anything else). */
+static inline bool key_eq(fo_key a, fo_key b)
 {
     const fo_str *x, *y;
 
@@ -118,6 +120,11 @@ bool fo_key_eq(fo_key a, fo_key b)
     x = key_str(a);
     y = key_str(b);
     return x->len == y->len && x->hash == y->hash && memcmp(x->data, y->data, x->len) == 0;
+}
+
+bool fo_key_eq(fo_key a, fo_key b)
+{
+    return key_eq(a, b);
 }
 
 uint32_t fo_key_hash(fo_key k)
@@ -455,7 +462,7 @@ static fo_entry *linear_find(fo_entry *e, uint32_t n, fo_key k)
     uint32_t i;
 
     for (i = 0; i < n; i++)
-        if (fo_key_eq(e[i].key, k))
+        if (key_eq(e[i].key, k))
             return &e[i];
     return NULL;
 }
@@ -481,7 +488,7 @@ static fo_entry *map_find(const fo_map *m, fo_key k)
             if ((idx[i] & ~pos) != tag)
                 continue;
             e = &x->entries[(idx[i] & pos) - 1];
-            if (fo_key_eq(e->key, k))
+            if (key_eq(e->key, k))
                 return e;
         }
         return NULL;

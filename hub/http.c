@@ -199,6 +199,11 @@ static void metrics(fo_hub *h, fo_http_req *r)
     fo_model_gauges(h, &g.runner_queued, &g.runner_max_depth);
     for (s = h->sessions; s; s = s->next)
         g.outbound_bytes += s->qbytes;
+    {
+        fo_store_stats st;
+        fo_store_stats_get(h->store, &st);
+        g.store_transactions = st.transactions;
+    }
     h->mem.snap_pending = h->commit.snap_bytes;
     fo_buf_init(&b, 0);
     if (fo_metrics_render(&h->metrics, &g, &b) == 0 && fo_metrics_render_mem(&h->mem, &b) == 0)

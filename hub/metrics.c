@@ -140,8 +140,10 @@ int fo_metrics_render(const fo_metrics *m, const fo_gauges *g, fo_buf *out)
                   "Flushes sent to the hub that owns their model (--cluster).", m->forwarded);
     rc |= counter(out, "flushout_evictions_total", "Models evicted from memory.", m->evictions);
     rc |= counter(out, "flushout_loads_total", "Models loaded from the store.", m->loads);
-    rc |= counter(out, "flushout_store_commits_total", "Store transactions committed.",
-                  m->store_commits);
+    rc |= counter(out, "flushout_store_commits_total", "Group commits made durable (those "
+                  "queued behind each other share a store transaction).", m->store_commits);
+    rc |= counter(out, "flushout_store_transactions_total", "Store transactions run (a "
+                  "commit's fsync each, on SQLite).", g->store_transactions);
     rc |= counter(out, "flushout_store_errors_total", "Store operations that failed.",
                   m->store_errors);
     rc |= counter(out, "flushout_bad_frames_total", "Frames answered with bad_frame or "

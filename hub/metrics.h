@@ -74,7 +74,7 @@ typedef struct fo_metrics {
     uint64_t idle_closes;       /* connections closed by --idle-timeout-ms */
 } fo_metrics;
 
-/* Gauges the hub computes when rendering. */
+/* Gauges (and the store's counters) the hub reads when rendering. */
 typedef struct fo_gauges {
     uint64_t connections;
     uint64_t hot_models;
@@ -85,6 +85,7 @@ typedef struct fo_gauges {
     uint64_t outbound_bytes;   /* bytes queued to connections */
     uint64_t overloaded;       /* 1 while new flushes are shed (limits.h) */
     uint64_t cluster_hubs;     /* --cluster: hubs alive, this one included (0: no cluster) */
+    uint64_t store_transactions; /* counter: store transactions run (fo_store_stats) */
 } fo_gauges;
 
 /* Appends the Prometheus text. 0 or FO_ENOMEM. */

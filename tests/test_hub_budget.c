@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "tests/support/hubtest.h"
 
@@ -303,18 +302,6 @@ static sqlite3 *lock_store(fo_hubproc *h)
     return db;
 }
 
-/* Waits (at most 5 s) until the hub's metric reaches `min`. */
-static void wait_metric(fo_hubproc *h, const char *name, uint64_t min)
-{
-    int64_t until = ht_now_ms() + 5000;
-    uint64_t v;
-
-    while ((v = ht_metric(h, name)) < min && ht_now_ms() < until)
-        usleep(5000);
-    cr_assert_geq(v, min, "%s stayed at %llu (< %llu)", name, (unsigned long long)v,
-                  (unsigned long long)min);
-}
-
 static void unlock_store(sqlite3 *db)
 {
     cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK, "%s",
@@ -352,7 +339,8 @@ Test(hub_budget, snapshots_wait_their_turn)
             snprintf(model, sizeof(model), "snap.%d", i);
             rid[i] = send_round(w[i], model, r, r + i, PAD, &sent[i]);
             if (held) /* one flush per loop turn: a group commit each */
-                wait_metric(h, "flushout_pending_replies", (uint64_t)i + 1);
+                cr_assert_geq(ht_wait_metric(h, "flushout_pending_replies", (uint64_t)i + 1, 5000),
+                              (uint64_t)i + 1, "flush %d did not reach the commit queue", i);
             if (r == ROUNDS) {
                 fo_apply_result want = ht_oracle_apply(o[i], &sent[i]);
                 ht_expect_reply(w[i], FO_MSG_ACK, rid[i], &m);
@@ -367,10 +355,13 @@ Test(hub_budget, snapshots_wait_their_turn)
         if (r < ROUNDS)
             expect_round(w, o, sent, rid, MODELS, r, "snap");
         if (held) {
-            /* The first group waited in its transaction; the seven behind it share one. */
+            /* The first group waited in its transaction; the seven behind it share one
+             * (or all eight one, had the worker woken only after the last was queued). */
+            uint64_t ran = ht_metric(h, "flushout_store_transactions_total") - txs;
             cr_assert_eq(ht_metric(h, "flushout_store_commits_total") - commits, MODELS);
-            cr_assert_eq(ht_metric(h, "flushout_store_transactions_total") - txs, 2,
-                         "the groups queued behind a slow store were not merged");
+            cr_assert(ran >= 1 && ran <= 2,
+                      "%llu transactions for %d queued groups: they were not merged",
+                      (unsigned long long)ran, MODELS);
         }
     }
     cr_assert_gt(ht_metric(h, "flushout_snapshots_deferred_total"), 0,

@@ -49,8 +49,7 @@ static void start_hubs_opt(fo_natsproc *n, fo_hubproc **h, bool optimistic, bool
         h[i] = ht_hub_start("memory", args); /* --cluster replaces --store */
     /* Every hub hears the others' announcements (every 500 ms) before the test writes. */
     for (int i = 0; i < HUBS && !optimistic; i++)
-        for (int k = 0; k < 40 && ht_metric(h[i], "flushout_cluster_hubs") < HUBS; k++)
-            usleep(50000);
+        ht_wait_metric(h[i], "flushout_cluster_hubs", HUBS, 2000);
 }
 
 static void start_hubs(fo_natsproc *n, fo_hubproc **h)

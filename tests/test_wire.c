@@ -11,6 +11,7 @@
 #include "proto/wire.h"
 #include "tests/fuzz/mp_text.h"
 #include "tests/fuzz/wire_cmp.h"
+#include "tests/wire_text.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -66,15 +67,6 @@ static fo_msg roundtrip(fo_arena *a, const fo_msg *m)
     fo_buf_destroy(&b);
     fo_buf_destroy(&b2);
     return got;
-}
-
-static int decode_text(fo_arena *a, const char *text, const fo_wire_limits *l, fo_msg *out,
-                       fo_err_info *err)
-{
-    fo_buf b = mp(text);
-    int rc = fo_wire_decode(fo_buf_data(&b), b.len, l, a, out, err);
-    fo_buf_destroy(&b);
-    return rc;
 }
 
 static fo_batch sample_batch(fo_arena *a)
@@ -472,8 +464,6 @@ typedef struct bad_case {
 
 #define RAW(s) NULL, s, sizeof(s) - 1
 #define TXT(s) s, NULL, 0
-#define CMD(c) "{t: flush, model: m, seq: 1, batch: {from: 0, completions: [{command: " c "}]}}"
-#define COMP "batch.completions[0].command"
 
 static const bad_case bad_cases[] = {
     /* not a MessagePack map */
@@ -735,10 +725,6 @@ Test(wire, huge_counts_allocate_little)
     /* Each of these claims far more than the frame holds; a decoder that trusted the
      * header would ask for gigabytes. The decoder may have built the containers before the
      * one that lies, but no more than a small multiple of the frame's own bytes. */
-#define FRAME(s)                                                                                   \
-    {                                                                                              \
-        s, sizeof(s) - 1                                                                           \
-    }
     static const struct {
         const char *p;
         size_t n;

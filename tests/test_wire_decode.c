@@ -10,24 +10,7 @@
 #include "proto/wire.h"
 #include "tests/fuzz/mp_text.h"
 #include "tests/fuzz/wire_cmp.h"
-
-#define CMD(c) "{t: flush, model: m, seq: 1, batch: {from: 0, completions: [{command: " c "}]}}"
-#define COMP "batch.completions[0].command"
-#define FRAME(s)                                                                                   \
-    {                                                                                              \
-        s, sizeof(s) - 1                                                                           \
-    }
-
-static int decode_text(fo_arena *a, const char *text, const fo_wire_limits *l, fo_msg *out,
-                       fo_err_info *err)
-{
-    fo_buf b = mp(text);
-    int rc = fo_wire_decode(fo_buf_data(&b), b.len, l, a, out, err);
-    fo_buf_destroy(&b);
-    return rc;
-}
-
-/* ---- the direct decoder: its two passes must agree (wire_decode.c) ------------------------ */
+#include "tests/wire_text.h"
 
 #define FLUSH1(cmd) "{command: " cmd "}"
 

@@ -568,6 +568,16 @@ uint64_t ht_metric(fo_hubproc *h, const char *name)
     return v;
 }
 
+uint64_t ht_wait_metric(fo_hubproc *h, const char *name, uint64_t min, int timeout_ms)
+{
+    int64_t until = ht_now_ms() + timeout_ms;
+    uint64_t v;
+
+    while ((v = ht_metric(h, name)) < min && ht_now_ms() < until)
+        usleep(5000);
+    return v;
+}
+
 /* ---- flushes that may fail ------------------------------------------------------------------- */
 
 /* The message of update [] {key: "x" * pad} claiming count `from`, in c->arena. */

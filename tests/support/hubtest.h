@@ -40,6 +40,9 @@ void ht_hub_stop_ok(fo_hubproc *h, int timeout_ms);
 /* A counter or gauge of the hub's GET /metrics (the unlabelled sample `name`); asserts that
  * the endpoint answers and has it. */
 uint64_t ht_metric(fo_hubproc *h, const char *name);
+/* Polls ht_metric every 5 ms until it reaches `min` or timeout_ms pass; returns the last
+ * value read (the caller asserts what it needs). */
+uint64_t ht_wait_metric(fo_hubproc *h, const char *name, uint64_t min, int timeout_ms);
 /* Sends SIGHUP and waits (bounded, 5 s) until the hub's log has `min` lines with `needle`;
  * fails the test with the end of the log otherwise. */
 void ht_hup(fo_hubproc *h, const char *needle, int min);

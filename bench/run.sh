@@ -37,7 +37,7 @@
 #      writes per frame). strace slows the server: counts only, never rates.
 #   e  10k idle connections (upgrade + hello): server RSS per connection
 #   f  hub only: memory store vs SQLite store (WAL, synchronous=FULL: fsync per commit),
-#      shape of a; ratio sqlite/memory
+#      shape of a, the two stores' runs alternating; ratio sqlite/memory
 #   g  hub only, cold start: N models (10k; --quick 1k) get 5 commands per flush against a
 #      sqlite hub; the same N connections then connect again to that (warm) hub, then to a
 #      fresh hub on the same data dir (cold: every model is on disk, none in memory). Time
@@ -361,7 +361,7 @@ if want floor; then
     echo "== floor: 1 and 10 frames of 60 B per send to 1000 loopback sockets (start)" >&2
     run_floor "$OUT/runs/floor-start.json" "$FLOOR_REPEAT" "$FLOOR_DUR"
 fi
-if want a || want f; then
+if want a; then
     echo "== a: 100 connections, 10 models, K=1" >&2
     scenario a "${T[@]}" --connections 100 --models 10 --commands 1
 fi
@@ -394,8 +394,11 @@ if want e; then
     scenario e --idle --connections 10000 --duration "$IDLE_WAIT"
 fi
 if want f && has hub; then
-    echo "== f: hub, sqlite store (fsync) vs memory store (a)" >&2
+    # Its own memory-store runs, alternating with the SQLite ones: on a host whose speed
+    # drifts, a ratio of runs taken minutes apart measures the drift.
+    echo "== f: hub, sqlite store (fsync) vs memory store (shape of a), alternating" >&2
     for r in $(seq "$RUNS"); do
+        run_one f hub memory "$r" "${T[@]}" --connections 100 --models 10 --commands 1
         run_one f hub sqlite "$r" "${T[@]}" --connections 100 --models 10 --commands 1
     done
 fi

@@ -140,7 +140,10 @@ if d2:
         r["ack_p99_ratio_hub_over_peer"] = ratio(h.get("ack_p99_ms"), p.get("ack_p99_ms"))
     res["scenarios"]["d2"] = r
 
-mem, sql = med(runs_of("a", "hub")), med(runs_of("f", "hub", "sqlite"))
+# f's memory-store runs alternate with its SQLite runs (run.sh); older result dirs have
+# only scenario a's.
+mem = med(runs_of("f", "hub") or runs_of("a", "hub"))
+sql = med(runs_of("f", "hub", "sqlite"))
 if sql:
     res["scenarios"]["f"] = {"desc": "hub: sqlite (fsync) vs memory, shape of a", "memory": mem, "sqlite": sql,
                              "flushes_ratio_sqlite_over_memory": ratio(sql.get("flushes_per_sec"), (mem or {}).get("flushes_per_sec")),

@@ -140,9 +140,9 @@ static void a_failed_commit_leaves_the_log_ends(fo_store_kind kind)
 }
 BOTH(a_failed_commit_leaves_the_log_ends)
 
-/* Schema 4 (a client's newest batch lives in the log): a build that reads `clients` alone
- * must refuse the file, so the version says so. */
-Test(store_rows, sqlite_schema_is_version_4)
+/* Schema 4 (a client's newest batch lives in the log) and 5 (the log keyed by model id <<
+ * 40 | from): an older build must refuse the file, so the version says so. */
+Test(store_rows, sqlite_schema_is_version_5)
 {
     fo_st t;
     sqlite3 *db;
@@ -155,8 +155,38 @@ Test(store_rows, sqlite_schema_is_version_4)
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(st, 0), 4);
+    cr_assert_eq(sqlite3_column_int(st, 0), 5);
     sqlite3_finalize(st);
     sqlite3_close(db);
+    fo_st_finish(&t);
+}
+
+/* Schema 5 keys a log row by model id << 40 | from: a batch that would take a model's log
+ * to 2^40 commands is refused (FO_ELIMIT, nothing written), and models keep their rows
+ * apart. */
+Test(store_rows, sqlite_log_positions)
+{
+    fo_st t;
+    char b[4][96], msg[512];
+    fo_store_result *r;
+
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
+    fo_store_write far = fo_st_row(b[0], "far", ((uint64_t)1 << 40) - 1, 1, "x", 1);
+    cr_assert_eq(fo_st_commit(&t, &far, 1, msg), FO_ELIMIT);
+    cr_assert_neq(strstr(msg, "2^40"), NULL, "%s", msg);
+    fo_store_write two[3] = {fo_st_row(b[1], "a", 0, 3, "x", 1), fo_st_row(b[2], "b", 0, 2, "y", 1),
+                             fo_st_row(b[3], "a", 3, 1, "x", 2)};
+    cr_assert_eq(fo_st_commit(&t, two, 3, NULL), 0);
+    r = LOAD(&t, "a");
+    cr_assert_eq(r->count, 4);
+    cr_assert_eq(r->n_entries, 2);
+    fo_store_result_free(r);
+    r = LOAD(&t, "b");
+    cr_assert_eq(r->count, 2);
+    cr_assert_eq(r->n_entries, 1);
+    fo_store_result_free(r);
+    r = LOAD(&t, "far");
+    cr_assert_eq(r->count, 0);
+    fo_store_result_free(r);
     fo_st_finish(&t);
 }

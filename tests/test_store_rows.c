@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hub/store.h"
 #include "tests/support/storetest.h"
@@ -187,6 +188,88 @@ Test(store_rows, sqlite_log_positions)
     fo_store_result_free(r);
     r = LOAD(&t, "far");
     cr_assert_eq(r->count, 0);
+    fo_store_result_free(r);
+    fo_st_finish(&t);
+}
+
+/* A schema 4 directory (log rows keyed by a rowid and a unique (model, from_count) index) is
+ * migrated to schema 5 when opened: every log row, exactly-once row and model is kept, and
+ * the models (and a new one) go on where they were. */
+Test(store_rows, sqlite_schema_4_is_migrated)
+{
+    fo_st t;
+    char b[5][96], path[160];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    fo_store_result *r;
+
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
+    fo_st_close(&t);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/flushout.db%s", t.dir, (const char *[]){"", "-wal", "-shm"}[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof(path), "%s/flushout.db", t.dir);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+        "PRAGMA journal_mode = WAL;"
+        "CREATE TABLE log (model TEXT NOT NULL, from_count INTEGER NOT NULL, len INTEGER NOT NULL,"
+        " client TEXT NOT NULL, seq INTEGER NOT NULL, batch BLOB NOT NULL, now_ms INTEGER,"
+        " identity TEXT, UNIQUE (model, from_count));"
+        "CREATE TABLE snapshots (model TEXT NOT NULL, cmd_count INTEGER NOT NULL, doc BLOB NOT NULL,"
+        " UNIQUE (model, cmd_count));"
+        "CREATE TABLE clients (model TEXT NOT NULL, client TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " cmd_count INTEGER NOT NULL, PRIMARY KEY (model, client)) WITHOUT ROWID;"
+        "CREATE TABLE rules (model TEXT NOT NULL, from_count INTEGER NOT NULL, ord INTEGER NOT NULL,"
+        " len INTEGER NOT NULL, original BLOB NOT NULL, audit TEXT NOT NULL,"
+        " UNIQUE (model, from_count, ord));"
+        "INSERT INTO clients VALUES ('a', 'z', 3, 0);"
+        "PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    fo_store_write rows[3] = {fo_st_row(b[0], "b", 0, 1, "x", 7), fo_st_row(b[1], "a", 0, 2, "x", 1),
+                              fo_st_row(b[2], "a", 2, 1, "y", 1)};
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO log VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                                    -1, &st, NULL), SQLITE_OK);
+    for (int i = 0; i < 3; i++) {
+        sqlite3_bind_text(st, 1, rows[i].model, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)rows[i].from);
+        sqlite3_bind_int64(st, 3, rows[i].len);
+        sqlite3_bind_text(st, 4, rows[i].client, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)rows[i].seq);
+        sqlite3_bind_blob(st, 6, rows[i].batch, (int)rows[i].batch_size, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, rows[i].now_ms);
+        cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    fo_st_open(&t, NULL);
+    r = LOAD(&t, "a");
+    cr_assert_eq(r->count, 3);
+    cr_assert_eq(r->n_entries, 2);
+    fo_st_check_row(&r->entries[0], "a", 0, 2, "x", 1);
+    fo_st_check_row(&r->entries[1], "a", 2, 1, "y", 1);
+    cr_assert_eq(r->n_clients, 3);
+    check_client(&r->clients[0], "x", 1, 2);
+    check_client(&r->clients[1], "y", 1, 3);
+    check_client(&r->clients[2], "z", 3, 0);
+    fo_store_result_free(r);
+    fo_store_write next[2] = {fo_st_row(b[3], "a", 3, 1, "x", 2), fo_st_row(b[4], "c", 0, 1, "x", 1)};
+    cr_assert_eq(fo_st_commit(&t, next, 2, NULL), 0);
+    fo_st_close(&t);
+    fo_st_open(&t, NULL);
+    r = LOAD(&t, "a");
+    cr_assert_eq(r->count, 4);
+    cr_assert_eq(r->n_entries, 3);
+    fo_st_check_row(&r->entries[2], "a", 3, 1, "x", 2);
+    fo_store_result_free(r);
+    r = LOAD(&t, "b");
+    cr_assert_eq(r->count, 1);
+    fo_st_check_row(&r->entries[0], "b", 0, 1, "x", 7);
+    check_client(&r->clients[0], "x", 7, 1);
+    fo_store_result_free(r);
+    r = LOAD(&t, "c");
+    cr_assert_eq(r->count, 1);
     fo_store_result_free(r);
     fo_st_finish(&t);
 }

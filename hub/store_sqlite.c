@@ -141,7 +141,7 @@ static fo_sq_end *end_get(fo_sq *q, const char *model)
     return e;
 }
 
-/* The model's id (its log rows are the positions [id << 40, (id + 1) << 40)): remembered,
+/* The model's id (its log rows are the positions [id << 38, (id + 1) << 38)): remembered,
  * else from `models`, else with `create` (in a write transaction) a new row; *id 0 when it
  * has none. */
 static int model_id(fo_sq *q, const char *model, bool create, int64_t *id, char *msg, size_t ml)
@@ -162,9 +162,13 @@ static int model_id(fo_sq *q, const char *model, bool create, int64_t *id, char 
         if ((rc = run(q->st[ST_MODEL_NEW])))
             return fo_sq_fail(q, rc, msg, ml, "commit: adding the model");
         v = (uint64_t)sqlite3_last_insert_rowid(q->db);
+        if (v == 0 || v >= FO_SQ_IDS) /* the transaction is rolled back: no row stays */
+            return fo_store_fail(FO_ELIMIT, msg, ml,
+                                 "commit: %s: this store has given out all 2^%d model ids", model,
+                                 63 - FO_SQ_POS_BITS);
         found = true;
     }
-    if (found && (v == 0 || v >= ((uint64_t)1 << (63 - FO_SQ_POS_BITS))))
+    if (found && (v == 0 || v >= FO_SQ_IDS))
         return fo_store_fail(FO_STORE_ECORRUPT, msg, ml, "model %s has the id %llu", model,
                              (unsigned long long)v);
     *id = found ? (int64_t)v : 0;
@@ -179,6 +183,13 @@ static int64_t pos_of(int64_t id, uint64_t count)
                      (count < FO_SQ_POS_SPAN ? count : FO_SQ_POS_SPAN - 1));
 }
 
+/* Where the model's positions end (excluded): the next id's first, or for the last id
+ * INT64_MAX, whose count (2^38 - 1) no row starts at. */
+static int64_t pos_end(int64_t id)
+{
+    return (uint64_t)id + 1 < FO_SQ_IDS ? pos_of(id + 1, 0) : INT64_MAX;
+}
+
 /* The model's last log row with from <= x (x = UINT64_MAX: its last row): *found, *from, *len. */
 static int log_cover(fo_sq *q, int64_t id, uint64_t x, bool *found, uint64_t *from, uint64_t *len)
 {
@@ -190,7 +201,7 @@ static int log_cover(fo_sq *q, int64_t id, uint64_t x, bool *found, uint64_t *fr
     if (!id)
         return SQLITE_OK;
     sqlite3_bind_int64(st, 1, pos_of(id, 0));
-    sqlite3_bind_int64(st, 2, last ? pos_of(id + 1, 0) : pos_of(id, x));
+    sqlite3_bind_int64(st, 2, last ? pos_end(id) : pos_of(id, x));
     rc = sqlite3_step(st);
     if ((*found = rc == SQLITE_ROW)) {
         *from = col_u64(st, 0);
@@ -247,7 +258,7 @@ static int write_one(fo_sq *q, const fo_store_write *w, char *msg, size_t ml)
         int64_t id;
         if (w->from >= FO_SQ_POS_SPAN || w->len >= FO_SQ_POS_SPAN - w->from)
             return fo_store_fail(FO_ELIMIT, msg, ml,
-                                 "commit: the log of %s would pass 2^40 commands", w->model);
+                                 "commit: the log of %s would pass 2^38 commands", w->model);
         if ((rc = model_id(q, w->model, true, &id, msg, ml)))
             return rc;
         e = fo_strmap_get(&q->ends, w->model, strlen(w->model));
@@ -435,7 +446,7 @@ static int sq_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi, 
         return 0;
     sqlite3_bind_int64(st, 1, pos_of(id, 0));
     sqlite3_bind_int64(st, 2, pos_of(id, lo));
-    sqlite3_bind_int64(st, 3, hi >= FO_SQ_POS_SPAN ? pos_of(id + 1, 0) : pos_of(id, hi));
+    sqlite3_bind_int64(st, 3, hi >= FO_SQ_POS_SPAN ? pos_end(id) : pos_of(id, hi));
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *client = (const char *)sqlite3_column_text(st, 3);
         size_t client_len = (size_t)sqlite3_column_bytes(st, 3);
@@ -465,7 +476,7 @@ static int sq_clients(void *impl, const char *model, fo_store_result *r, char *m
         return rc;
     bind_text(st, 1, model);
     sqlite3_bind_int64(st, 2, id ? pos_of(id, 0) : 0);
-    sqlite3_bind_int64(st, 3, id ? pos_of(id + 1, 0) : 0);
+    sqlite3_bind_int64(st, 3, id ? pos_end(id) : 0);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (fo_store_result_add_client(r, (const char *)sqlite3_column_text(st, 0),
                                        (size_t)sqlite3_column_bytes(st, 0), col_u64(st, 1),

@@ -2,10 +2,12 @@
  * commits, reads and the log ends it remembers; store_sqlite_open.c: the schema, its
  * migrations, open and close). Private to them.
  *
- * Schema 5: the log is keyed by one integer, its rowid, pos = model id << 40 | from_count,
+ * Schema 5: the log is keyed by one integer, its rowid, pos = model id << 38 | from_count,
  * with the ids in `models` (name -> id), so a log row is one B-tree entry and no second
- * index; a model's rows are the pos range [id << 40, (id + 1) << 40), and its log holds at
- * most 2^40 commands. Snapshots, exactly-once and rules rows keep the model's name. */
+ * index; a model's rows are the pos range [id << 38, (id + 1) << 38). So a model's log holds
+ * fewer than 2^38 commands (2.7e11: eight years at a thousand a second) and a store gives
+ * out fewer than 2^25 model ids (33.5 million; never reused): both fail a commit with
+ * FO_ELIMIT. Snapshots, exactly-once and rules rows keep the model's name. */
 #ifndef FO_STORE_SQLITE_IMPL_H
 #define FO_STORE_SQLITE_IMPL_H
 
@@ -17,8 +19,9 @@
 #define FO_SQ_DB_FILE "flushout.db"
 #define FO_SQ_LOCK_FILE "flushout.lock"
 #define FO_SQ_SCHEMA_VERSION 5
-#define FO_SQ_POS_BITS 40
+#define FO_SQ_POS_BITS 38
 #define FO_SQ_POS_SPAN ((uint64_t)1 << FO_SQ_POS_BITS) /* commands a model's log can hold */
+#define FO_SQ_IDS ((uint64_t)1 << (63 - FO_SQ_POS_BITS))   /* ids a store can give out */
 
 enum {
     ST_BEGIN,

@@ -66,19 +66,19 @@ static const char *const migrations[FO_SQ_SCHEMA_VERSION] = {
      * version is raised so that a build reading `clients` alone refuses this database
      * rather than answer a retried flush as new. */
     "SELECT 1;",
-    /* 5: the log keyed by pos = model id << 40 | from_count (its rowid) instead of a rowid
+    /* 5: the log keyed by pos = model id << 38 | from_count (its rowid) instead of a rowid
      * and a unique index on (model, from_count): a flush inserts one B-tree entry, a cut
      * deletes one, and the index's copy of each model name is gone. */
     "CREATE TABLE models (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "INSERT INTO models (name) SELECT DISTINCT model FROM log ORDER BY model;"
     "CREATE TABLE log5 (pos INTEGER PRIMARY KEY, len INTEGER NOT NULL, client TEXT NOT NULL,"
     " seq INTEGER NOT NULL, batch BLOB NOT NULL, now_ms INTEGER, identity TEXT);"
-    "INSERT INTO log5 SELECT (m.id << 40) | l.from_count, l.len, l.client, l.seq, l.batch,"
+    "INSERT INTO log5 SELECT (m.id << 38) | l.from_count, l.len, l.client, l.seq, l.batch,"
     " l.now_ms, l.identity FROM log l JOIN models m ON m.name = l.model ORDER BY 1;"
     "DROP TABLE log; ALTER TABLE log5 RENAME TO log;",
 };
 
-/* Positions are bound computed (pos = id << 40 | count): ?1 is a model's first pos, the
+/* Positions are bound computed (pos = id << 38 | count): ?1 is a model's first pos, the
  * others are positions or counts as each statement says. */
 const char *const fo_sq_stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",

@@ -459,10 +459,10 @@ Test(hub_rules, schema_1_data_dir_is_migrated)
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
     cr_assert_eq(sqlite3_column_int(st, 0), 5);
     sqlite3_finalize(st);
-    /* schema 5: the log is keyed by model id << 40 | from_count; the old row was carried
+    /* schema 5: the log is keyed by model id << 38 | from_count; the old row was carried
      * over (the new flush's only command failed its rule: a rules row, no log row) */
     cr_assert_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM log JOIN models m"
-                                        " ON pos = m.id << 40 WHERE m.name = 'todos:m'),"
+                                        " ON pos = m.id << 38 WHERE m.name = 'todos:m'),"
                                         " (SELECT count(rowid) FROM rules WHERE model = 'todos:m')",
                                     -1, &st, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));

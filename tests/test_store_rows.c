@@ -162,8 +162,8 @@ Test(store_rows, sqlite_schema_is_version_5)
     fo_st_finish(&t);
 }
 
-/* Schema 5 keys a log row by model id << 40 | from: a batch that would take a model's log
- * to 2^40 commands is refused (FO_ELIMIT, nothing written), and models keep their rows
+/* Schema 5 keys a log row by model id << 38 | from: a batch that would take a model's log
+ * to 2^38 commands is refused (FO_ELIMIT, nothing written), and models keep their rows
  * apart. */
 Test(store_rows, sqlite_log_positions)
 {
@@ -172,9 +172,9 @@ Test(store_rows, sqlite_log_positions)
     fo_store_result *r;
 
     fo_st_init(&t, FO_STORE_SQLITE, NULL);
-    fo_store_write far = fo_st_row(b[0], "far", ((uint64_t)1 << 40) - 1, 1, "x", 1);
+    fo_store_write far = fo_st_row(b[0], "far", ((uint64_t)1 << 38) - 1, 1, "x", 1);
     cr_assert_eq(fo_st_commit(&t, &far, 1, msg), FO_ELIMIT);
-    cr_assert_neq(strstr(msg, "2^40"), NULL, "%s", msg);
+    cr_assert_neq(strstr(msg, "2^38"), NULL, "%s", msg);
     fo_store_write two[3] = {fo_st_row(b[1], "a", 0, 3, "x", 1), fo_st_row(b[2], "b", 0, 2, "y", 1),
                              fo_st_row(b[3], "a", 3, 1, "x", 2)};
     cr_assert_eq(fo_st_commit(&t, two, 3, NULL), 0);
@@ -270,6 +270,39 @@ Test(store_rows, sqlite_schema_4_is_migrated)
     fo_store_result_free(r);
     r = LOAD(&t, "c");
     cr_assert_eq(r->count, 1);
+    fo_store_result_free(r);
+    fo_st_finish(&t);
+}
+
+/* A store gives out fewer than 2^25 model ids (schema 5): past the last one a new model's
+ * batch fails with FO_ELIMIT and leaves nothing; the model with the highest id goes on. */
+Test(store_rows, sqlite_model_ids_run_out)
+{
+    fo_st t;
+    char b[2][96], path[160], msg[512];
+    sqlite3 *db;
+    fo_store_result *r;
+
+    fo_st_init(&t, FO_STORE_SQLITE, NULL);
+    fo_st_close(&t);
+    snprintf(path, sizeof(path), "%s/flushout.db", t.dir);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "INSERT INTO models (id, name) VALUES (33554431, 'last')", NULL,
+                              NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    fo_st_open(&t, NULL);
+    fo_store_write w = fo_st_row(b[0], "new", 0, 1, "x", 1);
+    cr_assert_eq(fo_st_commit(&t, &w, 1, msg), FO_ELIMIT);
+    cr_assert_neq(strstr(msg, "2^25 model ids"), NULL, "%s", msg);
+    fo_store_write l = fo_st_row(b[1], "last", 0, 2, "x", 1);
+    cr_assert_eq(fo_st_commit(&t, &l, 1, NULL), 0);
+    r = LOAD(&t, "last");
+    cr_assert_eq(r->count, 2);
+    fo_st_check_row(&r->entries[0], "last", 0, 2, "x", 1);
+    fo_store_result_free(r);
+    r = LOAD(&t, "new");
+    cr_assert_eq(r->count, 0);
+    cr_assert(!r->exists);
     fo_store_result_free(r);
     fo_st_finish(&t);
 }

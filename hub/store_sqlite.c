@@ -100,34 +100,6 @@ static void ends_settle(fo_sq *q, bool committed)
     q->ends_reset = false;
 }
 
-/* Records that this transaction's writes take the model's count to `end`. Without memory,
- * the model is forgotten (its count is read from the log next time). */
-static void end_set(fo_sq *q, fo_sq_end *e, const char *model, uint64_t end)
-{
-    size_t len = strlen(model);
-
-    if (!e && (e = calloc(1, sizeof(*e))) && fo_strmap_put(&q->ends, model, len, e)) {
-        free(e);
-        e = NULL;
-    }
-    if (e && e->txn != q->txn) {
-        if (q->ntouched == q->touched_cap) {
-            size_t cap = q->touched_cap ? q->touched_cap * 2 : 64;
-            fo_sq_end **t = realloc(q->touched, cap * sizeof(*t));
-            if (!t) {
-                free(fo_strmap_del(&q->ends, model, len));
-                return;
-            }
-            q->touched = t;
-            q->touched_cap = cap;
-        }
-        q->touched[q->ntouched++] = e;
-        e->txn = q->txn;
-    }
-    if (e)
-        e->pend = end;
-}
-
 /* The model's entry, created when missing (NULL when out of memory: nothing remembered). */
 static fo_sq_end *end_get(fo_sq *q, const char *model)
 {
@@ -141,39 +113,66 @@ static fo_sq_end *end_get(fo_sq *q, const char *model)
     return e;
 }
 
+/* Records that this transaction's writes take the model's count to `end`. Without memory,
+ * the model is forgotten (its count is read from the log next time). */
+static void end_set(fo_sq *q, fo_sq_end *e, const char *model, uint64_t end)
+{
+    if (!e)
+        e = end_get(q, model);
+    if (e && e->txn != q->txn) {
+        if (q->ntouched == q->touched_cap) {
+            size_t cap = q->touched_cap ? q->touched_cap * 2 : 64;
+            fo_sq_end **t = realloc(q->touched, cap * sizeof(*t));
+            if (!t) {
+                free(fo_strmap_del(&q->ends, model, strlen(model)));
+                return;
+            }
+            q->touched = t;
+            q->touched_cap = cap;
+        }
+        q->touched[q->ntouched++] = e;
+        e->txn = q->txn;
+    }
+    if (e)
+        e->pend = end;
+}
+
 /* The model's id (its log rows are the positions [id << 38, (id + 1) << 38)): remembered,
  * else from `models`, else with `create` (in a write transaction) a new row; *id 0 when it
- * has none. */
-static int model_id(fo_sq *q, const char *model, bool create, int64_t *id, char *msg, size_t ml)
+ * has none. *ep (may be NULL): the model's entry, NULL when it has no id (or no memory). */
+static int model_id(fo_sq *q, const char *model, bool create, int64_t *id, fo_sq_end **ep,
+                    char *msg, size_t ml)
 {
-    fo_sq_end *e = end_get(q, model);
+    fo_sq_end *e = fo_strmap_get(&q->ends, model, strlen(model));
     bool found;
     uint64_t v = 0;
     int rc;
 
-    if (e && e->id) {
+    if (!e || !e->id) {
+        if ((rc = query2(q->st[ST_MODEL_ID], model, false, 0, &found, &v, NULL)))
+            return fo_sq_fail(q, rc, msg, ml, "reading the model's id");
+        if (!found && create) {
+            bind_text(q->st[ST_MODEL_NEW], 1, model);
+            if ((rc = run(q->st[ST_MODEL_NEW])))
+                return fo_sq_fail(q, rc, msg, ml, "commit: adding the model");
+            v = (uint64_t)sqlite3_last_insert_rowid(q->db);
+            if (v == 0 || v >= FO_SQ_IDS) /* the transaction is rolled back: no row stays */
+                return fo_store_fail(FO_ELIMIT, msg, ml,
+                                     "commit: %s: this store has given out all 2^%d model ids",
+                                     model, 63 - FO_SQ_POS_BITS);
+            found = true;
+        }
+        if (found && (v == 0 || v >= FO_SQ_IDS))
+            return fo_store_fail(FO_STORE_ECORRUPT, msg, ml, "model %s has the id %llu", model,
+                                 (unsigned long long)v);
+        if (found && (e || (e = end_get(q, model))))
+            e->id = (int64_t)v;
+        *id = found ? (int64_t)v : 0;
+    } else {
         *id = e->id;
-        return 0;
     }
-    if ((rc = query2(q->st[ST_MODEL_ID], model, false, 0, &found, &v, NULL)))
-        return fo_sq_fail(q, rc, msg, ml, "reading the model's id");
-    if (!found && create) {
-        bind_text(q->st[ST_MODEL_NEW], 1, model);
-        if ((rc = run(q->st[ST_MODEL_NEW])))
-            return fo_sq_fail(q, rc, msg, ml, "commit: adding the model");
-        v = (uint64_t)sqlite3_last_insert_rowid(q->db);
-        if (v == 0 || v >= FO_SQ_IDS) /* the transaction is rolled back: no row stays */
-            return fo_store_fail(FO_ELIMIT, msg, ml,
-                                 "commit: %s: this store has given out all 2^%d model ids", model,
-                                 63 - FO_SQ_POS_BITS);
-        found = true;
-    }
-    if (found && (v == 0 || v >= FO_SQ_IDS))
-        return fo_store_fail(FO_STORE_ECORRUPT, msg, ml, "model %s has the id %llu", model,
-                             (unsigned long long)v);
-    *id = found ? (int64_t)v : 0;
-    if (e)
-        e->id = *id;
+    if (ep)
+        *ep = *id ? e : NULL;
     return 0;
 }
 
@@ -190,18 +189,17 @@ static int64_t pos_end(int64_t id)
     return (uint64_t)id + 1 < FO_SQ_IDS ? pos_of(id + 1, 0) : INT64_MAX;
 }
 
-/* The model's last log row with from <= x (x = UINT64_MAX: its last row): *found, *from, *len. */
+/* The model's last log row with from <= x (UINT64_MAX: its last row): *found, *from, *len. */
 static int log_cover(fo_sq *q, int64_t id, uint64_t x, bool *found, uint64_t *from, uint64_t *len)
 {
-    bool last = x == UINT64_MAX;
-    sqlite3_stmt *st = q->st[last ? ST_LOG_LAST : ST_LOG_COVER];
+    sqlite3_stmt *st = q->st[ST_LOG_COVER];
     int rc;
 
     *found = false;
     if (!id)
         return SQLITE_OK;
     sqlite3_bind_int64(st, 1, pos_of(id, 0));
-    sqlite3_bind_int64(st, 2, last ? pos_end(id) : pos_of(id, x));
+    sqlite3_bind_int64(st, 2, pos_of(id, x)); /* x past the range: its last position */
     rc = sqlite3_step(st);
     if ((*found = rc == SQLITE_ROW)) {
         *from = col_u64(st, 0);
@@ -219,26 +217,30 @@ static int cut_below(fo_sq *q, const char *model, uint64_t base, char *msg, size
     int64_t id;
     int rc;
 
-    if ((rc = model_id(q, model, false, &id, msg, ml)))
+    if ((rc = model_id(q, model, false, &id, NULL, msg, ml)))
         return rc;
-    for (int k = 0; k < 4; k++) {
-        static const int order[] = {ST_SNAP_CUT, ST_CLIENTS_KEEP, ST_LOG_CUT, ST_RULES_CUT};
-        st = q->st[order[k]];
-        if (order[k] == ST_SNAP_CUT || order[k] == ST_RULES_CUT) {
-            bind_text(st, 1, model);
-            bind_u64(st, 2, base);
-        } else if (!id) {
-            continue; /* no log rows */
-        } else {
-            sqlite3_bind_int64(st, 1, pos_of(id, 0));
-            sqlite3_bind_int64(st, 2, pos_of(id, base));
-            bind_u64(st, 3, base);
-            if (order[k] == ST_CLIENTS_KEEP)
-                bind_text(st, 4, model);
-        }
+    st = q->st[ST_SNAP_CUT];
+    bind_text(st, 1, model);
+    bind_u64(st, 2, base);
+    if ((rc = run(st)))
+        return fo_sq_fail(q, rc, msg, ml, "commit: retention cut (snapshots)");
+    /* Log rows, when it has any: first each client's newest of those cut (ST_CLIENTS_KEEP,
+     * bound as ST_LOG_CUT plus the name), then the rows. */
+    for (int k = 0; id && k < 2; k++) {
+        st = q->st[k == 0 ? ST_CLIENTS_KEEP : ST_LOG_CUT];
+        sqlite3_bind_int64(st, 1, pos_of(id, 0));
+        sqlite3_bind_int64(st, 2, pos_of(id, base));
+        bind_u64(st, 3, base);
+        if (k == 0)
+            bind_text(st, 4, model);
         if ((rc = run(st)))
-            return fo_sq_fail(q, rc, msg, ml, "commit: retention cut");
+            return fo_sq_fail(q, rc, msg, ml, "commit: retention cut (log)");
     }
+    st = q->st[ST_RULES_CUT];
+    bind_text(st, 1, model);
+    bind_u64(st, 2, base);
+    if ((rc = run(st)))
+        return fo_sq_fail(q, rc, msg, ml, "commit: retention cut (rules)");
     return 0;
 }
 
@@ -259,9 +261,8 @@ static int write_one(fo_sq *q, const fo_store_write *w, char *msg, size_t ml)
         if (w->from >= FO_SQ_POS_SPAN || w->len >= FO_SQ_POS_SPAN - w->from)
             return fo_store_fail(FO_ELIMIT, msg, ml,
                                  "commit: the log of %s would pass 2^38 commands", w->model);
-        if ((rc = model_id(q, w->model, true, &id, msg, ml)))
+        if ((rc = model_id(q, w->model, true, &id, &e, msg, ml)))
             return rc;
-        e = fo_strmap_get(&q->ends, w->model, strlen(w->model));
         if (e && e->txn == q->txn) {
             from = e->pend;
         } else if (e && e->known) {
@@ -326,12 +327,6 @@ static int write_one(fo_sq *q, const fo_store_write *w, char *msg, size_t ml)
     return 0;
 }
 
-static void rollback(fo_sq *q)
-{
-    if (!sqlite3_get_autocommit(q->db))
-        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
 static int sq_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *msg, size_t ml)
 {
     fo_sq *q = impl;
@@ -339,13 +334,13 @@ static int sq_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *m
 
     if ((rc = run(q->st[ST_BEGIN]))) {
         rc = fo_sq_fail(q, rc, msg, ml, "commit: BEGIN");
-        rollback(q);
+        fo_sq_rollback(q);
         return rc;
     }
     for (size_t i = 0; i < nsegs; i++) {
         for (size_t k = 0; k < segs[i].n; k++) {
             if ((rc = write_one(q, &segs[i].w[k], msg, ml))) {
-                rollback(q);
+                fo_sq_rollback(q);
                 ends_settle(q, false);
                 return rc;
             }
@@ -353,7 +348,7 @@ static int sq_commit(void *impl, const fo_store_seg *segs, size_t nsegs, char *m
     }
     if ((rc = run(q->st[ST_COMMIT]))) {
         rc = fo_sq_fail(q, rc, msg, ml, "commit failed");
-        rollback(q);
+        fo_sq_rollback(q);
         ends_settle(q, false);
         return rc;
     }
@@ -376,7 +371,7 @@ static void sq_read_end(void *impl)
     fo_sq *q = impl;
 
     if (run(q->st[ST_COMMIT]))
-        rollback(q);
+        fo_sq_rollback(q);
 }
 
 static int sq_snapshot_le(void *impl, const char *model, uint64_t at, fo_store_result *r,
@@ -413,9 +408,9 @@ static int sq_log_cover(void *impl, const char *model, uint64_t x, bool *found, 
     int64_t id;
     int rc;
 
-    if ((rc = model_id(q, model, false, &id, msg, ml)))
+    if ((rc = model_id(q, model, false, &id, NULL, msg, ml)))
         return rc;
-    rc = log_cover(q, id, x == UINT64_MAX ? UINT64_MAX - 1 : x, found, &out->from, &out->len);
+    rc = log_cover(q, id, x, found, &out->from, &out->len);
     return rc ? fo_sq_fail(q, rc, msg, ml, "read: log") : 0;
 }
 
@@ -426,7 +421,7 @@ static int sq_log_last(void *impl, const char *model, bool *found, fo_store_span
     int64_t id;
     int rc;
 
-    if ((rc = model_id(q, model, false, &id, msg, ml)))
+    if ((rc = model_id(q, model, false, &id, NULL, msg, ml)))
         return rc;
     rc = log_cover(q, id, UINT64_MAX, found, &out->from, &out->len);
     return rc ? fo_sq_fail(q, rc, msg, ml, "read: log") : 0;
@@ -440,7 +435,7 @@ static int sq_log_scan(void *impl, const char *model, uint64_t lo, uint64_t hi, 
     int64_t id;
     int rc;
 
-    if ((rc = model_id(q, model, false, &id, msg, ml)))
+    if ((rc = model_id(q, model, false, &id, NULL, msg, ml)))
         return rc;
     if (!id || lo >= hi)
         return 0;
@@ -472,7 +467,7 @@ static int sq_clients(void *impl, const char *model, fo_store_result *r, char *m
     int64_t id;
     int rc;
 
-    if ((rc = model_id(q, model, false, &id, msg, ml)))
+    if ((rc = model_id(q, model, false, &id, NULL, msg, ml)))
         return rc;
     bind_text(st, 1, model);
     sqlite3_bind_int64(st, 2, id ? pos_of(id, 0) : 0);

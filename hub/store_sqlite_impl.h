@@ -29,7 +29,6 @@ enum {
     ST_COMMIT,
     ST_MODEL_ID,
     ST_MODEL_NEW,
-    ST_LOG_LAST,
     ST_LOG_COVER,
     ST_LOG_INSERT,
     ST_LOG_SCAN,
@@ -82,6 +81,9 @@ int fo_sq_fail(fo_sq *q, int rc, char *msg, size_t ml, const char *what);
 /* The backend's open and close (store_backend.h). */
 int fo_sq_open(const char *dir, const fo_store_options *o, void **impl, fo_err_info *err);
 void fo_sq_close(void *impl);
+
+/* Rolls back the open transaction, if any. */
+void fo_sq_rollback(fo_sq *q);
 
 /* Forgets every remembered end and id (store_sqlite.c). */
 void fo_sq_ends_clear(fo_sq *q);

@@ -86,10 +86,7 @@ const char *const fo_sq_stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_MODEL_ID] = "SELECT id FROM models WHERE name = ?1",
     [ST_MODEL_NEW] = "INSERT INTO models (name) VALUES (?1)",
-    /* ?2: the model's end of range */
-    [ST_LOG_LAST] = "SELECT pos - ?1, len FROM log WHERE pos >= ?1 AND pos < ?2"
-                    " ORDER BY pos DESC LIMIT 1",
-    /* ?2: the pos of the count looked for */
+    /* ?2: the pos of the count looked for (the model's last pos: its last row) */
     [ST_LOG_COVER] = "SELECT pos - ?1, len FROM log WHERE pos >= ?1 AND pos <= ?2"
                      " ORDER BY pos DESC LIMIT 1",
     [ST_LOG_INSERT] = "INSERT INTO log (pos, len, client, seq, batch, now_ms, identity)"
@@ -249,7 +246,7 @@ static int exec_pragma(fo_sq *q, const char *sql, fo_err_info *err)
     return rc ? sq_open_fail(q, err, rc, sql) : 0;
 }
 
-static void rollback(fo_sq *q)
+void fo_sq_rollback(fo_sq *q)
 {
     if (!sqlite3_get_autocommit(q->db))
         sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
@@ -283,7 +280,7 @@ static int migrate(fo_sq *q, fo_err_info *err)
             (rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL))) {
             int code = open_fail(err, map_rc(rc), q->path, "migrating the schema to version %d: %s",
                                  version + 1, sqlite3_errmsg(q->db));
-            rollback(q);
+            fo_sq_rollback(q);
             fo_sq_close(q);
             return code;
         }

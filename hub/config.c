@@ -7,8 +7,8 @@
  *                                  "HTTP 503 at the upgrade"},
  *
  * plus its field in fo_hub_config. Types: FO_SET_STRING (char[]; `choices` to restrict),
- * FO_SET_UINT (uint32_t/uint64_t), FO_SET_SIZE (size_t, "64M"), FO_SET_BOOL (a flag without
- * value; true/false in the file), FO_SET_ENUM (int index into `choices`). Secret values (a
+ * FO_SET_UINT (uint32_t/uint64_t), FO_SET_SIZE (size_t, "64M"), FO_SET_BOOL (a flag: --name
+ * or --name=false; true/false in the file), FO_SET_ENUM (int index into `choices`). Secret values (a
  * passphrase, a token) get .flags = FO_SET_SECRET: --print-config masks them. Paths to
  * secret files are not secrets. A value that needs checks of its own gets .parse (and
  * .format if its text form is not the type's). */
@@ -249,6 +249,11 @@ static const fo_setting rows[] = {
      .help = "with --cluster: every hub applies every flush itself instead\n"
              "of forwarding it to the model's owner (conflicting appends are\n"
              "refused and retried: to measure that contention)"},
+    {.name = "io-uring", .type = FO_SET_BOOL, F(io_uring), .def = "true",
+     .help = "hand each loop turn's socket writes to the kernel together\n"
+             "through io_uring (Linux 5.6+); with --io-uring=false, or where\n"
+             "io_uring is not allowed (io_uring_disabled, a container's\n"
+             "seccomp profile), one send() per connection (default true)"},
     {.name = "tls-cert", .type = FO_SET_STRING, F(tls_cert), .arg = "FILE",
      .help = "serve TLS on the port (wss:// and https://) with this PEM\n"
              "certificate chain; needs --tls-key"},
@@ -345,8 +350,9 @@ int fo_hub_config_parse_rest(fo_hub_config *c, int argc, char **argv, int *rest)
     c->argv = argv;
     for (size_t i = 0; i < NROWS; i++) {
         opts[i].name = rows[i].name;
-        opts[i].has_arg =
-            rows[i].arg && rows[i].type != FO_SET_BOOL ? required_argument : no_argument;
+        opts[i].has_arg = rows[i].type == FO_SET_BOOL ? optional_argument /* --flag=false */
+                          : rows[i].arg                ? required_argument
+                                                       : no_argument;
         opts[i].flag = NULL;
         opts[i].val = (int)i + 1;
     }
@@ -383,7 +389,7 @@ int fo_hub_config_parse_rest(fo_hub_config *c, int argc, char **argv, int *rest)
         else if (is(r, "print-config"))
             print = true;
         else
-            given_row[n] = r, given_val[n++] = r->type == FO_SET_BOOL ? "true" : optarg;
+            given_row[n] = r, given_val[n++] = r->type == FO_SET_BOOL && !optarg ? "true" : optarg;
     }
     if (rest)
         *rest = optind;

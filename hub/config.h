@@ -53,6 +53,7 @@ typedef struct fo_hub_config {
     uint32_t overload_lag_ms; /* --overload-lag-ms N: loop lag past which flushes are shed */
     char cluster[2048];       /* --cluster URLS: NATS servers; set: the store is NATS */
     bool optimistic;          /* --optimistic: no forwarding to owners on --cluster */
+    bool io_uring;            /* --io-uring: each turn's socket writes in one submission */
     char tls_cert[1024];      /* --tls-cert FILE: PEM chain; with tls_key, TLS on the port */
     char tls_key[1024];       /* --tls-key FILE: PEM private key */
     /* The command line the settings were parsed from (main's argv, kept for the process's

@@ -14,9 +14,12 @@
 #include "hub/model.h"
 #include "hub/reload.h"
 #include "hub/session.h"
+#include "hub/wsconn.h"
 
 #define DRAIN_TIMEOUT_MS 10000
 #define CLOSE_TIMEOUT_MS 3000
+/* Writes per io_uring submission: more connections with output in one pass take two. */
+#define SENDQ_ENTRIES 4096
 
 uint64_t fo_now_ns(void)
 {
@@ -413,6 +416,13 @@ int fo_hub_run(const fo_hub_config *cfg)
         uv_run(&h->loop, UV_RUN_DEFAULT);
         goto out_loop;
     }
+    if (cfg->io_uring) {
+        const char *why;
+        if (!(h->sendq = fo_sendq_open(SENDQ_ENTRIES, fo_wsconn_sent, &why)))
+            FO_LOG(FO_LOG_WARN, "socket writes: one send() each (%s; --io-uring)", why);
+    }
+    FO_LOG(FO_LOG_INFO, "socket writes: %s",
+           h->sendq ? "io_uring, one submission per pass" : "one send() per connection");
     uv_signal_init(&h->loop, &h->sigterm);
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sighup);
@@ -451,6 +461,7 @@ out_loop:
     fo_tls_ctx_free(h->tls);
     fo_strmap_destroy(&h->models);
     fo_limits_destroy(h);
+    fo_sendq_close(h->sendq);
     free(h->wbuf);
     free(h);
     return rc;

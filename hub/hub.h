@@ -23,6 +23,7 @@
 #include "hub/session.h"
 #include "hub/store.h"
 #include "hub/strmap.h"
+#include "proto/sendq.h"
 #include "proto/wire.h"
 
 typedef struct fo_session fo_session;
@@ -82,7 +83,8 @@ typedef struct fo_hub {
     fo_hub_phase phase;
     uint64_t phase_since_ms;
     int exit_code;
-    unsigned char *wbuf; /* packed frames: one socket write */
+    fo_sendq *sendq;     /* each pass's socket writes together (NULL: one send() each) */
+    unsigned char *wbuf; /* packed frames: one socket write (without sendq, or TLS) */
     size_t wbuf_cap;
     unsigned char rbuf[65536]; /* every connection's reads land here first */
     unsigned char tls_in[65536]; /* with TLS, the ciphertext read, before rbuf */

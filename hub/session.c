@@ -401,6 +401,8 @@ void fo_session_end(fo_session *s)
     if (s->next)
         s->next->prev = s->prev;
     h->nsessions--;
+    if (s->sending) /* its write must reach the kernel before its descriptor is closed */
+        fo_sendq_submit(h->sendq);
     uv_close((uv_handle_t *)s->poll, on_poll_closed); /* stops watching at once */
     if (s->expiry) {
         uv_close((uv_handle_t *)s->expiry, on_timer_closed);
@@ -659,7 +661,8 @@ void fo_session_flush_dirty(fo_hub *h)
 {
     fo_session *s;
 
-    while ((s = h->dirty)) {
+    do {
+        s = h->dirty;
         h->dirty = h->dirty_tail = NULL;
         while (s) {
             fo_session *next = s->dirty_next;
@@ -673,6 +676,15 @@ void fo_session_flush_dirty(fo_hub *h)
             fo_session_unref(s);
             s = next;
         }
-    }
+        /* This pass's writes (and any queued since the last pass, by a socket that drained
+         * during the poll), together (sendq.h); their answers may queue more. */
+        fo_sendq_submit(h->sendq);
+        if (fo_sendq_broken(h->sendq)) {
+            FO_LOG(FO_LOG_ERROR, "io_uring failed: its batch's connections end; socket "
+                                 "writes are one send() each from now on");
+            fo_sendq_close(h->sendq);
+            h->sendq = NULL;
+        }
+    } while (h->dirty);
     uv_idle_stop(&h->kick);
 }

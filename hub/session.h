@@ -97,6 +97,8 @@ struct fo_session {
     bool rx_paused;         /* reading stopped: replies pile up unread (backpressure) */
     bool rx_done;           /* a close came, or a framing violation: input is dropped */
     bool in_dirty;          /* linked in hub->dirty */
+    bool sending;           /* a write is in the hub's send batch (sendq.h), not yet
+                             * answered: nothing else is written until it is */
     uint16_t close_code;
     const char *close_why;  /* static: the reason sent in our close frame (NULL: by code) */
     fo_sub *subs;

@@ -398,62 +398,121 @@ static void on_readable(fo_session *s)
 
 /* ---- out ------------------------------------------------------------------------------- */
 
-/* Packs queued frames into one buffer and sends it. -1 when the socket failed. */
-static int send_pack(fo_session *s)
+/* How many queued frames the next pack takes (up to PACK_MAX, at least one) and the bytes
+ * it may need (headers counted at their largest). */
+static size_t pack_bound(const fo_session *s, uint32_t *count)
+{
+    size_t bound = 0;
+    uint32_t n = 0, i = s->qhead;
+
+    while (n < s->qlen && bound < PACK_MAX) {
+        bound += FO_WS_HEADER_MAX + s->q[i].frame->len;
+        i = (i + 1) % s->qcap;
+        n++;
+    }
+    *count = n;
+    return bound;
+}
+
+/* Moves the next `count` queued frames into dst, framed; returns the bytes written. */
+static size_t pack(fo_session *s, unsigned char *dst, uint32_t count)
 {
     fo_hub *h = s->hub;
     size_t off = 0;
-    uint32_t n = 0;
-    ssize_t sent;
 
-    while (s->qlen && off < PACK_MAX) {
+    for (uint32_t n = 0; n < count; n++) {
         fo_outq_item *it = &s->q[s->qhead];
-        size_t need = off + FO_WS_HEADER_MAX + it->frame->len;
 
-        if (need > h->wbuf_cap) {
-            size_t ncap = h->wbuf_cap ? h->wbuf_cap : 65536;
-            unsigned char *nb;
-            while (ncap < need)
-                ncap *= 2;
-            if (!(nb = realloc(h->wbuf, ncap)))
-                return -1;
-            h->wbuf = nb;
-            h->wbuf_cap = ncap;
-        }
         if (!it->control)
-            off += fo_ws_header_build(h->wbuf + off, FO_WS_OP_BINARY, true, it->frame->len,
-                                      NULL);
-        memcpy(h->wbuf + off, it->frame->data, it->frame->len);
+            off += fo_ws_header_build(dst + off, FO_WS_OP_BINARY, true, it->frame->len, NULL);
+        memcpy(dst + off, it->frame->data, it->frame->len);
         off += it->frame->len;
         s->qbytes -= it->frame->len;
         h->metrics.bytes_out += it->frame->len;
         fo_frame_unref(it->frame);
         s->qhead = (s->qhead + 1) % s->qcap;
         s->qlen--;
-        n++;
     }
-    h->metrics.frames_out += n;
+    h->metrics.frames_out += count;
     h->metrics.writes++;
-    if (s->tls) /* encrypted whole, then sent as one write */
-        return fo_tls_write(s->tls, h->wbuf, off) ? -1 : tls_flush(s);
-    sent = send(s->fd, h->wbuf, off, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EINTR)
+    return off;
+}
+
+/* A write of buf[0, len) took n bytes (or failed with -n): an unsent end is kept and
+ * written when the socket is writable, before anything else. -1 when the socket failed. */
+static int sent(fo_session *s, const unsigned char *buf, size_t len, ssize_t n)
+{
+    if (n < 0) {
+        if (n != -EAGAIN && n != -EINTR)
             return -1;
-        sent = 0;
+        n = 0;
     }
-    if ((size_t)sent < off) {
-        /* The socket is full: keep the rest and wait for POLLOUT before anything else. */
-        if (!(s->wpend = malloc(off - (size_t)sent)))
+    if ((size_t)n < len) {
+        if (!(s->wpend = malloc(len - (size_t)n)))
             return -1;
-        memcpy(s->wpend, h->wbuf + sent, off - (size_t)sent);
-        s->wpend_len = off - (size_t)sent;
+        memcpy(s->wpend, buf + n, len - (size_t)n);
+        s->wpend_len = len - (size_t)n;
         s->wpend_off = 0;
         s->want_write = true;
-        h->metrics.partial_writes++;
+        s->hub->metrics.partial_writes++;
         fo_wsconn_update_poll(s);
     }
     return 0;
+}
+
+/* Packs queued frames into the hub's buffer and sends them now. -1 when the socket
+ * failed. */
+static int send_pack(fo_session *s)
+{
+    fo_hub *h = s->hub;
+    uint32_t count;
+    size_t need = pack_bound(s, &count), off;
+    ssize_t n;
+
+    if (need > h->wbuf_cap) {
+        size_t ncap = h->wbuf_cap ? h->wbuf_cap : 65536;
+        unsigned char *nb;
+        while (ncap < need)
+            ncap *= 2;
+        if (!(nb = realloc(h->wbuf, ncap)))
+            return -1;
+        h->wbuf = nb;
+        h->wbuf_cap = ncap;
+    }
+    off = pack(s, h->wbuf, count);
+    if (s->tls) /* encrypted whole, then sent as one write */
+        return fo_tls_write(s->tls, h->wbuf, off) ? -1 : tls_flush(s);
+    n = send(s->fd, h->wbuf, off, MSG_NOSIGNAL);
+    return sent(s, h->wbuf, off, n < 0 ? -errno : n);
+}
+
+/* Packs queued frames into the hub's send batch (sendq.h); fo_wsconn_sent finishes the
+ * write when the batch is submitted. false when the batch cannot take it (it is being
+ * answered, or out of memory): the caller sends directly. */
+static bool queue_pack(fo_session *s)
+{
+    fo_sendq *q = s->hub->sendq;
+    uint32_t count;
+    size_t need = pack_bound(s, &count), off;
+    unsigned char *dst = fo_sendq_reserve(q, need);
+
+    if (!dst && fo_sendq_queued(q)) { /* the batch is full: it goes now, then this one */
+        fo_sendq_submit(q);
+        if (s->fd < 0 || s->want_write || s->state == FO_SESSION_CLOSED || !s->qlen)
+            return true; /* an answer in that batch changed this session: nothing to do */
+        need = pack_bound(s, &count);
+        dst = fo_sendq_reserve(q, need);
+    }
+    if (!dst)
+        return false;
+    fo_session_ref(s);
+    s->sending = true;
+    off = pack(s, dst, count);
+    if (fo_sendq_add(q, s->fd, dst, off, s)) { /* not expected: there was room */
+        ssize_t n = send(s->fd, dst, off, MSG_NOSIGNAL);
+        fo_wsconn_sent(s, dst, off, n < 0 ? -errno : n);
+    }
+    return true;
 }
 
 /* Sends the rest of a partial write. -1 when the socket failed. */
@@ -517,16 +576,11 @@ static void send_close(fo_session *s)
     }
 }
 
-void fo_wsconn_write(fo_session *s)
+/* After the queue went out (or what the socket took of it): reading resumes below half of
+ * --max-queue, a closing session sends its close frame, a drained one's lagging
+ * subscribers catch up. */
+static void written(fo_session *s)
 {
-    if (s->fd < 0 || s->want_write || s->state == FO_SESSION_CLOSED)
-        return;
-    while (s->qlen && !s->want_write) {
-        if (send_pack(s)) {
-            fo_session_end(s);
-            return;
-        }
-    }
     if (s->rx_paused && s->qbytes < s->hub->cfg.max_queue / 2) {
         s->rx_paused = false;
         fo_wsconn_update_poll(s);
@@ -539,6 +593,37 @@ void fo_wsconn_write(fo_session *s)
     for (fo_sub *sub = s->subs; sub; sub = sub->snext)
         if (sub->lagging)
             s->hub->session_port.drained(sub);
+}
+
+void fo_wsconn_write(fo_session *s)
+{
+    if (s->fd < 0 || s->want_write || s->sending || s->state == FO_SESSION_CLOSED)
+        return;
+    if (s->qlen && !s->tls && s->hub->sendq && queue_pack(s))
+        return; /* fo_wsconn_sent goes on */
+    while (s->qlen && !s->want_write) {
+        if (send_pack(s)) {
+            fo_session_end(s);
+            return;
+        }
+    }
+    written(s);
+}
+
+void fo_wsconn_sent(void *ctx, const unsigned char *buf, size_t len, ssize_t res)
+{
+    fo_session *s = ctx;
+
+    s->sending = false;
+    if (s->fd >= 0 && s->state != FO_SESSION_CLOSED) {
+        if (sent(s, buf, len, res))
+            fo_session_end(s);
+        else if (s->qlen && !s->want_write)
+            fo_session_write_early(s); /* more than one pack queued: the rest next pass */
+        else
+            written(s);
+    }
+    fo_session_unref(s);
 }
 
 static void on_io(uv_poll_t *p, int status, int events)

@@ -10,13 +10,15 @@
  * connection with 1002.
  *
  * Out: the queued frames of a connection are packed (header + payload, up to 256 KiB) and
- * sent with one send(). A send that the socket does not take whole keeps its unsent end
+ * written with one send: queued in the hub's send batch (sendq.h: every connection's pack
+ * of a pass in one io_uring submission), or a direct send() without it and with TLS. A send that the socket does not take whole keeps its unsent end
  * (at most one pack) and arms POLLOUT; nothing more is sent until that end has gone out.
  * That is the only case that changes what the socket is polled for. */
 #ifndef FO_WSCONN_H
 #define FO_WSCONN_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "hub/session.h"
 
@@ -29,6 +31,9 @@ void fo_wsconn_feed(fo_session *s, unsigned char *data, size_t len);
  * empty, a closing session's close frame, and a drained one's lagging subscribers catch
  * up. The session may be ended by this call (a failed socket). */
 void fo_wsconn_write(fo_session *s);
+/* The hub's sendq.h completion: a batched write of buf[0, len) to the session `ctx` took
+ * res bytes (or -errno); the session goes on as after a direct write. */
+void fo_wsconn_sent(void *ctx, const unsigned char *buf, size_t len, ssize_t res);
 /* Frees the per-connection buffers (at the end of the session). */
 void fo_wsconn_free(fo_session *s);
 

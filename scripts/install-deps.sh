@@ -5,7 +5,7 @@ set -euo pipefail
 
 want=(build-essential cmake pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
       libmsgpack-dev libxxhash-dev libjansson-dev libjwt-dev libsqlite3-dev sqlite3 libssl-dev
-      libluajit-5.1-dev libinih-dev libnats-dev nodejs npm help2man file)
+      libluajit-5.1-dev libinih-dev libnats-dev liburing-dev nodejs npm help2man file)
 if [ "${1:-build}" = bench ]; then
     want+=(gnuplot-nox python3)
 fi

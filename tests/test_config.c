@@ -396,6 +396,7 @@ Test(config, print_reads_back)
                         "--cluster",
                         "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
                         "--optimistic",
+                        "--io-uring=false",
                         "--tls-cert",
                         "/cert.pem",
                         "--tls-key",

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "tests/support/hubtest.h"
+#include "proto/sendq.h"
 
 #ifndef FO_HUB_BIN
 #define FO_HUB_BIN ""
@@ -194,14 +195,38 @@ static void write_blobs(fo_hubproc *h, ht_client *w, const char *model, uint64_t
     free(text);
 }
 
+/* Whether this process may use io_uring (proto/sendq.h's own probe): then the hub must. */
+static bool io_uring_here(void)
+{
+    const char *why;
+    fo_sendq *q = fo_sendq_open(4, NULL, &why);
+
+    fo_sendq_close(q);
+    return q != NULL;
+}
+
+/* The hub says which write path it took; by default io_uring wherever it can be had. */
+static void check_write_path(fo_hubproc *h, bool want_uring)
+{
+    bool uring = fo_hubproc_log_count(h, "socket writes: io_uring") > 0;
+
+    cr_assert_eq(fo_hubproc_log_count(h, "socket writes: "), 1 + (want_uring && !uring),
+                 "the hub did not say how it writes");
+    if (want_uring && io_uring_here())
+        cr_assert(uring, "io_uring works here but the hub writes with send()");
+    if (!want_uring)
+        cr_assert_not(uring, "--io-uring=false, but the hub uses io_uring");
+}
+
 /* Corked writes (hub/session.c): every frame a connection gets in a loop turn leaves in one
  * socket write at the end of the turn, straight from the hub's uv_check, without asking
  * libwebsockets for a writable callback (each of those costs epoll_ctl calls). All
- * subscribers here read, so no write is partial and no writable request may be made. */
-Test(hub_sync, fan_out_writes_are_corked, .timeout = 120)
+ * subscribers here read, so no write is partial and no writable request may be made. Both
+ * write paths: the turn's writes in one io_uring submission, and one send() each. */
+static void corked(const char *const *args, bool want_uring)
 {
     enum { NSUB = 40, N = 200 };
-    fo_hubproc *h = ht_hub_start("memory", NULL);
+    fo_hubproc *h = ht_hub_start("memory", args);
     ht_peer *subs[NSUB];
     ht_client *w;
     uint64_t frames0, frames, writes, turns;
@@ -234,8 +259,20 @@ Test(hub_sync, fan_out_writes_are_corked, .timeout = 120)
     cr_assert_leq(writes, turns, "%llu writes for %llu connection-turns: more than one write per "
                   "connection per loop turn", (unsigned long long)writes,
                   (unsigned long long)turns);
+    check_write_path(h, want_uring);
     for (i = 0; i < NSUB; i++)
         ht_peer_free(subs[i]);
+}
+
+Test(hub_sync, fan_out_writes_are_corked, .timeout = 120)
+{
+    corked(NULL, true);
+}
+
+Test(hub_sync, fan_out_writes_are_corked_with_send, .timeout = 120)
+{
+    static const char *const args[] = {"--io-uring=false", NULL};
+    corked(args, false);
 }
 
 Test(hub_sync, slow_subscriber_is_bounded_and_catches_up, .timeout = 240)
@@ -316,10 +353,11 @@ Test(hub_sync, slow_subscriber_is_bounded_and_catches_up, .timeout = 240)
     ht_expect_silence(slow->c, 200);
 }
 
-/* A backlog that history still covers comes back as one push (or a few), never as a snap. */
-Test(hub_sync, slow_subscriber_within_history_gets_a_catch_up_push, .timeout = 120)
+/* A backlog that history still covers comes back as one push (or a few), never as a snap.
+ * The slow subscriber's socket fills: partial writes, POLLOUT, and what is queued meanwhile,
+ * on both write paths. */
+static void within_history(const char *const *args, bool want_uring)
 {
-    static const char *const args[] = {"--max-queue", "64K", "--history", "5000", NULL};
     const int n = 1200;
     const size_t blob = 8192;
     fo_hubproc *h = ht_hub_start("memory", args);
@@ -344,4 +382,19 @@ Test(hub_sync, slow_subscriber_within_history_gets_a_catch_up_push, .timeout = 1
                  (unsigned long long)slow->snaps);
     cr_assert(slow->max_push_len > 1, "no push covered more than one batch: nothing was dropped "
                                       "and caught up (is --max-queue honoured?)");
+    cr_assert_gt(ht_metric(h, "flushout_partial_writes_total"), 0, "no write was partial");
+    check_write_path(h, want_uring);
+}
+
+Test(hub_sync, slow_subscriber_within_history_gets_a_catch_up_push, .timeout = 120)
+{
+    static const char *const args[] = {"--max-queue", "64K", "--history", "5000", NULL};
+    within_history(args, true);
+}
+
+Test(hub_sync, slow_subscriber_within_history_with_send, .timeout = 120)
+{
+    static const char *const args[] = {"--max-queue", "64K", "--history", "5000",
+                                       "--io-uring=false", NULL};
+    within_history(args, false);
 }

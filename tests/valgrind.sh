@@ -37,7 +37,7 @@ if ! command -v valgrind >/dev/null; then
     exit 1
 fi
 
-for t in value doc pathmap batch master proxy wire wire_decode splice json ws rules console origin config walbuf; do
+for t in value doc pathmap batch master proxy wire wire_decode splice json ws rules console origin config walbuf sendq; do
     check "test_$t" "${vg[@]}" "$build/tests/test_$t" --jobs 1
 done
 

@@ -460,6 +460,7 @@ static void teardown(fo_lg *lg)
 {
     uint32_t i;
 
+    fo_ws_ctx_close(&lg->ws);
     uv_walk(&lg->loop, close_walk, NULL);
     uv_run(&lg->loop, UV_RUN_DEFAULT);
     uv_loop_close(&lg->loop);

@@ -151,17 +151,15 @@ static void on_write(uv_write_t *req, int status)
         mark_dirty(ws);
 }
 
-/* Writes n bytes at p (uv_try_write, then one uv_write of the rest, copied into wr). */
-static void write_out(fo_ws *ws, const char *p, size_t n, bool from_tx)
+/* After a non-blocking write of n bytes at p that took k (or failed with k < 0): one
+ * uv_write of the rest, copied into wr (or tx and wr swapped). */
+static void write_rest(fo_ws *ws, const char *p, size_t n, bool from_tx, int k)
 {
     fo_ws_ctx *c = ws->ctx;
-    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    uv_buf_t b;
     char *old;
     size_t oldcap, off;
-    int k;
 
-    k = uv_try_write((uv_stream_t *)&ws->tcp, &b, 1);
-    c->writes++;
     if (k >= 0 && (size_t)k == n) {
         if (from_tx)
             ws->tx_len = 0;
@@ -202,6 +200,48 @@ static void write_out(fo_ws *ws, const char *p, size_t n, bool from_tx)
     ws->writing = true;
 }
 
+/* Writes n bytes at p (uv_try_write, then one uv_write of the rest). */
+static void write_out(fo_ws *ws, const char *p, size_t n, bool from_tx)
+{
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int k = uv_try_write((uv_stream_t *)&ws->tcp, &b, 1);
+
+    ws->ctx->writes++;
+    write_rest(ws, p, n, from_tx, k);
+}
+
+/* The completion of a batched write of tx (proto/sendq.h): as after uv_try_write (libuv's
+ * error codes are -errno). */
+static void on_sent(void *arg, const unsigned char *buf, size_t len, ssize_t res)
+{
+    fo_ws *ws = arg;
+
+    (void)buf;
+    ws->in_batch = false;
+    ws->ctx->writes++;
+    if (ws->state != FO_WS_CLOSED)
+        write_rest(ws, ws->tx, len, true, (int)res);
+}
+
+/* Queues tx in the context's batch instead of writing it now: plaintext, nothing in
+ * flight. false: write it directly. */
+static bool queue_tx(fo_ws *ws)
+{
+    fo_sendq *q = ws->ctx->sendq;
+    uv_os_fd_t fd;
+
+    if (!q || ws->tls || ws->writing || ws->in_batch || ws->state == FO_WS_CLOSED ||
+        ws->state < FO_WS_HANDSHAKE || !ws->tx_len || uv_fileno((uv_handle_t *)&ws->tcp, &fd))
+        return false;
+    if (fo_sendq_add(q, fd, (const unsigned char *)ws->tx, ws->tx_len, ws)) {
+        fo_sendq_submit(q); /* full: this batch goes now, the next starts with ws */
+        if (fo_sendq_add(q, fd, (const unsigned char *)ws->tx, ws->tx_len, ws))
+            return false;
+    }
+    ws->in_batch = true;
+    return true;
+}
+
 /* wss: writes the ciphertext TLS has ready (unless a write is in flight: on_write comes
  * back here through the dirty list). */
 static void tls_out(fo_ws *ws)
@@ -218,7 +258,7 @@ static void tls_out(fo_ws *ws)
 
 static void ws_write(fo_ws *ws)
 {
-    if (ws->writing || ws->state == FO_WS_CLOSED || ws->state < FO_WS_TLS)
+    if (ws->writing || ws->in_batch || ws->state == FO_WS_CLOSED || ws->state < FO_WS_TLS)
         return;
     if (ws->tls) {
         if (ws->tx_len && ws->state >= FO_WS_HANDSHAKE) { /* the whole batch, encrypted */
@@ -243,8 +283,10 @@ void fo_ws_ctx_flush(fo_ws_ctx *ctx)
 
     while ((ws = ctx->dirty)) {
         unlink_dirty(ws);
-        ws_write(ws);
+        if (!queue_tx(ws))
+            ws_write(ws);
     }
+    fo_sendq_submit(ctx->sendq);
 }
 
 static void on_prepare(uv_prepare_t *p)
@@ -261,6 +303,11 @@ int fo_ws_ctx_init(fo_ws_ctx *ctx, uv_loop_t *loop)
     if (getrandom(&ctx->rng, sizeof(ctx->rng), 0) != (ssize_t)sizeof(ctx->rng))
         ctx->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     ctx->rng |= 1;
+    {
+        const char *why;
+        if (!getenv("FO_BENCH_NO_IO_URING"))
+            ctx->sendq = fo_sendq_open(4096, on_sent, &why); /* NULL: one write each */
+    }
     if ((rc = uv_prepare_init(loop, &ctx->prepare)) != 0)
         return rc;
     ctx->prepare.data = ctx;
@@ -273,6 +320,8 @@ int fo_ws_ctx_init(fo_ws_ctx *ctx, uv_loop_t *loop)
 
 void fo_ws_ctx_close(fo_ws_ctx *ctx)
 {
+    fo_sendq_close(ctx->sendq);
+    ctx->sendq = NULL;
     if (!uv_is_closing((uv_handle_t *)&ctx->prepare))
         uv_close((uv_handle_t *)&ctx->prepare, NULL);
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proto/sendq.h"
 #include "proto/tls.h"
 #include "proto/ws.h"
 
@@ -65,7 +66,8 @@ typedef struct fo_ws_ctx {
     uint64_t now; /* uv_hrtime() when the current read callback started (ns) */
     /* totals since init: WebSocket frames and wire bytes (headers included) */
     uint64_t frames_in, bytes_in, frames_out, bytes_out;
-    uint64_t writes; /* socket writes (uv_try_write or uv_write calls) */
+    uint64_t writes; /* socket writes (uv_try_write or uv_write calls, batched sends) */
+    fo_sendq *sendq; /* each flush's writes in one io_uring submission (NULL: one each) */
     fo_tls_ctx *tls; /* wss: set by the owner after init (borrowed); NULL: ws */
     const char *tls_name; /* the name the hub's certificate must carry (borrowed) */
     unsigned char crx[65536]; /* wss: ciphertext read, decrypted at once */
@@ -105,6 +107,7 @@ struct fo_ws {
     char *wr; /* the bytes of the uv_write in flight */
     size_t wr_len, wr_cap;
     bool writing, dirty, open_fired;
+    bool in_batch; /* tx is queued in ctx->sendq: untouched until its completion */
     fo_ws *dirty_next, *dirty_prev;
     fo_tls *tls;           /* wss */
     const char *tls_name;  /* wss: the name the hub's certificate must carry when it is

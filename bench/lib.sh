@@ -86,8 +86,12 @@ PY
 # run_floor OUT.json REPEAT DURATION: fo-floor (1 and 10 frames per send to 1000 loopback
 # sockets), sender pinned to SRV_CPU and drainer to BENCH_CPU, as the servers and the
 # generator are.
+# Extra arguments go to fo-floor (--modes 1 --io-uring: the floor of the hub's own path).
 run_floor() {
+    local out=$1 rep=$2 dur=$3
+    shift 3
     bash -c 'ulimit -n 20000; exec "$0" "$@"' "$FLOOR" --json --sockets 1000 --modes 1,10 \
-        --repeat "$2" --duration "$3" --sender-cpu "$SRV_CPU" --drainer-cpu "$BENCH_CPU" \
-        >"$1" 2>"${1%.json}.err" || echo "$FO_BENCH_NAME: fo-floor failed, see ${1%.json}.err" >&2
+        --repeat "$rep" --duration "$dur" --sender-cpu "$SRV_CPU" --drainer-cpu "$BENCH_CPU" \
+        "$@" >"$out" 2>"${out%.json}.err" ||
+        echo "$FO_BENCH_NAME: fo-floor failed, see ${out%.json}.err" >&2
 }

@@ -17,6 +17,9 @@
 #      to each of 1000 loopback TCP sockets in turn, one non-blocking send each (TCP_NODELAY),
 #      another pinned to the generator's CPU drains them (epoll); 1 frame per send, then 10
 #      (packed). Run at the start and at the end; the floor is the median of all its runs.
+#      Scenario d's rounds each run beside a 1-frame floor run of their own (floord-R.json:
+#      d is judged against those) and one with --io-uring (flooru-R.json: the same sends,
+#      one io_uring submission per round, as the hub writes; shown beside).
 #      No closed-loop fan-out to 1000 subscribers beats the 1-frame figure.
 #   a  100 connections, 10 models, K=1 (closed loop, every connection writes)
 #   b  the same with K=10
@@ -374,8 +377,16 @@ if want c; then
     scenario c "${T[@]}" --connections 1000 --models 1000 --commands 1
 fi
 if want d; then
-    echo "== d: fan-out, 1 writer + 1000 subscribers on one model" >&2
-    scenario d "${T[@]}" "${FAN[@]}"
+    # Each round beside a floor run of its own (one send() per frame, then the same sends
+    # in one io_uring submission per round): d is judged against the floor of its moment.
+    echo "== d: fan-out, 1 writer + 1000 subscribers on one model, each round beside the floor" >&2
+    for r in $(seq "$RUNS"); do
+        if want floor; then
+            run_floor "$OUT/runs/floord-$r.json" 1 "$FLOOR_DUR" --modes 1
+            run_floor "$OUT/runs/flooru-$r.json" 1 "$FLOOR_DUR" --modes 1 --io-uring
+        fi
+        for k in hub peer; do has $k && run_one d $k memory "$r" "${T[@]}" "${FAN[@]}"; done
+    done
 fi
 if want d2; then
     echo "== d2: fan-out, open loop pipelined: the highest sustained rate (<= $D2_STEPS steps per server)" >&2

@@ -8,6 +8,10 @@
  * sends/s of --frames-per-send 1; --frames-per-send 10 (ten frames packed into one send) is
  * what packing buys when several frames per subscriber are pending.
  *
+ * With --io-uring the same sends of a round go to the kernel in one io_uring submission
+ * (proto/sendq.h, as the hub writes a loop turn): the floor under one *system call* per
+ * send is the one above; this one is the floor of the hub's own write path.
+ *
  * Each mode runs --warmup then --duration seconds (bounded: the sender checks the clock once
  * per round), --repeat times; the JSON reports every repeat and the median. No WebSocket,
  * no parsing: the frame is opaque bytes, so this is a floor under any server's fan-out. */
@@ -28,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/sendq.h"
+
 #define MAX_MODES 8
 #define MAX_REPEAT 15
 
@@ -40,6 +46,7 @@ typedef struct floor_opts {
     int repeat;
     int sender_cpu, drainer_cpu; /* -1: not pinned */
     int json;
+    int io_uring; /* each round's sends in one io_uring submission (proto/sendq.h) */
 } floor_opts;
 
 typedef struct floor_run {
@@ -59,7 +66,16 @@ typedef struct floor_state {
     uint64_t drained;
     double drainer_cpu_s;
     atomic_ullong drained_live; /* for the measured window's start/end */
+    fo_sendq *q;   /* --io-uring */
+    ssize_t *res;  /* per socket: what its batched send took */
+    size_t *want;  /* per socket: what it asked */
 } floor_state;
+
+static void on_sent(void *ctx, const unsigned char *buf, size_t len, ssize_t res)
+{
+    (void)buf, (void)len;
+    *(ssize_t *)ctx = res;
+}
 
 static uint64_t now_ns(void)
 {
@@ -196,6 +212,34 @@ static void run_mode(floor_state *st, int fps, floor_run *out)
         }
         if (now >= t_end)
             break;
+        if (st->q) { /* the same sends, one submission per round */
+            for (i = 0; i < n; i++) {
+                const char *p = pending[i] ? frame + (len - pending[i]) : frame;
+                st->want[i] = pending[i] ? pending[i] : len;
+                if (fo_sendq_add(st->q, st->tx[i], (const unsigned char *)p, st->want[i],
+                                 &st->res[i]))
+                    die("io_uring queue");
+            }
+            fo_sendq_submit(st->q);
+            for (i = 0; i < n; i++) {
+                ssize_t w = st->res[i];
+                if (w < 0) {
+                    if (w != -EAGAIN)
+                        errno = (int)-w, die("io_uring send");
+                    eagain++;
+                    continue;
+                }
+                bytes += (uint64_t)w;
+                if ((size_t)w < st->want[i]) {
+                    partial++;
+                    pending[i] = st->want[i] - (size_t)w;
+                } else {
+                    pending[i] = 0;
+                    sends++;
+                }
+            }
+            continue;
+        }
         for (i = 0; i < n; i++) {
             /* A socket with a partial send left finishes it first, so frames stay whole. */
             const char *p = pending[i] ? frame + (len - pending[i]) : frame;
@@ -264,6 +308,8 @@ static const char usage[] =
     "  --repeat R             runs per mode; the median is reported (default 1, max 15)\n"
     "  --sender-cpu C         pin the sender (default 0; -1: not pinned)\n"
     "  --drainer-cpu C        pin the drainer (default 1; -1: not pinned)\n"
+    "  --io-uring             each round's sends in one io_uring submission (as the hub\n"
+    "                         writes), not one send() system call each\n"
     "  --json                 one JSON object on stdout\n";
 
 static int parse(floor_opts *o, int argc, char **argv)
@@ -281,6 +327,10 @@ static int parse(floor_opts *o, int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
             o->json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--io-uring")) {
+            o->io_uring = 1;
             continue;
         }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -347,6 +397,17 @@ int main(int argc, char **argv)
     if (!st.tx || !st.rx)
         die("calloc");
     make_pairs(&st, o.sockets);
+    if (o.io_uring) {
+        const char *why;
+        st.res = calloc((size_t)o.sockets, sizeof(*st.res));
+        st.want = calloc((size_t)o.sockets, sizeof(*st.want));
+        if (!st.res || !st.want)
+            die("calloc");
+        if (!(st.q = fo_sendq_open((unsigned)o.sockets, on_sent, &why))) {
+            fprintf(stderr, "fo-floor: --io-uring: %s\n", why);
+            return 2;
+        }
+    }
     if ((st.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         die("epoll_create1");
     for (i = 0; i < o.sockets; i++) {
@@ -362,8 +423,9 @@ int main(int argc, char **argv)
 
     if (o.json)
         printf("{\"sockets\": %d, \"frame_bytes\": %d, \"duration_s\": %g, \"repeat\": %d, "
-               "\"sender_cpu\": %d, \"drainer_cpu\": %d, \"modes\": [",
-               o.sockets, o.frame_bytes, o.duration, o.repeat, o.sender_cpu, o.drainer_cpu);
+               "\"sender_cpu\": %d, \"drainer_cpu\": %d, \"io_uring\": %s, \"modes\": [",
+               o.sockets, o.frame_bytes, o.duration, o.repeat, o.sender_cpu, o.drainer_cpu,
+               o.io_uring ? "true" : "false");
     for (m = 0; m < o.nmodes; m++) {
         double fr[MAX_REPEAT], med;
         int fps = o.modes[m];
@@ -388,9 +450,10 @@ int main(int argc, char **argv)
             }
             printf("]}");
         } else {
-            printf("%4d frame(s) of %d B per send to %d sockets: %12.0f frames/s (%.0f sends/s; "
-                   "median of %d)\n",
-                   fps, o.frame_bytes, o.sockets, med, med / fps, o.repeat);
+            printf("%4d frame(s) of %d B per send to %d sockets%s: %12.0f frames/s (%.0f "
+                   "sends/s; median of %d)\n",
+                   fps, o.frame_bytes, o.sockets, o.io_uring ? " (io_uring)" : "", med, med / fps,
+                   o.repeat);
             for (r = 0; r < o.repeat; r++) {
                 floor_run *x = &runs[m][r];
                 printf("     run %d: %.0f frames/s, EAGAIN %llu, partial %llu, sender CPU %.0f%%, "
@@ -407,6 +470,9 @@ int main(int argc, char **argv)
         close(st.rx[i]);
     }
     close(st.ep);
+    fo_sendq_close(st.q);
+    free(st.res);
+    free(st.want);
     free(st.tx);
     free(st.rx);
     return 0;

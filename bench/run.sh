@@ -336,14 +336,23 @@ frames = round(wbytes / mean) if mean and wbytes else queued
 wturns = delta("flushout_write_turns_total")
 lturns = delta("flushout_loop_turns_total")
 writes = sum(calls.get(k, 0) for k in WR)
+# The hub hands a pass's socket writes to the kernel in one io_uring_enter (--io-uring):
+# strace sees the submissions, not the writes in them. Its own counters count those writes
+# and their frames, in the same window (a frame is counted in the pass that writes it).
+uring = calls.get("io_uring_enter", 0)
+if uring:
+    frames = queued
+    writes = delta("flushout_socket_writes_total") or 0
 found = nmarks >= 2 and marks == first + 1
 r = {"server": kind, "trace_lines": lines, "window_found": found, "metrics_responses": nmarks, "syscalls": dict(calls.most_common()),
+     "io_uring_enter": uring, "writes_from": "/metrics (io_uring)" if uring else "strace",
      "epoll_ctl": calls.get("epoll_ctl", 0), "socket_write_syscalls": writes, "bytes_written": wbytes,
      "frames_queued": queued, "frame_bytes_mean": mean,
      "frames_out": frames, "write_turns": wturns, "loop_turns": lturns}
 if found and frames:
     r["epoll_ctl_per_frame"] = calls.get("epoll_ctl", 0) / frames
     r["writes_per_frame"] = writes / frames
+    r["syscalls_per_frame"] = sum(calls.values()) / frames
 if found and wturns:
     r["writes_per_conn_turn"] = writes / wturns
 json.dump(r, open(f"{tag}.json", "w"), indent=1)
@@ -351,7 +360,9 @@ if found:
     os.remove(f"{tag}.trace")  # large; the counts are in the JSON
 def f(v, fmt="{:.3f}"):
     return fmt.format(v) if isinstance(v, (int, float)) else "n/a"
-print(f"  {kind} under strace: {r['epoll_ctl']:,} epoll_ctl, {writes:,} socket writes, {f(frames, '{:,.0f}')} frames out"
+print(f"  {kind} under strace: {r['epoll_ctl']:,} epoll_ctl, {writes:,.0f} socket writes"
+      f"{f' (in {uring:,} io_uring_enter)' if uring else ''}, {f(frames, '{:,.0f}')} frames out, "
+      f"{f(r.get('syscalls_per_frame'))} syscalls/frame"
       f"{'' if found else ' (the /metrics responses were not found in the trace)'}: "
       f"epoll_ctl/frame {f(r.get('epoll_ctl_per_frame'))}, writes/frame {f(r.get('writes_per_frame'))}, "
       f"writes/(conn x loop turn) {f(r.get('writes_per_conn_turn'))}", file=sys.stderr)

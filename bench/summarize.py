@@ -266,7 +266,7 @@ target("d: hub epoll_ctl per frame sent <= 0.05 (strace)", sh.get("epoll_ctl_per
 # Socket writes per connection per loop turn: the syscalls under strace over the hub's
 # write turns; without strace, the hub's own packed-write count over its write turns.
 dmh = ((sc.get("d") or {}).get("hub") or {})
-wpt, wsrc = sh.get("writes_per_conn_turn"), "strace"
+wpt, wsrc = sh.get("writes_per_conn_turn"), sh.get("writes_from", "strace")
 if wpt is None and num(dmh.get("hub_write_turns")) and dmh["hub_write_turns"] and num(dmh.get("hub_socket_writes")):
     wpt, wsrc = dmh["hub_socket_writes"] / dmh["hub_write_turns"], "/metrics"
 target("d: hub socket writes per conn per loop turn <= 1.1", wpt,
@@ -353,10 +353,14 @@ if strace:
     for k, v in strace.items():
         def f3(z):
             return f"{z:.3f}" if num(z) else "n/a"
+        ur = v.get("io_uring_enter")
         L.append(f"strace d {k:4}: epoll_ctl {n(v.get('epoll_ctl'))}, socket writes "
-                 f"{n(v.get('socket_write_syscalls'))}, frames out {n(v.get('frames_out'))}: "
+                 f"{n(v.get('socket_write_syscalls'))}"
+                 f"{f' (in {ur:,} io_uring_enter: counted by /metrics)' if ur else ''}, "
+                 f"frames out {n(v.get('frames_out'))}: "
                  f"epoll_ctl/frame {f3(v.get('epoll_ctl_per_frame'))}, writes/frame {f3(v.get('writes_per_frame'))}, "
-                 f"writes/(conn x loop turn) {f3(v.get('writes_per_conn_turn'))}")
+                 f"writes/(conn x loop turn) {f3(v.get('writes_per_conn_turn'))}, "
+                 f"syscalls/frame {f3(v.get('syscalls_per_frame'))}")
 dm = (sc.get("d") or {}).get("hub") or {}
 if num(dm.get("hub_frames_out")):
     def ratio_s(a, b):

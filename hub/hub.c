@@ -416,13 +416,15 @@ int fo_hub_run(const fo_hub_config *cfg)
         uv_run(&h->loop, UV_RUN_DEFAULT);
         goto out_loop;
     }
-    if (cfg->io_uring) {
+    if (!cfg->io_uring) {
+        FO_LOG(FO_LOG_INFO, "socket writes: one send() per connection (--io-uring=false)");
+    } else {
         const char *why;
-        if (!(h->sendq = fo_sendq_open(SENDQ_ENTRIES, fo_wsconn_sent, &why)))
-            FO_LOG(FO_LOG_WARN, "socket writes: one send() each (%s; --io-uring)", why);
+        if ((h->sendq = fo_sendq_open(SENDQ_ENTRIES, fo_wsconn_sent, &why)))
+            FO_LOG(FO_LOG_INFO, "socket writes: io_uring, one submission per pass");
+        else
+            FO_LOG(FO_LOG_WARN, "socket writes: one send() per connection (%s)", why);
     }
-    FO_LOG(FO_LOG_INFO, "socket writes: %s",
-           h->sendq ? "io_uring, one submission per pass" : "one send() per connection");
     uv_signal_init(&h->loop, &h->sigterm);
     uv_signal_init(&h->loop, &h->sigint);
     uv_signal_init(&h->loop, &h->sighup);

@@ -52,9 +52,10 @@ fo_sendq *fo_sendq_open(unsigned entries, fo_sendq_done done, const char **why)
     if (rc == -EINVAL) /* before Linux 6.1 */
         rc = io_uring_queue_init(entries, &q->ring, 0);
     if (rc < 0) {
-        *why = rc == -ENOSYS ? "io_uring is not in this kernel"
-               : rc == -EPERM ? "io_uring is not permitted here (io_uring_disabled or seccomp)"
-                              : "io_uring_queue_init failed";
+        *why = rc == -ENOSYS   ? "io_uring is not in this kernel"
+               : rc == -EPERM  ? "io_uring is not permitted here (io_uring_disabled or seccomp)"
+               : rc == -ENOMEM ? "no memory for the ring (before Linux 5.12: RLIMIT_MEMLOCK)"
+                               : "io_uring_queue_init failed";
         goto fail;
     }
     probe = io_uring_get_probe_ring(&q->ring);

@@ -82,6 +82,16 @@ static void read_exactly(int fd, unsigned char *buf, size_t len)
     }
 }
 
+/* Closes the n pairs and the queue. */
+static void done_with(fo_sendq *q, int n, int *tx, int *rx)
+{
+    for (int i = 0; i < n; i++) {
+        close(tx[i]);
+        close(rx[i]);
+    }
+    fo_sendq_close(q);
+}
+
 static fo_sendq *open_q(unsigned entries)
 {
     const char *why = "?";
@@ -154,9 +164,7 @@ Test(sendq, the_callers_own_bytes_and_an_empty_submit)
     cr_assert_eq(done[0].res, (ssize_t)sizeof(msg));
     read_exactly(rx[0], got, sizeof(got));
     cr_assert_arr_eq(got, msg, sizeof(msg));
-    close(tx[0]);
-    close(rx[0]);
-    fo_sendq_close(q);
+    done_with(q, 1, tx, rx);
 }
 
 /* A socket whose buffers are full answers at once: a short count, then -EAGAIN; the batch
@@ -208,11 +216,7 @@ Test(sendq, a_full_socket_answers_at_once, .timeout = 20)
     for (size_t j = 0; j < sent; j++)
         cr_assert_eq(got[j], (unsigned char)j, "byte %zu", j);
     free(got);
-    for (int i = 0; i < 2; i++) {
-        close(tx[i]);
-        close(rx[i]);
-    }
-    fo_sendq_close(q);
+    done_with(q, 2, tx, rx);
 }
 
 Test(sendq, limits_of_a_batch)
@@ -246,11 +250,7 @@ Test(sendq, limits_of_a_batch)
     fo_sendq_submit(q);
     cr_assert_eq(done[2].res, 64);
     cr_assert_not(fo_sendq_broken(q));
-    for (int i = 0; i < 3; i++) {
-        close(tx[i]);
-        close(rx[i]);
-    }
-    fo_sendq_close(q);
+    done_with(q, 3, tx, rx);
 }
 
 /* A peer that is gone fails its own write (EPIPE or ECONNRESET), not the others', and the

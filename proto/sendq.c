@@ -7,14 +7,17 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-
 /* The arena a batch starts with; a larger write grows it (when the batch is empty). */
 #define ARENA_MIN (1u << 20)
+/* An arena grown past this (one large snapshot push, say) goes back to ARENA_MIN after its
+ * batch: it is not kept for the process's life. */
+#define ARENA_KEEP (4u << 20)
 
 typedef struct sendq_item {
     void *ctx;
     const unsigned char *buf;
     size_t len;
+    bool answered;
 } sendq_item;
 
 struct fo_sendq {
@@ -119,6 +122,7 @@ int fo_sendq_add(fo_sendq *q, int fd, const unsigned char *buf, size_t len, void
     it->ctx = ctx;
     it->buf = buf;
     it->len = len;
+    it->answered = false;
     io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, q->queued);
     q->queued++;
@@ -153,41 +157,41 @@ void fo_sendq_submit(fo_sendq *q)
     do
         rc = io_uring_submit_and_wait(&q->ring, n);
     while (rc == -EINTR);
-    if (rc < 0) {
-        /* Nothing of this batch reached the kernel (no such failure is expected: the ring
-         * is ours and never overfull). Its writes fail (-EIO), and every later one is
-         * refused: the connections end rather than their streams going out of order. */
-        q->broken = true;
-        for (unsigned i = 0; i < n; i++)
-            q->done(q->items[i].ctx, q->items[i].buf, q->items[i].len, -EIO);
-        q->queued = 0;
-        q->used = 0;
-        q->busy = false;
-        return;
-    }
-    while (seen < n) {
+    while (rc >= 0 && seen < n) {
         struct io_uring_cqe *cqe;
         sendq_item *it;
         ssize_t res;
 
-        rc = io_uring_wait_cqe(&q->ring, &cqe);
-        if (rc == -EINTR)
+        if ((rc = io_uring_wait_cqe(&q->ring, &cqe)) == -EINTR) {
+            rc = 0;
             continue;
-        if (rc < 0) { /* as above: not expected; the rest fail */
-            q->broken = true;
-            break;
         }
+        if (rc < 0)
+            break;
         it = &q->items[io_uring_cqe_get_data64(cqe)];
         res = cqe->res;
         io_uring_cqe_seen(&q->ring, cqe);
+        it->answered = true;
         q->done(it->ctx, it->buf, it->len, res);
-        it->ctx = NULL;
         seen++;
     }
-    for (unsigned i = 0; q->broken && i < n; i++)
-        if (q->items[i].ctx)
-            q->done(q->items[i].ctx, q->items[i].buf, q->items[i].len, -EIO);
+    if (rc < 0) {
+        /* The ring failed (not expected: it is ours and never overfull). What it did not
+         * answer fails with -EIO, and every later write is refused: the connections end
+         * rather than their streams going out of order. */
+        q->broken = true;
+        for (unsigned i = 0; i < n; i++)
+            if (!q->items[i].answered)
+                q->done(q->items[i].ctx, q->items[i].buf, q->items[i].len, -EIO);
+    }
     q->queued = 0;
     q->used = 0;
+    if (q->cap > ARENA_KEEP) {
+        unsigned char *a = realloc(q->arena, ARENA_MIN);
+        if (a) {
+            q->arena = a;
+            q->cap = ARENA_MIN;
+        }
+    }
     q->busy = false;
 }

@@ -15,7 +15,8 @@
  * per write.
  *
  * Buffers: the bytes of a queued write live in the queue's arena (fo_sendq_reserve) until
- * its completion has been handled; the arena is reused by the next batch. */
+ * its completion has been handled; the arena is reused by the next batch (one grown past
+ * 4 MiB for a large write goes back to 1 MiB after its batch). */
 #ifndef FO_SENDQ_H
 #define FO_SENDQ_H
 

@@ -460,6 +460,8 @@ static int sent(fo_session *s, const unsigned char *buf, size_t len, ssize_t n)
     return 0;
 }
 
+#define WBUF_KEEP (4u << 20) /* the hub's write buffer is freed after a write that grew it past this */
+
 /* Packs queued frames into the hub's buffer and sends them now. -1 when the socket
  * failed. */
 static int send_pack(fo_session *s)
@@ -468,6 +470,7 @@ static int send_pack(fo_session *s)
     uint32_t count;
     size_t need = pack_bound(s, &count), off;
     ssize_t n;
+    int rc;
 
     if (need > h->wbuf_cap) {
         size_t ncap = h->wbuf_cap ? h->wbuf_cap : 65536;
@@ -480,10 +483,20 @@ static int send_pack(fo_session *s)
         h->wbuf_cap = ncap;
     }
     off = pack(s, h->wbuf, count);
-    if (s->tls) /* encrypted whole, then sent as one write */
-        return fo_tls_write(s->tls, h->wbuf, off) ? -1 : tls_flush(s);
-    n = send(s->fd, h->wbuf, off, MSG_NOSIGNAL);
-    return sent(s, h->wbuf, off, n < 0 ? -errno : n);
+    if (s->tls) { /* encrypted whole, then sent as one write */
+        rc = fo_tls_write(s->tls, h->wbuf, off) ? -1 : tls_flush(s);
+    } else {
+        n = send(s->fd, h->wbuf, off, MSG_NOSIGNAL);
+        rc = sent(s, h->wbuf, off, n < 0 ? -errno : n);
+    }
+    /* A buffer grown for one big write (a large document's sync) is not kept: what was not
+     * sent is in s->wpend (or the TLS layer's buffer). */
+    if (h->wbuf_cap > WBUF_KEEP) {
+        free(h->wbuf);
+        h->wbuf = NULL;
+        h->wbuf_cap = 0;
+    }
+    return rc;
 }
 
 /* Packs queued frames into the hub's send batch (sendq.h); fo_wsconn_sent finishes the

@@ -139,6 +139,8 @@ Test(hub_sync, pushes_are_in_order_and_never_echo_the_flusher)
 /* Sends `n` pipelined single-update flushes of a `blob`-byte string from w, the only writer
  * of `model`, whose count is `base` (so batch.from is known), keeping `window` in flight;
  * keeps `fast` reading; samples the hub's RSS into *peak_kb. */
+static bool g_blob_keys; /* write_blobs: each blob under a key of its own ("b<i>") */
+
 static void write_blobs(fo_hubproc *h, ht_client *w, const char *model, uint64_t base, int n,
                         size_t blob, int window, ht_peer *fast, long *peak_kb)
 {
@@ -163,9 +165,10 @@ static void write_blobs(fo_hubproc *h, ht_client *w, const char *model, uint64_t
             text[0] = (char)('a' + sent % 26); /* consecutive blobs differ */
             sv = fo_value_str(&ar, text, blob, &ok);
             cr_assert(ok);
+            char key[16];
+            snprintf(key, sizeof(key), g_blob_keys ? "b%d" : "blob", sent);
             cr_assert_eq(
-                fo_map_set(fo_value_as_map(props), &ar, fo_key_new_cstr(&ar, "blob"), &sv, NULL),
-                0);
+                fo_map_set(fo_value_as_map(props), &ar, fo_key_new_cstr(&ar, key), &sv, NULL), 0);
             cr_assert_eq(
                 fo_map_set(fo_value_as_map(props), &ar, fo_key_new_cstr(&ar, "i"), &iv, NULL), 0);
             c->command.action = FO_UPDATE;
@@ -412,4 +415,37 @@ Test(hub_sync, slow_subscriber_within_history_with_send, .timeout = 120)
     static const char *const args[] = {"--max-queue", "64K", "--history", "5000",
                                        "--io-uring=false", NULL};
     within_history(args, false);
+}
+
+/* Writes of several megabytes on the send() path (a late subscriber's snapshot of a 6 MB
+ * document): the hub's write buffer grown for one is freed after it (hub/wsconn.c,
+ * WBUF_KEEP), and the writes after it are whole and in order. Under ASan a buffer freed too
+ * early, or written after it was freed, fails here. */
+Test(hub_sync, big_writes_then_small_ones_with_send, .timeout = 120)
+{
+    static const char *const args[] = {"--io-uring=false", NULL};
+    fo_hubproc *h = ht_hub_start("memory", args);
+    ht_client *w = ht_connect(h, "writer"), *obs = ht_connect(h, "observer");
+    ht_peer *early = ht_peer_new(h, "early", "m"), *late[2];
+    long peak = 0;
+    fo_snapshot s;
+
+    g_blob_keys = true;
+    write_blobs(h, w, "m", 0, 100, 60000, 16, early, &peak);
+    for (int i = 0; i < 2; i++) {
+        late[i] = ht_peer_new(h, i ? "late1" : "late0", "m");
+        write_blobs(h, w, "m", 100 + 10 * (uint64_t)i, 10, 100, 4, early, &peak);
+    }
+    ht_peer *all[3] = {early, late[0], late[1]};
+    for (int i = 0; i < 3; i++) {
+        ht_peer *p = all[i];
+        while (fo_proxy_committed_count(p->p) < 120)
+            if (!ht_peer_pump(&p, 1, HT_TIMEOUT_MS))
+                cr_assert_fail("subscriber %d stopped at %llu of 120", i,
+                               (unsigned long long)fo_proxy_committed_count(p->p));
+    }
+    s = ht_get(obs, "m");
+    for (int i = 0; i < 3; i++)
+        ht_assert_value_eq(fo_proxy_document(all[i]->p), s.document, "a subscriber's document");
+    check_write_path(h, false);
 }

@@ -460,7 +460,8 @@ static int sent(fo_session *s, const unsigned char *buf, size_t len, ssize_t n)
     return 0;
 }
 
-#define WBUF_KEEP (4u << 20) /* the hub's write buffer is freed after a write that grew it past this */
+/* The hub's write buffer is freed after a write that grew it past this. */
+#define WBUF_KEEP (4u << 20)
 
 /* Packs queued frames into the hub's buffer and sends them now. -1 when the socket
  * failed. */

@@ -136,10 +136,11 @@ Test(hub_sync, pushes_are_in_order_and_never_echo_the_flusher)
     fo_arena_destroy(&ar);
 }
 
+static bool g_blob_keys; /* write_blobs: each blob under a key of its own ("b<i>") */
+
 /* Sends `n` pipelined single-update flushes of a `blob`-byte string from w, the only writer
  * of `model`, whose count is `base` (so batch.from is known), keeping `window` in flight;
  * keeps `fast` reading; samples the hub's RSS into *peak_kb. */
-static bool g_blob_keys; /* write_blobs: each blob under a key of its own ("b<i>") */
 
 static void write_blobs(fo_hubproc *h, ht_client *w, const char *model, uint64_t base, int n,
                         size_t blob, int window, ht_peer *fast, long *peak_kb)

@@ -11,8 +11,9 @@
  *
  * Out: the queued frames of a connection are packed (header + payload, up to 256 KiB) and
  * written with one send: queued in the hub's send batch (sendq.h: every connection's pack
- * of a pass in one io_uring submission), or a direct send() without it and with TLS. A send that the socket does not take whole keeps its unsent end
- * (at most one pack) and arms POLLOUT; nothing more is sent until that end has gone out.
+ * of a pass in one io_uring submission), or a direct send() without it and with TLS. A
+ * send that the socket does not take whole keeps its unsent end (at most one pack) and
+ * arms POLLOUT; nothing more is sent until that end has gone out.
  * That is the only case that changes what the socket is polled for. */
 #ifndef FO_WSCONN_H
 #define FO_WSCONN_H

@@ -147,7 +147,7 @@ bool fo_sendq_broken(const fo_sendq *q)
 
 void fo_sendq_submit(fo_sendq *q)
 {
-    unsigned n, seen = 0;
+    unsigned n, taken, seen = 0;
     int rc;
 
     if (!q || !q->queued || q->busy) /* busy: a completion ended a session; all is sent */
@@ -157,7 +157,11 @@ void fo_sendq_submit(fo_sendq *q)
     do
         rc = io_uring_submit_and_wait(&q->ring, n);
     while (rc == -EINTR);
-    while (rc >= 0 && seen < n) {
+    /* The kernel takes the writes in order and, when it takes fewer than asked (not
+     * expected: the ring is ours and sized for the batch), returns without waiting: wait
+     * for those it took only (waiting for all would never end), fail the rest below. */
+    taken = rc < 0 ? 0 : (unsigned)rc < n ? (unsigned)rc : n;
+    while (rc >= 0 && seen < taken) {
         struct io_uring_cqe *cqe;
         sendq_item *it;
         ssize_t res;
@@ -175,10 +179,10 @@ void fo_sendq_submit(fo_sendq *q)
         q->done(it->ctx, it->buf, it->len, res);
         seen++;
     }
-    if (rc < 0) {
-        /* The ring failed (not expected: it is ours and never overfull). What it did not
-         * answer fails with -EIO, and every later write is refused: the connections end
-         * rather than their streams going out of order. */
+    if (rc < 0 || seen < n) {
+        /* The ring failed. What it did not answer fails with -EIO, and every later write
+         * is refused (those it did not take stay in its queue, never submitted): the
+         * connections end rather than their streams going out of order. */
         q->broken = true;
         for (unsigned i = 0; i < n; i++)
             if (!q->items[i].answered)

@@ -125,6 +125,8 @@ static void fail(fo_ws *ws, int status)
         ws->status = status;
     ws->state = FO_WS_CLOSED;
     unlink_dirty(ws);
+    if (ws->in_batch) /* its write reaches the kernel before uv_close closes the fd */
+        fo_sendq_submit(ws->ctx->sendq);
     uv_close((uv_handle_t *)&ws->tcp, on_closed);
 }
 

@@ -5,10 +5,28 @@
 
 #include "hub/hub.h"
 #include "hub/log.h"
+#include "hub/store.h"
+
+/* Entries an array kept for the next turn may have (fo_commit.spare, .wbuf): a thousand
+ * flushes in a turn are common, a burst past this gives its arrays back. */
+#define FO_COMMIT_KEEP 4096
 
 void fo_commit_init(fo_commit *c)
 {
     memset(c, 0, sizeof(*c));
+}
+
+/* Keeps a released group's writes array for the next group (the larger of it and the one
+ * kept, within FO_COMMIT_KEEP), frees the other. */
+static void keep_writes(fo_commit *c, fo_commit_write *writes, size_t cap)
+{
+    if (cap > FO_COMMIT_KEEP || (c->spare && c->spare_cap >= cap)) {
+        free(writes);
+        return;
+    }
+    free(c->spare);
+    c->spare = writes;
+    c->spare_cap = writes ? cap : 0;
 }
 
 static void group_free(fo_group *g)
@@ -24,7 +42,7 @@ static void group_free(fo_group *g)
         free(g->writes[i].audit);
         g->writes[i].owner->hold(g->writes[i].owner, false);
     }
-    free(g->writes);
+    keep_writes(&g->hub->commit, g->writes, g->cap);
     g->hub->commit.snap_bytes -= g->snap_bytes;
     free(g);
 }
@@ -37,6 +55,8 @@ void fo_commit_destroy(fo_commit *c)
         c->first = g->next;
         group_free(g);
     }
+    free(c->spare);
+    free(c->wbuf);
     memset(c, 0, sizeof(*c));
 }
 
@@ -50,6 +70,10 @@ static fo_group *open_group(fo_hub *h)
     if (!(g = calloc(1, sizeof(*g))))
         return NULL;
     g->hub = h;
+    g->writes = c->spare;
+    g->cap = c->spare_cap;
+    c->spare = NULL;
+    c->spare_cap = 0;
     if (c->last)
         c->last->next = g;
     else
@@ -250,6 +274,23 @@ static int submit_parts(fo_hub *h, fo_group *g, const fo_store_write *w)
     return 0;
 }
 
+/* n zeroed store writes in c->wbuf (grown as needed), or NULL without memory. */
+static fo_store_write *writes_buf(fo_commit *c, size_t n)
+{
+    if (n == 0)
+        n = 1;
+    if (n > c->wbuf_cap) {
+        fo_store_write *w = n <= SIZE_MAX / sizeof(*w) ? malloc(n * sizeof(*w)) : NULL;
+        if (!w)
+            return NULL;
+        free(c->wbuf);
+        c->wbuf = w;
+        c->wbuf_cap = n;
+    }
+    memset(c->wbuf, 0, n * sizeof(*c->wbuf));
+    return c->wbuf;
+}
+
 void fo_commit_turn(fo_hub *h)
 {
     fo_commit *c = &h->commit;
@@ -268,7 +309,7 @@ void fo_commit_turn(fo_hub *h)
         release_ready(h);
         return;
     }
-    if (!(w = calloc(g->nwrites ? g->nwrites : 1, sizeof(*w)))) {
+    if (!(w = writes_buf(c, g->nwrites))) {
         rc = FO_ENOMEM;
         goto failed;
     }
@@ -299,7 +340,11 @@ void fo_commit_turn(fo_hub *h)
         rc = submit_parts(h, g, w);
     else
         rc = fo_store_commit(h->store, w, g->nwrites, on_committed, g);
-    free(w);
+    if (c->wbuf_cap > FO_COMMIT_KEEP) { /* the store copied them or read them already */
+        free(c->wbuf);
+        c->wbuf = NULL;
+        c->wbuf_cap = 0;
+    }
     if (rc == 0) {
         /* The store's job holds its own copy: one copy of each document, not two. */
         for (i = 0; i < g->nwrites; i++) {

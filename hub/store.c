@@ -260,12 +260,14 @@ static void *worker_main(void *arg)
     struct sched_param normal = {0};
 
     /* A throughput thread. SCHED_BATCH keeps its fair share of the CPU, but a wakeup (a job
-     * queued, its fsync done) no longer preempts the loop; and after handing results back it
-     * yields, so the loop sends those acks before the next transaction's work. On a core the
-     * two share, the next transaction then takes what the loop's turn queued meanwhile:
-     * fewer, bigger transactions, less worker CPU per flush (bench/run.sh, scenario f:
-     * +10%). A worker with a core of its own runs at once as before (the yield finds no one
-     * to run). Failing to set the policy changes nothing else. */
+     * queued, its fsync done) no longer preempts the loop; and after handing a commit's
+     * results back it yields, so the loop sends those acks before the next transaction's
+     * work. On a core the two share, the next transaction then takes what the loop's turn
+     * queued meanwhile: fewer, bigger transactions, less worker CPU per flush (bench/run.sh,
+     * scenario f: +10%). Reads do not yield: a burst of loads (a cold start, scenario g)
+     * would give the busy loop a time slice per model. A worker with a core of its own runs
+     * at once as before (the yield finds no one to run). Failing to set the policy changes
+     * nothing else. */
     (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &normal);
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -295,7 +297,8 @@ static void *worker_main(void *arg)
         s->d_tail = last;
         pthread_mutex_unlock(&s->mu);
         uv_async_send(&s->async);
-        sched_yield(); /* the loop takes its results first (see above) */
+        if (run->kind == JOB_COMMIT)
+            sched_yield(); /* the loop sends the acks first (see above) */
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);

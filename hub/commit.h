@@ -89,9 +89,9 @@ typedef struct fo_commit {
     size_t snap_bytes;
     /* Called after groups were released (hub.c: the memory budget may evict). */
     void (*released)(fo_hub *h);
-    /* Arrays kept from one turn to the next (up to FO_COMMIT_KEEP entries each): a turn
-     * of a thousand flushes would otherwise grow a group's writes by realloc and allocate
-     * the store's view of them afresh, page faults included, every turn. */
+    /* Arrays kept from one turn to the next, up to 4096 entries each (FO_COMMIT_KEEP in
+     * commit.c): a turn of a thousand flushes would otherwise grow a group's writes by
+     * realloc and allocate the store's view of them afresh, page faults included. */
     fo_commit_write *spare; /* a released group's writes array, for the next group */
     size_t spare_cap;
     struct fo_store_write *wbuf; /* fo_commit_turn's writes as the store takes them */

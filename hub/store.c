@@ -257,7 +257,7 @@ static job *take_run(fo_store *s)
 static void *worker_main(void *arg)
 {
     fo_store *s = arg;
-    struct sched_param normal = {0};
+    struct sched_param prio0 = {0}; /* SCHED_BATCH takes priority 0 only */
 
     /* A throughput thread. SCHED_BATCH keeps its fair share of the CPU, but a wakeup (a job
      * queued, its fsync done) no longer preempts the loop; and after handing a commit's
@@ -268,7 +268,7 @@ static void *worker_main(void *arg)
      * would give the busy loop a time slice per model. A worker with a core of its own runs
      * at once as before (the yield finds no one to run). Failing to set the policy changes
      * nothing else. */
-    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &normal);
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &prio0);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         job *run, *last;

@@ -136,14 +136,12 @@ Test(hub_sync, pushes_are_in_order_and_never_echo_the_flusher)
     fo_arena_destroy(&ar);
 }
 
-static bool g_blob_keys; /* write_blobs: each blob under a key of its own ("b<i>") */
-
 /* Sends `n` pipelined single-update flushes of a `blob`-byte string from w, the only writer
  * of `model`, whose count is `base` (so batch.from is known), keeping `window` in flight;
- * keeps `fast` reading; samples the hub's RSS into *peak_kb. */
-
+ * keeps `fast` reading; samples the hub's RSS into *peak_kb. Each blob is the new value of
+ * the key "blob", or with `own_keys` of a key of its own ("b<i>": the document grows). */
 static void write_blobs(fo_hubproc *h, ht_client *w, const char *model, uint64_t base, int n,
-                        size_t blob, int window, ht_peer *fast, long *peak_kb)
+                        size_t blob, int window, ht_peer *fast, long *peak_kb, bool own_keys)
 {
     char *text = malloc(blob);
     uint64_t seq0 = w->seq;
@@ -166,8 +164,9 @@ static void write_blobs(fo_hubproc *h, ht_client *w, const char *model, uint64_t
             text[0] = (char)('a' + sent % 26); /* consecutive blobs differ */
             sv = fo_value_str(&ar, text, blob, &ok);
             cr_assert(ok);
-            char key[16];
-            snprintf(key, sizeof(key), g_blob_keys ? "b%d" : "blob", sent);
+            char key[16] = "blob";
+            if (own_keys)
+                snprintf(key, sizeof(key), "b%d", sent);
             cr_assert_eq(
                 fo_map_set(fo_value_as_map(props), &ar, fo_key_new_cstr(&ar, key), &sv, NULL), 0);
             cr_assert_eq(
@@ -244,7 +243,7 @@ static fo_hubproc *corked(const fo_hubproc_options *ho, bool want_uring)
     }
     w = ht_connect(h, "writer");
     frames0 = ht_metric(h, "flushout_frames_out_total");
-    write_blobs(h, w, "fan", 0, N, 48, 16, NULL, &rss_peak);
+    write_blobs(h, w, "fan", 0, N, 48, 16, NULL, &rss_peak, false);
     for (i = 0; i < NSUB; i++) {
         while (fo_proxy_committed_count(subs[i]->p) < N)
             cr_assert(ht_peer_pump(&subs[i], 1, HT_TIMEOUT_MS), "subscriber %d stalled at %llu", i,
@@ -320,7 +319,7 @@ Test(hub_sync, slow_subscriber_is_bounded_and_catches_up, .timeout = 240)
     /* Warm-up: the first allocations of a model, sqlite's cache, lws's buffers; the slow peer
      * reads along here. */
     peak = 0;
-    write_blobs(h, w, "big", 0, warm, blob, 32, fast, &peak);
+    write_blobs(h, w, "big", 0, warm, blob, 32, fast, &peak, false);
     while (fo_proxy_committed_count(slow->p) < (uint64_t)warm)
         cr_assert(ht_peer_pump(&slow, 1, HT_TIMEOUT_MS), "the slow peer got nothing in warm-up");
     before = peak = fo_hubproc_rss_kb(h);
@@ -330,7 +329,7 @@ Test(hub_sync, slow_subscriber_is_bounded_and_catches_up, .timeout = 240)
      * allocator and sqlite settle), and that plateau does not move with n; a hub that queued
      * everything would grow by about n * blob. Half of that is the bound. */
     t0 = ht_now_ms();
-    write_blobs(h, w, "big", (uint64_t)warm, n, blob, 32, fast, &peak);
+    write_blobs(h, w, "big", (uint64_t)warm, n, blob, 32, fast, &peak, false);
     while (fo_proxy_committed_count(fast->p) < target)
         cr_assert(ht_peer_pump(&fast, 1, HT_TIMEOUT_MS), "the fast subscriber stalled");
     after = fo_hubproc_rss_kb(h);
@@ -386,7 +385,7 @@ static void within_history(const char *const *args, bool want_uring)
     long peak = 0;
     fo_snapshot s;
 
-    write_blobs(h, w, "m", 0, n, blob, 32, NULL, &peak);
+    write_blobs(h, w, "m", 0, n, blob, 32, NULL, &peak, false);
     while (fo_proxy_committed_count(slow->p) < (uint64_t)n)
         if (!ht_peer_pump(&slow, 1, HT_TIMEOUT_MS))
             cr_assert_fail("the slow subscriber stopped at %llu of %d",
@@ -431,11 +430,10 @@ Test(hub_sync, big_writes_then_small_ones_with_send, .timeout = 120)
     long peak = 0;
     fo_snapshot s;
 
-    g_blob_keys = true;
-    write_blobs(h, w, "m", 0, 100, 60000, 16, early, &peak);
+    write_blobs(h, w, "m", 0, 100, 60000, 16, early, &peak, true);
     for (int i = 0; i < 2; i++) {
         late[i] = ht_peer_new(h, i ? "late1" : "late0", "m");
-        write_blobs(h, w, "m", 100 + 10 * (uint64_t)i, 10, 100, 4, early, &peak);
+        write_blobs(h, w, "m", 100 + 10 * (uint64_t)i, 10, 100, 4, early, &peak, true);
     }
     ht_peer *all[3] = {early, late[0], late[1]};
     for (int i = 0; i < 3; i++) {
